@@ -1,0 +1,1 @@
+//! diff stage (being written)

@@ -1,0 +1,1 @@
+//! elf stage (being written)
