@@ -1,0 +1,229 @@
+//! Reads a relocatable object into an [`ElfObject`]. Input: the bytes of an x86_64 ELF64 `ET_REL`
+//! file (a `.o`, or a `.ko` linked with `ld -r`). Output: the tables, with every cross-reference
+//! turned into a typed id. Invariant: section and symbol ids equal their ELF indices in the file,
+//! so messages can quote `readelf` numbers.
+//!
+//! Uses `object`'s low-level `read::elf` API rather than `build::elf::Builder::read`, which
+//! rejects `SHT_GROUP` sections; kernel objects can contain `.group` (kpatch PR #907).
+
+use std::path::Path;
+
+use object::elf::{self, FileHeader64, Rela64};
+use object::read::elf::{FileHeader, SectionHeader, Sym};
+use object::LittleEndian as LE;
+
+use super::ids::{Role, SectionId, SymbolId};
+use super::object::{Content, ElfObject, Reloc, Section, SymSection, Symbol};
+use super::Error;
+
+/// Reads the object at `path`.
+pub fn read_file<R: Role>(path: &Path) -> Result<ElfObject<R>, Error> {
+    let data = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(path, &data)
+}
+
+fn bad(path: &Path, what: impl std::fmt::Display) -> Error {
+    Error::Malformed {
+        path: path.display().to_string(),
+        what: what.to_string(),
+    }
+}
+
+/// Parses `data`, which was read from `path`.
+pub fn parse<R: Role>(path: &Path, data: &[u8]) -> Result<ElfObject<R>, Error> {
+    let header = FileHeader64::<LE>::parse(data)
+        .map_err(|e| bad(path, format_args!("not an ELF64 little-endian object: {e}")))?;
+    let endian = header.endian().map_err(|e| bad(path, e))?;
+    if header.e_type(endian) != elf::ET_REL {
+        return Err(bad(
+            path,
+            "not a relocatable object (ET_REL): klp-build reads .o and .ko files",
+        ));
+    }
+    if header.e_machine(endian) != elf::EM_X86_64 {
+        return Err(bad(
+            path,
+            format_args!(
+                "e_machine {} is not x86_64: only x86_64 is supported",
+                header.e_machine(endian)
+            ),
+        ));
+    }
+    let table = header
+        .sections(endian, data)
+        .map_err(|e| bad(path, format_args!("section table: {e}")))?;
+    let symtab = table
+        .symbols(endian, data, elf::SHT_SYMTAB)
+        .map_err(|e| bad(path, format_args!("symbol table: {e}")))?;
+    let symtab_index = symtab.section().0;
+    let strtab_index = symtab.string_section().0;
+
+    let mut obj = ElfObject::<R>::new(path.to_path_buf());
+    obj.os_abi = header.e_ident().os_abi;
+    obj.e_flags = header.e_flags(endian);
+    obj.sections.clear();
+    let nsec = table.len();
+    let sec_id = |i: u32, what: &str| -> Result<SectionId<R>, Error> {
+        if (i as usize) < nsec {
+            Ok(SectionId::new(i as usize))
+        } else {
+            Err(bad(
+                path,
+                format_args!("{what}: section index {i} out of range"),
+            ))
+        }
+    };
+
+    for (index, sh) in table.iter().enumerate() {
+        let name = if index == 0 {
+            String::new()
+        } else {
+            let raw = table
+                .section_name(endian, sh)
+                .map_err(|e| bad(path, format_args!("section [{index}] name: {e}")))?;
+            String::from_utf8_lossy(raw).into_owned()
+        };
+        let sh_type = sh.sh_type(endian);
+        let what = format!("section [{index}] {name}");
+        let content = match sh_type {
+            elf::SHT_NOBITS => Content::Nobits(sh.sh_size(endian)),
+            elf::SHT_SYMTAB if index == symtab_index => Content::Symtab,
+            elf::SHT_SYMTAB => {
+                return Err(bad(path, format_args!("{what}: a second symbol table")))
+            }
+            elf::SHT_SYMTAB_SHNDX => Content::SymtabShndx,
+            elf::SHT_STRTAB if index == strtab_index => Content::Strtab,
+            elf::SHT_STRTAB if index == header.e_shstrndx(endian) as usize => Content::Shstrtab,
+            elf::SHT_REL => {
+                return Err(bad(
+                    path,
+                    format_args!("{what}: SHT_REL relocations are not used on x86_64"),
+                ))
+            }
+            elf::SHT_RELA => {
+                if sh.sh_link(endian) as usize != symtab_index {
+                    return Err(bad(
+                        path,
+                        format_args!("{what}: relocations against another symbol table"),
+                    ));
+                }
+                let target = sec_id(sh.sh_info(endian), &what)?;
+                let rela: &[Rela64<LE>] = sh
+                    .data_as_array(endian, data)
+                    .map_err(|e| bad(path, format_args!("{what}: {e}")))?;
+                let relocs = rela
+                    .iter()
+                    .map(|r| Reloc {
+                        r_offset: r.r_offset.get(endian),
+                        sym: SymbolId::new(r.r_sym(endian, false) as usize),
+                        r_type: r.r_type(endian, false),
+                        r_addend: r.r_addend.get(endian),
+                    })
+                    .collect();
+                Content::Relocs { target, relocs }
+            }
+            elf::SHT_GROUP => {
+                let words: &[object::U32<LE>] = sh
+                    .data_as_array(endian, data)
+                    .map_err(|e| bad(path, format_args!("{what}: {e}")))?;
+                let (flags, rest) = words
+                    .split_first()
+                    .ok_or_else(|| bad(path, format_args!("{what}: empty group")))?;
+                let members = rest
+                    .iter()
+                    .map(|w| sec_id(w.get(endian), &what))
+                    .collect::<Result<_, _>>()?;
+                Content::Group {
+                    flags: flags.get(endian),
+                    signature: SymbolId::new(sh.sh_info(endian) as usize),
+                    members,
+                }
+            }
+            _ => Content::Data(
+                sh.data(endian, data)
+                    .map_err(|e| bad(path, format_args!("{what}: {e}")))?
+                    .to_vec(),
+            ),
+        };
+        let link = match &content {
+            Content::Data(_) | Content::Nobits(_) if sh.sh_link(endian) != 0 => {
+                Some(sec_id(sh.sh_link(endian), &what)?)
+            }
+            _ => None,
+        };
+        obj.sections.push(Section {
+            name,
+            sh_type,
+            sh_flags: sh.sh_flags(endian),
+            sh_addr: sh.sh_addr(endian),
+            sh_addralign: sh.sh_addralign(endian),
+            sh_entsize: sh.sh_entsize(endian),
+            link,
+            info: match content {
+                Content::Relocs { .. } | Content::Group { .. } => 0,
+                _ => sh.sh_info(endian),
+            },
+            content,
+            deleted: false,
+        });
+    }
+
+    obj.symbols.clear();
+    for (index, sym) in symtab.symbols().iter().enumerate() {
+        let name = symtab
+            .symbol_name(endian, sym)
+            .map_err(|e| bad(path, format_args!("symbol [{index}] name: {e}")))?;
+        let shndx = sym.st_shndx(endian);
+        let section = match shndx {
+            elf::SHN_UNDEF => SymSection::Undef,
+            elf::SHN_ABS => SymSection::Abs,
+            elf::SHN_COMMON => SymSection::Common,
+            elf::SHN_XINDEX => {
+                let i = symtab
+                    .shndx(endian, object::SymbolIndex(index))
+                    .ok_or_else(|| {
+                        bad(
+                            path,
+                            format_args!("symbol [{index}]: SHN_XINDEX without SHT_SYMTAB_SHNDX"),
+                        )
+                    })?;
+                SymSection::Section(sec_id(i, "symbol")?)
+            }
+            s if s >= elf::SHN_LORESERVE => SymSection::Reserved(s),
+            s => SymSection::Section(sec_id(u32::from(s), "symbol")?),
+        };
+        obj.symbols.push(Symbol {
+            name: String::from_utf8_lossy(name).into_owned(),
+            st_info: sym.st_info(),
+            st_other: sym.st_other(),
+            section,
+            st_value: sym.st_value(endian),
+            st_size: sym.st_size(endian),
+            deleted: false,
+        });
+    }
+    let nsym = obj.symbols.len();
+    for (i, s) in obj.sections.iter().enumerate() {
+        let bad_sym = match &s.content {
+            Content::Relocs { relocs, .. } => relocs
+                .iter()
+                .find(|r| r.sym.index() >= nsym)
+                .map(|r| r.r_offset),
+            Content::Group { signature, .. } if signature.index() >= nsym => Some(0),
+            _ => None,
+        };
+        if let Some(off) = bad_sym {
+            return Err(bad(
+                path,
+                format_args!(
+                    "section [{i}] {}+{off:#x}: symbol index out of range",
+                    s.name
+                ),
+            ));
+        }
+    }
+    Ok(obj)
+}
