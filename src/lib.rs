@@ -5,8 +5,10 @@
 //! one; `main.rs` reads as the table of contents.
 
 pub mod build;
+pub mod cli;
 pub mod diff;
 pub mod elf;
 pub mod emit;
 pub mod patch;
+pub mod run;
 pub mod target;

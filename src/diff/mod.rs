@@ -1,1 +1,295 @@
-//! diff stage (being written)
+//! Stage 3, diff: one orig/patched object pair -> [`ObjectDiff`]: the functions that changed
+//! (and why), the new functions, and the refusals. Invariant: every unpatchable change of the
+//! object is collected before the stage fails, each with its location and the fix.
+
+pub mod changed;
+pub mod correlate;
+pub mod exclude;
+pub mod special;
+pub mod target;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::build::KlpObject;
+use crate::elf::{read_file, ElfObject, Location, Orig, Patched, Role, SectionId, SymbolId};
+
+use changed::{symbol_difference, Decoded};
+use correlate::{correlate, Rule, Twins};
+
+/// The result of diffing one object pair.
+pub struct ObjectDiff {
+    /// The object's path relative to the tree, as the user knows it (`fs/proc/cmdline.o`).
+    pub object: PathBuf,
+    /// The livepatch object its functions belong to.
+    pub klp_object: KlpObject,
+    /// The object built from the original source.
+    pub orig: ElfObject<Orig>,
+    /// The object built from the patched source.
+    pub patched: ElfObject<Patched>,
+    /// Symbol correlation.
+    pub twins: Twins,
+    /// Functions whose code changed: they replace the kernel's through `klp_func`.
+    pub changed: Vec<Changed>,
+    /// Functions that are new in the patched source.
+    pub added: Vec<SymbolId<Patched>>,
+    /// Findings that make the change unpatchable.
+    pub refusals: Vec<Finding>,
+    /// Findings that deserve attention but do not stop the build.
+    pub warnings: Vec<Finding>,
+}
+
+/// A changed function.
+#[derive(Debug, Clone)]
+pub struct Changed {
+    /// The patched function.
+    pub sym: SymbolId<Patched>,
+    /// Its original twin (what the kernel runs today).
+    pub orig: SymbolId<Orig>,
+    /// The first difference found.
+    pub why: String,
+}
+
+/// One finding of the report, with a stable dotted key (`func.changed`, `data.changed`, ...).
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// Stable key for tools and tests.
+    pub key: &'static str,
+    /// Where: object, function or section, offset.
+    pub location: String,
+    /// What and, for refusals, what to do.
+    pub message: String,
+}
+
+/// The symbol of function `sec+off`, if a function covers it.
+pub fn func_at<R: Role>(obj: &ElfObject<R>, sec: SectionId<R>, off: u64) -> Option<SymbolId<R>> {
+    obj.live_symbols()
+        .find(|(_, s)| {
+            s.is_func()
+                && s.section_id() == Some(sec)
+                && s.st_value <= off
+                && off < s.st_value + s.st_size
+        })
+        .map(|(i, _)| i)
+}
+
+/// Whether the function starts with a call to `__fentry__`, which ftrace (and so livepatch)
+/// needs: `notrace` and `noinstr` functions have none and cannot be patched.
+pub fn has_fentry<R: Role>(obj: &ElfObject<R>, sym: SymbolId<R>) -> bool {
+    let s = obj.symbol(sym);
+    let Some(sec) = s.section_id() else {
+        return false;
+    };
+    obj.relocs_of(sec).iter().any(|r| {
+        r.r_offset >= s.st_value
+            && r.r_offset < s.st_value + 16
+            && obj.symbol(r.sym).name == "__fentry__"
+    })
+}
+
+/// The parent of a `.cold` part: `foo` for `foo.cold`; children follow their parents.
+pub fn cold_parent(name: &str) -> Option<&str> {
+    name.strip_suffix(".cold")
+        .or_else(|| name.split_once(".cold.").map(|(p, _)| p))
+}
+
+/// Diffs one object pair.
+pub fn run(
+    object: &Path,
+    klp_object: KlpObject,
+    orig: &Path,
+    patched: &Path,
+) -> anyhow::Result<ObjectDiff> {
+    let mut o: ElfObject<Orig> = read_file(orig)
+        .with_context(|| format!("reading original object of {}", object.display()))?;
+    let mut p: ElfObject<Patched> = read_file(patched)
+        .with_context(|| format!("reading patched object of {}", object.display()))?;
+    // Messages name the object as the user knows it, not the copy in the work dir.
+    o.path = object.to_path_buf();
+    p.path = object.to_path_buf();
+    Ok(diff(o, p, object.to_path_buf(), klp_object))
+}
+
+/// Diffs two objects already read.
+pub fn diff(
+    orig: ElfObject<Orig>,
+    patched: ElfObject<Patched>,
+    object: PathBuf,
+    klp_object: KlpObject,
+) -> ObjectDiff {
+    let twins = correlate(&orig, &patched);
+    let dec = (Decoded::new(&orig), Decoded::new(&patched));
+    let mut changed = Vec::new();
+    let mut added = Vec::new();
+    let mut refusals = Vec::new();
+    let mut warnings = Vec::new();
+
+    for (ps, s) in patched.live_symbols() {
+        if !s.is_func() || s.is_undef() {
+            continue;
+        }
+        let Some(os) = twins.orig(ps) else {
+            added.push(ps);
+            continue;
+        };
+        if let Some(why) = symbol_difference(&orig, &patched, &twins, (&dec.0, &dec.1), os, ps) {
+            changed.push(Changed {
+                sym: ps,
+                orig: os,
+                why,
+            });
+        }
+        if twins.rule(ps) == Some(Rule::Position) {
+            warnings.push(Finding {
+                key: "correlate.position",
+                location: format!("{}: {}", object.display(), s.name),
+                message: "paired with its original by position only".into(),
+            });
+        }
+    }
+
+    // A changed `.cold` part changes its parent, which is what the kernel can redirect.
+    let mut parents = Vec::new();
+    changed.retain(|c| {
+        let name = &patched.symbol(c.sym).name;
+        match cold_parent(name) {
+            Some(parent) => {
+                parents.push((parent.to_string(), name.clone()));
+                false
+            }
+            None => true,
+        }
+    });
+    for (parent, child) in parents {
+        if changed.iter().any(|c| patched.symbol(c.sym).name == parent) {
+            continue;
+        }
+        if let Some(ps) = patched.symbol_by_name(&parent) {
+            if let Some(os) = twins.orig(ps) {
+                changed.push(Changed {
+                    sym: ps,
+                    orig: os,
+                    why: format!("its part {child} changed"),
+                });
+            }
+        }
+    }
+    added.retain(|&a| cold_parent(&patched.symbol(a).name).is_none());
+
+    for c in &changed {
+        let s = patched.symbol(c.sym);
+        let sec = s.section_id().expect("defined");
+        let loc = Location::new(&patched, sec, s.st_value).to_string();
+        if exclude::is_init_section(&patched.section(sec).name) {
+            refusals.push(Finding {
+                key: "func.init_changed",
+                location: loc,
+                message: format!(
+                    "{} is __init/__exit code ({}): it ran at boot and was freed, a livepatch cannot change it; \
+                     put the fix where it runs after boot, or reboot into a fixed kernel",
+                    s.name,
+                    patched.section(sec).name
+                ),
+            });
+        } else if !has_fentry(&orig, c.orig) {
+            refusals.push(Finding {
+                key: "func.no_ftrace",
+                location: loc,
+                message: format!(
+                    "{} has no ftrace call site (notrace, noinstr or inlined into a special section), so livepatch \
+                     cannot redirect it; patch its callers instead",
+                    s.name
+                ),
+            });
+        }
+    }
+
+    for (ps, s) in patched.live_symbols() {
+        if !s.is_object() {
+            continue;
+        }
+        let (Some(os), Some(sec)) = (twins.orig(ps), s.section_id()) else {
+            continue;
+        };
+        let secname = &patched.section(sec).name;
+        if !exclude::is_checked_data_section(secname)
+            || exclude::is_uncorrelated_static_local(&s.name)
+        {
+            continue;
+        }
+        if let Some(why) = symbol_difference(&orig, &patched, &twins, (&dec.0, &dec.1), os, ps) {
+            let resized = orig.symbol(os).st_size != s.st_size;
+            refusals.push(Finding {
+                key: if resized { "data.resized" } else { "data.changed" },
+                location: Location::new(&patched, sec, s.st_value).to_string(),
+                message: format!(
+                    "{} ({secname}) {}: {why}; a livepatch cannot change data the kernel already holds: keep the \
+                     variable as it is and attach new state with a shadow variable (klp_shadow_get_or_alloc), \
+                     or change the code that uses it",
+                    s.name,
+                    if resized { "changes size" } else { "changes its initial value" }
+                ),
+            });
+        }
+    }
+
+    changed.sort_by(|a, b| patched.symbol(a.sym).name.cmp(&patched.symbol(b.sym).name));
+    added.sort_by(|a, b| patched.symbol(*a).name.cmp(&patched.symbol(*b).name));
+    ObjectDiff {
+        object,
+        klp_object,
+        orig,
+        patched,
+        twins,
+        changed,
+        added,
+        refusals,
+        warnings,
+    }
+}
+
+impl ObjectDiff {
+    /// No function changed and nothing was added: the patch has no functional effect here.
+    pub fn is_empty(&self) -> bool {
+        self.changed.is_empty() && self.added.is_empty()
+    }
+
+    /// The report as data, with stable keys.
+    pub fn findings(&self) -> Vec<Finding> {
+        let mut v = Vec::new();
+        for c in &self.changed {
+            v.push(Finding {
+                key: "func.changed",
+                location: format!(
+                    "{}: {}",
+                    self.object.display(),
+                    self.patched.symbol(c.sym).name
+                ),
+                message: c.why.clone(),
+            });
+        }
+        for &a in &self.added {
+            v.push(Finding {
+                key: "func.added",
+                location: format!("{}: {}", self.object.display(), self.patched.symbol(a).name),
+                message: "new function".into(),
+            });
+        }
+        v.extend(self.warnings.iter().cloned());
+        v.extend(self.refusals.iter().cloned());
+        v
+    }
+}
+
+impl fmt::Display for ObjectDiff {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} ({}):", self.object.display(), self.klp_object.name())?;
+        for x in self.findings() {
+            writeln!(f, "  {} {}: {}", x.key, x.location, x.message)?;
+        }
+        Ok(())
+    }
+}

@@ -1,1 +1,3 @@
-//! emit stage (being written)
+//! Stages 4 and 5, resolve and emit: output objects -> a livepatch module.
+
+pub mod clone;

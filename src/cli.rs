@@ -1,0 +1,92 @@
+//! Command-line options, as parsed and validated by clap (raw, not yet resolved into a target).
+//! Input: argv. Output: [`Cli`]. Invariant: option names match the documented interface; paths are
+//! not checked here but by the target stage, which names what is missing.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Build a livepatch module from kernel source diffs, rebuilding only what they touch.
+#[derive(Debug, Parser)]
+#[command(name = "klp-build", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// A subcommand; without one, build a module from `--diff`.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options of the main job.
+    #[command(flatten)]
+    pub build: BuildArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Diff one original/patched object pair and write the output object.
+    Diff(DiffArgs),
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ReportFormat {
+    /// Human-readable text on stdout.
+    #[default]
+    Text,
+    /// One JSON document on stdout, for pipelines.
+    Json,
+}
+
+/// Options of the main job: `klp-build --diff fix.patch ...`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// A patch to apply (unified diff, `git format-patch` or `diff -u`); repeatable, applied in order.
+    #[arg(long = "diff", value_name = "FILE")]
+    pub diffs: Vec<PathBuf>,
+    /// Kernel source tree to rebuild single objects in.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub source: PathBuf,
+    /// Tree to link the module against (default: --source when built, else /lib/modules/<release>/build).
+    #[arg(long, value_name = "DIR")]
+    pub kbuild: Option<PathBuf>,
+    /// Kernel .config (default: the .config of --kbuild).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Symbols of the target kernel: an ELF vmlinux, or a System.map or /proc/kallsyms listing.
+    #[arg(long, value_name = "FILE")]
+    pub symbols: Option<PathBuf>,
+    /// Module name (default: livepatch-<first patch's file stem>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Output module path (default: <name>.ko in the current directory).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Work directory for the stages' files.
+    #[arg(long, value_name = "DIR", default_value = "klp-tmp")]
+    pub work_dir: PathBuf,
+    /// Keep the work directory after a successful build.
+    #[arg(long)]
+    pub keep_tmp: bool,
+    /// Parallel jobs for make.
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t)]
+    pub report: ReportFormat,
+}
+
+/// `klp-build diff ORIG.o PATCHED.o`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The object built from the original source.
+    pub orig: PathBuf,
+    /// The object built from the patched source.
+    pub patched: PathBuf,
+    /// Write the output object here.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The object is part of this module (default: vmlinux).
+    #[arg(long, value_name = "NAME")]
+    pub module: Option<String>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t)]
+    pub report: ReportFormat,
+}

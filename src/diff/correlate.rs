@@ -1,0 +1,237 @@
+//! Correlation: which patched symbol is the twin of which original symbol. Input: the orig and
+//! patched objects. Output: [`Twins`], each pair with the funnel rule that matched it. Invariant:
+//! twins are 1:1 and of the same symbol type; a rule only matches when the match is unique on both
+//! sides, and the funnel goes from the widest rule to the narrowest (objtool's `find_twin()`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use crate::elf::{ElfObject, Orig, Patched, SymbolId};
+
+/// The funnel rule that paired two symbols, recorded for the report and `--debug=correlate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rule {
+    /// Same name and type on both sides.
+    Exact,
+    /// Same name once compiler-numbered suffixes are removed: `__key.12` / `__key.14`,
+    /// `__UNIQUE_ID_ddebug412` / `__UNIQUE_ID_ddebug415`, when the patch shifts the counters.
+    Suffix,
+    /// Same stripped name, told apart by the twin functions that reference them: the static
+    /// locals `__already_done.N` of two different functions.
+    Scope,
+    /// Same stripped name, paired by order of appearance; the last resort, warned about.
+    Position,
+}
+
+/// The twins of one object pair.
+#[derive(Debug, Default)]
+pub struct Twins {
+    to_orig: HashMap<SymbolId<Patched>, (SymbolId<Orig>, Rule)>,
+    to_patched: HashMap<SymbolId<Orig>, SymbolId<Patched>>,
+}
+
+impl Twins {
+    /// The original twin of a patched symbol.
+    pub fn orig(&self, p: SymbolId<Patched>) -> Option<SymbolId<Orig>> {
+        self.to_orig.get(&p).map(|x| x.0)
+    }
+    /// The patched twin of an original symbol.
+    pub fn patched(&self, o: SymbolId<Orig>) -> Option<SymbolId<Patched>> {
+        self.to_patched.get(&o).copied()
+    }
+    /// The rule that paired `p`.
+    pub fn rule(&self, p: SymbolId<Patched>) -> Option<Rule> {
+        self.to_orig.get(&p).map(|x| x.1)
+    }
+    fn pair(&mut self, p: SymbolId<Patched>, o: SymbolId<Orig>, rule: Rule) {
+        self.to_orig.insert(p, (o, rule));
+        self.to_patched.insert(o, p);
+    }
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        self.to_orig.len()
+    }
+    /// No pairs at all.
+    pub fn is_empty(&self) -> bool {
+        self.to_orig.is_empty()
+    }
+}
+
+/// Removes compiler-numbered suffixes: `.NNN` (static locals, `.isra.0` keeps its own name up to the
+/// number only when a further `.N` follows) and the digits that end `__UNIQUE_ID_<name>NNN`.
+pub fn strip_suffix(name: &str) -> &str {
+    let mut s = name;
+    if let Some(dot) = s.rfind('.') {
+        let tail = &s[dot + 1..];
+        let clone = [".constprop", ".isra", ".part", ".cold", ".lto_priv"]
+            .iter()
+            .any(|c| s[..dot].ends_with(c));
+        if !tail.is_empty() && tail.bytes().all(|b| b.is_ascii_digit()) && !clone {
+            s = &s[..dot];
+        }
+    }
+    if s.starts_with("__UNIQUE_ID_") {
+        s = s.trim_end_matches(|c: char| c.is_ascii_digit());
+    }
+    s
+}
+
+/// Symbols that take part in correlation: named, not section or file symbols.
+fn candidates<R: crate::elf::Role>(obj: &ElfObject<R>) -> Vec<SymbolId<R>> {
+    obj.live_symbols()
+        .filter(|(_, s)| !s.name.is_empty() && !s.is_section() && s.kind() != object::elf::STT_FILE)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Runs the funnel.
+pub fn correlate(orig: &ElfObject<Orig>, patched: &ElfObject<Patched>) -> Twins {
+    let mut twins = Twins::default();
+    let os = candidates(orig);
+    let ps = candidates(patched);
+    let same_kind = |o: SymbolId<Orig>, p: SymbolId<Patched>| {
+        let (a, b) = (orig.symbol(o), patched.symbol(p));
+        a.kind() == b.kind() && a.is_undef() == b.is_undef()
+    };
+
+    // Exact names, unique on both sides.
+    let mut by_name_o: HashMap<&str, Vec<SymbolId<Orig>>> = HashMap::new();
+    for &o in &os {
+        by_name_o
+            .entry(orig.symbol(o).name.as_str())
+            .or_default()
+            .push(o);
+    }
+    let mut by_name_p: HashMap<&str, Vec<SymbolId<Patched>>> = HashMap::new();
+    for &p in &ps {
+        by_name_p
+            .entry(patched.symbol(p).name.as_str())
+            .or_default()
+            .push(p);
+    }
+    for (name, pv) in &by_name_p {
+        if let (Some(ov), [p]) = (by_name_o.get(name), pv.as_slice()) {
+            if let [o] = ov.as_slice() {
+                if same_kind(*o, *p) {
+                    twins.pair(*p, *o, Rule::Exact);
+                }
+            }
+        }
+    }
+
+    // The rest grouped by stripped name, in object order (BTreeMap for a stable result).
+    let mut left_o: BTreeMap<&str, Vec<SymbolId<Orig>>> = BTreeMap::new();
+    for &o in &os {
+        if twins.patched(o).is_none() {
+            left_o
+                .entry(strip_suffix(&orig.symbol(o).name))
+                .or_default()
+                .push(o);
+        }
+    }
+    let mut left_p: BTreeMap<&str, Vec<SymbolId<Patched>>> = BTreeMap::new();
+    for &p in &ps {
+        if twins.orig(p).is_none() {
+            left_p
+                .entry(strip_suffix(&patched.symbol(p).name))
+                .or_default()
+                .push(p);
+        }
+    }
+    for (name, pv) in &left_p {
+        let Some(ov) = left_o.get(name) else { continue };
+        match (ov.as_slice(), pv.as_slice()) {
+            ([o], [p]) if same_kind(*o, *p) => twins.pair(*p, *o, Rule::Suffix),
+            _ => {
+                // Scope: the (single) function whose relocations refer to each static.
+                let mut paired = Vec::new();
+                for &p in pv {
+                    let Some(pf) = sole_user(patched, p) else {
+                        continue;
+                    };
+                    let Some(of) = twins.orig(pf) else { continue };
+                    let hits: Vec<_> = ov
+                        .iter()
+                        .copied()
+                        .filter(|&o| twins.patched(o).is_none() && same_kind(o, p))
+                        .filter(|&o| sole_user(orig, o) == Some(of))
+                        .collect();
+                    if let [o] = hits.as_slice() {
+                        paired.push((p, *o));
+                    }
+                }
+                for (p, o) in paired {
+                    twins.pair(p, o, Rule::Scope);
+                }
+                let ro: Vec<_> = ov
+                    .iter()
+                    .copied()
+                    .filter(|&o| twins.patched(o).is_none())
+                    .collect();
+                let rp: Vec<_> = pv
+                    .iter()
+                    .copied()
+                    .filter(|&p| twins.orig(p).is_none())
+                    .collect();
+                if ro.len() == rp.len() && ro.iter().zip(&rp).all(|(&o, &p)| same_kind(o, p)) {
+                    for (o, p) in ro.into_iter().zip(rp) {
+                        twins.pair(p, o, Rule::Position);
+                    }
+                }
+            }
+        }
+    }
+    twins
+}
+
+/// The one function whose code refers to `sym` (directly or through its section symbol), if
+/// exactly one does: how a static local is tied to its scope.
+fn sole_user<R: crate::elf::Role>(obj: &ElfObject<R>, sym: SymbolId<R>) -> Option<SymbolId<R>> {
+    let target_sec = obj.symbol(sym).section_id();
+    let value = obj.symbol(sym).st_value;
+    let mut user = None;
+    for (_, rs) in obj.live_sections() {
+        let crate::elf::Content::Relocs { target, relocs } = &rs.content else {
+            continue;
+        };
+        if !obj.section(*target).is_text() {
+            continue;
+        }
+        for r in relocs {
+            let rsym = obj.symbol(r.sym);
+            let hit = r.sym == sym
+                || (rsym.is_section()
+                    && rsym.section_id() == target_sec
+                    && target_sec.is_some()
+                    && (r.r_addend + 4).max(0) as u64 >= value
+                    && ((r.r_addend + 4).max(0) as u64) < value + obj.symbol(sym).st_size.max(1));
+            if hit {
+                let f = crate::diff::func_at(obj, *target, r.r_offset)?;
+                match user {
+                    None => user = Some(f),
+                    Some(u) if u == f => {}
+                    Some(_) => return None,
+                }
+            }
+        }
+    }
+    user
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_suffix;
+
+    #[test]
+    fn suffixes() {
+        assert_eq!(strip_suffix("__key.12"), "__key");
+        assert_eq!(strip_suffix("__already_done.5"), "__already_done");
+        assert_eq!(strip_suffix("foo.constprop.0"), "foo.constprop.0");
+        assert_eq!(strip_suffix("foo.isra.0"), "foo.isra.0");
+        assert_eq!(strip_suffix("foo.cold"), "foo.cold");
+        assert_eq!(strip_suffix("__UNIQUE_ID_ddebug412"), "__UNIQUE_ID_ddebug");
+        assert_eq!(strip_suffix("cmdline_proc_show"), "cmdline_proc_show");
+    }
+}

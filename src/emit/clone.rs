@@ -1,0 +1,588 @@
+//! Builds the output object of one diff. Input: an [`ObjectDiff`]. Output: an [`OutObject`]: the
+//! changed and new functions with what they need (strings, new data, private static locals, their
+//! special-section entries), every other reference left as an undefined symbol ([`Extern`]) for
+//! the resolve stage. Invariant: every relocation of an included range is carried over, pointing
+//! either into the output object or at an extern; nothing is dropped without a finding.
+
+use std::collections::{HashMap, VecDeque};
+
+use object::elf;
+
+use crate::diff::changed::{relocs_in, Decoded};
+use crate::diff::special::{classify, Special};
+use crate::diff::target::{addend_bias, resolve, Target};
+use crate::diff::{cold_parent, exclude, Finding, ObjectDiff};
+use crate::elf::{
+    Content, ElfObject, Location, Orig, Out, Patched, Reloc, Section, SectionId, SymSection,
+    Symbol, SymbolId,
+};
+
+/// A function that the module registers as a `klp_func`.
+#[derive(Debug, Clone)]
+pub struct KlpFunc {
+    /// The kernel's function (`old_name`).
+    pub old_name: String,
+    /// Its symbol in the original object (for sympos).
+    pub orig: SymbolId<Orig>,
+    /// The global alias of the new function in the output object, which the function table names.
+    pub new_symbol: String,
+}
+
+/// A reference to something outside the output object.
+#[derive(Debug, Clone)]
+pub struct Extern {
+    /// The undefined symbol in the output object.
+    pub out: SymbolId<Out>,
+    /// The name the kernel knows it by (the original object's name when it has a twin).
+    pub name: String,
+    /// The original object's symbol, when the translation unit defines it (a local or global of this file).
+    pub orig: Option<SymbolId<Orig>>,
+}
+
+/// The output object of one translation unit.
+pub struct OutObject {
+    /// The object itself.
+    pub elf: ElfObject<Out>,
+    /// Functions to register.
+    pub funcs: Vec<KlpFunc>,
+    /// Undefined references, for the resolve stage.
+    pub externs: Vec<Extern>,
+    /// Non-fatal findings.
+    pub warnings: Vec<Finding>,
+}
+
+struct Cloner<'a> {
+    d: &'a ObjectDiff,
+    dec: Decoded<Patched>,
+    out: ElfObject<Out>,
+    syms: HashMap<SymbolId<Patched>, SymbolId<Out>>,
+    /// Included ranges: patched section and start -> out section (start is 0 there).
+    ranges: Vec<(SectionId<Patched>, u64, u64, SectionId<Out>)>,
+    whole: HashMap<SectionId<Patched>, SectionId<Out>>,
+    externs: HashMap<String, SymbolId<Out>>,
+    extern_list: Vec<Extern>,
+    relocs: HashMap<SectionId<Out>, Vec<Reloc<Out>>>,
+    queue: VecDeque<SymbolId<Patched>>,
+    refusals: Vec<Finding>,
+    warnings: Vec<Finding>,
+    changed: HashMap<SymbolId<Patched>, SymbolId<Orig>>,
+}
+
+/// Builds the output object; `tag` makes the global aliases unique within the module.
+pub fn clone(d: &ObjectDiff, tag: &str) -> Result<OutObject, Vec<Finding>> {
+    let mut c = Cloner {
+        d,
+        dec: Decoded::new(&d.patched),
+        out: ElfObject::new(d.object.clone()),
+        syms: HashMap::new(),
+        ranges: Vec::new(),
+        whole: HashMap::new(),
+        externs: HashMap::new(),
+        extern_list: Vec::new(),
+        relocs: HashMap::new(),
+        queue: VecDeque::new(),
+        refusals: Vec::new(),
+        warnings: Vec::new(),
+        changed: d.changed.iter().map(|c| (c.sym, c.orig)).collect(),
+    };
+    for ch in &d.changed {
+        c.include(ch.sym);
+    }
+    for &a in &d.added {
+        c.include(a);
+    }
+    c.drain();
+    c.special_sections();
+    c.drain();
+    c.unknown_sections();
+
+    let mut funcs = Vec::new();
+    for ch in &d.changed {
+        let out_sym = c.syms[&ch.sym];
+        let old_name = d.orig.symbol(ch.orig).name.clone();
+        let new_symbol = format!("__klp_new.{tag}.{old_name}");
+        let s = c.out.symbol(out_sym).clone();
+        c.out.add_symbol(Symbol {
+            name: new_symbol.clone(),
+            st_info: (elf::STB_GLOBAL << 4) | elf::STT_FUNC,
+            st_other: elf::STV_HIDDEN,
+            ..s
+        });
+        funcs.push(KlpFunc {
+            old_name,
+            orig: ch.orig,
+            new_symbol,
+        });
+    }
+    if !c.refusals.is_empty() {
+        return Err(c.refusals);
+    }
+    c.finish();
+    Ok(OutObject {
+        elf: c.out,
+        funcs,
+        externs: c.extern_list,
+        warnings: c.warnings,
+    })
+}
+
+impl<'a> Cloner<'a> {
+    fn p(&self) -> &'a ElfObject<Patched> {
+        &self.d.patched
+    }
+
+    /// Whether a referenced patched symbol goes into the module (rather than referring to the kernel's).
+    fn should_include(&self, s: SymbolId<Patched>) -> bool {
+        let sym = self.p().symbol(s);
+        if sym.is_undef() || sym.section_id().is_none() {
+            return false;
+        }
+        if sym.is_func() {
+            if self.changed.contains_key(&s) || self.d.added.contains(&s) {
+                return true;
+            }
+            if let Some(parent) = cold_parent(&sym.name) {
+                return self.p().symbol_by_name(parent).is_some_and(|ps| {
+                    self.syms.contains_key(&ps) || self.changed.contains_key(&ps)
+                });
+            }
+            // A function without twin is new even when the report filtered it (a `.cold` part).
+            return self.d.twins.orig(s).is_none();
+        }
+        self.d.twins.orig(s).is_none() || exclude::is_uncorrelated_static_local(&sym.name)
+    }
+
+    /// Copies symbol `s`'s range into a section of its own and queues its relocations.
+    fn include(&mut self, s: SymbolId<Patched>) -> SymbolId<Out> {
+        if let Some(&o) = self.syms.get(&s) {
+            return o;
+        }
+        let p = self.p();
+        let sym = p.symbol(s);
+        let sec = sym.section_id().expect("included symbols are defined");
+        let psec = p.section(sec);
+        let (a, b) = (sym.st_value, sym.st_value + sym.st_size);
+        let content = match &psec.content {
+            Content::Nobits(_) => Content::Nobits(sym.st_size),
+            Content::Data(d) => {
+                Content::Data(d[(a as usize).min(d.len())..(b as usize).min(d.len())].to_vec())
+            }
+            _ => Content::Data(Vec::new()),
+        };
+        let mut section = Section::new(
+            &psec.name,
+            psec.sh_type,
+            psec.sh_flags,
+            psec.sh_addralign,
+            content,
+        );
+        section.sh_entsize = psec.sh_entsize;
+        let osec = self.out.add_section(section);
+        let osym = self.out.add_symbol(Symbol {
+            name: sym.name.clone(),
+            st_info: (elf::STB_LOCAL << 4) | sym.kind(),
+            st_other: sym.st_other,
+            section: SymSection::Section(osec),
+            st_value: 0,
+            st_size: sym.st_size,
+            deleted: false,
+        });
+        self.syms.insert(s, osym);
+        self.ranges.push((sec, a, b, osec));
+        self.queue.push_back(s);
+        osym
+    }
+
+    fn drain(&mut self) {
+        while let Some(s) = self.queue.pop_front() {
+            let p = self.p();
+            let sym = p.symbol(s);
+            let sec = sym.section_id().expect("defined");
+            let (a, b) = (sym.st_value, sym.st_value + sym.st_size);
+            let osec = self
+                .out
+                .symbol(self.syms[&s])
+                .section_id()
+                .expect("defined");
+            for r in relocs_in(p, sec, a, b) {
+                self.carry(sec, r, osec, r.r_offset - a);
+            }
+            // Children follow parents: `foo.cold` holds the unlikely paths of `foo`.
+            if sym.is_func() {
+                let child = format!("{}.cold", sym.name);
+                if let Some(cs) = p.symbol_by_name(&child) {
+                    self.include(cs);
+                }
+            }
+        }
+    }
+
+    /// Carries relocation `r` of patched section `sec` to `osec+off`.
+    fn carry(
+        &mut self,
+        sec: SectionId<Patched>,
+        r: &Reloc<Patched>,
+        osec: SectionId<Out>,
+        off: u64,
+    ) {
+        let p = self.p();
+        let t = resolve(p, sec, r, self.dec.get(sec));
+        let bias = addend_bias(p, sec, r, self.dec.get(sec));
+        let (sym, addend) = match t {
+            Target::Symbol(ts, toff) => {
+                let to = if self.should_include(ts) {
+                    self.include(ts)
+                } else {
+                    self.extern_for(ts)
+                };
+                (to, toff - bias)
+            }
+            Target::String(tsec, _) => self.whole_section(sec, r, tsec),
+            Target::Section(tsec, toff) => {
+                let name = &p.section(tsec).name;
+                if name.starts_with(".rodata.cst") || name == ".altinstr_aux" {
+                    self.whole_section(sec, r, tsec)
+                } else {
+                    self.refusals.push(Finding {
+                        key: "reloc.anonymous",
+                        location: Location::new(p, sec, r.r_offset).to_string(),
+                        message: format!(
+                            "refers to {name}{toff:+#x}, which no symbol covers, so klp-build cannot tell which kernel \
+                             object it is; give the object a name (a static variable) in the patch"
+                        ),
+                    });
+                    return;
+                }
+            }
+        };
+        self.relocs.entry(osec).or_default().push(Reloc {
+            r_offset: off,
+            sym,
+            r_type: r.r_type,
+            r_addend: addend,
+        });
+    }
+
+    /// Copies a whole section (strings, constant pools) once; returns its section symbol and the addend.
+    fn whole_section(
+        &mut self,
+        sec: SectionId<Patched>,
+        r: &Reloc<Patched>,
+        tsec: SectionId<Patched>,
+    ) -> (SymbolId<Out>, i64) {
+        let p = self.p();
+        let rsym = p.symbol(r.sym);
+        let offset_in_tsec = if rsym.is_section() {
+            0
+        } else {
+            rsym.st_value as i64
+        };
+        let osec = match self.whole.get(&tsec) {
+            Some(&o) => o,
+            None => {
+                let ps = p.section(tsec);
+                let content = match &ps.content {
+                    Content::Nobits(n) => Content::Nobits(*n),
+                    _ => Content::Data(p.data(tsec).to_vec()),
+                };
+                let mut s =
+                    Section::new(&ps.name, ps.sh_type, ps.sh_flags, ps.sh_addralign, content);
+                s.sh_entsize = ps.sh_entsize;
+                let o = self.out.add_section(s);
+                self.whole.insert(tsec, o);
+                // Constant pools have no relocations; strings never do.
+                let _ = sec;
+                o
+            }
+        };
+        (self.section_symbol(osec), offset_in_tsec + r.r_addend)
+    }
+
+    fn section_symbol(&mut self, osec: SectionId<Out>) -> SymbolId<Out> {
+        if let Some(s) = self.out.section_symbol(osec) {
+            return s;
+        }
+        self.out.add_symbol(Symbol {
+            name: String::new(),
+            st_info: (elf::STB_LOCAL << 4) | elf::STT_SECTION,
+            st_other: 0,
+            section: SymSection::Section(osec),
+            st_value: 0,
+            st_size: 0,
+            deleted: false,
+        })
+    }
+
+    fn extern_for(&mut self, ts: SymbolId<Patched>) -> SymbolId<Out> {
+        let orig = self.d.twins.orig(ts);
+        let name = match orig {
+            Some(o) => self.d.orig.symbol(o).name.clone(),
+            None => self.p().symbol(ts).name.clone(),
+        };
+        if let Some(&s) = self.externs.get(&name) {
+            return s;
+        }
+        let s = self.out.add_symbol(Symbol {
+            name: name.clone(),
+            st_info: elf::STB_GLOBAL << 4,
+            st_other: 0,
+            section: SymSection::Undef,
+            st_value: 0,
+            st_size: 0,
+            deleted: false,
+        });
+        self.externs.insert(name.clone(), s);
+        let orig = orig.filter(|&o| !self.d.orig.symbol(o).is_undef());
+        self.extern_list.push(Extern { out: s, name, orig });
+        s
+    }
+
+    /// The out place of patched `sec+off` when it lies in an included range; `end_ok` also
+    /// accepts the offset just past a range (ORC's terminating entry sits there).
+    fn mapped(
+        &self,
+        sec: SectionId<Patched>,
+        off: i64,
+        end_ok: bool,
+    ) -> Option<(SectionId<Out>, u64)> {
+        self.ranges
+            .iter()
+            .find(|(s, a, b, _)| {
+                *s == sec
+                    && off >= *a as i64
+                    && ((off as u64) < (*b).max(*a + 1) || (end_ok && off as u64 == *b))
+            })
+            .map(|(_, a, _, o)| (*o, off as u64 - a))
+    }
+
+    /// Whether the code location that relocation `r` of a table points at is included.
+    fn anchor_included(&self, sec: SectionId<Patched>, r: &Reloc<Patched>) -> bool {
+        self.anchor_in(sec, r, false)
+    }
+
+    fn anchor_in(&self, sec: SectionId<Patched>, r: &Reloc<Patched>, end_ok: bool) -> bool {
+        let p = self.p();
+        let sym = p.symbol(r.sym);
+        let Some(tsec) = sym.section_id() else {
+            return false;
+        };
+        let off = if sym.is_section() {
+            r.r_addend
+        } else {
+            sym.st_value as i64 + r.r_addend
+        };
+        let _ = sec;
+        self.mapped(tsec, off, end_ok).is_some()
+    }
+
+    fn out_table(&mut self, name: &str, like: &Section<Patched>) -> SectionId<Out> {
+        if let Some(s) = self.out.section_by_name(name) {
+            return s;
+        }
+        let mut s = Section::new(
+            name,
+            like.sh_type,
+            like.sh_flags,
+            like.sh_addralign,
+            Content::Data(Vec::new()),
+        );
+        s.sh_entsize = like.sh_entsize;
+        self.out.add_section(s)
+    }
+
+    fn append(&mut self, osec: SectionId<Out>, bytes: &[u8]) -> u64 {
+        let Content::Data(d) = &mut self.out.section_mut(osec).content else {
+            unreachable!()
+        };
+        let at = d.len() as u64;
+        d.extend_from_slice(bytes);
+        at
+    }
+
+    /// Copies the special-section entries of included functions.
+    fn special_sections(&mut self) {
+        let p = self.p();
+        for (sec, s) in p.live_sections() {
+            if matches!(s.content, Content::Relocs { .. }) {
+                continue;
+            }
+            let Some(kind) = classify(&s.name, s.sh_entsize) else {
+                continue;
+            };
+            let data = p.data(sec);
+            match kind {
+                Special::Entries { size } => {
+                    let mut by_entry: HashMap<u64, Vec<&Reloc<Patched>>> = HashMap::new();
+                    for r in p.relocs_of(sec) {
+                        by_entry.entry(r.r_offset / size).or_default().push(r);
+                    }
+                    let mut entries: Vec<_> = by_entry.into_iter().collect();
+                    entries.sort_by_key(|(i, _)| *i);
+                    for (i, rs) in entries {
+                        let start = i * size;
+                        let Some(anchor) = rs.iter().find(|r| r.r_offset == start) else {
+                            continue;
+                        };
+                        if !self.anchor_included(sec, anchor) {
+                            continue;
+                        }
+                        let osec = self.out_table(&s.name, s);
+                        let at = self.append(osec, &data[start as usize..(start + size) as usize]);
+                        for r in rs {
+                            self.carry(sec, r, osec, at + r.r_offset - start);
+                        }
+                    }
+                }
+                Special::Alternatives => self.alternatives(sec),
+                Special::OrcIp => self.orc(sec),
+                Special::Partner | Special::Drop => {}
+            }
+        }
+    }
+
+    fn alternatives(&mut self, sec: SectionId<Patched>) {
+        const SIZE: u64 = 12;
+        let p = self.p();
+        let s = p.section(sec);
+        let data = p.data(sec);
+        let Some(repl) = p.section_by_name(".altinstr_replacement") else {
+            return;
+        };
+        let rs = p.relocs_of(sec);
+        for i in 0..data.len() as u64 / SIZE {
+            let start = i * SIZE;
+            let (Some(instr), Some(rep)) = (
+                rs.iter().find(|r| r.r_offset == start),
+                rs.iter().find(|r| r.r_offset == start + 4),
+            ) else {
+                continue;
+            };
+            if !self.anchor_included(sec, instr) {
+                continue;
+            }
+            let rsym = p.symbol(rep.sym);
+            let roff = if rsym.is_section() {
+                rep.r_addend
+            } else {
+                rsym.st_value as i64 + rep.r_addend
+            } as u64;
+            let rlen = u64::from(data[(start + 11) as usize]);
+            let rdata = p.data(repl);
+            let orepl = self.out_table(".altinstr_replacement", p.section(repl));
+            let at = self.append(orepl, &rdata[roff as usize..(roff + rlen) as usize]);
+            for r in relocs_in(p, repl, roff, roff + rlen) {
+                self.carry(repl, r, orepl, at + r.r_offset - roff);
+            }
+            let oalt = self.out_table(&s.name, s);
+            let eat = self.append(oalt, &data[start as usize..(start + SIZE) as usize]);
+            self.carry(sec, instr, oalt, eat);
+            let rsec_sym = self.section_symbol(orepl);
+            self.relocs.entry(oalt).or_default().push(Reloc {
+                r_offset: eat + 4,
+                sym: rsec_sym,
+                r_type: rep.r_type,
+                r_addend: at as i64,
+            });
+        }
+    }
+
+    fn orc(&mut self, ip: SectionId<Patched>) {
+        let p = self.p();
+        let Some(unw) = p.section_by_name(".orc_unwind") else {
+            return;
+        };
+        let (ipd, unwd) = (p.data(ip), p.data(unw));
+        let rs = p.relocs_of(ip);
+        for i in 0..ipd.len() as u64 / 4 {
+            let Some(r) = rs.iter().find(|r| r.r_offset == i * 4) else {
+                continue;
+            };
+            if !self.anchor_in(ip, r, true) {
+                continue;
+            }
+            let oip = self.out_table(".orc_unwind_ip", p.section(ip));
+            let ounw = self.out_table(".orc_unwind", p.section(unw));
+            let at = self.append(oip, &ipd[(i * 4) as usize..(i * 4 + 4) as usize]);
+            self.append(ounw, &unwd[(i * 6) as usize..(i * 6 + 6) as usize]);
+            // Point at the copied code directly: the terminating entry sits just past the
+            // function, where no symbol covers it.
+            let sym = p.symbol(r.sym);
+            let off = if sym.is_section() {
+                r.r_addend
+            } else {
+                sym.st_value as i64 + r.r_addend
+            };
+            let tsec = sym.section_id().expect("anchor is defined");
+            let (osec, ooff) = self.mapped(tsec, off, true).expect("anchor is included");
+            let ssym = self.section_symbol(osec);
+            self.relocs.entry(oip).or_default().push(Reloc {
+                r_offset: at,
+                sym: ssym,
+                r_type: r.r_type,
+                r_addend: ooff as i64,
+            });
+        }
+    }
+
+    /// Allocated sections klp-build does not know that point into included code: a warning, so
+    /// that a new kernel table is noticed rather than silently left behind.
+    fn unknown_sections(&mut self) {
+        let p = self.p();
+        for (_, s) in p.live_sections() {
+            let Content::Relocs { target, relocs } = &s.content else {
+                continue;
+            };
+            let t = p.section(*target);
+            if !t.is_alloc() || t.is_text() || classify(&t.name, t.sh_entsize).is_some() {
+                continue;
+            }
+            if exclude::is_checked_data_section(&t.name) || exclude::is_init_section(&t.name) {
+                continue;
+            }
+            if self.ranges.iter().any(|(sec, ..)| sec == target) || self.whole.contains_key(target)
+            {
+                continue;
+            }
+            if let Some(r) = relocs.iter().find(|r| self.anchor_included(*target, r)) {
+                self.warnings.push(Finding {
+                    key: "special.unknown",
+                    location: Location::new(p, *target, r.r_offset).to_string(),
+                    message: format!(
+                        "section {} refers to patched code and is not carried into the module; \
+                         the kernel keeps using its own entry",
+                        t.name
+                    ),
+                });
+            }
+        }
+    }
+
+    /// Materialises relocation sections and the GNU-stack note.
+    fn finish(&mut self) {
+        let mut relocs: Vec<_> = std::mem::take(&mut self.relocs).into_iter().collect();
+        relocs.sort_by_key(|(s, _)| *s);
+        for (osec, mut rs) in relocs {
+            rs.sort_by_key(|r| r.r_offset);
+            let name = format!(".rela{}", self.out.section(osec).name);
+            let mut s = Section::new(
+                &name,
+                elf::SHT_RELA,
+                u64::from(elf::SHF_INFO_LINK),
+                8,
+                Content::Relocs {
+                    target: osec,
+                    relocs: rs,
+                },
+            );
+            s.sh_entsize = 24;
+            self.out.add_section(s);
+        }
+        self.out.add_section(Section::new(
+            ".note.GNU-stack",
+            elf::SHT_PROGBITS,
+            0,
+            1,
+            Content::Data(Vec::new()),
+        ));
+    }
+}
