@@ -1,0 +1,251 @@
+//! The function table object of a module: [`FuncEntry`]s -> `klp_tables.o`, an x86_64 ELF
+//! relocatable holding `klp_build_funcs[]` and `klp_build_nr_funcs` in the layout of
+//! `abi.rs`/`klp_build_abi.h`. Invariant: the entries are sorted by object (vmlinux first), so the
+//! runtime core can turn each run of one object into one `klp_object`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use object::write::{Object, Relocation, Symbol, SymbolId, SymbolSection};
+use object::{elf, Architecture, BinaryFormat, Endianness, RelocationFlags, SectionKind};
+use object::{SymbolFlags, SymbolKind, SymbolScope};
+
+use super::abi;
+
+/// One function the module replaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FuncEntry {
+    /// `None` for vmlinux, else the module name as `klp_object.name` wants it (`nf_tables`).
+    pub objname: Option<String>,
+    /// The function replaced (`cmdline_proc_show`).
+    pub old_name: String,
+    /// The global symbol of the replacement, defined by another object of the module.
+    pub new_symbol: String,
+    /// `old_sympos`: 0 when `old_name` is unique in its object, else its kallsyms position.
+    pub sympos: u32,
+}
+
+impl FuncEntry {
+    fn object(&self) -> &str {
+        self.objname.as_deref().unwrap_or("vmlinux")
+    }
+}
+
+/// Writes `klp_tables.o` for `entries` at `path`.
+pub fn write_tables(entries: &[FuncEntry], path: &Path) -> anyhow::Result<()> {
+    let bytes = tables_object(entries)
+        .with_context(|| format!("writing the function table {}", path.display()))?;
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The bytes of `klp_tables.o` for `entries`.
+pub fn tables_object(entries: &[FuncEntry]) -> anyhow::Result<Vec<u8>> {
+    check(entries)?;
+    let mut sorted: Vec<&FuncEntry> = entries.iter().collect();
+    // `None` (vmlinux) sorts first; within an object the order is fixed by name so that the same
+    // patch always gives the same table.
+    sorted.sort_by(|a, b| {
+        (&a.objname, &a.old_name, a.sympos).cmp(&(&b.objname, &b.old_name, b.sympos))
+    });
+
+    let mut obj = Object::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little);
+    let table = obj.add_section(
+        Vec::new(),
+        abi::FUNCS_SECTION.as_bytes().to_vec(),
+        SectionKind::ReadOnlyData,
+    );
+    // A plain (not SHF_MERGE) string section: relocations into it are then section symbol +
+    // offset with no merge semantics for the linker to get wrong.
+    let strings = obj.add_section(
+        Vec::new(),
+        abi::FUNC_STRINGS_SECTION.as_bytes().to_vec(),
+        SectionKind::ReadOnlyData,
+    );
+    // Without it, ld assumes an executable stack for the module's objects and warns.
+    obj.add_section(
+        Vec::new(),
+        b".note.GNU-stack".to_vec(),
+        SectionKind::Elf(elf::SHT_PROGBITS),
+    );
+
+    let mut string_offsets: BTreeMap<&str, u64> = BTreeMap::new();
+    for e in &sorted {
+        for s in e.objname.iter().chain([&e.old_name]) {
+            if !string_offsets.contains_key(s.as_str()) {
+                let mut data = s.as_bytes().to_vec();
+                data.push(0);
+                string_offsets.insert(s, obj.append_section_data(strings, &data, 1));
+            }
+        }
+    }
+    let strings_sym = obj.section_symbol(strings);
+
+    let mut data = vec![0u8; sorted.len() * abi::FUNC_SIZE as usize];
+    let mut relocs = Vec::new();
+    let mut new_syms: BTreeMap<&str, SymbolId> = BTreeMap::new();
+    for (i, e) in sorted.iter().enumerate() {
+        let base = i as u64 * abi::FUNC_SIZE;
+        if let Some(objname) = &e.objname {
+            relocs.push((
+                base + abi::FUNC_OBJNAME,
+                strings_sym,
+                string_offsets[objname.as_str()] as i64,
+            ));
+        }
+        relocs.push((
+            base + abi::FUNC_OLD_NAME,
+            strings_sym,
+            string_offsets[e.old_name.as_str()] as i64,
+        ));
+        let new_sym = *new_syms.entry(&e.new_symbol).or_insert_with(|| {
+            obj.add_symbol(Symbol {
+                name: e.new_symbol.as_bytes().to_vec(),
+                value: 0,
+                size: 0,
+                kind: SymbolKind::Unknown,
+                scope: SymbolScope::Dynamic,
+                weak: false,
+                section: SymbolSection::Undefined,
+                flags: SymbolFlags::None,
+            })
+        });
+        relocs.push((base + abi::FUNC_NEW_FUNC, new_sym, 0));
+        let sympos = base as usize + abi::FUNC_OLD_SYMPOS as usize;
+        data[sympos..sympos + 8].copy_from_slice(&u64::from(e.sympos).to_le_bytes());
+    }
+    let nr = u32::try_from(sorted.len()).context("more than 2^32 functions")?;
+    data.extend_from_slice(&nr.to_le_bytes());
+    let table_offset = obj.append_section_data(table, &data, abi::FUNC_ALIGN);
+    debug_assert_eq!(table_offset, 0);
+
+    for (offset, symbol, addend) in relocs {
+        let flags = RelocationFlags::Elf {
+            r_type: elf::R_X86_64_64,
+        };
+        obj.add_relocation(
+            table,
+            Relocation {
+                offset,
+                symbol,
+                addend,
+                flags,
+            },
+        )
+        .with_context(|| format!("relocation at {}+{offset:#x}", abi::FUNCS_SECTION))?;
+    }
+    for (name, value, size) in [
+        (abi::FUNCS_SYMBOL, 0, sorted.len() as u64 * abi::FUNC_SIZE),
+        (
+            abi::NR_FUNCS_SYMBOL,
+            sorted.len() as u64 * abi::FUNC_SIZE,
+            4,
+        ),
+    ] {
+        obj.add_symbol(Symbol {
+            name: name.as_bytes().to_vec(),
+            value,
+            size,
+            kind: SymbolKind::Data,
+            scope: SymbolScope::Dynamic,
+            weak: false,
+            section: SymbolSection::Section(table),
+            flags: SymbolFlags::None,
+        });
+    }
+    obj.write().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Refuses tables that the runtime core or the livepatch core would reject at load time, naming
+/// the entry, so the problem shows at build time instead.
+fn check(entries: &[FuncEntry]) -> anyhow::Result<()> {
+    if entries.is_empty() {
+        bail!(
+            "no functions to patch: the module's function table would be empty, \
+             and the module would refuse to load"
+        );
+    }
+    let mut seen = BTreeMap::new();
+    for e in entries {
+        let what = format!("function table entry {}: {}", e.object(), e.old_name);
+        if let Some(m) = &e.objname {
+            if m == "vmlinux" {
+                bail!(
+                    "{what}: objname is `vmlinux`; use None for vmlinux \
+                     (klp_object.name is NULL for it)"
+                );
+            }
+            if m.is_empty() || m.contains(['-', '.', '\0']) {
+                bail!(
+                    "{what}: `{m}` is not a module name as the kernel knows it \
+                     (klp_object.name: no `-`, `.` or NUL; `nf-tables` is `nf_tables`)"
+                );
+            }
+            if m.len() > abi::KLP_OBJNAME_MAX {
+                bail!(
+                    "{what}: module name longer than {} bytes (MODULE_NAME_LEN)",
+                    abi::KLP_OBJNAME_MAX
+                );
+            }
+        }
+        if e.old_name.is_empty()
+            || e.old_name.contains('\0')
+            || e.old_name.len() > abi::KLP_SYMNAME_MAX
+        {
+            bail!(
+                "{what}: old_name must be 1 to {} bytes without NUL (KSYM_NAME_LEN)",
+                abi::KLP_SYMNAME_MAX
+            );
+        }
+        if e.new_symbol.is_empty() || e.new_symbol.contains('\0') {
+            bail!(
+                "{what}: empty or NUL-containing replacement symbol `{}`",
+                e.new_symbol.escape_debug()
+            );
+        }
+        if let Some(prev) = seen.insert((&e.objname, &e.old_name, e.sympos), &e.new_symbol) {
+            bail!(
+                "{what} (sympos {}) is patched twice, by {prev} and by {}; \
+                 klp_enable_patch() would refuse it",
+                e.sympos,
+                e.new_symbol
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(objname: Option<&str>, old: &str, sympos: u32) -> FuncEntry {
+        FuncEntry {
+            objname: objname.map(str::to_string),
+            old_name: old.to_string(),
+            new_symbol: format!("klp_new_{old}"),
+            sympos,
+        }
+    }
+
+    #[test]
+    fn refuses_empty_duplicate_and_misspelled_objects() {
+        let err = |e: &[FuncEntry]| format!("{:#}", tables_object(e).unwrap_err());
+        assert!(err(&[]).contains("no functions to patch"));
+        let dup = [entry(None, "foo", 0), entry(None, "foo", 0)];
+        assert!(
+            err(&dup).contains("vmlinux: foo (sympos 0) is patched twice"),
+            "{}",
+            err(&dup)
+        );
+        assert!(err(&[entry(Some("vmlinux"), "foo", 0)]).contains("use None for vmlinux"));
+        assert!(
+            err(&[entry(Some("nf-tables"), "foo", 0)]).contains("`nf-tables` is not a module name")
+        );
+    }
+
+    #[test]
+    fn same_name_at_two_positions_is_two_entries() {
+        tables_object(&[entry(None, "show", 1), entry(None, "show", 2)]).unwrap();
+    }
+}

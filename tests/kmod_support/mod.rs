@@ -1,0 +1,162 @@
+//! Shared by the `kmod_*` tests: finds a kbuild dir (the lab's, else installed Debian headers),
+//! compiles small C files into module objects with its flags, and describes the hand-made
+//! `cmdline_proc_show` livepatch those tests build.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use klp_build::emit::tables::FuncEntry;
+
+/// The replacement of `cmdline_proc_show` (fs/proc/cmdline.c, static there: livepatch finds
+/// the old function by name, so its binding does not matter).
+pub const CMDLINE_NEW: &str = "klp_build_new_cmdline_proc_show";
+/// What `/proc/cmdline` shows while the patch is enabled.
+pub const CMDLINE_PATCHED: &str = "patched";
+
+/// Sources of the prebuilt objects: the replacement, and a user of every `klp-build.h` helper
+/// (linked, never called: it proves the header compiles with the kernel's flags and that its
+/// klp_shadow_* calls resolve against the kernel's exports at modpost).
+pub const CMDLINE_OBJECTS: &[(&str, &str)] = &[
+    (
+        "cmdline_new.c",
+        r#"#include <linux/seq_file.h>
+
+int klp_build_new_cmdline_proc_show(struct seq_file *m, void *v);
+
+int klp_build_new_cmdline_proc_show(struct seq_file *m, void *v)
+{
+	seq_puts(m, "patched\n");
+	return 0;
+}
+"#,
+    ),
+    (
+        "shadow_use.c",
+        r#"#include "klp-build.h"
+
+#define SHADOW_ID 0x4b4c5001
+
+struct extra { int count; };
+
+int klp_build_shadow_use(void *obj);
+
+int klp_build_shadow_use(void *obj)
+{
+	struct extra *e = klp_build_shadow_get_or_alloc(obj, SHADOW_ID, struct extra, GFP_KERNEL);
+	int count;
+
+	if (!e)
+		return -ENOMEM;
+	e->count++;
+	count = klp_build_shadow_get(obj, SHADOW_ID, struct extra)->count;
+	klp_build_shadow_free(obj, SHADOW_ID);
+	klp_build_shadow_free_all(SHADOW_ID);
+	return count;
+}
+"#,
+    ),
+];
+
+/// The function table entry of the hand-made patch.
+pub fn cmdline_entry() -> FuncEntry {
+    FuncEntry {
+        objname: None,
+        old_name: "cmdline_proc_show".into(),
+        new_symbol: CMDLINE_NEW.into(),
+        sympos: 0,
+    }
+}
+
+/// The kbuild dir to link against: `LAB_KBUILD` of the lab's `lab.env` (lab/setup.sh), else
+/// the newest installed `/usr/src/linux-headers-*-amd64`. `None` (after saying why) when there
+/// is none; under CI=true that is a failure.
+pub fn kbuild_dir(test: &str) -> Option<PathBuf> {
+    let lab = std::env::var_os("KLP_LAB_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
+            Some(cache.join("klp-build-lab"))
+        });
+    let from_lab = lab
+        .and_then(|l| std::fs::read_to_string(l.join("lab.env")).ok())
+        .and_then(|env| {
+            env.lines()
+                .find_map(|l| l.strip_prefix("LAB_KBUILD="))
+                .map(|v| PathBuf::from(v.trim()))
+        });
+    let mut installed: Vec<PathBuf> = std::fs::read_dir("/usr/src")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            n.starts_with("linux-headers-") && n.ends_with("-amd64")
+        })
+        .collect();
+    installed.sort();
+    let found = from_lab
+        .into_iter()
+        .chain(installed.into_iter().rev())
+        .find(|p| p.join("Module.symvers").is_file());
+    if found.is_none() {
+        let why = "no kbuild dir: neither the lab's LAB_KBUILD nor /usr/src/linux-headers-*-amd64 \
+                   with Module.symvers (run lab/setup.sh, or apt-get install linux-headers-amd64)";
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{test}: {why}");
+        }
+        eprintln!("skipping {test}: {why}");
+    }
+    found
+}
+
+/// The release the kbuild dir builds modules for (vermagic's first word): `UTS_RELEASE`.
+pub fn release(kbuild: &Path) -> String {
+    let h = kbuild.join("include/generated/utsrelease.h");
+    let text = std::fs::read_to_string(&h).unwrap_or_else(|e| panic!("{}: {e}", h.display()));
+    let rel = text
+        .split('"')
+        .nth(1)
+        .unwrap_or_else(|| panic!("{}: no UTS_RELEASE string", h.display()));
+    rel.to_string()
+}
+
+/// Compiles `sources` as module objects in `dir` with kbuild single targets (the kernel's flags,
+/// objtool included), `klp-build.h` on their include path; returns the `.o` paths.
+pub fn compile_objects(kbuild: &Path, dir: &Path, sources: &[(&str, &str)]) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join(kmod_template::KLP_BUILD_H_NAME),
+        kmod_template::KLP_BUILD_H,
+    )
+    .unwrap();
+    let objects: Vec<String> = sources.iter().map(|(c, _)| c.replace(".c", ".o")).collect();
+    for (name, text) in sources {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    std::fs::write(
+        dir.join("Kbuild"),
+        format!("obj-m := {}\n", objects.join(" ")),
+    )
+    .unwrap();
+    let out = Command::new("make")
+        .arg("-C")
+        .arg(kbuild)
+        .arg(format!("M={}", dir.display()))
+        .args(&objects)
+        .env_remove("MAKEFLAGS")
+        .output()
+        .expect("run make");
+    assert!(
+        out.status.success(),
+        "make -C {} M={} {objects:?}:\n{}{}",
+        kbuild.display(),
+        dir.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    objects.iter().map(|o| dir.join(o)).collect()
+}
