@@ -3,24 +3,58 @@
 # on the same machine is fast and a fresh machine only needs time.
 LAB=${KLP_LAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/klp-build-lab}
 mkdir -p "$LAB"
+LAB_SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# What setup.sh last produced, as KEY=VALUE lines; env.sh reads only this file.
+LAB_ENV_FILE="$LAB/lab.env"
+
+# Debian 12's kernel series: the source package is named after it (linux-source-6.1).
+LAB_SERIES=6.1
 
 log() { echo "lab: $*" >&2; }
 die() { echo "lab: error: $*" >&2; exit 1; }
 
-LAB_PACKAGES="qemu-system-x86 busybox-static cpio flex bison bc libssl-dev libelf-dev dwarves patchutils gawk kmod xz-utils make gcc"
+LAB_PACKAGES="qemu-system-x86 busybox-static cpio flex bison bc libssl-dev libelf-dev dwarves patchutils gawk kmod xz-utils make gcc binutils util-linux coreutils"
 
-# Install the system packages the lab needs (root on Debian 12), once per machine.
-lab_need_packages() {
-    local missing=()
-    for p in $LAB_PACKAGES; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        log "installing ${missing[*]}"
-        apt-get update -q >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
+# Take the lock `$LAB/.<name>.lock` for the rest of the calling script. Each script has its own
+# lock name: flock locks belong to an open file, so a nested script that reopened its caller's
+# lock file would wait for its caller forever.
+lab_lock() {
+    local fd
+    exec {fd}>"$LAB/.$1.lock"
+    if ! flock -n "$fd"; then
+        log "waiting for another lab $1 to finish ($LAB/.$1.lock)"
+        flock "$fd"
     fi
-    if ! apt-cache policy linux-image-amd64 | grep -q 'Candidate: [0-9]'; then
+}
+
+# Install the given Debian packages that are missing (root on Debian 12); apt-get update first,
+# since a fresh machine's package lists may be empty or stale.
+lab_install() {
+    local missing=()
+    for p in "$@"; do
+        case $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) in
+            *" ok installed") ;;
+            *) missing+=("$p") ;;
+        esac
+    done
+    [ ${#missing[@]} -gt 0 ] || return 0
+    [ "$(id -u)" = 0 ] || die "missing packages ${missing[*]}; install them as root (apt-get install ${missing[*]})"
+    log "installing ${missing[*]}"
+    apt-get update -q >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+}
+
+# Install the system packages the lab needs, once per machine, and make sure apt knows the kernel
+# packages (their versions are read from apt below).
+lab_need_packages() {
+    # shellcheck disable=SC2086
+    lab_install $LAB_PACKAGES
+    # (Read into a variable first: `grep -q` stops reading early, and under pipefail the
+    # writer's SIGPIPE would count as a failure.)
+    local policy
+    policy=$(apt-cache policy linux-image-amd64)
+    if ! grep -q 'Candidate: [0-9]' <<<"$policy"; then
         apt-get update -q >&2
     fi
 }
@@ -32,7 +66,7 @@ lab_debian_version() {
     apt-cache policy linux-image-amd64 | awk '/Candidate:/ {print $2}'
 }
 
-# The ABI name (6.1.0-56) of the image that linux-image-amd64 depends on.
+# The ABI name (6.1.0-56) of the image that linux-image-amd64 at version $1 depends on.
 lab_debian_abi() {
-    apt-cache depends linux-image-amd64 | sed -n 's/.*Depends: linux-image-\(.*\)-amd64$/\1/p' | head -1
+    apt-cache show "linux-image-amd64=$1" | sed -n 's/^Depends: linux-image-\([^ ,]*\)-amd64 .*/\1/p' | head -1
 }

@@ -1,33 +1,40 @@
 #!/usr/bin/env bash
 # lab/fetch.sh: fetch and unpack the Debian 6.1 kernel packages that the end-to-end tests build
-# against and boot. Output: $LAB/debian-<version>/{image,src,headers.env} under the cache dir.
+# against and boot. Output: $LAB/debian-<version>/{image,srcpkg} under the cache dir, the matching
+# linux-headers package installed; prints the version dir.
 # Invariant: source, image and headers are all at one package version (kernel-lab.md: a source
 # tree of another version rebuilds objects that do not match the running kernel).
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
+lab_lock fetch
 
 lab_need_packages
 ver=$(lab_debian_version)
-abi=$(lab_debian_abi)
+[ -n "$ver" ] || die "apt knows no linux-image-amd64; check /etc/apt/sources.list (Debian 12 bookworm and bookworm-security)"
+abi=$(lab_debian_abi "$ver")
+[ -n "$abi" ] || die "cannot read the ABI of linux-image-amd64=$ver from apt-cache show"
 dir="$LAB/debian-$ver"
 mkdir -p "$dir"
 
 if [ ! -f "$dir/.fetched" ]; then
     log "fetching Debian kernel packages $ver (abi $abi)"
-    srcver=$(apt-cache policy linux-source-6.1 | awk '/Candidate:/ {print $2}')
-    [ "$srcver" = "$ver" ] || die "linux-source-6.1 is at $srcver but linux-image-amd64 at $ver; run apt-get update"
-    dl="$dir/debs"; mkdir -p "$dl"
-    ( cd "$dl" && apt-get download -q "linux-image-$abi-amd64-unsigned=$ver" "linux-source-6.1=$ver" )
+    srcver=$(apt-cache policy linux-source-$LAB_SERIES | awk '/Candidate:/ {print $2}')
+    [ "$srcver" = "$ver" ] || die "linux-source-$LAB_SERIES is at $srcver but linux-image-amd64 at $ver; run apt-get update"
+    dl="$dir/debs"
+    rm -rf "$dl"
+    mkdir -p "$dl"
+    ( cd "$dl" && apt-get download -q "linux-image-$abi-amd64-unsigned=$ver" "linux-source-$LAB_SERIES=$ver" >&2 )
     rm -rf "$dir/image" "$dir/srcpkg"
     dpkg-deb -x "$dl"/linux-image-"$abi"-amd64-unsigned_*.deb "$dir/image"
-    dpkg-deb -x "$dl"/linux-source-6.1_*.deb "$dir/srcpkg"
+    dpkg-deb -x "$dl"/linux-source-"$LAB_SERIES"_*.deb "$dir/srcpkg"
     rm -rf "$dl"
     touch "$dir/.fetched"
 fi
 
 # The headers are installed, not unpacked: their kbuild dir links into
 # /usr/lib/linux-kbuild-6.1 and linux-headers-*-common, which apt wires up.
-if [ ! -d "/usr/src/linux-headers-$abi-amd64" ]; then
+if [ ! -f "/usr/src/linux-headers-$abi-amd64/Module.symvers" ]; then
+    [ "$(id -u)" = 0 ] || die "linux-headers-$abi-amd64 is not installed; install it as root (apt-get install linux-headers-$abi-amd64=$ver)"
     log "installing linux-headers-$abi-amd64=$ver"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "linux-headers-$abi-amd64=$ver" >&2
 fi

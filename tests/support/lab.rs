@@ -1,0 +1,225 @@
+//! The kernel lab for end-to-end tests: reads `lab/env.sh` (the cache `lab/setup.sh` fills) into a
+//! [`Lab`], once per test process, and boots its kernel in QEMU with a test script and modules.
+//! Invariant: a test that needs the lab either gets a complete one or is skipped with a printed
+//! reason, and under `CI=true` the skip is a panic instead, since CI must not pass by skipping.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+use anyhow::{bail, Context, Result};
+
+/// The Debian kernel that the end-to-end tests build against and boot (the keys of `lab/env.sh`).
+#[derive(Debug, Clone)]
+pub struct Lab {
+    /// `LAB_DIR`: the cache dir of this kernel version; tests may cache their own files under it.
+    pub dir: PathBuf,
+    /// `LAB_SRC`: the unpacked Debian source tree (`linux-source-6.1`); treat it as read-only.
+    pub src: PathBuf,
+    /// `LAB_KBUILD`: the installed headers' kbuild dir, with `Module.symvers`.
+    pub kbuild: PathBuf,
+    /// `LAB_CONFIG`: the distro `.config` (`boot/config-<release>` of the image package).
+    pub config: PathBuf,
+    /// `LAB_VMLINUZ`: the distro kernel image that [`boot`] runs.
+    pub vmlinuz: PathBuf,
+    /// `LAB_KALLSYMS`: `/proc/kallsyms` captured from that kernel, with real addresses.
+    pub kallsyms: PathBuf,
+    /// `LAB_RELEASE`: `uname -r` of the kernel (`6.1.0-56-amd64`).
+    pub release: String,
+    /// `LAB_MODULES`: the image's `lib/modules/<release>`, with `modules.dep`.
+    pub modules: PathBuf,
+}
+
+/// The result of one QEMU boot.
+#[derive(Debug, Clone)]
+pub struct Boot {
+    /// The serial console log (kernel messages and the script's output), `\r` removed.
+    pub log: String,
+    /// The log's verdict line is `KLP-TEST-RESULT: PASS`: the script exited 0.
+    pub passed: bool,
+    /// Where the log is kept, `target/klp-e2e/<name>.log`, for a failure message to point at.
+    pub log_file: PathBuf,
+}
+
+static LAB: OnceLock<Result<Lab, String>> = OnceLock::new();
+
+/// QEMU runs one guest at a time per test process: software emulation takes a whole core, and
+/// the machine has two.
+static BOOTS: Mutex<()> = Mutex::new(());
+
+/// The lab, set up once per test process. `None` means skip: "SKIP <test>: <reason>" is printed
+/// to stderr. Under `CI=true` a missing or unusable lab panics with the reason instead. When the
+/// cache is incomplete and `KLP_LAB=1` or `CI=true`, `lab/setup.sh` runs first.
+pub fn lab(test: &str) -> Option<&'static Lab> {
+    match LAB.get_or_init(load) {
+        Ok(lab) => Some(lab),
+        Err(reason) if ci() => panic!("{test}: the kernel lab is required under CI=true: {reason}"),
+        Err(reason) => {
+            // Straight to the process's stderr: libtest captures `eprintln!` of passing tests,
+            // and a skip must be seen.
+            let _ = writeln!(std::io::stderr(), "SKIP {test}: {reason}");
+            None
+        }
+    }
+}
+
+/// Boots `lab.vmlinuz` with `files` in `/modules` and `script` as `/test.sh` (run with `sh -e`),
+/// bounded by 180 s. A script that fails, a panic or a timeout is `Ok` with `passed == false`;
+/// `Err` means the boot could not be run at all.
+pub fn boot(lab: &Lab, name: &str, files: &[&Path], script: &str) -> Result<Boot> {
+    let tmp = tempfile::tempdir().context("create a temporary dir for the initramfs")?;
+    let script_file = tmp.path().join("test.sh");
+    std::fs::write(&script_file, script)
+        .with_context(|| format!("write {}", script_file.display()))?;
+    let initramfs = tmp.path().join("initramfs.gz");
+    let out = Command::new("bash")
+        .arg(script_path("initramfs.sh"))
+        .arg("-o")
+        .arg(&initramfs)
+        .arg("-s")
+        .arg(&script_file)
+        .args(files)
+        .stdin(Stdio::null())
+        .output()
+        .context("run bash lab/initramfs.sh")?;
+    if !out.status.success() {
+        bail!(
+            "lab/initramfs.sh failed for boot {name} ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+
+    let log_file = log_dir().join(format!("{}.log", file_name(name)));
+    let out = {
+        // A test that panicked while holding the lock poisons it; the next boot may still run.
+        let _one_guest = BOOTS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Command::new("bash")
+            .arg(script_path("boot.sh"))
+            .arg("-l")
+            .arg(&log_file)
+            .arg(&lab.vmlinuz)
+            .arg(&initramfs)
+            .stdin(Stdio::null())
+            .output()
+            .context("run bash lab/boot.sh")?
+    };
+    let passed = match out.status.code() {
+        Some(0) => true,
+        Some(1) => false,
+        _ => bail!(
+            "lab/boot.sh could not boot {} for {name} ({}): {}",
+            lab.vmlinuz.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    };
+    let log = std::fs::read(&log_file).with_context(|| format!("read {}", log_file.display()))?;
+    let log = String::from_utf8_lossy(&log).replace('\r', "");
+    Ok(Boot {
+        log,
+        passed,
+        log_file,
+    })
+}
+
+fn load() -> Result<Lab, String> {
+    let env = match run_script("env.sh", false) {
+        Ok(env) => env,
+        Err(why) if ci() || std::env::var("KLP_LAB").as_deref() == Ok("1") => {
+            let _ = writeln!(std::io::stderr(), "lab: {why}; running lab/setup.sh");
+            run_script("setup.sh", true)?
+        }
+        Err(why) => {
+            return Err(format!("{why} (or set KLP_LAB=1 to let the tests run it)"));
+        }
+    };
+    Lab::from_env(&env)
+}
+
+impl Lab {
+    fn from_env(env: &str) -> Result<Lab, String> {
+        let vars: HashMap<&str, &str> = env.lines().filter_map(|l| l.split_once('=')).collect();
+        let get = |key: &str| {
+            vars.get(key)
+                .map(|v| v.to_string())
+                .ok_or_else(|| format!("lab/env.sh printed no {key}: run bash lab/setup.sh"))
+        };
+        Ok(Lab {
+            dir: get("LAB_DIR")?.into(),
+            src: get("LAB_SRC")?.into(),
+            kbuild: get("LAB_KBUILD")?.into(),
+            config: get("LAB_CONFIG")?.into(),
+            vmlinuz: get("LAB_VMLINUZ")?.into(),
+            kallsyms: get("LAB_KALLSYMS")?.into(),
+            release: get("LAB_RELEASE")?,
+            modules: get("LAB_MODULES")?.into(),
+        })
+    }
+}
+
+/// Runs `bash lab/<name>` and returns its stdout; the error is its last stderr line, which names
+/// what is missing or failed. With `show_progress` (setup.sh, which can take minutes) each stderr
+/// line is also passed on to the terminal as it comes.
+fn run_script(name: &str, show_progress: bool) -> Result<String, String> {
+    let mut child = Command::new("bash")
+        .arg(script_path(name))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run bash lab/{name}: {e}"))?;
+    let mut last = String::new();
+    // Its stdout is a few KEY=VALUE lines, far below a pipe's buffer: reading stderr to the
+    // end first cannot deadlock.
+    for line in BufReader::new(child.stderr.take().expect("piped stderr")).lines() {
+        let line = line.unwrap_or_default();
+        if show_progress {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        }
+        if !line.trim().is_empty() {
+            last = line;
+        }
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("wait for bash lab/{name}: {e}"))?;
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    match last.strip_prefix("lab: error: ") {
+        Some(reason) => Err(reason.to_string()),
+        None if last.is_empty() => Err(format!("lab/{name} failed ({})", out.status)),
+        None => Err(format!("lab/{name} failed ({}): {last}", out.status)),
+    }
+}
+
+fn script_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("lab").join(name)
+}
+
+/// `target/klp-e2e`: next to cargo's `target/tmp`, so it follows `CARGO_TARGET_DIR`.
+fn log_dir() -> PathBuf {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    tmp.parent().unwrap_or(tmp).join("klp-e2e")
+}
+
+fn file_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn ci() -> bool {
+    matches!(std::env::var("CI").as_deref(), Ok("true") | Ok("1"))
+}

@@ -1,0 +1,8 @@
+//! Support shared by the integration tests, included with `mod support;`: the kernel lab (a Debian
+//! 6.1 kernel, its source, headers and kallsyms, from `lab/setup.sh`) and QEMU boots of it.
+//! Each test binary uses a part of it, hence the `dead_code` allowance.
+#![allow(dead_code, unused_imports)]
+
+pub mod lab;
+
+pub use lab::{boot, lab, Boot, Lab};
