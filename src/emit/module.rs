@@ -1,0 +1,220 @@
+//! Stage 5, emit: diffs -> output objects on disk -> the kbuild-linked, post-link rewritten
+//! livepatch module. Input: the [`ObjectDiff`]s, the symbol listing and exports, the kbuild dir.
+//! Output: [`Emitted`], with the module path. Invariant: every problem of every object (clone,
+//! resolve) is reported together before anything is linked.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::build::KlpObject;
+use crate::diff::{Finding, ObjectDiff};
+use crate::target::symbols::SymbolListing;
+use crate::target::symvers::Exports;
+
+use super::clone::clone;
+use super::kbuild::{build_module, KmodInput};
+use super::klp_relocs;
+use super::post_link::{rewrite, PostLink};
+use super::resolve::{resolve, translation_unit, Binding};
+use super::tables::{write_tables, FuncEntry};
+
+/// A patched function as registered in the module.
+#[derive(Debug, Clone, Serialize)]
+pub struct PatchedFunc {
+    /// `vmlinux` or the module name.
+    pub object: String,
+    /// The kernel function replaced.
+    pub name: String,
+    /// Its sympos.
+    pub sympos: u32,
+    /// Why it is in the patch.
+    pub why: String,
+}
+
+/// One output object written to disk.
+#[derive(Debug, Serialize)]
+pub struct EmittedObject {
+    /// The kernel object it comes from (`fs/proc/cmdline.o`).
+    pub object: PathBuf,
+    /// The output object file.
+    pub path: PathBuf,
+    /// Registered functions.
+    pub funcs: Vec<PatchedFunc>,
+    /// New functions carried along.
+    pub added: Vec<String>,
+    /// How each external reference is bound.
+    pub bindings: Vec<(String, Binding)>,
+    /// Klp relocations recorded.
+    pub klp_relocs: usize,
+    /// Non-fatal findings.
+    pub warnings: Vec<Finding>,
+    #[serde(skip)]
+    entries: Vec<FuncEntry>,
+}
+
+/// Findings that stop the build, as one error listing all of them.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", render(.0))]
+pub struct Refused(pub Vec<Finding>);
+
+fn render(f: &[Finding]) -> String {
+    let mut s = format!(
+        "{} unpatchable change(s) or unresolved reference(s):",
+        f.len()
+    );
+    for x in f {
+        s.push_str(&format!("\n  {} {}: {}", x.key, x.location, x.message));
+    }
+    s
+}
+
+/// Writes the output object of every diff into `dir`.
+pub fn objects(
+    diffs: &[ObjectDiff],
+    listing: &SymbolListing,
+    exports: &Exports,
+    dir: &Path,
+) -> anyhow::Result<Vec<EmittedObject>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut problems = Vec::new();
+    let mut out = Vec::new();
+    for (i, d) in diffs.iter().enumerate() {
+        if d.is_empty() {
+            continue;
+        }
+        let mut o = match clone(d, &i.to_string()) {
+            Ok(o) => o,
+            Err(f) => {
+                problems.extend(f);
+                continue;
+            }
+        };
+        let bindings = match resolve(&o, d, listing, exports) {
+            Ok(b) => b,
+            Err(f) => {
+                problems.extend(f);
+                continue;
+            }
+        };
+        let tu = translation_unit(&d.orig, &d.object.with_extension("c").display().to_string());
+        let objname = d.klp_object.name().to_string();
+        let mut funcs = Vec::new();
+        let mut entries = Vec::new();
+        for f in &o.funcs {
+            match listing.sympos(&objname, &f.old_name, &tu) {
+                Ok(sympos) => {
+                    let why = d
+                        .changed
+                        .iter()
+                        .find(|c| c.orig == f.orig)
+                        .map(|c| c.why.clone())
+                        .unwrap_or_default();
+                    funcs.push(PatchedFunc {
+                        object: objname.clone(),
+                        name: f.old_name.clone(),
+                        sympos,
+                        why,
+                    });
+                    entries.push(FuncEntry {
+                        objname: match &d.klp_object {
+                            KlpObject::Vmlinux => None,
+                            KlpObject::Module(m) => Some(m.clone()),
+                        },
+                        old_name: f.old_name.clone(),
+                        new_symbol: f.new_symbol.clone(),
+                        sympos,
+                    });
+                }
+                Err(e) => problems.push(Finding {
+                    key: "func.unresolved",
+                    location: format!("{}: {}", d.object.display(), f.old_name),
+                    message: e.to_string(),
+                }),
+            }
+        }
+        let klp: HashMap<_, _> = bindings
+            .iter()
+            .filter_map(|(s, b)| b.klp_symbol().map(|n| (*s, n)))
+            .collect();
+        let klp_relocs = klp_relocs::convert(&mut o.elf, &klp);
+        let path = dir.join(format!("klp_out_{i}_{}.o", flat_name(&d.object)));
+        o.elf.write_to(&path)?;
+        let names: HashMap<_, _> = o.externs.iter().map(|e| (e.out, e.name.clone())).collect();
+        out.push(EmittedObject {
+            object: d.object.clone(),
+            path,
+            funcs,
+            added: d
+                .added
+                .iter()
+                .map(|&a| d.patched.symbol(a).name.clone())
+                .collect(),
+            bindings: bindings
+                .into_iter()
+                .map(|(s, b)| (names[&s].clone(), b))
+                .collect(),
+            klp_relocs,
+            warnings: o.warnings,
+            entries,
+        });
+    }
+    if !problems.is_empty() {
+        return Err(Refused(problems).into());
+    }
+    Ok(out)
+}
+
+fn flat_name(p: &Path) -> String {
+    p.with_extension("")
+        .display()
+        .to_string()
+        .replace(['/', '-', '.'], "_")
+}
+
+/// The built module.
+#[derive(Debug, Serialize)]
+pub struct Module {
+    /// Where kbuild left it (rewritten in place).
+    pub path: PathBuf,
+    /// What the post-link rewrite created.
+    pub post_link: PostLink,
+}
+
+/// Links the output objects into module `name` with kbuild against `kbuild_dir`, then rewrites it.
+pub fn module(
+    objs: &[EmittedObject],
+    name: &str,
+    kbuild_dir: &Path,
+    replace: bool,
+    dir: &Path,
+    jobs: usize,
+) -> anyhow::Result<Module> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let entries: Vec<FuncEntry> = objs
+        .iter()
+        .flat_map(|o| o.entries.iter().cloned())
+        .collect();
+    let tables = dir.join("klp_tables.o");
+    write_tables(&entries, &tables)?;
+    let objects: Vec<PathBuf> = objs.iter().map(|o| o.path.clone()).collect();
+    let ko = build_module(
+        kbuild_dir,
+        dir,
+        &KmodInput {
+            name,
+            objects: &objects,
+            tables: &tables,
+            replace,
+        },
+        jobs,
+    )?;
+    let post_link =
+        rewrite(&ko).with_context(|| format!("post-link rewrite of {}", ko.display()))?;
+    Ok(Module {
+        path: ko,
+        post_link,
+    })
+}

@@ -1,0 +1,190 @@
+//! The post-link rewrite of the kbuild-linked module. Input: the `.ko` kbuild produced, holding
+//! the intermediate klp relocation records of every output object. Output: the same module with
+//! `.klp.rela.<obj>.<section>` sections (`SHF_RELA_LIVEPATCH`) and `.klp.sym.<obj>.<name>,<pos>`
+//! symbols (`SHN_LIVEPATCH`), as Documentation/livepatch/module-elf-format.rst describes, and the
+//! records removed. Invariant: every record becomes exactly one klp relocation at the place its
+//! `R_X86_64_64` pointed to after linking, and that place is zero.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use object::elf;
+use serde::Serialize;
+
+use crate::elf::{
+    read_file, Any, Content, ElfObject, Location, Reloc, Section, SectionId, SymSection, Symbol,
+    SymbolId,
+};
+
+use super::abi;
+
+/// What the rewrite did, for the report.
+#[derive(Debug, Default, Serialize)]
+pub struct PostLink {
+    /// Klp relocation sections created, with their relocation counts.
+    pub sections: Vec<(String, usize)>,
+    /// Klp symbols created.
+    pub symbols: Vec<String>,
+}
+
+/// The section and offset a relocation of a record points at, after linking.
+fn pointee(ko: &ElfObject<Any>, r: &Reloc<Any>) -> anyhow::Result<(SectionId<Any>, u64)> {
+    let s = ko.symbol(r.sym);
+    let Some(sec) = s.section_id() else {
+        bail!(
+            "{}: a klp record points at undefined symbol {:?}",
+            ko.display(),
+            s.name
+        )
+    };
+    Ok((sec, (s.st_value as i64 + r.r_addend) as u64))
+}
+
+/// Rewrites the module at `ko` in place.
+pub fn rewrite(ko_path: &Path) -> anyhow::Result<PostLink> {
+    let mut ko: ElfObject<Any> = read_file(ko_path)?;
+    let Some(rec_sec) = ko.section_by_name(abi::KLP_RELOC_SECTION) else {
+        return Ok(PostLink::default());
+    };
+    let str_sec = ko
+        .section_by_name(abi::KLP_STRINGS_SECTION)
+        .with_context(|| {
+            format!(
+                "{}: {} without {}",
+                ko.display(),
+                abi::KLP_RELOC_SECTION,
+                abi::KLP_STRINGS_SECTION
+            )
+        })?;
+    let rec_rela = ko.relocs_for(rec_sec).with_context(|| {
+        format!(
+            "{}: {} has no relocations",
+            ko.display(),
+            abi::KLP_RELOC_SECTION
+        )
+    })?;
+    let records = ko.data(rec_sec).to_vec();
+    let strings = ko.data(str_sec).to_vec();
+    let rec_relocs: BTreeMap<u64, Reloc<Any>> = ko
+        .relocs_of(rec_sec)
+        .iter()
+        .map(|r| (r.r_offset, r.clone()))
+        .collect();
+
+    // (target section, relocation with the klp symbol name still to bind)
+    let mut by_section: BTreeMap<(String, usize), Vec<(u64, u32, i64, String)>> = BTreeMap::new();
+    for i in 0..records.len() as u64 / abi::KLP_RELOC_SIZE {
+        let base = i * abi::KLP_RELOC_SIZE;
+        let get = |off: u64| {
+            rec_relocs.get(&(base + off)).with_context(|| {
+                format!(
+                    "{}: klp record {i} has no relocation at +{off}",
+                    ko.display()
+                )
+            })
+        };
+        let (place_sec, place_off) = pointee(&ko, get(abi::KLP_RELOC_PLACE)?)?;
+        let (name_sec, name_off) = pointee(&ko, get(abi::KLP_RELOC_SYMBOL)?)?;
+        if name_sec != str_sec {
+            bail!(
+                "{}: klp record {i} names a symbol outside {}",
+                ko.display(),
+                abi::KLP_STRINGS_SECTION
+            );
+        }
+        let tail = &strings[(name_off as usize).min(strings.len())..];
+        let name = String::from_utf8_lossy(
+            &tail[..tail.iter().position(|&b| b == 0).unwrap_or(tail.len())],
+        )
+        .into_owned();
+        let r_type =
+            u32::from_le_bytes(records[(base + abi::KLP_RELOC_TYPE) as usize..][..4].try_into()?);
+        let r_addend =
+            i64::from_le_bytes(records[(base + abi::KLP_RELOC_ADDEND) as usize..][..8].try_into()?);
+        let data = ko.data(place_sec);
+        let width = if r_type == elf::R_X86_64_64 { 8 } else { 4 };
+        let place = data.get(place_off as usize..place_off as usize + width);
+        if place.is_some_and(|b| b.iter().any(|&x| x != 0)) {
+            bail!(
+                "{}: the place of klp relocation {name} is not zero; the module loader would refuse it",
+                Location::new(&ko, place_sec, place_off)
+            );
+        }
+        if !ko.section(place_sec).is_alloc() {
+            bail!(
+                "{}: klp relocation {name} applies to a section that is not loaded",
+                Location::new(&ko, place_sec, place_off)
+            );
+        }
+        let object = name
+            .strip_prefix(abi::KLP_SYM_PREFIX)
+            .and_then(|r| r.split_once('.'))
+            .map(|(o, _)| o.to_string())
+            .with_context(|| format!("{}: malformed klp symbol name {name:?}", ko.display()))?;
+        by_section
+            .entry((object, place_sec.index()))
+            .or_default()
+            .push((place_off, r_type, r_addend, name));
+    }
+
+    // Drop the records and the string table, with their section symbols.
+    for s in [rec_sec, rec_rela, str_sec] {
+        ko.section_mut(s).deleted = true;
+    }
+    for i in 1..ko.symbols.len() {
+        if let SymSection::Section(s) = ko.symbols[i].section {
+            if ko.section(s).deleted {
+                ko.symbols[i].deleted = true;
+            }
+        }
+    }
+
+    let mut report = PostLink::default();
+    let mut klp_syms: BTreeMap<String, SymbolId<Any>> = BTreeMap::new();
+    for ((object, sec_index), relocs) in by_section {
+        let target = SectionId::new(sec_index);
+        let mut out = Vec::with_capacity(relocs.len());
+        for (r_offset, r_type, r_addend, name) in relocs {
+            let sym = *klp_syms.entry(name.clone()).or_insert_with(|| {
+                ko.add_symbol(Symbol {
+                    name,
+                    st_info: elf::STB_GLOBAL << 4,
+                    st_other: 0,
+                    section: SymSection::Reserved(abi::SHN_LIVEPATCH),
+                    st_value: 0,
+                    st_size: 0,
+                    deleted: false,
+                })
+            });
+            out.push(Reloc {
+                r_offset,
+                sym,
+                r_type,
+                r_addend,
+            });
+        }
+        out.sort_by_key(|r| r.r_offset);
+        let name = format!(
+            "{}{object}.{}",
+            abi::KLP_RELA_PREFIX,
+            ko.section(target).name
+        );
+        report.sections.push((name.clone(), out.len()));
+        let mut s = Section::new(
+            &name,
+            elf::SHT_RELA,
+            u64::from(elf::SHF_ALLOC | elf::SHF_INFO_LINK) | abi::SHF_RELA_LIVEPATCH,
+            8,
+            Content::Relocs {
+                target,
+                relocs: out,
+            },
+        );
+        s.sh_entsize = 24;
+        ko.add_section(s);
+    }
+    report.symbols = klp_syms.into_keys().collect();
+    ko.write_to(ko_path)?;
+    Ok(report)
+}

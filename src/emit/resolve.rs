@@ -1,0 +1,141 @@
+//! Stage 4, resolve: each external reference of an output object becomes a normal undefined
+//! symbol (exported, so the module loader binds it) or a klp relocation target
+//! `.klp.sym.<obj>.<name>,<sympos>` (livepatch binds it through kallsyms). Input: an
+//! [`OutObject`], its diff, the kernel's symbol listing and exports. Output: a decision per
+//! extern. Invariant: a static of the patched file never binds to a same-named export of another
+//! file, and every klp symbol has a sympos the listing confirmed; problems are collected, each
+//! naming the symbol and its candidates.
+
+use serde::Serialize;
+
+use crate::build::KlpObject;
+use crate::diff::{Finding, ObjectDiff};
+use crate::elf::{ElfObject, Orig, Out, SymbolId};
+use crate::target::symbols::{SymbolListing, TranslationUnit, TuKind, TuSymbol};
+use crate::target::symvers::Exports;
+
+use super::clone::OutObject;
+
+/// How one external reference is bound.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Binding {
+    /// Exported: an ordinary undefined symbol, bound by the module loader (with modversions).
+    Normal,
+    /// Not exported: a klp relocation, bound by livepatch by name and position.
+    Klp {
+        /// `vmlinux` or the module name.
+        object: String,
+        /// The symbol's name in the kernel.
+        name: String,
+        /// 1-based position among same-named symbols in kallsyms order, 0 when unique.
+        sympos: u32,
+    },
+}
+
+impl Binding {
+    /// The `.klp.sym.<obj>.<name>,<sympos>` symbol name of a klp binding.
+    pub fn klp_symbol(&self) -> Option<String> {
+        match self {
+            Binding::Normal => None,
+            Binding::Klp {
+                object,
+                name,
+                sympos,
+            } => Some(format!(".klp.sym.{object}.{name},{sympos}")),
+        }
+    }
+}
+
+/// The translation unit as the symbol listing needs it: the original object's functions and data
+/// in section order, which is their order in a kernel built without `-ffunction-sections`.
+pub fn translation_unit(orig: &ElfObject<Orig>, source: &str) -> TranslationUnit {
+    let mut symbols = Vec::new();
+    for (sec, s) in orig.live_sections() {
+        let mut here: Vec<_> = orig
+            .live_symbols()
+            .filter(|(_, y)| {
+                (y.is_func() || y.is_object()) && y.section_id() == Some(sec) && !y.name.is_empty()
+            })
+            .map(|(_, y)| y)
+            .collect();
+        here.sort_by_key(|y| y.st_value);
+        for y in here {
+            symbols.push(TuSymbol {
+                name: y.name.clone(),
+                kind: if y.is_func() {
+                    TuKind::Func
+                } else {
+                    TuKind::Object
+                },
+                section: s.name.clone(),
+                local: y.is_local(),
+            });
+        }
+    }
+    TranslationUnit {
+        source: source.to_string(),
+        symbols,
+    }
+}
+
+/// Decides every extern of `out`.
+pub fn resolve(
+    out: &OutObject,
+    d: &ObjectDiff,
+    listing: &SymbolListing,
+    exports: &Exports,
+) -> Result<Vec<(SymbolId<Out>, Binding)>, Vec<Finding>> {
+    let source = d.object.with_extension("c").display().to_string();
+    let tu = translation_unit(&d.orig, &source);
+    let obj = d.klp_object.name().to_string();
+    let mut done = Vec::new();
+    let mut problems = Vec::new();
+    for e in &out.externs {
+        let local = e.orig.map(|o| d.orig.symbol(o).is_local());
+        let export = exports.get(&e.name);
+        // A module's own export would make the livepatch module depend on that module and
+        // block late module patching: bind those through klp as well.
+        let own_export = match (&d.klp_object, export) {
+            (KlpObject::Module(m), Some(x)) => module_basename(&x.module) == m.as_str(),
+            _ => false,
+        };
+        let binding_object = match (local, &d.klp_object) {
+            (Some(true), _) => Some(obj.clone()),
+            (Some(false), _) if export.is_some() && !own_export => None,
+            (Some(false), _) => Some(obj.clone()),
+            (None, _) if export.is_some() && !own_export => None,
+            (None, KlpObject::Module(m)) if listing.contains(m, &e.name) => Some(m.clone()),
+            (None, _) => Some("vmlinux".to_string()),
+        };
+        let Some(object) = binding_object else {
+            done.push((e.out, Binding::Normal));
+            continue;
+        };
+        match listing.sympos(&object, &e.name, &tu) {
+            Ok(sympos) => done.push((
+                e.out,
+                Binding::Klp {
+                    object,
+                    name: e.name.clone(),
+                    sympos,
+                },
+            )),
+            Err(err) => problems.push(Finding {
+                key: "reloc.unresolved",
+                location: format!("{}: {}", d.object.display(), e.name),
+                message: err.to_string(),
+            }),
+        }
+    }
+    if problems.is_empty() {
+        Ok(done)
+    } else {
+        Err(problems)
+    }
+}
+
+/// `xfs` for `fs/xfs/xfs` (Module.symvers names modules by path without `.ko`).
+fn module_basename(m: &str) -> String {
+    m.rsplit('/').next().unwrap_or(m).replace('-', "_")
+}
