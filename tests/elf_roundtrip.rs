@@ -11,11 +11,18 @@ use klp_build::elf::{read_file, Any, Content, ElfObject};
 
 /// Objects with different shapes: a small builtin file, one with many static functions and
 /// special sections (`__bug_table`, `__jump_table`, `.altinstructions`, `__ex_table`), a module object.
-const OBJECTS: &[&str] = &["fs/proc/cmdline.o", "fs/proc/base.o", "kernel/ksysfs.o", "fs/xfs/xfs_stats.o"];
+const OBJECTS: &[&str] = &[
+    "fs/proc/cmdline.o",
+    "fs/proc/base.o",
+    "kernel/ksysfs.o",
+    "fs/xfs/xfs_stats.o",
+];
 
 #[test]
 fn roundtrip_real_kernel_objects() {
-    let Some(lab) = support::lab("roundtrip_real_kernel_objects") else { return };
+    let Some(lab) = support::lab("roundtrip_real_kernel_objects") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     for rel in OBJECTS {
         let path = kobj::kernel_object(&lab.src, &lab.dir, rel);
@@ -24,8 +31,15 @@ fn roundtrip_real_kernel_objects() {
         a.write_to(&out).unwrap();
         let b: ElfObject<Any> = read_file(&out).unwrap();
         assert_same(rel, &a, &b);
-        assert_eq!(readelf(&path), readelf(&out), "{rel}: readelf -rsW differs after the round trip");
-        assert!(a.sections.len() > 20 && a.symbols.len() > 10, "{rel}: suspiciously small object");
+        assert_eq!(
+            readelf(&path),
+            readelf(&out),
+            "{rel}: readelf -rsW differs after the round trip"
+        );
+        assert!(
+            a.sections.len() > 20 && a.symbols.len() > 10,
+            "{rel}: suspiciously small object"
+        );
     }
 }
 
@@ -34,7 +48,11 @@ fn assert_same(rel: &str, a: &ElfObject<Any>, b: &ElfObject<Any>) {
     for (sa, sb) in a.sections.iter().zip(&b.sections) {
         let n = &sa.name;
         assert_eq!(sa.name, sb.name, "{rel}: section name");
-        assert_eq!((sa.sh_type, sa.sh_flags, sa.sh_addralign), (sb.sh_type, sb.sh_flags, sb.sh_addralign), "{rel}: {n} header");
+        assert_eq!(
+            (sa.sh_type, sa.sh_flags, sa.sh_addralign),
+            (sb.sh_type, sb.sh_flags, sb.sh_addralign),
+            "{rel}: {n} header"
+        );
         assert_eq!(sa.link, sb.link, "{rel}: {n} sh_link");
         match (&sa.content, &sb.content) {
             (Content::Data(x), Content::Data(y)) => {
@@ -42,14 +60,38 @@ fn assert_same(rel: &str, a: &ElfObject<Any>, b: &ElfObject<Any>) {
                 assert_eq!(sa.sh_entsize, sb.sh_entsize, "{rel}: {n} entsize");
             }
             (Content::Nobits(x), Content::Nobits(y)) => assert_eq!(x, y, "{rel}: {n} size"),
-            (Content::Relocs { target: ta, relocs: ra }, Content::Relocs { target: tb, relocs: rb }) => {
+            (
+                Content::Relocs {
+                    target: ta,
+                    relocs: ra,
+                },
+                Content::Relocs {
+                    target: tb,
+                    relocs: rb,
+                },
+            ) => {
                 assert_eq!(ta, tb, "{rel}: {n} target");
                 assert_eq!(ra, rb, "{rel}: {n} relocations");
             }
-            (Content::Group { members: ma, signature: ga, flags: fa }, Content::Group { members: mb, signature: gb, flags: fb }) => {
+            (
+                Content::Group {
+                    members: ma,
+                    signature: ga,
+                    flags: fa,
+                },
+                Content::Group {
+                    members: mb,
+                    signature: gb,
+                    flags: fb,
+                },
+            ) => {
                 assert_eq!((ma, ga, fa), (mb, gb, fb), "{rel}: {n} group")
             }
-            (x, y) => assert_eq!(std::mem::discriminant(x), std::mem::discriminant(y), "{rel}: {n} content kind"),
+            (x, y) => assert_eq!(
+                std::mem::discriminant(x),
+                std::mem::discriminant(y),
+                "{rel}: {n} content kind"
+            ),
         }
     }
     assert_eq!(a.symbols.len(), b.symbols.len(), "{rel}: symbol count");
@@ -64,7 +106,11 @@ fn assert_same(rel: &str, a: &ElfObject<Any>, b: &ElfObject<Any>) {
 
 /// `readelf`'s relocations and symbols, without the file offsets that legitimately move.
 fn readelf(path: &Path) -> String {
-    let out = Command::new("readelf").args(["-W", "-r", "-s"]).arg(path).output().expect("run readelf");
+    let out = Command::new("readelf")
+        .args(["-W", "-r", "-s"])
+        .arg(path)
+        .output()
+        .expect("run readelf");
     assert!(out.status.success());
     String::from_utf8_lossy(&out.stdout)
         .lines()

@@ -18,12 +18,20 @@ pub fn kernel_object(src: &Path, cache: &Path, rel: &str) -> PathBuf {
     }
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
     let obj = src.join(rel);
-    let cmd = obj.with_file_name(format!(".{}.cmd", obj.file_name().unwrap().to_str().unwrap()));
+    let cmd = obj.with_file_name(format!(
+        ".{}.cmd",
+        obj.file_name().unwrap().to_str().unwrap()
+    ));
     let existed = obj.exists() || cmd.exists();
     let lock = src.join(".klp-build.lock");
     let status = Command::new("flock")
         .arg(&lock)
-        .args(["make", "-s", "-j2", "KCFLAGS=-ffunction-sections -fdata-sections"])
+        .args([
+            "make",
+            "-s",
+            "-j2",
+            "KCFLAGS=-ffunction-sections -fdata-sections",
+        ])
         .arg(rel)
         .current_dir(src)
         .status()
@@ -40,5 +48,7 @@ pub fn kernel_object(src: &Path, cache: &Path, rel: &str) -> PathBuf {
 
 fn fxhash(data: &[u8]) -> u64 {
     // FNV-1a: a content key for the cache, not a security boundary.
-    data.iter().fold(0xcbf29ce484222325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
+    data.iter().fold(0xcbf29ce484222325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
 }

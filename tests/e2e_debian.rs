@@ -1,0 +1,154 @@
+//! End to end on Debian's own 6.1 kernel: klp-build turns each patch of `testdata/patches/` into a
+//! module against the distro's headers and a kallsyms listing captured from the booted kernel;
+//! QEMU boots Debian's vmlinuz, loads the module and checks the patched behaviour, its removal
+//! and `rmmod` (`testdata/e2e/<case>.sh`). The report's function list must match
+//! `testdata/e2e/<case>.functions` (regenerate with `KLP_BLESS=1`).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Case {
+    name: &'static str,
+    patch: &'static str,
+    module: &'static str,
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Builds the case's module; returns its path and the JSON report.
+fn build(lab: &support::Lab, case: &Case, out: &Path) -> (PathBuf, serde_json::Value) {
+    let ko = out.join(format!("{}.ko", case.module));
+    let work = out.join(format!("work-{}", case.name));
+    let res = Command::new(env!("CARGO_BIN_EXE_klp-build"))
+        .arg("--diff")
+        .arg(root().join("testdata/patches").join(case.patch))
+        .arg("--source")
+        .arg(&lab.src)
+        .arg("--kbuild")
+        .arg(&lab.kbuild)
+        .arg("--config")
+        .arg(&lab.config)
+        .arg("--symbols")
+        .arg(&lab.kallsyms)
+        .arg("--name")
+        .arg(case.module)
+        .arg("--work-dir")
+        .arg(&work)
+        .args(["--report", "json", "-j", "2", "-o"])
+        .arg(&ko)
+        .output()
+        .expect("run klp-build");
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        res.status.success(),
+        "klp-build failed for {}:\n{stderr}",
+        case.name
+    );
+    let report: serde_json::Value = serde_json::from_slice(&res.stdout).expect("JSON report");
+    (ko, report)
+}
+
+/// `object:function,sympos` of every patched function, sorted: the golden list.
+fn functions(report: &serde_json::Value) -> String {
+    let mut v: Vec<String> = report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|o| o["funcs"].as_array().unwrap().clone())
+        .map(|f| {
+            format!(
+                "{}:{},{}",
+                f["object"].as_str().unwrap(),
+                f["name"].as_str().unwrap(),
+                f["sympos"]
+            )
+        })
+        .collect();
+    v.sort();
+    v.join("\n") + "\n"
+}
+
+fn check_golden(case: &Case, got: &str) {
+    let path = root()
+        .join("testdata/e2e")
+        .join(format!("{}.functions", case.name));
+    if std::env::var_os("KLP_BLESS").is_some() {
+        std::fs::write(&path, got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(
+        want,
+        got,
+        "\n{}: the patched functions differ from the golden list (KLP_BLESS=1 regenerates it)\n```expected\n{want}```\n```got\n{got}```",
+        path.display()
+    );
+}
+
+fn guest_script(case: &Case) -> String {
+    let lib = std::fs::read_to_string(root().join("testdata/e2e/lib.sh")).unwrap();
+    let body = std::fs::read_to_string(
+        root()
+            .join("testdata/e2e")
+            .join(format!("{}.sh", case.name)),
+    )
+    .unwrap();
+    format!("{lib}\n{body}\n")
+}
+
+fn run_case(case: Case) {
+    let Some(lab) = support::lab(case.name) else {
+        return;
+    };
+    let out = root().join("target/klp-e2e");
+    std::fs::create_dir_all(&out).unwrap();
+    let (ko, report) = build(lab, &case, &out);
+    check_golden(&case, &functions(&report));
+    let modinfo = Command::new("modinfo").arg(&ko).output().expect("modinfo");
+    let modinfo = String::from_utf8_lossy(&modinfo.stdout);
+    assert!(
+        modinfo
+            .lines()
+            .any(|l| l.starts_with("livepatch:") && l.ends_with('Y')),
+        "modinfo lacks livepatch: Y\n{modinfo}"
+    );
+    assert!(
+        modinfo.contains(&lab.release),
+        "vermagic is not {}:\n{modinfo}",
+        lab.release
+    );
+    let boot = support::boot(lab, case.name, &[ko.as_path()], &guest_script(&case)).expect("boot");
+    assert!(
+        boot.passed,
+        "{}: the guest check failed:\n{}",
+        case.name, boot.log
+    );
+    assert!(
+        !boot.log.contains("Call Trace"),
+        "{}: the kernel printed a stack trace:\n{}",
+        case.name,
+        boot.log
+    );
+}
+
+#[test]
+fn cmdline_patch_loads_and_works() {
+    run_case(Case {
+        name: "cmdline",
+        patch: "cmdline.patch",
+        module: "livepatch-cmdline",
+    });
+}
+
+#[test]
+fn ksysfs_patch_loads_and_works() {
+    run_case(Case {
+        name: "ksysfs",
+        patch: "ksysfs.patch",
+        module: "livepatch-ksysfs",
+    });
+}
