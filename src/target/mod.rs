@@ -1,0 +1,193 @@
+//! Stage 0, target: CLI options -> `Target` (source dir, kbuild dir, .config, kernel release,
+//! symbol listing, exports). Invariant: every path in a `Target` exists and the source tree is
+//! configured and prepared for single-object builds.
+
+pub mod config;
+pub mod lock;
+mod prepare;
+pub mod symbols;
+pub mod symvers;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+
+use config::KConfig;
+
+/// What the user asked for, before defaults are applied.
+#[derive(Debug, Clone)]
+pub struct TargetOptions {
+    /// The kernel source tree to rebuild single objects in (`--source`, default `.`).
+    pub source: PathBuf,
+    /// The tree to link the module against (`--kbuild`).
+    pub kbuild: Option<PathBuf>,
+    /// The target kernel's config (`--config`).
+    pub config: Option<PathBuf>,
+    /// Parallel make jobs; 0 means one per CPU.
+    pub jobs: usize,
+}
+
+/// The resolved target: all paths absolute and existing, the source tree prepared.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The source tree, configured and prepared (`make modules_prepare` done).
+    pub source: PathBuf,
+    /// The kbuild dir modules are linked against (has `Makefile` and `Module.symvers`).
+    pub kbuild: PathBuf,
+    /// The target kernel's config; the source tree's `.config` agrees with it.
+    pub config: PathBuf,
+    /// The kernel release of `kbuild` (`UTS_RELEASE`, e.g. `6.1.0-56-amd64`), what vermagic says.
+    pub release: String,
+    /// Parallel make jobs (at least 1).
+    pub jobs: usize,
+}
+
+/// Resolves the options into a [`Target`]. Defaults: `--kbuild` is `--source` when that is a built
+/// tree (has `Module.symvers` and `vmlinux`), else `/lib/modules/<release>/build`; `--config` is the
+/// `.config` of `--kbuild`. A source tree that is not configured and prepared yet is prepared from
+/// the config, once (said on stderr); a prepared one must agree with the config in every option the
+/// config sets (the error names the first that differs, and the fix).
+pub fn resolve(opts: &TargetOptions) -> anyhow::Result<Target> {
+    let source = absolute_dir(&opts.source, "--source")?;
+    if !source.join("Makefile").is_file() || !source.join("scripts/Makefile.build").is_file() {
+        bail!(
+            "--source {}: not a kernel source tree (no Makefile and scripts/Makefile.build); pass the tree \
+             the patch applies to, e.g. the unpacked linux-source package of the target kernel",
+            source.display()
+        );
+    }
+    let kbuild = match &opts.kbuild {
+        Some(k) => absolute_dir(k, "--kbuild")?,
+        None if is_built(&source) => source.clone(),
+        None => default_kbuild(&source, opts.config.as_deref())?,
+    };
+    for f in ["Makefile", "Module.symvers"] {
+        if !kbuild.join(f).is_file() {
+            bail!(
+                "--kbuild {}: no {f}; pass the target kernel's build dir (a built tree, or its installed headers, \
+                 e.g. /usr/src/linux-headers-<release>)",
+                kbuild.display()
+            );
+        }
+    }
+    let config = match &opts.config {
+        Some(c) => c.clone(),
+        None => kbuild.join(".config"),
+    };
+    let config = std::fs::canonicalize(&config).with_context(|| {
+        format!("the target's config {} does not exist; pass --config FILE (e.g. /boot/config-<release>)", config.display())
+    })?;
+    let release = uts_release(&kbuild)?;
+    let jobs = match opts.jobs {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+
+    {
+        let _lock = lock::lock(&source)?;
+        if prepare::missing(&source).is_some() {
+            prepare::prepare(&source, &config, jobs)?;
+        }
+    }
+    check_config(&source, &config)?;
+    Ok(Target {
+        source,
+        kbuild,
+        config,
+        release,
+        jobs,
+    })
+}
+
+/// A built tree: `make` ran to the end, so it has the image and the exports.
+pub fn is_built(tree: &Path) -> bool {
+    tree.join("vmlinux").is_file() && tree.join("Module.symvers").is_file()
+}
+
+fn absolute_dir(path: &Path, option: &str) -> anyhow::Result<PathBuf> {
+    let abs = std::fs::canonicalize(path)
+        .with_context(|| format!("{option} {}: no such directory", path.display()))?;
+    if !abs.is_dir() {
+        bail!("{option} {}: not a directory", path.display());
+    }
+    Ok(abs)
+}
+
+/// `UTS_RELEASE` of a kbuild dir: the release its modules' vermagic names. Debian's headers have
+/// `include/config/kernel.release` = `6.1.192` but `UTS_RELEASE` = `6.1.0-56-amd64`; the module
+/// loader compares the latter.
+fn uts_release(kbuild: &Path) -> anyhow::Result<String> {
+    let path = kbuild.join("include/generated/utsrelease.h");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading {}: --kbuild {} is not a prepared kbuild dir",
+            path.display(),
+            kbuild.display()
+        )
+    })?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("#define UTS_RELEASE "))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .with_context(|| format!("{}: no UTS_RELEASE", path.display()))
+}
+
+/// `/lib/modules/<release>/build` for the first release that has one, among: the name of
+/// `--config` (`/boot/config-<release>`), the source tree's own release, the running kernel's.
+fn default_kbuild(source: &Path, config: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let mut releases = Vec::new();
+    if let Some(name) = config.and_then(|c| c.file_name()).and_then(|n| n.to_str()) {
+        if let Some(r) = name.strip_prefix("config-") {
+            releases.push(r.to_string());
+        }
+    }
+    if let Ok(r) = uts_release(source) {
+        releases.push(r);
+    }
+    if let Ok(r) = std::fs::read_to_string("/proc/sys/kernel/osrelease") {
+        releases.push(r.trim().to_string());
+    }
+    for r in &releases {
+        let build = Path::new("/lib/modules").join(r).join("build");
+        if build.join("Makefile").is_file() {
+            return std::fs::canonicalize(&build)
+                .with_context(|| format!("resolving {}", build.display()));
+        }
+    }
+    let available: Vec<String> = std::fs::read_dir("/lib/modules")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.path().join("build/Makefile").is_file())
+                .map(|e| e.path().join("build").display().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    bail!(
+        "no kbuild dir: --source {} is not a built tree and /lib/modules/<release>/build does not exist for \
+         release {}; pass --kbuild DIR (the target kernel's headers{})",
+        source.display(),
+        releases.join(", "),
+        if available.is_empty() { String::new() } else { format!(", installed: {}", available.join(", ")) }
+    )
+}
+
+/// The source tree's `.config` must agree with the target's config: objects built from another
+/// configuration have other struct layouts and other code, and would not match the running kernel.
+fn check_config(source: &Path, config_path: &Path) -> anyhow::Result<()> {
+    let tree_config = source.join(".config");
+    if tree_config == config_path {
+        return Ok(());
+    }
+    let diffs = config::differences(&KConfig::read(config_path)?, &KConfig::read(&tree_config)?);
+    if let Some(first) = diffs.first() {
+        bail!(
+            "{} does not match the target's config {}: {first}{}\n  objects built in this tree would not match the \
+             target kernel; reconfigure the tree (remove {} and klp-build prepares it from the config), or pass \
+             the --config the tree was configured with",
+            tree_config.display(),
+            config_path.display(),
+            if diffs.len() > 1 { format!(" ({} options differ)", diffs.len()) } else { String::new() },
+            tree_config.display(),
+        );
+    }
+    Ok(())
+}
