@@ -1,1 +1,211 @@
-//! patch stage (being written)
+//! Stage 1, patch: diffs -> [`PatchSet`]: the fixes (name, sha256, subject) and every file they
+//! touch, as an original copy and a patched copy with `#line` directives, under
+//! `<work>/1-patch/`. Invariant: the source tree is only read; files that cannot be livepatched
+//! (.S, vDSO, boot code, build files, new files) are all reported in one error, each with what
+//! to do; files outside the x86_64 kernel (Documentation/, tools/, other arches) are skipped and
+//! said so.
+
+mod apply;
+pub mod line_directives;
+mod parse;
+pub mod refuse;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use sha2::{Digest, Sha256};
+
+use refuse::{Change, Verdict};
+
+/// The result of the patch stage.
+#[derive(Debug, Clone)]
+pub struct PatchSet {
+    /// The patches, in the order given (and applied).
+    pub fixes: Vec<Fix>,
+    /// Every file the patches change, in order of first appearance; empty when they change no
+    /// file compiled into the kernel.
+    pub files: Vec<TouchedFile>,
+}
+
+/// One patch file.
+#[derive(Debug, Clone)]
+pub struct Fix {
+    /// The file stem (`0001-proc-fix` for `0001-proc-fix.patch`).
+    pub name: String,
+    /// The patch file as given.
+    pub path: PathBuf,
+    /// sha256 of the patch file's bytes, lower-case hex.
+    pub sha256: String,
+    /// The mail `Subject:` without `[PATCH ...]`, else the first line.
+    pub subject: String,
+}
+
+/// One file the patches change.
+#[derive(Debug, Clone)]
+pub struct TouchedFile {
+    /// Relative to the source tree (`fs/proc/cmdline.c`).
+    pub path: PathBuf,
+    /// A copy of the tree's original, under `<work>/1-patch/orig/`.
+    pub orig: PathBuf,
+    /// The patched file with `#line` directives, under `<work>/1-patch/patched/`.
+    pub patched: PathBuf,
+}
+
+/// One patch, parsed, with the sections to apply.
+struct Planned {
+    path: PathBuf,
+    text: String,
+    strip: usize,
+    parsed: parse::ParsedPatch,
+    /// Indexes into `parsed.files` of the used sections, with their tree-relative names.
+    used: Vec<(String, usize)>,
+}
+
+/// Applies `diffs` in order to copies of the files they touch under `work_dir/1-patch/` (the tree
+/// itself is never written).
+pub fn run(diffs: &[PathBuf], source: &Path, work_dir: &Path) -> anyhow::Result<PatchSet> {
+    let stage = work_dir.join("1-patch");
+    if stage.exists() {
+        std::fs::remove_dir_all(&stage).with_context(|| format!("clearing {}", stage.display()))?;
+    }
+    let mut fixes = Vec::new();
+    let mut planned = Vec::new();
+    let mut refusals = Vec::new();
+    let mut touched: Vec<String> = Vec::new();
+    for diff in diffs {
+        let bytes =
+            std::fs::read(diff).with_context(|| format!("reading patch {}", diff.display()))?;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let parsed =
+            parse::parse(&text).with_context(|| format!("{}: not a patch", diff.display()))?;
+        fixes.push(Fix {
+            name: diff.file_stem().map_or_else(
+                || diff.display().to_string(),
+                |s| s.to_string_lossy().into_owned(),
+            ),
+            path: diff.clone(),
+            sha256: Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            subject: parsed.subject.clone(),
+        });
+        let strip = apply::strip_level(&parsed.files, source);
+        let mut used = Vec::new();
+        for (i, f) in parsed.files.iter().enumerate() {
+            let change = if f.binary {
+                Change::Binary
+            } else if f.renamed {
+                Change::Rename
+            } else if f.old.is_none() {
+                Change::Create
+            } else if f.new.is_none() {
+                Change::Delete
+            } else {
+                Change::Modify
+            };
+            let Some(name) = apply::target_name(f, strip, source) else {
+                refusals.push(format!(
+                    "{}: section {} names no file",
+                    diff.display(),
+                    i + 1
+                ));
+                continue;
+            };
+            if f.hunks.is_empty() && change == Change::Modify {
+                continue; // a mode change: nothing to compile
+            }
+            match refuse::verdict(Path::new(&name), change) {
+                Verdict::Use if !source.join(&name).is_file() => refusals.push(format!(
+                    "{}: {name}: no such file in {} (tried -p{strip}); is --source the tree the patch was written for?",
+                    diff.display(),
+                    source.display()
+                )),
+                Verdict::Use => {
+                    if !touched.contains(&name) {
+                        touched.push(name.clone());
+                    }
+                    used.push((name, i));
+                }
+                Verdict::Ignore(why) => eprintln!("klp-build: {}: skipping {name} ({why})", diff.display()),
+                Verdict::Refuse(what) => refusals.push(format!("{}: {name}: {what}", diff.display())),
+            }
+        }
+        planned.push(Planned {
+            path: diff.clone(),
+            text,
+            strip,
+            parsed,
+            used,
+        });
+    }
+    if !refusals.is_empty() {
+        bail!(
+            "{} change(s) cannot be livepatched:\n  {}",
+            refusals.len(),
+            refusals.join("\n  ")
+        );
+    }
+
+    let orig_root = stage.join("orig");
+    let applied_root = stage.join("applied");
+    let patched_root = stage.join("patched");
+    for name in &touched {
+        for root in [&orig_root, &applied_root] {
+            let to = root.join(name);
+            std::fs::create_dir_all(to.parent().expect("a file has a parent dir"))?;
+            std::fs::copy(source.join(name), &to).with_context(|| {
+                format!(
+                    "copying {} to {}",
+                    source.join(name).display(),
+                    to.display()
+                )
+            })?;
+        }
+    }
+    let diffs_dir = stage.join("diffs");
+    std::fs::create_dir_all(&diffs_dir)?;
+    for (n, p) in planned.iter().enumerate() {
+        if p.used.is_empty() {
+            continue;
+        }
+        // Only the used sections go to `patch`: a Documentation/ hunk that does not apply to
+        // this tree must not fail the build.
+        let lines: Vec<&str> = p.text.lines().collect();
+        let mut filtered = String::new();
+        for (_, i) in &p.used {
+            for l in &lines[p.parsed.files[*i].lines.clone()] {
+                filtered.push_str(l);
+                filtered.push('\n');
+            }
+        }
+        let file = diffs_dir.join(format!("{:02}-{}.patch", n + 1, fixes[n].name));
+        std::fs::write(&file, filtered).with_context(|| format!("writing {}", file.display()))?;
+        let sections: Vec<(String, &parse::FileDiff)> = p
+            .used
+            .iter()
+            .map(|(name, i)| (name.clone(), &p.parsed.files[*i]))
+            .collect();
+        apply::apply(&file, &p.path, p.strip, &applied_root, &sections)?;
+    }
+
+    let mut files = Vec::new();
+    for name in &touched {
+        let orig = orig_root.join(name);
+        let applied = applied_root.join(name);
+        let read = |p: &Path| {
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading {} (not UTF-8 text?)", p.display()))
+        };
+        let text = line_directives::inject(&read(&orig)?, &read(&applied)?);
+        let patched = patched_root.join(name);
+        std::fs::create_dir_all(patched.parent().expect("a file has a parent dir"))?;
+        std::fs::write(&patched, text).with_context(|| format!("writing {}", patched.display()))?;
+        files.push(TouchedFile {
+            path: PathBuf::from(name),
+            orig,
+            patched,
+        });
+    }
+    Ok(PatchSet { fixes, files })
+}
