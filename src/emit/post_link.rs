@@ -28,6 +28,9 @@ pub struct PostLink {
     pub symbols: Vec<String>,
 }
 
+/// A klp relocation read from a record: offset, type, addend and the `.klp.sym` name to bind.
+type Pending = (u64, u32, i64, String);
+
 /// The section and offset a relocation of a record points at, after linking.
 fn pointee(ko: &ElfObject<Any>, r: &Reloc<Any>) -> anyhow::Result<(SectionId<Any>, u64)> {
     let s = ko.symbol(r.sym);
@@ -72,8 +75,8 @@ pub fn rewrite(ko_path: &Path) -> anyhow::Result<PostLink> {
         .map(|r| (r.r_offset, r.clone()))
         .collect();
 
-    // (target section, relocation with the klp symbol name still to bind)
-    let mut by_section: BTreeMap<(String, usize), Vec<(u64, u32, i64, String)>> = BTreeMap::new();
+    // Per (klp object, target section index): the relocations, symbols still named.
+    let mut by_section: BTreeMap<(String, usize), Vec<Pending>> = BTreeMap::new();
     for i in 0..records.len() as u64 / abi::KLP_RELOC_SIZE {
         let base = i * abi::KLP_RELOC_SIZE;
         let get = |off: u64| {
