@@ -7,10 +7,11 @@
 # hang), 2 when the boot could not be started.
 # Invariant: QEMU never outlives the timeout (default 180 s) and never reads standard input.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/common.sh"
 
 usage() { echo "usage: $0 -l LOG [-t SECONDS] [-2 FILE] [-a CMDLINE] KERNEL INITRAMFS" >&2; exit 2; }
-log_file= timeout_s=180 serial2= extra=
+log_file='' timeout_s=180 serial2='' extra=''
 while getopts "l:t:2:a:" opt; do
     case $opt in
         l) log_file=$OPTARG ;;
@@ -21,7 +22,7 @@ while getopts "l:t:2:a:" opt; do
     esac
 done
 shift $((OPTIND - 1))
-[ $# -eq 2 ] && [ -n "$log_file" ] || usage
+if [ $# -ne 2 ] || [ -z "$log_file" ]; then usage; fi
 kernel=$1 initramfs=$2
 for f in "$kernel" "$initramfs"; do
     [ -f "$f" ] || { echo "lab: error: $f does not exist" >&2; exit 2; }

@@ -1,14 +1,19 @@
+# shellcheck shell=bash
 # lab/common.sh: shared helpers of the kernel lab scripts (sourced, not run).
 # One cache dir holds everything the lab downloads, unpacks, builds and captures, so a second run
 # on the same machine is fast and a fresh machine only needs time.
 LAB=${KLP_LAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/klp-build-lab}
 mkdir -p "$LAB"
+# (The LAB_* variables are for the scripts that source this file.)
+# shellcheck disable=SC2034
 LAB_SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # What setup.sh last produced, as KEY=VALUE lines; env.sh reads only this file.
+# shellcheck disable=SC2034
 LAB_ENV_FILE="$LAB/lab.env"
 
 # Debian 12's kernel series: the source package is named after it (linux-source-6.1).
+# shellcheck disable=SC2034
 LAB_SERIES=6.1
 
 log() { echo "lab: $*" >&2; }
@@ -69,4 +74,11 @@ lab_debian_version() {
 # The ABI name (6.1.0-56) of the image that linux-image-amd64 at version $1 depends on.
 lab_debian_abi() {
     apt-cache show "linux-image-amd64=$1" | sed -n 's/^Depends: linux-image-\([^ ,]*\)-amd64 .*/\1/p' | head -1
+}
+
+# The kernel image of the version dir $1 (fetch.sh's output): its one boot/vmlinuz-<release>.
+lab_vmlinuz() {
+    local images=("$1"/image/boot/vmlinuz-*)
+    [ -f "${images[0]}" ] || die "no boot/vmlinuz-* in $1/image; remove $1/.fetched and rerun lab/setup.sh"
+    echo "${images[0]}"
 }

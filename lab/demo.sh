@@ -7,6 +7,7 @@
 # Usage: lab/demo.sh [OUT_DIR]   (default target/demo; the module, the boot log and klp-tmp/ go there)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lab/common.sh
 . lab/common.sh
 out=$(mkdir -p "${1:-target/demo}" && cd "${1:-target/demo}" && pwd)
 

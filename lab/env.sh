@@ -4,6 +4,7 @@
 # Invariant: reads only the cache (no apt, no network, no QEMU) and fails, naming what is missing,
 # unless every path it lists exists and the boot tools are installed.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/common.sh"
 
 [ -f "$LAB_ENV_FILE" ] || die "the kernel lab is not set up ($LAB_ENV_FILE is missing): run bash lab/setup.sh"
@@ -20,5 +21,5 @@ for tool in qemu-system-x86_64 cpio gzip timeout flock; do
     command -v "$tool" >/dev/null || die "$tool is missing: run bash lab/setup.sh"
 done
 [ -x /bin/busybox ] || die "/bin/busybox is missing: run bash lab/setup.sh"
-if readelf -lW /bin/busybox | grep -q INTERP; then die "/bin/busybox is not busybox-static: run bash lab/setup.sh"; fi
+case $(readelf -lW /bin/busybox) in *INTERP*) die "/bin/busybox is not busybox-static: run bash lab/setup.sh" ;; esac
 cat "$LAB_ENV_FILE"

@@ -5,6 +5,7 @@
 # Invariant: source, image and headers are all at one package version (kernel-lab.md: a source
 # tree of another version rebuilds objects that do not match the running kernel).
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/common.sh"
 lab_lock fetch
 

@@ -7,10 +7,11 @@
 # and powers off. FILEs land in /modules/<basename>.
 # Invariant: nothing is cached; the result depends only on the arguments and busybox-static.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/common.sh"
 
 usage() { die "usage: $0 -o OUT.cpio.gz -s TEST.sh [FILE...]"; }
-out= script=
+out='' script=''
 while getopts "o:s:" opt; do
     case $opt in
         o) out=$OPTARG ;;
@@ -19,15 +20,15 @@ while getopts "o:s:" opt; do
     esac
 done
 shift $((OPTIND - 1))
-[ -n "$out" ] && [ -n "$script" ] || usage
+if [ -z "$out" ] || [ -z "$script" ]; then usage; fi
 [ -f "$script" ] || die "test script $script does not exist"
 
 busybox=/bin/busybox
 [ -x "$busybox" ] || die "$busybox is missing; install busybox-static (apt-get install busybox-static)"
 # The initramfs has no libc: a dynamically linked busybox (package `busybox`) cannot run there.
-if readelf -lW "$busybox" | grep -q 'INTERP'; then
-    die "$busybox is dynamically linked; install busybox-static (apt-get install busybox-static)"
-fi
+case $(readelf -lW "$busybox") in
+    *INTERP*) die "$busybox is dynamically linked; install busybox-static (apt-get install busybox-static)" ;;
+esac
 
 tree=$(mktemp -d "${TMPDIR:-/tmp}/klp-initramfs.XXXXXX")
 trap 'rm -rf "$tree"' EXIT

@@ -6,6 +6,7 @@
 # Invariant: the cached file is complete (the guest's line count) and unrestricted (real addresses,
 # kptr_restrict=0); addresses differ per boot (KASLR) but the order, which sympos counts, does not.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/common.sh"
 
 [ $# -eq 1 ] || die "usage: $0 VERSION_DIR"
@@ -14,8 +15,7 @@ out="$dir/kallsyms"
 lab_lock kallsyms
 if [ -f "$out" ]; then echo "$out"; exit 0; fi
 
-vmlinuz=$(ls "$dir"/image/boot/vmlinuz-* 2>/dev/null | head -n 1)
-[ -n "$vmlinuz" ] || die "no boot/vmlinuz-* under $dir/image; run bash lab/fetch.sh"
+vmlinuz=$(lab_vmlinuz "$dir")
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/klp-kallsyms.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -29,14 +29,15 @@ exec 3>&-
 echo "KALLSYMS-LINES: $(wc -l < /proc/kallsyms)"
 EOF
 "$LAB_SCRIPTS/initramfs.sh" -o "$work/initramfs.gz" -s "$work/test.sh"
-log "capturing /proc/kallsyms of $(basename "$vmlinuz") (about 25 s)"
+log "capturing /proc/kallsyms of $(basename "$vmlinuz") (about 15 s)"
 "$LAB_SCRIPTS/boot.sh" -t 300 -l "$work/console.log" -2 "$work/kallsyms" "$vmlinuz" "$work/initramfs.gz" ||
     die "the capture boot failed; console log above"
 
 expected=$(tr -d '\r' < "$work/console.log" | sed -n 's/^KALLSYMS-LINES: \([0-9]*\)$/\1/p' | tail -n 1)
 got=$(wc -l < "$work/kallsyms")
-[ -n "$expected" ] && [ "$got" = "$expected" ] ||
+if [ -z "$expected" ] || [ "$got" != "$expected" ]; then
     die "captured $got lines of kallsyms but the guest had ${expected:-an unknown number}; rerun lab/kallsyms.sh $dir"
+fi
 [ "$got" -gt 50000 ] || die "captured only $got kallsyms lines (a distro kernel has ~94,000); KALLSYMS_ALL off?"
 # With kptr_restrict in force every address reads as zero. A few per-CPU symbols really are at 0
 # (fixed_percpu_data is the first per-CPU variable), so count, don't forbid.

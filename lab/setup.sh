@@ -7,14 +7,14 @@
 # when complete, so an interrupted run resumes; the source tree is unpacked but never configured,
 # because klp-build prepares its own tree from --config.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/common.sh"
 lab_lock setup
 start=$(date +%s)
 
 dir=$("$LAB_SCRIPTS/fetch.sh")
 ver=${dir##*/debian-}
-vmlinuz=$(ls "$dir"/image/boot/vmlinuz-* 2>/dev/null | head -n 1)
-[ -n "$vmlinuz" ] || die "no boot/vmlinuz-* in $dir/image; remove $dir/.fetched and rerun lab/setup.sh"
+vmlinuz=$(lab_vmlinuz "$dir")
 release=${vmlinuz##*/vmlinuz-}
 
 # The source tree, unpacked into a scratch dir and renamed, so a tree at its final path is whole.
@@ -26,12 +26,12 @@ if [ ! -f "$marker" ] && [ -d "$src" ]; then
     # A tree from before the marker existed: keep it when every file of the tarball is there
     # (it may be prepared and in use), else unpack again.
     log "checking the unmarked source tree $src against $tarball"
-    missing=$(tar -tJf "$tarball" | grep -v '/$' | (cd "$dir/src" && while read -r f; do
+    absent=$(tar -tJf "$tarball" | grep -v '/$' | (cd "$dir/src" && while read -r f; do
         [ -e "$f" ] || { echo "$f"; break; }; done))
-    if [ -z "$missing" ]; then
+    if [ -z "$absent" ]; then
         touch "$marker"
     else
-        log "the tree lacks $missing: unpacking again"
+        log "the tree lacks $absent: unpacking again"
         rm -rf "$src"
     fi
 fi
