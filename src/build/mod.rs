@@ -1,4 +1,24 @@
-//! Stage 2, build (being written).
+//! Stage 2, build: `Target` + `PatchSet` -> [`BuiltObjects`]: the original and patched `.o` of
+//! every translation unit the patch touches, rebuilt as kbuild single targets with
+//! `-ffunction-sections -fdata-sections`, each with its klp object; copies under
+//! `<work>/2-build/{orig,patched}/`. Invariant: the source tree is as it was afterwards (sources,
+//! objects and `.cmd` files, content and mtime), whether the build succeeds, fails, panics or is
+//! interrupted.
+
+mod cmd_file;
+mod guard;
+pub mod interrupt;
+mod make;
+mod objects;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+
+use crate::patch::PatchSet;
+use crate::target::Target;
+use guard::TreeGuard;
+use make::Outcome;
 
 /// The livepatch object that a rebuilt `.o` belongs to: `vmlinux`, or a module (its name with
 /// `-` as `_`, as the kernel's `klp_object.name` wants it).
@@ -18,4 +38,209 @@ impl KlpObject {
             KlpObject::Module(m) => m,
         }
     }
+}
+
+/// The result of the build stage.
+#[derive(Debug, Clone)]
+pub struct BuiltObjects {
+    /// One pair per rebuilt object, in the order of the patch's files.
+    pub pairs: Vec<ObjectPair>,
+}
+
+/// One translation unit, built from the original and from the patched source.
+#[derive(Debug, Clone)]
+pub struct ObjectPair {
+    /// The object, relative to the tree (`fs/proc/cmdline.o`).
+    pub object: PathBuf,
+    /// The `.c` it is compiled from, relative to the tree.
+    pub source_file: PathBuf,
+    /// Built from the original source, under `<work>/2-build/orig/`.
+    pub orig: PathBuf,
+    /// Built from the patched source, under `<work>/2-build/patched/`.
+    pub patched: PathBuf,
+    /// Where its code runs: vmlinux or a module.
+    pub klp_object: KlpObject,
+}
+
+/// The files kbuild writes for one object: the object, its command file, and the dep file gcc
+/// writes during the compile (left behind when the compile fails).
+fn kbuild_outputs(object: &Path) -> [PathBuf; 3] {
+    let cmd = cmd_file::path_of(object);
+    let name = object
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    [
+        object.to_path_buf(),
+        cmd,
+        object.with_file_name(format!(".{name}.d")),
+    ]
+}
+
+/// Rebuilds the touched translation units, original first, then with the patched copies swapped
+/// into the tree; see the module doc.
+pub fn run(target: &Target, patch: &PatchSet, work_dir: &Path) -> anyhow::Result<BuiltObjects> {
+    interrupt::install();
+    let stage = work_dir.join("2-build");
+    let saved = stage.join("saved");
+    let _lock = crate::target::lock::lock(&target.source)?;
+    guard::recover(&saved, &target.source)?;
+    if stage.exists() {
+        std::fs::remove_dir_all(&stage).with_context(|| format!("clearing {}", stage.display()))?;
+    }
+    let planned = objects::plan(&target.source, &patch.files)?;
+    if planned.is_empty() {
+        return Ok(BuiltObjects { pairs: Vec::new() });
+    }
+    let objects: Vec<PathBuf> = planned.iter().map(|p| p.object.clone()).collect();
+
+    let mut guard = TreeGuard::new(&target.source, &saved)?;
+    for o in &objects {
+        for f in kbuild_outputs(o) {
+            guard.save(&f)?;
+        }
+    }
+    let klp_objects = build_once(target, &mut guard, &objects, &stage, "orig")?;
+    for f in &patch.files {
+        guard.save(&f.path)?;
+        let bytes = std::fs::read(&f.patched)
+            .with_context(|| format!("reading {}", f.patched.display()))?;
+        let dest = target.source.join(&f.path);
+        std::fs::write(&dest, bytes).with_context(|| format!("writing {}", dest.display()))?;
+    }
+    let patched_objects = build_once(target, &mut guard, &objects, &stage, "patched")?;
+    guard
+        .restore()
+        .with_context(|| format!("restoring {}", target.source.display()))?;
+    drop(guard);
+
+    let mut pairs = Vec::new();
+    for (i, p) in planned.into_iter().enumerate() {
+        if klp_objects[i] != patched_objects[i] {
+            bail!(
+                "{}: the patched build compiles it for {} but the original for {}: a patch cannot move code between \
+                 vmlinux and a module",
+                p.object.display(),
+                patched_objects[i].name(),
+                klp_objects[i].name()
+            );
+        }
+        pairs.push(ObjectPair {
+            orig: stage.join("orig").join(&p.object),
+            patched: stage.join("patched").join(&p.object),
+            object: p.object,
+            source_file: p.source_file,
+            klp_object: klp_objects[i].clone(),
+        });
+    }
+    Ok(BuiltObjects { pairs })
+}
+
+/// One make run of all `objects` (`which`: "orig" or "patched"); copies each object and its
+/// command file to `<stage>/<which>/` and returns each object's klp object.
+fn build_once(
+    target: &Target,
+    guard: &mut TreeGuard,
+    objects: &[PathBuf],
+    stage: &Path,
+    which: &str,
+) -> anyhow::Result<Vec<KlpObject>> {
+    let what = if which == "orig" {
+        "original"
+    } else {
+        "patched"
+    };
+    if interrupt::interrupted() {
+        bail!("interrupted");
+    }
+    // Removing the object forces make to compile it: an object left in the tree (by a killed
+    // run, or by the user's own build without our KCFLAGS) must never pass for ours.
+    for o in objects {
+        let path = target.source.join(o);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
+        }
+    }
+    let dirs: Vec<PathBuf> = objects
+        .iter()
+        .filter_map(|o| o.parent().map(Path::to_path_buf))
+        .collect();
+    let before = listing(&target.source, &dirs);
+    std::fs::create_dir_all(stage)?;
+    let log = stage.join(format!("make-{which}.log"));
+    let outcome = make::make(&target.source, target.jobs, objects, &log)?;
+    // Anything new next to the objects that carries an object's name (`.cmdline.o.d` of a failed
+    // compile, a `.tmp_` file of a stopped one) goes when the tree is restored.
+    for (dir, name) in listing(&target.source, &dirs).difference(&before) {
+        let stems: Vec<String> = objects
+            .iter()
+            .filter(|o| o.parent() == Some(dir.as_path()))
+            .filter_map(|o| o.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .collect();
+        if stems.iter().any(|s| name.contains(s.as_str())) {
+            guard.created(&dir.join(name))?;
+        }
+    }
+    match outcome {
+        Outcome::Built => {}
+        Outcome::Interrupted => bail!("interrupted while building the {what} objects"),
+        Outcome::Failed(diagnostics) => {
+            let note = if which == "patched" {
+                "\n  line numbers of unchanged lines are the original file's (klp-build adds #line directives to the \
+                 patched copy; new lines continue from the line above them)"
+            } else {
+                "\n  the original source does not build: is --source configured for the target (see its .config)?"
+            };
+            bail!(
+                "compiling the {what} {} failed (make {} in {}):\n    {}{note}\n  full log: {}",
+                objects
+                    .iter()
+                    .map(|o| o.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                objects
+                    .iter()
+                    .map(|o| o.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                target.source.display(),
+                make::excerpt(&diagnostics, 30),
+                log.display()
+            );
+        }
+    }
+    let mut klp = Vec::new();
+    for o in objects {
+        let dest = stage.join(which).join(o);
+        std::fs::create_dir_all(dest.parent().expect("an object has a parent dir"))?;
+        let built = target.source.join(o);
+        std::fs::copy(&built, &dest).with_context(|| {
+            format!(
+                "copying {} to {}: make succeeded without building it",
+                built.display(),
+                dest.display()
+            )
+        })?;
+        let cmd = cmd_file::path_of(o);
+        std::fs::copy(target.source.join(&cmd), stage.join(which).join(&cmd))
+            .with_context(|| format!("copying {}", target.source.join(&cmd).display()))?;
+        klp.push(cmd_file::klp_object(
+            &cmd_file::read(&target.source.join(&cmd))?.command,
+        ));
+    }
+    Ok(klp)
+}
+
+/// The file names in `dirs` of the tree.
+fn listing(source: &Path, dirs: &[PathBuf]) -> std::collections::BTreeSet<(PathBuf, String)> {
+    let mut out = std::collections::BTreeSet::new();
+    for d in dirs {
+        if let Ok(entries) = std::fs::read_dir(source.join(d)) {
+            for e in entries.flatten() {
+                out.insert((d.clone(), e.file_name().to_string_lossy().into_owned()));
+            }
+        }
+    }
+    out
 }

@@ -1,0 +1,137 @@
+//! One kbuild run of single targets. Input: the tree, the objects, a log file. Output: the objects
+//! built, or the compiler's messages. Invariant: make runs in a process group of its own, so a
+//! signal that reaches only klp-build (SIGTERM from a supervisor) still stops every compiler
+//! before the tree is restored: the build forwards it to the whole group and waits.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::interrupt;
+
+/// The flags klp-build adds to the kernel's own (design.md): one section per function and per
+/// data object, so the diff stage compares and extracts them one by one.
+pub const KCFLAGS: &str = "-ffunction-sections -fdata-sections";
+
+/// How a make run ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Every target was built.
+    Built,
+    /// make failed: its diagnostics (compiler messages, without make's own `make[N]: ***` lines).
+    Failed(Vec<String>),
+    /// A signal arrived; make and its compilers were stopped.
+    Interrupted,
+}
+
+/// Runs `make -C source -jN -s KCFLAGS=... targets...`, its output going to `log`.
+pub fn make(
+    source: &Path,
+    jobs: usize,
+    targets: &[PathBuf],
+    log: &Path,
+) -> anyhow::Result<Outcome> {
+    let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let mut child = Command::new("make")
+        .arg("-C")
+        .arg(source)
+        .arg(format!("-j{jobs}"))
+        .arg("-s")
+        .arg(format!("KCFLAGS={KCFLAGS}"))
+        .args(targets)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .process_group(0)
+        .spawn()
+        .context("running make: install make and gcc (apt-get install make gcc)")?;
+    let group = child.id() as libc::pid_t;
+    let mut forwarded = false;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if interrupt::interrupted() && !forwarded {
+            // make removes the half-written target on SIGINT and waits for its jobs.
+            // SAFETY: kill(2) with a negative pid signals the process group make leads.
+            unsafe { libc::kill(-group, libc::SIGINT) };
+            forwarded = true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if interrupt::interrupted() {
+        // Whatever of the group still runs must not write into the tree once it is restored.
+        // SAFETY: as above; ESRCH (the group is gone) is the expected answer.
+        unsafe { libc::kill(-group, libc::SIGKILL) };
+        return Ok(Outcome::Interrupted);
+    }
+    if status.success() {
+        return Ok(Outcome::Built);
+    }
+    let text = std::fs::read(log)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let mut diagnostics: Vec<String> = text
+        .lines()
+        .filter(|l| !(l.starts_with("make[") || l.starts_with("make:")))
+        .map(str::to_string)
+        .collect();
+    if diagnostics.is_empty() {
+        diagnostics = text.lines().map(str::to_string).collect();
+    }
+    Ok(Outcome::Failed(diagnostics))
+}
+
+/// The compiler's messages cut to what a terminal shows: the first error and what follows it,
+/// `max` lines at most.
+pub fn excerpt(diagnostics: &[String], max: usize) -> String {
+    let start = diagnostics
+        .iter()
+        .position(|l| l.contains("error"))
+        .map_or(0, |i| {
+            // Keep the `In function 'x':` line that gcc prints before the first error.
+            if i > 0 && diagnostics[i - 1].contains("In function") {
+                i - 1
+            } else {
+                i
+            }
+        });
+    let shown: Vec<&str> = diagnostics[start..]
+        .iter()
+        .take(max)
+        .map(String::as_str)
+        .collect();
+    let mut s = shown.join("\n    ");
+    let rest = diagnostics.len() - start - shown.len();
+    if rest > 0 {
+        s.push_str(&format!("\n    ... ({rest} more lines)"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpt_starts_at_the_first_error() {
+        let d: Vec<String> = [
+            "fs/proc/cmdline.c: In function 'cmdline_proc_show':",
+            "fs/proc/cmdline.c:10:9: error: 'x' undeclared",
+            "10 | x;",
+            "a",
+            "b",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            excerpt(&d, 3),
+            "fs/proc/cmdline.c: In function 'cmdline_proc_show':\n    fs/proc/cmdline.c:10:9: error: 'x' undeclared\n    \
+             10 | x;\n    ... (2 more lines)"
+        );
+    }
+}

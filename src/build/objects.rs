@@ -1,0 +1,246 @@
+//! Which objects to rebuild for the touched files. Input: the source tree and the files the patch
+//! changes. Output: objects (`fs/proc/cmdline.o`) with the `.c` each is compiled from.
+//! Invariant: only objects the tree's kbuild compiles are listed: a `.c` file's own object when a
+//! Makefile names it, the objects that `#include` a `.c` (kernel/sched/build_policy.c includes
+//! rt.c), and for a header the objects whose kbuild dep files name it, which only a built tree
+//! has; no object outside the running kernel (vDSO, boot code) is ever listed.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+
+use super::cmd_file;
+use crate::patch::refuse::{self, Change, Verdict};
+use crate::patch::TouchedFile;
+
+/// One object to rebuild.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    /// Relative to the tree (`fs/proc/cmdline.o`).
+    pub object: PathBuf,
+    /// The `.c` it is compiled from (`fs/proc/cmdline.c`).
+    pub source_file: PathBuf,
+}
+
+/// The objects to rebuild for `files`, each once, in order of the files.
+pub fn plan(source: &Path, files: &[TouchedFile]) -> anyhow::Result<Vec<Planned>> {
+    let built = crate::target::is_built(source);
+    let mut out: Vec<Planned> = Vec::new();
+    let mut errors = Vec::new();
+    for f in files {
+        let rel = f.path.to_string_lossy().into_owned();
+        let found = if rel.ends_with(".c") {
+            for_c_file(source, &rel, built)?
+        } else if built {
+            let deps = cmd_file::dependents(source, &rel)?;
+            if deps.is_empty() {
+                eprintln!(
+                    "klp-build: {rel}: no object of {} includes it; nothing to rebuild for it",
+                    source.display()
+                );
+            }
+            deps
+        } else {
+            errors.push(format!(
+                "{rel}: a header change needs a built tree, to find the objects that include it from kbuild's dep files \
+                 (.<object>.o.cmd); {} has none (no vmlinux). Build the tree once (make -j{} in it), or pass a built \
+                 tree as --source; or make the change in the .c files that use the header",
+                source.display(),
+                std::thread::available_parallelism().map_or(2, |n| n.get())
+            ));
+            continue;
+        };
+        if found.is_empty() && rel.ends_with(".c") {
+            errors.push(format!(
+                "{rel}: no Makefile of {} builds it, and no .c file next to it includes it; it is not compiled in this \
+                 configuration (see the CONFIG_ option in its Makefile), so no running code comes from it",
+                source.display()
+            ));
+        }
+        for (object, src) in found {
+            // kernel objects only: arch/x86/boot/compressed/misc.c includes lib/decompress_*.c.
+            if !matches!(
+                refuse::verdict(Path::new(&src), Change::Modify),
+                Verdict::Use
+            ) {
+                continue;
+            }
+            let p = Planned {
+                object: PathBuf::from(object),
+                source_file: PathBuf::from(src),
+            };
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    if !errors.is_empty() {
+        bail!("{}", errors.join("\n"));
+    }
+    Ok(out)
+}
+
+/// Objects built from the `.c` file `rel`: its own object, else the objects including it.
+fn for_c_file(source: &Path, rel: &str, built: bool) -> anyhow::Result<Vec<(String, String)>> {
+    let object = format!("{}.o", rel.strip_suffix(".c").unwrap_or(rel));
+    if built {
+        let cmd = source.join(cmd_file::path_of(Path::new(&object)));
+        if cmd.is_file() {
+            return Ok(vec![(object, rel.to_string())]);
+        }
+        return cmd_file::dependents(source, rel);
+    }
+    if named_by_makefile(source, Path::new(&object)) {
+        return Ok(vec![(object, rel.to_string())]);
+    }
+    let mut out = Vec::new();
+    for includer in includers(source, rel) {
+        out.extend(for_c_file(source, &includer, built)?);
+    }
+    Ok(out)
+}
+
+/// A Makefile or Kbuild of the object's dir or of up to three dirs above names it: as
+/// `cmdline.o` (fs/proc/Makefile), or with the path from there (`libxfs/xfs_ag.o` in fs/xfs,
+/// whose Makefile also lists it inside `$(addprefix libxfs/, xfs_ag.o ...)`).
+fn named_by_makefile(source: &Path, object: &Path) -> bool {
+    let name = object
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let mut dir = object.parent();
+    for _ in 0..4 {
+        let Some(d) = dir else { break };
+        let rel_from_here = object
+            .strip_prefix(d)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for mk in ["Makefile", "Kbuild"] {
+            let Ok(text) = std::fs::read_to_string(source.join(d).join(mk)) else {
+                continue;
+            };
+            let words = text.split(|c: char| c.is_whitespace() || "=+:,()\\".contains(c));
+            if words.into_iter().any(|w| w == name || w == rel_from_here) {
+                return true;
+            }
+        }
+        dir = d.parent().filter(|p| !p.as_os_str().is_empty());
+    }
+    false
+}
+
+/// `.c` files in the same dir that `#include "<name>.c"` (kernel/sched/build_policy.c includes
+/// idle.c, rt.c, deadline.c ...).
+fn includers(source: &Path, rel: &str) -> Vec<String> {
+    let path = Path::new(rel);
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return vec![];
+    };
+    let Ok(entries) = std::fs::read_dir(source.join(dir)) else {
+        return vec![];
+    };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        if !file.ends_with(".c") || file == name {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(e.path()) else {
+            continue;
+        };
+        let includes = text.lines().any(|l| {
+            let l = l.trim_start();
+            l.strip_prefix('#')
+                .map(str::trim_start)
+                .and_then(|l| l.strip_prefix("include"))
+                .is_some_and(|l| l.trim() == format!("\"{name}\""))
+        });
+        if includes {
+            out.push(dir.join(&file).to_string_lossy().into_owned());
+        }
+    }
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (p, text) in files {
+            let p = dir.path().join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        dir
+    }
+
+    fn touched(p: &str) -> TouchedFile {
+        TouchedFile {
+            path: p.into(),
+            orig: PathBuf::new(),
+            patched: PathBuf::new(),
+        }
+    }
+
+    #[test]
+    fn own_object_composite_member_and_includer() {
+        let t = tree(&[
+            ("fs/proc/Makefile", "proc-y += cmdline.o consoles.o\n"),
+            ("fs/proc/cmdline.c", ""),
+            (
+                "fs/xfs/Makefile",
+                "xfs-y += $(addprefix libxfs/, \\\n\t\txfs_ag.o \\\n\t\txfs_alloc.o)\n",
+            ),
+            ("fs/xfs/libxfs/xfs_ag.c", ""),
+            ("kernel/sched/Makefile", "obj-y += build_policy.o\n"),
+            (
+                "kernel/sched/build_policy.c",
+                "#include \"idle.c\"\n# include \"rt.c\"\n",
+            ),
+            ("kernel/sched/rt.c", ""),
+        ]);
+        let got = plan(
+            t.path(),
+            &[
+                touched("fs/proc/cmdline.c"),
+                touched("fs/xfs/libxfs/xfs_ag.c"),
+                touched("kernel/sched/rt.c"),
+            ],
+        )
+        .unwrap();
+        let objs: Vec<_> = got
+            .iter()
+            .map(|p| (p.object.to_str().unwrap(), p.source_file.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            objs,
+            vec![
+                ("fs/proc/cmdline.o", "fs/proc/cmdline.c"),
+                ("fs/xfs/libxfs/xfs_ag.o", "fs/xfs/libxfs/xfs_ag.c"),
+                ("kernel/sched/build_policy.o", "kernel/sched/build_policy.c"),
+            ]
+        );
+    }
+
+    #[test]
+    fn unbuilt_c_and_header_changes_are_errors() {
+        let t = tree(&[
+            ("fs/proc/Makefile", "proc-y += cmdline.o\n"),
+            ("fs/proc/orphan.c", ""),
+            ("fs/proc/internal.h", ""),
+        ]);
+        let e = plan(
+            t.path(),
+            &[touched("fs/proc/orphan.c"), touched("fs/proc/internal.h")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("fs/proc/orphan.c: no Makefile"), "{e}");
+        assert!(
+            e.contains("fs/proc/internal.h: a header change needs a built tree"),
+            "{e}"
+        );
+    }
+}
