@@ -127,10 +127,10 @@ impl fmt::Display for Ambiguity {
             }
             write!(
                 f,
-                " between [{}] and [{}], {} of the unit's symbols around it",
+                " between [{}] and [{}]: {}",
                 c.before.join(", "),
                 c.after.join(", "),
-                c.matched
+                c.support
             )?;
         }
         write!(
@@ -156,8 +156,8 @@ pub struct Candidate {
     pub before: Vec<String>,
     /// The names just after it in address order, nearest first.
     pub after: Vec<String>,
-    /// How many of the unit's symbols surround it in order.
-    pub matched: usize,
+    /// How the unit's symbols surround it.
+    pub support: Support,
 }
 
 /// How a sympos was decided, for reports and `--debug` output.
@@ -171,14 +171,56 @@ pub enum Rule {
     OnlyLocal,
     /// One candidate's FILE symbol names the unit's source file.
     File,
-    /// The unit's other symbols surround this candidate in order: `matched` of them, against
-    /// `runner_up` for the next best candidate.
+    /// The unit's other symbols surround this candidate in order, better than any other.
     Neighbours {
-        /// Symbols of the unit found around the chosen candidate.
-        matched: usize,
-        /// The same count for the second best candidate.
-        runner_up: usize,
+        /// How the chosen candidate is surrounded.
+        support: Support,
+        /// How the second best candidate is.
+        runner_up: Support,
     },
+}
+
+/// How well a candidate is surrounded by the other symbols of its unit's run (same base section,
+/// unit order), walking away from it both ways in address order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Support {
+    /// The unit's symbols found in order around the candidate.
+    pub matched: usize,
+    /// Those of them whose name occurs once in the object: only these say which unit the run
+    /// belongs to (`__func__.0`, `__key.1`, `s_show` runs repeat across units).
+    pub distinct: usize,
+    /// Listing lines between the candidate and the matched symbols that are not the unit's: the
+    /// true instance sits inside its unit's run, 0 when the builds agree.
+    pub gap: usize,
+}
+
+impl Support {
+    fn rank(&self) -> (usize, usize, std::cmp::Reverse<usize>) {
+        (self.distinct, self.matched, std::cmp::Reverse(self.gap))
+    }
+
+    /// Whether a candidate with this support is a clear winner over the next best. Evidence
+    /// must include a name unique in the object: such a line can only be the unit's own, so only
+    /// candidates at the edge of the unit's run can reach it too, and those reach it across a
+    /// gap (the true instance, or another unit's line). A wrong sympos makes livepatch redirect
+    /// another unit's same-named function, so an error is always the better failure.
+    fn beats(&self, next: &Support) -> bool {
+        self.distinct >= 1
+            && (self.distinct > next.distinct
+                || (self.distinct == next.distinct
+                    && self.matched >= next.matched
+                    && self.gap < next.gap))
+    }
+}
+
+impl fmt::Display for Support {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} of the unit's symbols around it, {} of them unique, {} lines apart",
+            self.matched, self.distinct, self.gap
+        )
+    }
 }
 
 /// The symbol livepatch will find for `<name>,<sympos>`.
@@ -305,6 +347,14 @@ impl SymbolListing {
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let text = String::from_utf8_lossy(&text);
         Self::parse_text(path, &text)
+    }
+
+    /// A listing without symbols, to which modules are added (`origin` names it in errors).
+    pub fn empty(origin: &Path) -> Self {
+        SymbolListing {
+            origin: origin.to_path_buf(),
+            objects: HashMap::new(),
+        }
     }
 
     /// Parses a System.map or `/proc/kallsyms` text; `path` names it in errors.
@@ -468,6 +518,17 @@ impl SymbolListing {
         self.objects.contains_key(object)
     }
 
+    /// The symbols of `object` in the order livepatch counts them, as `(address, type, name)`
+    /// (for `--debug` output and for comparing with a captured `/proc/kallsyms`).
+    pub fn listed(&self, object: &str) -> Vec<(u64, char, &str)> {
+        self.objects.get(object).map_or_else(Vec::new, |o| {
+            o.entries
+                .iter()
+                .map(|e| (e.addr, e.ty, e.name.as_str()))
+                .collect()
+        })
+    }
+
     /// The sympos of `name` in `object` (`vmlinux` or a module name), for a symbol of
     /// translation unit `tu`.
     pub fn sympos(
@@ -516,7 +577,7 @@ impl SymbolListing {
         if all.len() == 1 {
             return Ok(located(all[0], Rule::Unique));
         }
-        let ambiguous = |reason: String, scores: &[(u32, usize)]| {
+        let ambiguous = |reason: String, scores: &[(u32, Support)]| {
             SymposError::Ambiguous(Box::new(Ambiguity {
                 object: object.to_string(),
                 name: name.to_string(),
@@ -593,23 +654,19 @@ impl SymbolListing {
                 cands = same_file;
             }
         }
-        let mut scores: Vec<(u32, usize)> = cands
+        let mut scores: Vec<(u32, Support)> = cands
             .iter()
-            .map(|&i| (i, neighbours_matched(obj, i, own, tu)))
+            .map(|&i| (i, support(obj, i, own, tu)))
             .collect();
-        scores.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        scores.sort_by(|a, b| b.1.rank().cmp(&a.1.rank()).then(a.0.cmp(&b.0)));
         let group = run_of(obj, own, tu).len();
         let best = scores[0].1;
-        let runner_up = scores.get(1).map_or(0, |s| s.1);
-        // Accept only a clear winner: a wrong sympos makes livepatch redirect another unit's
-        // same-named function, so an error is always the better failure.
-        let clear =
-            best > runner_up && (runner_up == 0 || best >= runner_up + 2 || best + 1 == group);
-        if best >= 1 && clear {
+        let runner_up = scores.get(1).map_or(Support::default(), |s| s.1);
+        if best.beats(&runner_up) {
             return Ok(located(
                 scores[0].0,
                 Rule::Neighbours {
-                    matched: best,
+                    support: best,
                     runner_up,
                 },
             ));
@@ -620,15 +677,15 @@ impl SymbolListing {
                 tu.source,
                 own.base_section()
             )
-        } else if best == 0 {
+        } else if best.distinct == 0 {
             format!(
-                "none of the {} other symbols of {} in {} surround any candidate",
+                "none of the {} other symbols of {} in {} that occur once in the listing surround any candidate",
                 group - 1,
                 tu.source,
                 own.base_section()
             )
         } else {
-            format!("the best candidate has {best} of the unit's symbols around it, the next {runner_up}")
+            format!("the best candidates are equally surrounded by the unit's symbols ({best} and {runner_up})")
         };
         Err(ambiguous(reason, &scores))
     }
@@ -671,46 +728,62 @@ fn run_of<'t>(obj: &ObjectSymbols, own: &TuSymbol, tu: &'t TranslationUnit) -> V
         .collect()
 }
 
-/// How many of the unit's symbols of `own`'s run surround entry `i`, in order.
-fn neighbours_matched(obj: &ObjectSymbols, i: u32, own: &TuSymbol, tu: &TranslationUnit) -> usize {
+/// How well the unit's symbols of `own`'s run surround entry `i`.
+fn support(obj: &ObjectSymbols, i: u32, own: &TuSymbol, tu: &TranslationUnit) -> Support {
     let run = run_of(obj, own, tu);
     let Some(k) = run.iter().position(|s| s.name == own.name) else {
-        return 0;
+        return Support::default();
     };
     let p = obj.at[i as usize] as usize;
     let before: Vec<&str> = run[..k].iter().rev().map(|s| s.name.as_str()).collect();
     let after: Vec<&str> = run[k + 1..].iter().map(|s| s.name.as_str()).collect();
-    walk((0..p).rev().map(|q| obj.name_at(q)), &before)
-        + walk((p + 1..obj.layout.len()).map(|q| obj.name_at(q)), &after)
+    let back = walk(obj, (0..p).rev(), &before);
+    let fwd = walk(obj, p + 1..obj.layout.len(), &after);
+    Support {
+        matched: back.matched + fwd.matched,
+        distinct: back.distinct + fwd.distinct,
+        gap: back.gap + fwd.gap,
+    }
 }
 
-/// Matches listing names, walking away from a candidate, against the unit's names in the same
-/// direction. A name may skip a few unit symbols (one the kernel's build lost or moved); a few
-/// listing names in a row that are not the unit's end the run (the next unit begins).
-fn walk<'a>(listing: impl Iterator<Item = &'a str>, unit: &[&str]) -> usize {
+/// Matches listing names, walking away from a candidate through layout positions `listing`,
+/// against the unit's names in the same direction. A name may skip a few unit symbols (one the
+/// kernel's build lost or moved); a few listing names in a row that are not the unit's end the
+/// run (the next unit begins).
+fn walk(obj: &ObjectSymbols, listing: impl Iterator<Item = usize>, unit: &[&str]) -> Support {
     const LOOKAHEAD: usize = 6;
     const MAX_MISSES: usize = 3;
-    let (mut j, mut matched, mut misses) = (0, 0, 0);
-    for name in listing {
+    let mut s = Support::default();
+    let (mut j, mut misses, mut skipped) = (0, 0, 0);
+    for q in listing {
         if j >= unit.len() {
             break;
         }
+        let name = obj.name_at(q);
         let window = &unit[j..unit.len().min(j + LOOKAHEAD)];
         if let Some(d) = window.iter().position(|u| *u == name) {
-            matched += 1;
+            s.matched += 1;
+            if obj.by_name.get(name).is_some_and(|v| v.len() == 1) {
+                s.distinct += 1;
+            }
+            s.gap += skipped;
             j += d + 1;
             misses = 0;
         } else {
             misses += 1;
+            skipped += 1;
             if misses > MAX_MISSES {
                 break;
             }
         }
+        if misses == 0 {
+            skipped = 0;
+        }
     }
-    matched
+    s
 }
 
-fn candidate(obj: &ObjectSymbols, i: u32, sympos: u32, scores: &[(u32, usize)]) -> Candidate {
+fn candidate(obj: &ObjectSymbols, i: u32, sympos: u32, scores: &[(u32, Support)]) -> Candidate {
     let e = &obj.entries[i as usize];
     let p = obj.at[i as usize] as usize;
     let before = (p.saturating_sub(2)..p)
@@ -726,7 +799,10 @@ fn candidate(obj: &ObjectSymbols, i: u32, sympos: u32, scores: &[(u32, usize)]) 
         file: e.file.map(|f| obj.files[f as usize].clone()),
         before,
         after,
-        matched: scores.iter().find(|s| s.0 == i).map_or(0, |s| s.1),
+        support: scores
+            .iter()
+            .find(|s| s.0 == i)
+            .map_or(Support::default(), |s| s.1),
     }
 }
 
@@ -1127,8 +1203,12 @@ ffffffffc0001000 t show\t[mymod]
                 2,
                 0xffffffff81002200,
                 Rule::Neighbours {
-                    matched: 3,
-                    runner_up: 0
+                    support: Support {
+                        matched: 3,
+                        distinct: 3,
+                        gap: 0
+                    },
+                    runner_up: Support::default()
                 }
             )
         );
@@ -1234,13 +1314,33 @@ ffffffffc0001000 t show\t[mymod]
 
     #[test]
     fn walk_stops_at_the_next_unit() {
+        let names = ["b", "x", "c", "y", "z", "w", "q", "d", "c"];
+        let text: String = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("{:x} t {n}\n", 0x1000 + i))
+            .collect();
+        let l = listing(&text);
+        let obj = &l.objects["vmlinux"];
+        // b, then c across one stranger, then four strangers end the run before d.
+        let s = walk(obj, 0..names.len(), &["b", "c", "d"]);
         assert_eq!(
-            walk(
-                ["b", "x", "c", "y", "z", "w", "q", "d"].into_iter(),
-                &["b", "c", "d"]
-            ),
-            2
+            s,
+            Support {
+                matched: 2,
+                distinct: 1,
+                gap: 1
+            }
         );
-        assert_eq!(walk(["c", "b"].into_iter(), &["b", "c"]), 1);
+        // A unit name may be skipped: the listing lacks `a`.
+        let s = walk(obj, 0..3, &["a", "b", "c"]);
+        assert_eq!(
+            s,
+            Support {
+                matched: 2,
+                distinct: 1,
+                gap: 1
+            }
+        );
     }
 }
