@@ -1,14 +1,17 @@
 //! The stages chained for each command. Input: parsed options. Output: files and a report, and the
 //! exit code. Invariant: reports are built from stage values, never scraped from tool output.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{bail, Context};
 
 use crate::build::KlpObject;
 use crate::cli::{BuildArgs, DiffArgs, ReportFormat};
-use crate::diff;
 use crate::emit::clone;
+use crate::target::symbols::SymbolListing;
+use crate::target::symvers::Exports;
+use crate::{build, diff, emit, patch, target};
 
 /// Exit codes: 0 module built, 1 error, 2 usage (clap), 3 no functional change.
 pub const EXIT_NO_CHANGE: u8 = 3;
@@ -65,11 +68,208 @@ pub fn diff_pair(args: &DiffArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// The main job.
+/// Wall time of each stage, for the report and the benchmark.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Timings(pub Vec<(String, f64)>);
+
+impl Timings {
+    fn time<T>(&mut self, stage: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+        progress(&format!("{stage}..."));
+        let t = Instant::now();
+        let r = f();
+        self.0.push((stage.to_string(), t.elapsed().as_secs_f64()));
+        r
+    }
+}
+
+fn progress(msg: &str) {
+    eprintln!("klp-build: {msg}");
+}
+
+/// The report of the main job.
+#[derive(Debug, serde::Serialize)]
+pub struct BuildReport {
+    /// Module name (as `insmod` and sysfs know it, `-` as `_`).
+    pub name: String,
+    /// The module written.
+    pub module: PathBuf,
+    /// Kernel release the module is built for.
+    pub kernel_release: String,
+    /// The fixes inside.
+    pub fixes: Vec<FixReport>,
+    /// Per object: functions, bindings.
+    pub objects: Vec<emit::module::EmittedObject>,
+    /// Klp relocation sections and symbols created.
+    pub post_link: emit::post_link::PostLink,
+    /// Wall time per stage, in seconds.
+    pub timings: Timings,
+}
+
+/// A fix (one `--diff`).
+#[derive(Debug, serde::Serialize)]
+pub struct FixReport {
+    /// Name (the patch file's stem).
+    pub name: String,
+    /// sha256 of the patch file.
+    pub sha256: String,
+    /// Its subject line.
+    pub subject: String,
+}
+
+/// The default module name: `livepatch-<stem of the first patch>`, with characters that module
+/// names cannot hold replaced, and short enough for `MODULE_NAME_LEN` (56 with the NUL).
+pub fn default_name(first_patch: &Path) -> String {
+    let stem = first_patch.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    sanitize_name(&format!("livepatch-{stem}"))
+}
+
+fn sanitize_name(n: &str) -> String {
+    let mut s: String = n.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    s.truncate(55);
+    s
+}
+
+/// Prepares the work dir: it must be new, empty, or one klp-build made (marker file), never a
+/// directory of the user's that happens to have that name.
+fn prepare_work_dir(dir: &Path) -> anyhow::Result<()> {
+    const MARKER: &str = ".klp-build-work";
+    if dir.exists() {
+        let empty = std::fs::read_dir(dir)?.next().is_none();
+        if !empty && !dir.join(MARKER).exists() {
+            bail!("work dir {} exists and was not made by klp-build; remove it or pass another --work-dir", dir.display());
+        }
+        std::fs::remove_dir_all(dir).with_context(|| format!("clearing work dir {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating work dir {}", dir.display()))?;
+    std::fs::write(dir.join(MARKER), "")?;
+    Ok(())
+}
+
+/// The main job: `klp-build --diff fix.patch ...`.
 pub fn build_module(args: &BuildArgs) -> anyhow::Result<u8> {
     if args.diffs.is_empty() {
         bail!("nothing to do: give at least one --diff FILE (see --help)");
     }
-    let _ = Path::new(".");
-    bail!("not built yet")
+    let total = Instant::now();
+    let mut t = Timings::default();
+    let name = match &args.name {
+        Some(n) if sanitize_name(n) != *n || n.is_empty() => {
+            bail!("--name {n:?}: a module name may hold only letters, digits, '-' and '_', at most 55 of them")
+        }
+        Some(n) => n.clone(),
+        None => default_name(&args.diffs[0]),
+    };
+    prepare_work_dir(&args.work_dir)?;
+    let work = &std::fs::canonicalize(&args.work_dir)?;
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+
+    let opts = target::TargetOptions { source: args.source.clone(), kbuild: args.kbuild.clone(), config: args.config.clone(), jobs };
+    let target = t.time("target", || target::resolve(&opts))?;
+    let patch = t.time("patch", || patch::run(&args.diffs, &target.source, work))?;
+    let built = t.time("build", || build::run(&target, &patch, work))?;
+    let diffs = t.time("diff", || {
+        built
+            .pairs
+            .iter()
+            .map(|p| diff::run(&p.object, p.klp_object.clone(), &p.orig, &p.patched))
+            .collect::<anyhow::Result<Vec<_>>>()
+    })?;
+    let diff_dir = work.join("3-diff");
+    std::fs::create_dir_all(&diff_dir)?;
+    let mut report_text = String::new();
+    for d in &diffs {
+        report_text.push_str(&d.to_string());
+    }
+    std::fs::write(diff_dir.join("report.txt"), &report_text)?;
+    let refusals: Vec<_> = diffs.iter().flat_map(|d| d.refusals.iter().cloned()).collect();
+    if !refusals.is_empty() {
+        eprint!("{report_text}");
+        return Err(refused(&refusals));
+    }
+    if diffs.iter().all(|d| d.is_empty()) {
+        return Err(ExitError {
+            code: EXIT_NO_CHANGE,
+            message: format!(
+                "no functional change: the patch changes no function's code in {}; nothing to livepatch",
+                built.pairs.iter().map(|p| p.object.display().to_string()).collect::<Vec<_>>().join(", ")
+            ),
+        }
+        .into());
+    }
+
+    let symbols_path = match &args.symbols {
+        Some(p) => p.clone(),
+        None => default_symbols(&target)?,
+    };
+    let (listing, exports) = t.time("symbols", || {
+        let listing = SymbolListing::load(&symbols_path)
+            .with_context(|| format!("reading the symbol listing {}", symbols_path.display()))?;
+        let symvers = target.kbuild.join("Module.symvers");
+        let exports = Exports::load(&symvers).with_context(|| format!("reading exports from {}", symvers.display()))?;
+        Ok((listing, exports))
+    })?;
+    let objects = t.time("resolve", || emit::module::objects(&diffs, &listing, &exports, &work.join("4-objects")))?;
+    let module = t.time("emit", || emit::module::module(&objects, &name, &target.kbuild, true, &work.join("5-kmod"), jobs))?;
+    let output = args.output.clone().unwrap_or_else(|| PathBuf::from(format!("{name}.ko")));
+    std::fs::copy(&module.path, &output).with_context(|| format!("writing {}", output.display()))?;
+    t.0.push(("total".into(), total.elapsed().as_secs_f64()));
+
+    let report = BuildReport {
+        name: name.replace('-', "_"),
+        module: output.clone(),
+        kernel_release: target.release.clone(),
+        fixes: patch.fixes.iter().map(|f| FixReport { name: f.name.clone(), sha256: f.sha256.clone(), subject: f.subject.clone() }).collect(),
+        objects,
+        post_link: module.post_link,
+        timings: t,
+    };
+    match args.report {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        ReportFormat::Text => print!("{report_text}{}", render_text(&report)),
+    }
+    if !args.keep_tmp {
+        let _ = std::fs::remove_dir_all(work);
+    }
+    Ok(0)
+}
+
+fn render_text(r: &BuildReport) -> String {
+    let mut s = String::new();
+    for o in &r.objects {
+        for f in &o.funcs {
+            s.push_str(&format!("patched {}:{},{} ({})\n", f.object, f.name, f.sympos, f.why));
+        }
+        for (n, b) in &o.bindings {
+            if let Some(k) = b.klp_symbol() {
+                s.push_str(&format!("klp symbol {k} (for {n})\n"));
+            }
+        }
+        for w in &o.warnings {
+            s.push_str(&format!("warning: {} {}: {}\n", w.key, w.location, w.message));
+        }
+    }
+    s.push_str("time:");
+    for (st, secs) in &r.timings.0 {
+        s.push_str(&format!(" {st} {secs:.1}s"));
+    }
+    s.push_str(&format!("\nbuilt {} for {}\n", r.module.display(), r.kernel_release));
+    s
+}
+
+/// Without `--symbols`: the built tree's vmlinux, else this machine's /proc/kallsyms when it runs
+/// the target release.
+fn default_symbols(target: &target::Target) -> anyhow::Result<PathBuf> {
+    let vmlinux = target.kbuild.join("vmlinux");
+    if vmlinux.exists() {
+        return Ok(vmlinux);
+    }
+    let running = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    if running.trim() == target.release {
+        return Ok(PathBuf::from("/proc/kallsyms"));
+    }
+    bail!(
+        "no symbol listing for kernel {}: pass --symbols with its vmlinux, System.map, or a /proc/kallsyms \
+         captured on a machine running it (as root, with kernel.kptr_restrict=0)",
+        target.release
+    )
 }

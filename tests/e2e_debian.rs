@@ -152,3 +152,8 @@ fn ksysfs_patch_loads_and_works() {
         module: "livepatch-ksysfs",
     });
 }
+
+#[test]
+fn proc_tty_patch_binds_sympos_6() {
+    run_case(Case { name: "proc-tty", patch: "proc-tty.patch", module: "livepatch-proc-tty" });
+}

@@ -23,6 +23,7 @@ fn roundtrip_real_kernel_objects() {
     let Some(lab) = support::lab("roundtrip_real_kernel_objects") else {
         return;
     };
+    kobj::prepared(lab);
     let tmp = tempfile::tempdir().unwrap();
     for rel in OBJECTS {
         let path = kobj::kernel_object(&lab.src, &lab.dir, rel);

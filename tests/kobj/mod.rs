@@ -7,6 +7,21 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Prepares the lab's tree the way klp-build does (configure from the distro config and
+/// `modules_prepare`, once; the lab leaves it unconfigured), so tests can compile objects in it.
+pub fn prepared(lab: &crate::support::Lab) {
+    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        let opts = klp_build::target::TargetOptions {
+            source: lab.src.clone(),
+            kbuild: Some(lab.kbuild.clone()),
+            config: Some(lab.config.clone()),
+            jobs: 2,
+        };
+        klp_build::target::resolve(&opts).expect("prepare the lab's source tree");
+    });
+}
+
 /// Compiles `rel` (e.g. `fs/proc/cmdline.o`) in the prepared tree `src`, returns the cached copy.
 pub fn kernel_object(src: &Path, cache: &Path, rel: &str) -> PathBuf {
     let c_file = src.join(rel).with_extension("c");
