@@ -85,6 +85,7 @@ pub fn apply(
     );
     let mut current: Option<&str> = None;
     let mut failures = Vec::new();
+    let mut rejects = Vec::new();
     for line in text.lines() {
         if let Some(f) = line.strip_prefix("patching file ") {
             current = Some(f.trim_matches(['\'', '"', '`']));
@@ -100,8 +101,14 @@ pub fn apply(
                 .find(|(name, _)| name == file)
                 .and_then(|(_, f)| f.hunks.get(number.wrapping_sub(1)))
                 .map_or(String::new(), |h| format!(" `{h}`"));
-            if rest.contains("FAILED") {
-                failures.push(format!("{file}: hunk #{number}{header}: {}", line.trim()));
+            if let Some((_, at)) = rest.split_once("FAILED") {
+                failures.push(format!(
+                    "{file}: hunk #{number}{header} failed{}",
+                    at.trim_end_matches('.')
+                ));
+                if !rejects.contains(&file) {
+                    rejects.push(file);
+                }
             } else if rest.contains("fuzz") {
                 eprintln!(
                     "klp-build: warning: {}: {file}: hunk #{number}{header} applied with fuzz ({}); check the result in {}",
@@ -123,11 +130,19 @@ pub fn apply(
         } else {
             failures.join("\n  ")
         };
+        let rejects = if rejects.is_empty() {
+            String::new()
+        } else {
+            let files: Vec<String> = rejects
+                .iter()
+                .map(|f| root.join(format!("{f}.rej")).display().to_string())
+                .collect();
+            format!("; the rejected hunks are in {}", files.join(", "))
+        };
         bail!(
             "{} does not apply to the source tree:\n  {what}\n  patch said:\n{said}\n  make sure --source is the tree the \
-             patch was written for (and that it is not applied already); rejected hunks are in {}",
+             patch was written for (and that it is not applied already){rejects}",
             patch_name.display(),
-            root.display()
         );
     }
     Ok(())

@@ -1,0 +1,174 @@
+//! Ctrl-C in the middle of the patched build: a child process (this test binary, running the
+//! ignored `child_process_entry`) builds fs/proc/cmdline.o in the lab tree; once the patched
+//! source is in the tree, the parent signals it. The child must exit 130 and leave the tree
+//! byte-identical: the source file (content and mtime) and no object, `.cmd` or `.d` file.
+
+mod support;
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use klp_build::target::{self, TargetOptions};
+
+const CHILD_ENV: &str = "KLP_BUILD_INTERRUPT_CHILD_WORK";
+const FILES: [&str; 4] = [
+    "fs/proc/cmdline.c",
+    "fs/proc/cmdline.o",
+    "fs/proc/.cmdline.o.cmd",
+    "fs/proc/.cmdline.o.d",
+];
+
+type Snapshot = Vec<(String, Option<String>, Option<SystemTime>)>;
+
+fn snapshot(src: &Path) -> Snapshot {
+    let _lock = target::lock::lock(src).unwrap();
+    FILES
+        .iter()
+        .map(|f| {
+            let p = src.join(f);
+            let hash = std::fs::read(&p).ok().map(|b| {
+                Sha256::digest(b)
+                    .iter()
+                    .map(|x| format!("{x:02x}"))
+                    .collect()
+            });
+            (
+                f.to_string(),
+                hash,
+                std::fs::metadata(&p).and_then(|m| m.modified()).ok(),
+            )
+        })
+        .collect()
+}
+
+enum Signal {
+    /// SIGINT to the child's whole process group, as a terminal's Ctrl-C.
+    IntToGroup,
+    /// SIGTERM to the child alone, as a supervisor's kill: make only stops if klp-build passes
+    /// it on.
+    TermToProcess,
+}
+
+fn interrupted_build_restores_the_tree(test: &str, signal: Signal) {
+    let Some(lab) = support::lab(test) else {
+        return;
+    };
+    let before = snapshot(&lab.src);
+    let orig_source = std::fs::read(lab.src.join("fs/proc/cmdline.c")).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let stderr_file = work.path().join("child.stderr");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_process_entry",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, work.path().join("w"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_file).unwrap())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+
+    // Wait for the patched source to be swapped into the tree, then give make time to start
+    // compiling it (the patched compile of cmdline.o takes about a second).
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "the child ended ({status}) before the patched build: {}",
+                std::fs::read_to_string(&stderr_file).unwrap()
+            );
+        }
+        if std::fs::read(lab.src.join("fs/proc/cmdline.c")).is_ok_and(|b| b != orig_source) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "the patched build never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let swapped_for = Instant::now();
+    // SAFETY: kill(2) on the child we spawned (or its process group, which it leads).
+    match signal {
+        Signal::IntToGroup => unsafe { libc::kill(-pid, libc::SIGINT) },
+        Signal::TermToProcess => unsafe { libc::kill(pid, libc::SIGTERM) },
+    };
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            swapped_for.elapsed() < Duration::from_secs(60),
+            "the child did not stop after the signal"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = std::fs::read_to_string(&stderr_file).unwrap();
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "exit status {status}; stderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("klp-build: interrupted; restored"),
+        "stderr:\n{stderr}"
+    );
+    assert_eq!(
+        snapshot(&lab.src),
+        before,
+        "the tree must be as before the build"
+    );
+    assert!(
+        !work.path().join("w/2-build/saved").exists(),
+        "nothing left to recover"
+    );
+}
+
+#[test]
+fn sigint_to_the_process_group_restores_the_tree() {
+    interrupted_build_restores_the_tree(
+        "sigint_to_the_process_group_restores_the_tree",
+        Signal::IntToGroup,
+    );
+}
+
+#[test]
+fn sigterm_to_the_process_alone_restores_the_tree() {
+    interrupted_build_restores_the_tree(
+        "sigterm_to_the_process_alone_restores_the_tree",
+        Signal::TermToProcess,
+    );
+}
+
+/// The child side of the tests above; it only runs when they start it.
+#[test]
+#[ignore = "the child process of the interrupt tests, which run it themselves"]
+fn child_process_entry() {
+    let work = PathBuf::from(std::env::var_os(CHILD_ENV).expect("run by the interrupt tests only"));
+    let lab = support::lab("child_process_entry").expect("the parent checked the lab");
+    let t = target::resolve(&TargetOptions {
+        source: lab.src.clone(),
+        kbuild: Some(lab.kbuild.clone()),
+        config: None,
+        jobs: 2,
+    })
+    .unwrap();
+    let patch = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/patches/cmdline.patch");
+    let set = klp_build::patch::run(&[patch], &t.source, &work).unwrap();
+    let r = klp_build::build::run(&t, &set, &work);
+    panic!(
+        "the build returned instead of exiting 130: {:?}",
+        r.map(|b| b.pairs.len())
+    );
+}

@@ -1,0 +1,176 @@
+//! The patch stage on the lab's Debian 6.1 source tree (read only): patches applied to copies with
+//! GNU patch, `#line` directives in the patched copy, -p0/-p1, patches applied in order, and the
+//! errors: a hunk that does not apply, files that cannot be livepatched.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use klp_build::patch;
+
+fn patches() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/patches")
+}
+
+fn sha256(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn cmdline_patch_applies_to_copies_with_line_directives() {
+    let Some(lab) = support::lab("cmdline_patch_applies_to_copies_with_line_directives") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let tree_file = lab.src.join("fs/proc/cmdline.c");
+    let before = sha256(&tree_file);
+
+    let set = patch::run(&[patches().join("cmdline.patch")], &lab.src, work.path()).unwrap();
+
+    assert_eq!(
+        sha256(&tree_file),
+        before,
+        "the tree itself must not be patched"
+    );
+    assert_eq!(set.fixes.len(), 1);
+    let fix = &set.fixes[0];
+    assert_eq!(fix.name, "cmdline");
+    assert_eq!(
+        fix.subject,
+        "proc: tag /proc/cmdline so a livepatch is visible"
+    );
+    assert_eq!(fix.sha256, sha256(&patches().join("cmdline.patch")));
+    assert_eq!(set.files.len(), 1);
+    let f = &set.files[0];
+    assert_eq!(f.path, Path::new("fs/proc/cmdline.c"));
+    assert!(
+        f.orig.starts_with(work.path().join("1-patch"))
+            && f.patched.starts_with(work.path().join("1-patch"))
+    );
+    assert_eq!(
+        std::fs::read(&f.orig).unwrap(),
+        std::fs::read(&tree_file).unwrap()
+    );
+    // The added line sits at 10; the old line 10 (`seq_putc`) moves to 11 and gets its number
+    // back from a directive.
+    let patched = std::fs::read_to_string(&f.patched).unwrap();
+    let lines: Vec<&str> = patched.lines().collect();
+    assert_eq!(lines[9], "\tseq_puts(m, \" klp-build=patched\");");
+    assert_eq!(lines[10], "#line 10");
+    assert_eq!(lines[11], "\tseq_putc(m, '\\n');");
+    assert_eq!(lines.len(), 21, "{patched}");
+}
+
+#[test]
+fn plain_diff_at_the_tree_top_is_p0_and_patches_apply_in_order() {
+    let Some(lab) = support::lab("plain_diff_at_the_tree_top_is_p0_and_patches_apply_in_order")
+    else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    // `diff -u fs/proc/cmdline.c.orig fs/proc/cmdline.c` made at the tree's top: -p0 names.
+    let first = work.path().join("first.diff");
+    let text = std::fs::read_to_string(patches().join("cmdline.patch")).unwrap();
+    let hunks = &text[text.find("@@").unwrap()..];
+    std::fs::write(
+        &first,
+        format!("--- fs/proc/cmdline.c.orig\n+++ fs/proc/cmdline.c\n{hunks}"),
+    )
+    .unwrap();
+    // A second patch whose context is the first one's result.
+    let second = work.path().join("second.patch");
+    std::fs::write(
+        &second,
+        "--- a/fs/proc/cmdline.c\n+++ b/fs/proc/cmdline.c\n@@ -8,5 +8,6 @@\n {\n \tseq_puts(m, saved_command_line);\n \
+         \tseq_puts(m, \" klp-build=patched\");\n+\tseq_puts(m, \" twice\");\n \tseq_putc(m, '\\n');\n \treturn 0;\n",
+    )
+    .unwrap();
+
+    let set = patch::run(&[first, second], &lab.src, &work.path().join("w")).unwrap();
+
+    assert_eq!(
+        set.fixes
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>(),
+        ["first", "second"]
+    );
+    assert_eq!(
+        set.fixes[0].subject, "--- fs/proc/cmdline.c.orig",
+        "no Subject: the first line"
+    );
+    assert_eq!(set.files.len(), 1, "one file touched twice is one file");
+    let patched = std::fs::read_to_string(&set.files[0].patched).unwrap();
+    let lines: Vec<&str> = patched.lines().collect();
+    assert_eq!(
+        &lines[9..13],
+        [
+            "\tseq_puts(m, \" klp-build=patched\");",
+            "\tseq_puts(m, \" twice\");",
+            "#line 10",
+            "\tseq_putc(m, '\\n');"
+        ]
+    );
+}
+
+#[test]
+fn a_hunk_that_does_not_apply_names_patch_file_and_hunk() {
+    let Some(lab) = support::lab("a_hunk_that_does_not_apply_names_patch_file_and_hunk") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let p = patches().join("err-does-not-apply.patch");
+    let err = format!(
+        "{:#}",
+        patch::run(std::slice::from_ref(&p), &lab.src, work.path()).unwrap_err()
+    );
+    for want in [
+        &*p.display().to_string(),
+        "does not apply",
+        "fs/proc/cmdline.c: hunk #1 `@@ -7,6 +7,6 @@`",
+        "Hunk #1 FAILED at 7",
+        "make sure --source is the tree the patch was written for",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn unpatchable_files_are_all_refused_at_once() {
+    let Some(lab) = support::lab("unpatchable_files_are_all_refused_at_once") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let err = format!(
+        "{:#}",
+        patch::run(
+            &[patches().join("err-unpatchable.patch")],
+            &lab.src,
+            work.path()
+        )
+        .unwrap_err()
+    );
+    for want in [
+        "3 change(s) cannot be livepatched",
+        "arch/x86/lib/memcpy_64.S: assembly cannot be livepatched",
+        "rewrite the fix in C",
+        "arch/x86/entry/vdso/vclock_gettime.c: vDSO code runs in user space",
+        "fs/proc/Makefile: a configuration or build change",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    assert!(
+        !err.contains("Documentation"),
+        "documentation is skipped, not refused:\n{err}"
+    );
+    assert!(
+        !work.path().join("1-patch/applied").exists(),
+        "nothing is applied when something is refused"
+    );
+}
