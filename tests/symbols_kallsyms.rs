@@ -163,6 +163,41 @@ fn statics_of_rebuilt_units_find_their_instance() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// `last_cmd` is the only `.bss` symbol of trace_events_synth.c: in a listing without FILE symbols
+/// nothing tells its line (sympos 1, after trace_events_filter.c's `ustring_per_cpu`) from
+/// trace_events_hist.c's (sympos 2, after `last_cmd_loc`), so it must be refused, not guessed.
+#[test]
+fn lone_static_is_refused() {
+    let Some(lab) = support::lab("lone_static_is_refused") else {
+        return;
+    };
+    let listing = SymbolListing::load(&lab.kallsyms).unwrap();
+    let rel = "kernel/trace/trace_events_synth.o";
+    let tu = translation_unit(
+        &kobj::kernel_object(&lab.src, &lab.dir, rel),
+        "kernel/trace/trace_events_synth.c",
+    );
+    match listing.sympos("vmlinux", "last_cmd", &tu) {
+        Err(SymposError::Ambiguous(a)) => {
+            assert_eq!(a.candidates.len(), 2);
+            assert!(
+                a.reason.contains("has no other symbol in .bss"),
+                "{}",
+                a.reason
+            );
+            let text = SymposError::Ambiguous(a).to_string();
+            assert!(
+                text.contains(
+                    "between [perf_trace_buf, ustring_per_cpu] and [full_name.6, last_cmd_loc]"
+                ),
+                "{text}"
+            );
+            assert!(text.contains("FILE symbols"), "{text}");
+        }
+        other => panic!("last_cmd of {rel} must be refused, got {other:?}"),
+    }
+}
+
 /// Every local symbol of a unit that the listing has more than once either resolves to an
 /// instance surrounded by the unit's own symbols, or is refused; none may silently pick another
 /// unit's instance. Checked on the units above: whatever is chosen must have, among its listing
