@@ -134,6 +134,7 @@ fn statics_of_rebuilt_units_find_their_instance() {
     let Some(lab) = support::lab("statics_of_rebuilt_units_find_their_instance") else {
         return;
     };
+    kobj::prepared(lab);
     let listing = SymbolListing::load(&lab.kallsyms).unwrap();
     let mut failures = Vec::new();
     for case in CASES {
@@ -171,6 +172,7 @@ fn lone_static_is_refused() {
     let Some(lab) = support::lab("lone_static_is_refused") else {
         return;
     };
+    kobj::prepared(lab);
     let listing = SymbolListing::load(&lab.kallsyms).unwrap();
     let rel = "kernel/trace/trace_events_synth.o";
     let tu = translation_unit(
@@ -207,6 +209,7 @@ fn every_duplicate_local_resolves_or_is_refused() {
     let Some(lab) = support::lab("every_duplicate_local_resolves_or_is_refused") else {
         return;
     };
+    kobj::prepared(lab);
     let listing = SymbolListing::load(&lab.kallsyms).unwrap();
     let text = std::fs::read_to_string(&lab.kallsyms).unwrap();
     let lines: Vec<(&str, &str)> = text

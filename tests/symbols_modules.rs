@@ -148,6 +148,7 @@ fn module_statics_find_their_instance() {
     let Some(lab) = support::lab("module_statics_find_their_instance") else {
         return;
     };
+    kobj::prepared(lab);
     let capture = SymbolListing::load(&captured(lab)).unwrap();
     let mut from_ko = SymbolListing::empty(Path::new("modules"));
     from_ko.add_module("minix", &ko(lab, "minix")).unwrap();
