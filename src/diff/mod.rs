@@ -151,6 +151,26 @@ pub fn diff(
         }
     }
 
+    // A function of the original without a patched twin: the patch removed it, or gcc now
+    // inlines or renames it (`foo` -> `foo.isra.0`). The kernel's copy stays; its callers in this
+    // file are patched through their own changes. Said, because a caller in another file keeps
+    // calling the old copy.
+    for (os, s) in orig.live_symbols() {
+        if s.is_func()
+            && !s.is_undef()
+            && twins.patched(os).is_none()
+            && cold_parent(&s.name).is_none()
+        {
+            warnings.push(Finding {
+                key: "func.removed",
+                location: format!("{}: {}", object.display(), s.name),
+                message: "no longer in the patched object (removed, inlined or renamed by gcc); the kernel's copy \
+                          stays in place for callers outside this file"
+                    .into(),
+            });
+        }
+    }
+
     // A changed `.cold` part changes its parent, which is what the kernel can redirect.
     let mut parents = Vec::new();
     changed.retain(|c| {

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::build::KlpObject;
 use crate::diff::{Finding, ObjectDiff};
+use crate::elf::{Content, ElfObject, Out, SymbolId};
 use crate::target::symbols::SymbolListing;
 use crate::target::symvers::Exports;
 
@@ -135,6 +136,7 @@ pub fn objects(
                 }),
             }
         }
+        problems.extend(module_keys(&o.elf, &bindings, d));
         let klp: HashMap<_, _> = bindings
             .iter()
             .filter_map(|(s, b)| b.klp_symbol().map(|n| (*s, n)))
@@ -165,6 +167,45 @@ pub fn objects(
         return Err(Refused(problems).into());
     }
     Ok(out)
+}
+
+/// Jump labels and static calls whose key lives in a module: the module loader processes
+/// `__jump_table` and `.static_call_sites` when the livepatch module loads, but klp relocations to
+/// another module are only applied when that module loads, later; the entry would hold a null key.
+fn module_keys(
+    out: &ElfObject<Out>,
+    bindings: &[(SymbolId<Out>, Binding)],
+    d: &ObjectDiff,
+) -> Vec<Finding> {
+    let mut v = Vec::new();
+    for (_, s) in out.live_sections() {
+        let Content::Relocs { target, relocs } = &s.content else {
+            continue;
+        };
+        let table = &out.section(*target).name;
+        if table != "__jump_table" && table != ".static_call_sites" {
+            continue;
+        }
+        for r in relocs {
+            let Some((_, Binding::Klp { object, name, .. })) =
+                bindings.iter().find(|(b, _)| *b == r.sym)
+            else {
+                continue;
+            };
+            if object != "vmlinux" {
+                v.push(Finding {
+                    key: if table == "__jump_table" { "special.jump_label_module_key" } else { "special.static_call_module_key" },
+                    location: format!("{}: {table}+{:#x}", d.object.display(), r.r_offset),
+                    message: format!(
+                        "the key {name} lives in module {object}, which the livepatch module cannot reference at load \
+                         time; replace the static branch or static call in the patched function with a plain check or \
+                         call"
+                    ),
+                });
+            }
+        }
+    }
+    v
 }
 
 fn flat_name(p: &Path) -> String {
