@@ -304,3 +304,31 @@ fn header_change_needs_a_built_tree() {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
 }
+
+/// `make fs/ext2/inode.o` compiles even with ext2 off in Debian's config; the build stage refuses
+/// before running make, since the running kernel has none of its functions.
+#[test]
+fn an_object_the_config_does_not_build_is_refused() {
+    let Some(lab) = support::lab("an_object_the_config_does_not_build_is_refused") else {
+        return;
+    };
+    let t = resolve(lab);
+    let work = tempfile::tempdir().unwrap();
+    let diff = insert_patch(
+        &t.source,
+        work.path(),
+        "fs/ext2/inode.c",
+        30,
+        "/* klp-build test */",
+    );
+    let w = work.path().join("w");
+    let set = patch::run(&[diff], &t.source, &w).unwrap();
+    let err = format!("{:#}", build::run(&t, &set, &w).unwrap_err());
+    let want = "fs/ext2/inode.c: fs/ext2/inode.o is not built in this configuration: CONFIG_EXT2_FS is not set \
+                (fs/ext2/Makefile: obj-$(CONFIG_EXT2_FS) += ext2.o)";
+    assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    assert!(
+        !w.join("2-build/make-orig.log").exists(),
+        "refused before building"
+    );
+}

@@ -10,6 +10,7 @@ mod guard;
 pub mod interrupt;
 mod make;
 mod objects;
+mod reach;
 
 use std::path::{Path, PathBuf};
 

@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 
 use super::cmd_file;
+use super::reach::{self, Reach};
 use crate::patch::refuse::{self, Change, Verdict};
 use crate::patch::TouchedFile;
+use crate::target::config::KConfig;
 
 /// One object to rebuild.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +27,12 @@ pub struct Planned {
 /// The objects to rebuild for `files`, each once, in order of the files.
 pub fn plan(source: &Path, files: &[TouchedFile]) -> anyhow::Result<Vec<Planned>> {
     let built = crate::target::is_built(source);
+    // Without a built tree, the Makefiles say whether the config builds an object.
+    let config = if built {
+        None
+    } else {
+        Some(KConfig::read(&source.join(".config"))?)
+    };
     let mut out: Vec<Planned> = Vec::new();
     let mut errors = Vec::new();
     for f in files {
@@ -64,6 +72,15 @@ pub fn plan(source: &Path, files: &[TouchedFile]) -> anyhow::Result<Vec<Planned>
                 Verdict::Use
             ) {
                 continue;
+            }
+            if let Some(config) = &config {
+                if let Reach::No(why) = reach::object(source, config, Path::new(&object)) {
+                    errors.push(format!(
+                        "{rel}: {object} is not built in this configuration: {why}; no running code comes from it, so \
+                         there is nothing to livepatch (is the tree configured for the target kernel?)"
+                    ));
+                    continue;
+                }
             }
             let p = Planned {
                 object: PathBuf::from(object),
@@ -187,6 +204,7 @@ mod tests {
     #[test]
     fn own_object_composite_member_and_includer() {
         let t = tree(&[
+            (".config", "CONFIG_PROC_FS=y\n"),
             ("fs/proc/Makefile", "proc-y += cmdline.o consoles.o\n"),
             ("fs/proc/cmdline.c", ""),
             (
@@ -227,20 +245,30 @@ mod tests {
     #[test]
     fn unbuilt_c_and_header_changes_are_errors() {
         let t = tree(&[
+            (".config", "# CONFIG_EXT2_FS is not set\n"),
+            ("fs/Makefile", "obj-$(CONFIG_EXT2_FS) += ext2/\n"),
+            (
+                "fs/ext2/Makefile",
+                "obj-$(CONFIG_EXT2_FS) += ext2.o\next2-y := inode.o\n",
+            ),
+            ("fs/ext2/inode.c", ""),
             ("fs/proc/Makefile", "proc-y += cmdline.o\n"),
             ("fs/proc/orphan.c", ""),
             ("fs/proc/internal.h", ""),
         ]);
-        let e = plan(
-            t.path(),
-            &[touched("fs/proc/orphan.c"), touched("fs/proc/internal.h")],
-        )
-        .unwrap_err()
-        .to_string();
+        let files = [
+            touched("fs/proc/orphan.c"),
+            touched("fs/proc/internal.h"),
+            touched("fs/ext2/inode.c"),
+        ];
+        let e = plan(t.path(), &files).unwrap_err().to_string();
         assert!(e.contains("fs/proc/orphan.c: no Makefile"), "{e}");
         assert!(
             e.contains("fs/proc/internal.h: a header change needs a built tree"),
             "{e}"
         );
+        let ext2 = "fs/ext2/inode.c: fs/ext2/inode.o is not built in this configuration: CONFIG_EXT2_FS is not set \
+                    (fs/ext2/Makefile: obj-$(CONFIG_EXT2_FS) += ext2.o)";
+        assert!(e.contains(ext2), "{e}");
     }
 }
