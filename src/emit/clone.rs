@@ -237,11 +237,11 @@ impl<'a> Cloner<'a> {
                 };
                 (to, toff - bias)
             }
-            Target::String(tsec, _) => self.whole_section(sec, r, tsec),
+            Target::String(tsec, _) => self.whole_section(r, tsec),
             Target::Section(tsec, toff) => {
                 let name = &p.section(tsec).name;
                 if name.starts_with(".rodata.cst") || name == ".altinstr_aux" {
-                    self.whole_section(sec, r, tsec)
+                    self.whole_section(r, tsec)
                 } else {
                     self.refusals.push(Finding {
                         key: "reloc.anonymous",
@@ -266,7 +266,6 @@ impl<'a> Cloner<'a> {
     /// Copies a whole section (strings, constant pools) once; returns its section symbol and the addend.
     fn whole_section(
         &mut self,
-        sec: SectionId<Patched>,
         r: &Reloc<Patched>,
         tsec: SectionId<Patched>,
     ) -> (SymbolId<Out>, i64) {
@@ -290,8 +289,6 @@ impl<'a> Cloner<'a> {
                 s.sh_entsize = ps.sh_entsize;
                 let o = self.out.add_section(s);
                 self.whole.insert(tsec, o);
-                // Constant pools have no relocations; strings never do.
-                let _ = sec;
                 o
             }
         };
@@ -356,11 +353,11 @@ impl<'a> Cloner<'a> {
     }
 
     /// Whether the code location that relocation `r` of a table points at is included.
-    fn anchor_included(&self, sec: SectionId<Patched>, r: &Reloc<Patched>) -> bool {
-        self.anchor_in(sec, r, false)
+    fn anchor_included(&self, r: &Reloc<Patched>) -> bool {
+        self.anchor_in(r, false)
     }
 
-    fn anchor_in(&self, sec: SectionId<Patched>, r: &Reloc<Patched>, end_ok: bool) -> bool {
+    fn anchor_in(&self, r: &Reloc<Patched>, end_ok: bool) -> bool {
         let p = self.p();
         let sym = p.symbol(r.sym);
         let Some(tsec) = sym.section_id() else {
@@ -371,7 +368,6 @@ impl<'a> Cloner<'a> {
         } else {
             sym.st_value as i64 + r.r_addend
         };
-        let _ = sec;
         self.mapped(tsec, off, end_ok).is_some()
     }
 
@@ -423,7 +419,7 @@ impl<'a> Cloner<'a> {
                         let Some(anchor) = rs.iter().find(|r| r.r_offset == start) else {
                             continue;
                         };
-                        if !self.anchor_included(sec, anchor) {
+                        if !self.anchor_included(anchor) {
                             continue;
                         }
                         let osec = self.out_table(&s.name, s);
@@ -457,7 +453,7 @@ impl<'a> Cloner<'a> {
             ) else {
                 continue;
             };
-            if !self.anchor_included(sec, instr) {
+            if !self.anchor_included(instr) {
                 continue;
             }
             let rsym = p.symbol(rep.sym);
@@ -497,7 +493,7 @@ impl<'a> Cloner<'a> {
             let Some(r) = rs.iter().find(|r| r.r_offset == i * 4) else {
                 continue;
             };
-            if !self.anchor_in(ip, r, true) {
+            if !self.anchor_in(r, true) {
                 continue;
             }
             let oip = self.out_table(".orc_unwind_ip", p.section(ip));
@@ -543,7 +539,7 @@ impl<'a> Cloner<'a> {
             {
                 continue;
             }
-            if let Some(r) = relocs.iter().find(|r| self.anchor_included(*target, r)) {
+            if let Some(r) = relocs.iter().find(|r| self.anchor_included(r)) {
                 self.warnings.push(Finding {
                     key: "special.unknown",
                     location: Location::new(p, *target, r.r_offset).to_string(),
