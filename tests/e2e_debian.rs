@@ -13,6 +13,8 @@ struct Case {
     name: &'static str,
     patch: &'static str,
     module: &'static str,
+    /// The case triggers a WARN on purpose, which prints a stack trace.
+    warns: bool,
 }
 
 fn root() -> PathBuf {
@@ -128,7 +130,7 @@ fn run_case(case: Case) {
         case.name, boot.log
     );
     assert!(
-        !boot.log.contains("Call Trace"),
+        case.warns || !boot.log.contains("Call Trace"),
         "{}: the kernel printed a stack trace:\n{}",
         case.name,
         boot.log
@@ -141,6 +143,7 @@ fn cmdline_patch_loads_and_works() {
         name: "cmdline",
         patch: "cmdline.patch",
         module: "livepatch-cmdline",
+        warns: false,
     });
 }
 
@@ -150,10 +153,26 @@ fn ksysfs_patch_loads_and_works() {
         name: "ksysfs",
         patch: "ksysfs.patch",
         module: "livepatch-ksysfs",
+        warns: false,
     });
 }
 
 #[test]
 fn proc_tty_patch_binds_sympos_6() {
-    run_case(Case { name: "proc-tty", patch: "proc-tty.patch", module: "livepatch-proc-tty" });
+    run_case(Case {
+        name: "proc-tty",
+        patch: "proc-tty.patch",
+        module: "livepatch-proc-tty",
+        warns: false,
+    });
+}
+
+#[test]
+fn ksysfs_warn_carries_bug_table_dyndbg_and_jump_label() {
+    run_case(Case {
+        name: "ksysfs-warn",
+        patch: "ksysfs-warn.patch",
+        module: "livepatch-ksysfs-warn",
+        warns: true,
+    });
 }

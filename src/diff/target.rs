@@ -85,6 +85,17 @@ pub fn addend_bias<R: Role>(
     }
 }
 
+/// Section symbols, and local labels that stand for a place in a section rather than a thing:
+/// gcc's `.LC4` that `WARN_ON()`'s `__bug_table` entry uses for the file name string is a
+/// NOTYPE local in `.rodata.str1.1`, and must be compared (and carried) as the string it points at.
+fn is_section_like<R: Role>(sym: &crate::elf::Symbol<R>) -> bool {
+    sym.is_section()
+        || (sym.is_local()
+            && sym.kind() == elf::STT_NOTYPE
+            && sym.section_id().is_some()
+            && sym.name.starts_with(".L"))
+}
+
 /// Resolves a relocation of section `sec`.
 pub fn resolve<R: Role>(
     obj: &ElfObject<R>,
@@ -94,7 +105,7 @@ pub fn resolve<R: Role>(
 ) -> Target<R> {
     let sym = obj.symbol(r.sym);
     let off = r.r_addend + addend_bias(obj, sec, r, ends);
-    if !sym.is_section() {
+    if !is_section_like(sym) {
         return Target::Symbol(r.sym, off);
     }
     let Some(tsec) = sym.section_id() else {
