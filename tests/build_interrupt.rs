@@ -58,7 +58,6 @@ fn interrupted_build_restores_the_tree(test: &str, signal: Signal) {
         return;
     };
     let before = snapshot(&lab.src);
-    let orig_source = std::fs::read(lab.src.join("fs/proc/cmdline.c")).unwrap();
     let work = tempfile::tempdir().unwrap();
     let stderr_file = work.path().join("child.stderr");
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -78,8 +77,9 @@ fn interrupted_build_restores_the_tree(test: &str, signal: Signal) {
         .unwrap();
     let pid = child.id() as libc::pid_t;
 
-    // Wait for the patched source to be swapped into the tree, then give make time to start
-    // compiling it (the patched compile of cmdline.o takes about a second).
+    // Wait for this child to swap the patched source into the tree (its guard journals the file
+    // just before), then give make time to start compiling it (about a second for cmdline.o).
+    let journal = work.path().join("w/2-build/saved/journal.json");
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -88,7 +88,7 @@ fn interrupted_build_restores_the_tree(test: &str, signal: Signal) {
                 std::fs::read_to_string(&stderr_file).unwrap()
             );
         }
-        if std::fs::read(lab.src.join("fs/proc/cmdline.c")).is_ok_and(|b| b != orig_source) {
+        if std::fs::read_to_string(&journal).is_ok_and(|j| j.contains("\"fs/proc/cmdline.c\"")) {
             break;
         }
         assert!(
