@@ -119,12 +119,24 @@ pub struct FixReport {
 /// The default module name: `livepatch-<stem of the first patch>`, with characters that module
 /// names cannot hold replaced, and short enough for `MODULE_NAME_LEN` (56 with the NUL).
 pub fn default_name(first_patch: &Path) -> String {
-    let stem = first_patch.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = first_patch
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     sanitize_name(&format!("livepatch-{stem}"))
 }
 
 fn sanitize_name(n: &str) -> String {
-    let mut s: String = n.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    let mut s: String = n
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     s.truncate(55);
     s
 }
@@ -138,7 +150,8 @@ fn prepare_work_dir(dir: &Path) -> anyhow::Result<()> {
         if !empty && !dir.join(MARKER).exists() {
             bail!("work dir {} exists and was not made by klp-build; remove it or pass another --work-dir", dir.display());
         }
-        std::fs::remove_dir_all(dir).with_context(|| format!("clearing work dir {}", dir.display()))?;
+        std::fs::remove_dir_all(dir)
+            .with_context(|| format!("clearing work dir {}", dir.display()))?;
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating work dir {}", dir.display()))?;
     std::fs::write(dir.join(MARKER), "")?;
@@ -161,11 +174,27 @@ pub fn build_module(args: &BuildArgs) -> anyhow::Result<u8> {
     };
     prepare_work_dir(&args.work_dir)?;
     let work = &std::fs::canonicalize(&args.work_dir)?;
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
 
-    let opts = target::TargetOptions { source: args.source.clone(), kbuild: args.kbuild.clone(), config: args.config.clone(), jobs };
+    let opts = target::TargetOptions {
+        source: args.source.clone(),
+        kbuild: args.kbuild.clone(),
+        config: args.config.clone(),
+        jobs,
+    };
     let target = t.time("target", || target::resolve(&opts))?;
     let patch = t.time("patch", || patch::run(&args.diffs, &target.source, work))?;
+    if patch.files.is_empty() {
+        return Err(ExitError {
+            code: EXIT_NO_CHANGE,
+            message: "no functional change: the patches touch no file that is compiled into the kernel \
+                      (documentation, tools or other architectures only)"
+                .into(),
+        }
+        .into());
+    }
     let built = t.time("build", || build::run(&target, &patch, work))?;
     let diffs = t.time("diff", || {
         built
@@ -181,7 +210,10 @@ pub fn build_module(args: &BuildArgs) -> anyhow::Result<u8> {
         report_text.push_str(&d.to_string());
     }
     std::fs::write(diff_dir.join("report.txt"), &report_text)?;
-    let refusals: Vec<_> = diffs.iter().flat_map(|d| d.refusals.iter().cloned()).collect();
+    let refusals: Vec<_> = diffs
+        .iter()
+        .flat_map(|d| d.refusals.iter().cloned())
+        .collect();
     if !refusals.is_empty() {
         eprint!("{report_text}");
         return Err(refused(&refusals));
@@ -205,20 +237,44 @@ pub fn build_module(args: &BuildArgs) -> anyhow::Result<u8> {
         let listing = SymbolListing::load(&symbols_path)
             .with_context(|| format!("reading the symbol listing {}", symbols_path.display()))?;
         let symvers = target.kbuild.join("Module.symvers");
-        let exports = Exports::load(&symvers).with_context(|| format!("reading exports from {}", symvers.display()))?;
+        let exports = Exports::load(&symvers)
+            .with_context(|| format!("reading exports from {}", symvers.display()))?;
         Ok((listing, exports))
     })?;
-    let objects = t.time("resolve", || emit::module::objects(&diffs, &listing, &exports, &work.join("4-objects")))?;
-    let module = t.time("emit", || emit::module::module(&objects, &name, &target.kbuild, true, &work.join("5-kmod"), jobs))?;
-    let output = args.output.clone().unwrap_or_else(|| PathBuf::from(format!("{name}.ko")));
-    std::fs::copy(&module.path, &output).with_context(|| format!("writing {}", output.display()))?;
+    let objects = t.time("resolve", || {
+        emit::module::objects(&diffs, &listing, &exports, &work.join("4-objects"))
+    })?;
+    let module = t.time("emit", || {
+        emit::module::module(
+            &objects,
+            &name,
+            &target.kbuild,
+            true,
+            &work.join("5-kmod"),
+            jobs,
+        )
+    })?;
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{name}.ko")));
+    std::fs::copy(&module.path, &output)
+        .with_context(|| format!("writing {}", output.display()))?;
     t.0.push(("total".into(), total.elapsed().as_secs_f64()));
 
     let report = BuildReport {
         name: name.replace('-', "_"),
         module: output.clone(),
         kernel_release: target.release.clone(),
-        fixes: patch.fixes.iter().map(|f| FixReport { name: f.name.clone(), sha256: f.sha256.clone(), subject: f.subject.clone() }).collect(),
+        fixes: patch
+            .fixes
+            .iter()
+            .map(|f| FixReport {
+                name: f.name.clone(),
+                sha256: f.sha256.clone(),
+                subject: f.subject.clone(),
+            })
+            .collect(),
         objects,
         post_link: module.post_link,
         timings: t,
@@ -237,7 +293,10 @@ fn render_text(r: &BuildReport) -> String {
     let mut s = String::new();
     for o in &r.objects {
         for f in &o.funcs {
-            s.push_str(&format!("patched {}:{},{} ({})\n", f.object, f.name, f.sympos, f.why));
+            s.push_str(&format!(
+                "patched {}:{},{} ({})\n",
+                f.object, f.name, f.sympos, f.why
+            ));
         }
         for (n, b) in &o.bindings {
             if let Some(k) = b.klp_symbol() {
@@ -245,14 +304,21 @@ fn render_text(r: &BuildReport) -> String {
             }
         }
         for w in &o.warnings {
-            s.push_str(&format!("warning: {} {}: {}\n", w.key, w.location, w.message));
+            s.push_str(&format!(
+                "warning: {} {}: {}\n",
+                w.key, w.location, w.message
+            ));
         }
     }
     s.push_str("time:");
     for (st, secs) in &r.timings.0 {
         s.push_str(&format!(" {st} {secs:.1}s"));
     }
-    s.push_str(&format!("\nbuilt {} for {}\n", r.module.display(), r.kernel_release));
+    s.push_str(&format!(
+        "\nbuilt {} for {}\n",
+        r.module.display(),
+        r.kernel_release
+    ));
     s
 }
 
