@@ -185,13 +185,15 @@ pub fn build_module(args: &BuildArgs) -> anyhow::Result<u8> {
         jobs,
     };
     let target = t.time("target", || target::resolve(&opts))?;
+    build::recover_interrupted(&target.source)?;
     let patch = t.time("patch", || patch::run(&args.diffs, &target.source, work))?;
     if patch.files.is_empty() {
         return Err(ExitError {
             code: EXIT_NO_CHANGE,
-            message: "no functional change: the patches touch no file that is compiled into the kernel \
+            message:
+                "no functional change: the patches touch no file that is compiled into the kernel \
                       (documentation, tools or other architectures only)"
-                .into(),
+                    .into(),
         }
         .into());
     }
@@ -215,7 +217,6 @@ pub fn build_module(args: &BuildArgs) -> anyhow::Result<u8> {
         .flat_map(|d| d.refusals.iter().cloned())
         .collect();
     if !refusals.is_empty() {
-        eprint!("{report_text}");
         return Err(refused(&refusals));
     }
     if diffs.iter().all(|d| d.is_empty()) {

@@ -51,9 +51,16 @@ enum Signal {
     /// SIGTERM to the child alone, as a supervisor's kill: make only stops if klp-build passes
     /// it on.
     TermToProcess,
+    /// SIGKILL to the whole group: nothing runs in the child; the next run on the tree must
+    /// replay the journal the guard left in the tree.
+    KillThenRecover,
 }
 
 fn interrupted_build_restores_the_tree(test: &str, signal: Signal) {
+    // One at a time: the journal lives in the tree, so a parent must only ever see its own
+    // child's journal.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(lab) = support::lab(test) else {
         return;
     };
@@ -79,7 +86,10 @@ fn interrupted_build_restores_the_tree(test: &str, signal: Signal) {
 
     // Wait for this child to swap the patched source into the tree (its guard journals the file
     // just before), then give make time to start compiling it (about a second for cmdline.o).
-    let journal = work.path().join("w/2-build/saved/journal.json");
+    let journal = lab
+        .src
+        .join(klp_build::build::SAVED_DIR)
+        .join("journal.json");
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -103,7 +113,23 @@ fn interrupted_build_restores_the_tree(test: &str, signal: Signal) {
     match signal {
         Signal::IntToGroup => unsafe { libc::kill(-pid, libc::SIGINT) },
         Signal::TermToProcess => unsafe { libc::kill(pid, libc::SIGTERM) },
+        Signal::KillThenRecover => unsafe { libc::kill(-pid, libc::SIGKILL) },
     };
+    if let Signal::KillThenRecover = signal {
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), None, "killed by a signal");
+        klp_build::build::recover_interrupted(&lab.src).expect("replay the journal");
+        assert_eq!(
+            snapshot(&lab.src),
+            before,
+            "the next run must restore the killed run's tree"
+        );
+        assert!(
+            !lab.src.join(klp_build::build::SAVED_DIR).exists(),
+            "journal replayed and removed"
+        );
+        return;
+    }
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
@@ -130,7 +156,7 @@ fn interrupted_build_restores_the_tree(test: &str, signal: Signal) {
         "the tree must be as before the build"
     );
     assert!(
-        !work.path().join("w/2-build/saved").exists(),
+        !lab.src.join(klp_build::build::SAVED_DIR).exists(),
         "nothing left to recover"
     );
 }
@@ -148,6 +174,14 @@ fn sigterm_to_the_process_alone_restores_the_tree() {
     interrupted_build_restores_the_tree(
         "sigterm_to_the_process_alone_restores_the_tree",
         Signal::TermToProcess,
+    );
+}
+
+#[test]
+fn sigkill_leaves_a_journal_that_the_next_run_replays() {
+    interrupted_build_restores_the_tree(
+        "sigkill_leaves_a_journal_that_the_next_run_replays",
+        Signal::KillThenRecover,
     );
 }
 

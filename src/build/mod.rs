@@ -77,12 +77,24 @@ fn kbuild_outputs(object: &Path) -> [PathBuf; 3] {
     ]
 }
 
+/// Where the guard keeps the journal and the saved originals while the tree holds patched files:
+/// in the tree itself, next to its lock, so that whichever run comes next on this tree (with any
+/// work dir) finds and replays what a killed run (SIGKILL, power loss) left behind.
+pub const SAVED_DIR: &str = ".klp-build-saved";
+
+/// Restores a tree that a killed run left patched; a no-op on a clean tree. Runs under the tree
+/// lock, before anything reads the tree's sources.
+pub fn recover_interrupted(source: &Path) -> anyhow::Result<()> {
+    let _lock = crate::target::lock::lock(source)?;
+    guard::recover(&source.join(SAVED_DIR), source)
+}
+
 /// Rebuilds the touched translation units, original first, then with the patched copies swapped
 /// into the tree; see the module doc.
 pub fn run(target: &Target, patch: &PatchSet, work_dir: &Path) -> anyhow::Result<BuiltObjects> {
     interrupt::install();
     let stage = work_dir.join("2-build");
-    let saved = stage.join("saved");
+    let saved = target.source.join(SAVED_DIR);
     let _lock = crate::target::lock::lock(&target.source)?;
     guard::recover(&saved, &target.source)?;
     if stage.exists() {
