@@ -1,0 +1,23 @@
+// Lines added above a function that uses __LINE__ (BUG(), WARN_ON() and might_sleep() all record
+// it) change that function's code although its source did not change. The patch stage prevents
+// this by injecting #line directives (see line-shift-with-line-directive); this case records why.
+// A pair of files, not #ifdef PATCHED: lines skipped by #ifdef still count for __LINE__.
+// Directives are read from patched.c; this header is the same in both files.
+//#Expect: func.changed report_state
+//#ExpectNot: func.changed early_check
+
+extern void __might_sleep(const char *file, int line);
+
+int early_check(int v)
+{
+	return v & 1;
+}
+
+/*
+ * A new comment block, as a fix adds above the code it touches.
+ */
+
+void report_state(void)
+{
+	__might_sleep("kernel/sched/core.c", __LINE__);
+}
