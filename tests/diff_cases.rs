@@ -15,8 +15,7 @@
 //!
 //! A case that the diff stage must refuse has a name ending in `-fail`, and only such a case has
 //! `ExpectError` lines. Each case is its own test function (see [`cases!`]), so one failing case
-//! does not hide the others; a case that shows a bug of the diff stage stays, with its exact
-//! expectation, under `#[ignore = "diff bug: ..."]`.
+//! does not hide the others.
 //!
 //! # Directives
 //!
@@ -82,12 +81,7 @@ cases! {
     init_function_fail => "init-function-fail",
     notrace_fail => "notrace-fail",
     static_local_same_name => "static-local-same-name",
-    #[ignore = "diff bug: the Exact rule pairs calls.1 (count_read's counter) with the patched calls.1 \
-                (count_open's new counter) although the suffix is compiler-numbered and renumbered; \
-                count_read is reported changed and count_open would share count_read's counter"]
     static_local_renumbered => "static-local-renumbered",
-    #[ignore = "diff bug: the Exact rule pairs __func__.2 (\"dev_open\") with the patched __func__.2 \
-                (now \"dev_reset\" after renumbering), so the unchanged dev_open is reported"]
     func_name_shift => "func-name-shift",
     printk_once => "printk-once",
     cold_part => "cold-part",

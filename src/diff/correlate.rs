@@ -9,6 +9,9 @@ use serde::Serialize;
 
 use crate::elf::{ElfObject, Orig, Patched, SymbolId};
 
+use super::changed::Decoded;
+use super::target::{resolve, Target};
+
 /// The funnel rule that paired two symbols, recorded for the report and `--debug=correlate`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -87,7 +90,11 @@ fn candidates<R: crate::elf::Role>(obj: &ElfObject<R>) -> Vec<SymbolId<R>> {
 }
 
 /// Runs the funnel.
-pub fn correlate(orig: &ElfObject<Orig>, patched: &ElfObject<Patched>) -> Twins {
+pub fn correlate(
+    orig: &ElfObject<Orig>,
+    patched: &ElfObject<Patched>,
+    dec: (&Decoded<Orig>, &Decoded<Patched>),
+) -> Twins {
     let mut twins = Twins::default();
     let os = candidates(orig);
     let ps = candidates(patched);
@@ -111,7 +118,31 @@ pub fn correlate(orig: &ElfObject<Orig>, patched: &ElfObject<Patched>) -> Twins 
             .or_default()
             .push(p);
     }
+    // A compiler-numbered name (`calls.1`, `__func__.2`) is only an exact match when its family
+    // has one member on each side: a patch that adds a static local renumbers the others, and
+    // `calls.1` may then belong to another function. Larger families go to the scope rule.
+    let mut family_o: HashMap<&str, usize> = HashMap::new();
+    for &o in &os {
+        *family_o
+            .entry(strip_suffix(&orig.symbol(o).name))
+            .or_default() += 1;
+    }
+    let mut family_p: HashMap<&str, usize> = HashMap::new();
+    for &p in &ps {
+        *family_p
+            .entry(strip_suffix(&patched.symbol(p).name))
+            .or_default() += 1;
+    }
+    let numbered_family = |name: &str| {
+        let base = strip_suffix(name);
+        base != name
+            && (family_o.get(base).copied().unwrap_or(0) > 1
+                || family_p.get(base).copied().unwrap_or(0) > 1)
+    };
     for (name, pv) in &by_name_p {
+        if numbered_family(name) {
+            continue;
+        }
         if let (Some(ov), [p]) = (by_name_o.get(name), pv.as_slice()) {
             if let [o] = ov.as_slice() {
                 if same_kind(*o, *p) {
@@ -148,7 +179,7 @@ pub fn correlate(orig: &ElfObject<Orig>, patched: &ElfObject<Patched>) -> Twins 
                 // Scope: the (single) function whose relocations refer to each static.
                 let mut paired = Vec::new();
                 for &p in pv {
-                    let Some(pf) = sole_user(patched, p) else {
+                    let Some(pf) = sole_user(patched, dec.1, p) else {
                         continue;
                     };
                     let Some(of) = twins.orig(pf) else { continue };
@@ -156,7 +187,7 @@ pub fn correlate(orig: &ElfObject<Orig>, patched: &ElfObject<Patched>) -> Twins 
                         .iter()
                         .copied()
                         .filter(|&o| twins.patched(o).is_none() && same_kind(o, p))
-                        .filter(|&o| sole_user(orig, o) == Some(of))
+                        .filter(|&o| sole_user(orig, dec.0, o) == Some(of))
                         .collect();
                     if let [o] = hits.as_slice() {
                         paired.push((p, *o));
@@ -186,11 +217,15 @@ pub fn correlate(orig: &ElfObject<Orig>, patched: &ElfObject<Patched>) -> Twins 
     twins
 }
 
-/// The one function whose code refers to `sym` (directly or through its section symbol), if
-/// exactly one does: how a static local is tied to its scope.
-fn sole_user<R: crate::elf::Role>(obj: &ElfObject<R>, sym: SymbolId<R>) -> Option<SymbolId<R>> {
-    let target_sec = obj.symbol(sym).section_id();
-    let value = obj.symbol(sym).st_value;
+/// The one function whose code refers to `sym` (by name, through its section symbol or a local
+/// label), if exactly one does: how a static local is tied to its scope. Targets are resolved
+/// with the decoded instruction tails, so `cmpb $0, flag(%rip)` (addend -5) names the right flag
+/// of a shared `.data.once`.
+fn sole_user<R: crate::elf::Role>(
+    obj: &ElfObject<R>,
+    dec: &Decoded<R>,
+    sym: SymbolId<R>,
+) -> Option<SymbolId<R>> {
     let mut user = None;
     for (_, rs) in obj.live_sections() {
         let crate::elf::Content::Relocs { target, relocs } = &rs.content else {
@@ -200,13 +235,7 @@ fn sole_user<R: crate::elf::Role>(obj: &ElfObject<R>, sym: SymbolId<R>) -> Optio
             continue;
         }
         for r in relocs {
-            let rsym = obj.symbol(r.sym);
-            let hit = r.sym == sym
-                || (rsym.is_section()
-                    && rsym.section_id() == target_sec
-                    && target_sec.is_some()
-                    && (r.r_addend + 4).max(0) as u64 >= value
-                    && ((r.r_addend + 4).max(0) as u64) < value + obj.symbol(sym).st_size.max(1));
+            let hit = matches!(resolve(obj, *target, r, dec.get(*target)), Target::Symbol(s, _) if s == sym);
             if hit {
                 let f = crate::diff::func_at(obj, *target, r.r_offset)?;
                 match user {

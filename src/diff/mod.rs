@@ -120,8 +120,8 @@ pub fn diff(
     object: PathBuf,
     klp_object: KlpObject,
 ) -> ObjectDiff {
-    let twins = correlate(&orig, &patched);
     let dec = (Decoded::new(&orig), Decoded::new(&patched));
+    let twins = correlate(&orig, &patched, (&dec.0, &dec.1));
     let mut changed = Vec::new();
     let mut added = Vec::new();
     let mut refusals = Vec::new();

@@ -274,6 +274,23 @@ impl<R: Role> ElfObject<R> {
             .map(|(i, _)| i)
     }
 
+    /// The `STT_SECTION` symbol of `sec`, added when the object has none (relocations against
+    /// sections that had no symbol yet, such as a copied string table).
+    pub fn ensure_section_symbol(&mut self, sec: SectionId<R>) -> SymbolId<R> {
+        if let Some(s) = self.section_symbol(sec) {
+            return s;
+        }
+        self.add_symbol(Symbol {
+            name: String::new(),
+            st_info: (elf::STB_LOCAL << 4) | elf::STT_SECTION,
+            st_other: 0,
+            section: SymSection::Section(sec),
+            st_value: 0,
+            st_size: 0,
+            deleted: false,
+        })
+    }
+
     /// The first live symbol named `name` (not a section symbol).
     pub fn symbol_by_name(&self, name: &str) -> Option<SymbolId<R>> {
         self.live_symbols()
@@ -346,6 +363,19 @@ impl<R: Role> Section<R> {
             content,
             deleted: false,
         }
+    }
+
+    /// The `SHT_RELA` section `.rela<target_name>` holding `relocs` for `target`.
+    pub fn rela(target_name: &str, target: SectionId<R>, relocs: Vec<Reloc<R>>) -> Self {
+        let mut s = Section::new(
+            &format!(".rela{target_name}"),
+            elf::SHT_RELA,
+            u64::from(elf::SHF_INFO_LINK),
+            8,
+            Content::Relocs { target, relocs },
+        );
+        s.sh_entsize = 24;
+        s
     }
 
     /// `SHF_ALLOC`: the section is loaded into memory.

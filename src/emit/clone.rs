@@ -296,18 +296,7 @@ impl<'a> Cloner<'a> {
     }
 
     fn section_symbol(&mut self, osec: SectionId<Out>) -> SymbolId<Out> {
-        if let Some(s) = self.out.section_symbol(osec) {
-            return s;
-        }
-        self.out.add_symbol(Symbol {
-            name: String::new(),
-            st_info: (elf::STB_LOCAL << 4) | elf::STT_SECTION,
-            st_other: 0,
-            section: SymSection::Section(osec),
-            st_value: 0,
-            st_size: 0,
-            deleted: false,
-        })
+        self.out.ensure_section_symbol(osec)
     }
 
     fn extern_for(&mut self, ts: SymbolId<Patched>) -> SymbolId<Out> {
@@ -559,19 +548,8 @@ impl<'a> Cloner<'a> {
         relocs.sort_by_key(|(s, _)| *s);
         for (osec, mut rs) in relocs {
             rs.sort_by_key(|r| r.r_offset);
-            let name = format!(".rela{}", self.out.section(osec).name);
-            let mut s = Section::new(
-                &name,
-                elf::SHT_RELA,
-                u64::from(elf::SHF_INFO_LINK),
-                8,
-                Content::Relocs {
-                    target: osec,
-                    relocs: rs,
-                },
-            );
-            s.sh_entsize = 24;
-            self.out.add_section(s);
+            let name = self.out.section(osec).name.clone();
+            self.out.add_section(Section::rela(&name, osec, rs));
         }
         self.out.add_section(Section::new(
             ".note.GNU-stack",

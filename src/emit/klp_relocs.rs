@@ -10,26 +10,9 @@ use std::collections::HashMap;
 
 use object::elf;
 
-use crate::elf::{
-    Content, ElfObject, Out, Reloc, Section, SectionId, SymSection, Symbol, SymbolId,
-};
+use crate::elf::{Content, ElfObject, Out, Reloc, Section, SectionId, SymbolId};
 
 use super::abi;
-
-fn section_symbol(out: &mut ElfObject<Out>, sec: SectionId<Out>) -> SymbolId<Out> {
-    if let Some(s) = out.section_symbol(sec) {
-        return s;
-    }
-    out.add_symbol(Symbol {
-        name: String::new(),
-        st_info: (elf::STB_LOCAL << 4) | elf::STT_SECTION,
-        st_other: 0,
-        section: SymSection::Section(sec),
-        st_value: 0,
-        st_size: 0,
-        deleted: false,
-    })
-}
 
 /// Moves relocations against the symbols in `klp` (out symbol -> `.klp.sym...` name) into records;
 /// returns how many were converted.
@@ -79,12 +62,12 @@ pub fn convert(out: &mut ElfObject<Out>, klp: &HashMap<SymbolId<Out>, String>) -
         1,
         Content::Data(strings),
     ));
-    let str_sym = section_symbol(out, str_sec);
+    let str_sym = out.ensure_section_symbol(str_sec);
     let mut records = Vec::with_capacity(taken.len() * abi::KLP_RELOC_SIZE as usize);
     let mut rec_relocs = Vec::with_capacity(taken.len() * 2);
     for (i, (target, r)) in taken.iter().enumerate() {
         let base = (i as u64) * abi::KLP_RELOC_SIZE;
-        let place_sym = section_symbol(out, *target);
+        let place_sym = out.ensure_section_symbol(*target);
         rec_relocs.push(Reloc {
             r_offset: base + abi::KLP_RELOC_PLACE,
             sym: place_sym,
@@ -111,18 +94,7 @@ pub fn convert(out: &mut ElfObject<Out>, klp: &HashMap<SymbolId<Out>, String>) -
     );
     rec_sec.sh_entsize = abi::KLP_RELOC_SIZE;
     let rec_id = out.add_section(rec_sec);
-    let mut rela = Section::new(
-        &format!(".rela{}", abi::KLP_RELOC_SECTION),
-        elf::SHT_RELA,
-        u64::from(elf::SHF_INFO_LINK),
-        8,
-        Content::Relocs {
-            target: rec_id,
-            relocs: rec_relocs,
-        },
-    );
-    rela.sh_entsize = 24;
-    out.add_section(rela);
+    out.add_section(Section::rela(abi::KLP_RELOC_SECTION, rec_id, rec_relocs));
     for &s in klp.keys() {
         out.symbol_mut(s).deleted = true;
     }
