@@ -8,9 +8,7 @@ mod support;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
-
-use sha2::{Digest, Sha256};
+use std::time::{Duration, Instant};
 
 use klp_build::target::{self, TargetOptions};
 
@@ -21,29 +19,6 @@ const FILES: [&str; 4] = [
     "fs/proc/.cmdline.o.cmd",
     "fs/proc/.cmdline.o.d",
 ];
-
-type Snapshot = Vec<(String, Option<String>, Option<SystemTime>)>;
-
-fn snapshot(src: &Path) -> Snapshot {
-    let _lock = target::lock::lock(src).unwrap();
-    FILES
-        .iter()
-        .map(|f| {
-            let p = src.join(f);
-            let hash = std::fs::read(&p).ok().map(|b| {
-                Sha256::digest(b)
-                    .iter()
-                    .map(|x| format!("{x:02x}"))
-                    .collect()
-            });
-            (
-                f.to_string(),
-                hash,
-                std::fs::metadata(&p).and_then(|m| m.modified()).ok(),
-            )
-        })
-        .collect()
-}
 
 enum Signal {
     /// SIGINT to the child's whole process group, as a terminal's Ctrl-C.
@@ -64,7 +39,7 @@ fn interrupted_build_restores_the_tree(test: &str, signal: Signal) {
     let Some(lab) = support::lab(test) else {
         return;
     };
-    let before = snapshot(&lab.src);
+    let before = support::tree::snapshot(&lab.src, &FILES);
     let work = tempfile::tempdir().unwrap();
     let stderr_file = work.path().join("child.stderr");
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -120,7 +95,7 @@ fn interrupted_build_restores_the_tree(test: &str, signal: Signal) {
         assert_eq!(status.code(), None, "killed by a signal");
         klp_build::build::recover_interrupted(&lab.src).expect("replay the journal");
         assert_eq!(
-            snapshot(&lab.src),
+            support::tree::snapshot(&lab.src, &FILES),
             before,
             "the next run must restore the killed run's tree"
         );
@@ -151,7 +126,7 @@ fn interrupted_build_restores_the_tree(test: &str, signal: Signal) {
         "stderr:\n{stderr}"
     );
     assert_eq!(
-        snapshot(&lab.src),
+        support::tree::snapshot(&lab.src, &FILES),
         before,
         "the tree must be as before the build"
     );

@@ -6,10 +6,9 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use object::{Object, ObjectSection};
-use sha2::{Digest, Sha256};
 
 use klp_build::build::{self, KlpObject};
 use klp_build::patch::{self, PatchSet};
@@ -27,28 +26,6 @@ fn resolve(lab: &support::Lab) -> Target {
         jobs: 2,
     })
     .unwrap_or_else(|e| panic!("resolving the lab target: {e:#}"))
-}
-
-/// (file, sha256 or None when absent, mtime) of each file, read under the tree lock so that no
-/// other build is halfway through.
-type Snapshot = Vec<(String, Option<String>, Option<SystemTime>)>;
-
-fn snapshot(src: &Path, files: &[&str]) -> Snapshot {
-    let _lock = target::lock::lock(src).unwrap();
-    files
-        .iter()
-        .map(|f| {
-            let p = src.join(f);
-            let hash = std::fs::read(&p).ok().map(|b| {
-                Sha256::digest(b)
-                    .iter()
-                    .map(|x| format!("{x:02x}"))
-                    .collect()
-            });
-            let mtime = std::fs::metadata(&p).and_then(|m| m.modified()).ok();
-            (f.to_string(), hash, mtime)
-        })
-        .collect()
 }
 
 fn section(obj: &Path, name: &str) -> Vec<u8> {
@@ -104,7 +81,7 @@ fn cmdline_orig_and_patched_objects() {
         "fs/proc/.cmdline.o.cmd",
         "fs/proc/.cmdline.o.d",
     ];
-    let before = snapshot(&t.source, &files);
+    let before = support::tree::snapshot(&t.source, &files);
     let work = tempfile::tempdir().unwrap();
     let set = patch::run(&[patches().join("cmdline.patch")], &t.source, work.path()).unwrap();
 
@@ -116,7 +93,7 @@ fn cmdline_orig_and_patched_objects() {
     );
 
     assert_eq!(
-        snapshot(&t.source, &files),
+        support::tree::snapshot(&t.source, &files),
         before,
         "the tree must be restored"
     );
@@ -159,7 +136,7 @@ fn module_object_gets_its_module_name() {
         "fs/xfs/xfs_stats.o",
         "fs/xfs/.xfs_stats.o.cmd",
     ];
-    let before = snapshot(&t.source, &files);
+    let before = support::tree::snapshot(&t.source, &files);
     let work = tempfile::tempdir().unwrap();
     let diff = insert_patch(
         &t.source,
@@ -171,7 +148,7 @@ fn module_object_gets_its_module_name() {
     let set = patch::run(&[diff], &t.source, &work.path().join("w")).unwrap();
     let built = build::run(&t, &set, &work.path().join("w")).unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(
-        snapshot(&t.source, &files),
+        support::tree::snapshot(&t.source, &files),
         before,
         "the tree must be restored"
     );
@@ -194,7 +171,7 @@ fn line_directives_keep_unchanged_warn_on_lines() {
         "kernel/task_work.o",
         "kernel/.task_work.o.cmd",
     ];
-    let before = snapshot(&t.source, &files);
+    let before = support::tree::snapshot(&t.source, &files);
     let work = tempfile::tempdir().unwrap();
     let diff = insert_patch(
         &t.source,
@@ -233,7 +210,7 @@ fn line_directives_keep_unchanged_warn_on_lines() {
         section(&without.pairs[0].patched, "__bug_table")
     );
     assert_eq!(
-        snapshot(&t.source, &files),
+        support::tree::snapshot(&t.source, &files),
         before,
         "the tree must be restored"
     );
@@ -251,7 +228,7 @@ fn compile_error_shows_the_compiler_message() {
         "fs/proc/.cmdline.o.cmd",
         "fs/proc/.cmdline.o.d",
     ];
-    let before = snapshot(&t.source, &files);
+    let before = support::tree::snapshot(&t.source, &files);
     let work = tempfile::tempdir().unwrap();
     let set = patch::run(
         &[patches().join("err-compile.patch")],
@@ -261,7 +238,7 @@ fn compile_error_shows_the_compiler_message() {
     .unwrap();
     let err = format!("{:#}", build::run(&t, &set, work.path()).unwrap_err());
     assert_eq!(
-        snapshot(&t.source, &files),
+        support::tree::snapshot(&t.source, &files),
         before,
         "the tree must be restored after a failed build"
     );

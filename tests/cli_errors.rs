@@ -9,12 +9,12 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use sha2::{Digest, Sha256};
+use support::tree::FileState;
 
 /// A bound on one klp-build run: a single-object rebuild takes seconds, a wait for the tree lock
 /// behind the other cases of this binary a little more.
@@ -95,45 +95,35 @@ fn klp_build(dir: &Path, args: &[&std::ffi::OsStr]) -> Run {
 /// of its directory with its size and mtime (kbuild writes `x.o`, `.x.o.cmd`, `.x.o.d` there).
 #[derive(Debug, PartialEq)]
 struct TreeState {
-    sources: BTreeMap<PathBuf, Option<(String, SystemTime)>>,
+    sources: BTreeMap<PathBuf, Option<FileState>>,
     neighbours: BTreeMap<PathBuf, (u64, SystemTime)>,
 }
 
 /// The state of `touched` (paths relative to `src`), read while holding `<src>/.klp-build.lock`,
 /// the lock every klp-build holds while the tree is modified.
 fn tree_state(src: &Path, touched: &[&str]) -> TreeState {
-    let lock_path = src.join(".klp-build.lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .unwrap_or_else(|e| panic!("open {}: {e}", lock_path.display()));
-    lock.lock()
-        .unwrap_or_else(|e| panic!("lock {}: {e}", lock_path.display()));
-    let mut state = TreeState {
-        sources: BTreeMap::new(),
-        neighbours: BTreeMap::new(),
-    };
-    for rel in touched {
-        let file = src.join(rel);
-        let source = std::fs::read(&file).ok().map(|bytes| {
-            let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
-            (format!("{:x}", Sha256::digest(&bytes)), mtime)
-        });
-        state.sources.insert(PathBuf::from(rel), source);
-        let dir = file.parent().unwrap();
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let entry = entry.unwrap();
-            let meta = entry.metadata().unwrap();
-            let rel_entry = entry.path().strip_prefix(src).unwrap().to_path_buf();
+    support::tree::locked(src, || {
+        let mut state = TreeState {
+            sources: BTreeMap::new(),
+            neighbours: BTreeMap::new(),
+        };
+        for rel in touched {
+            let file = src.join(rel);
             state
-                .neighbours
-                .insert(rel_entry, (meta.len(), meta.modified().unwrap()));
+                .sources
+                .insert(PathBuf::from(rel), support::tree::file_state(&file));
+            let dir = file.parent().unwrap();
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let entry = entry.unwrap();
+                let meta = entry.metadata().unwrap();
+                let rel_entry = entry.path().strip_prefix(src).unwrap().to_path_buf();
+                state
+                    .neighbours
+                    .insert(rel_entry, (meta.len(), meta.modified().unwrap()));
+            }
         }
-    }
-    drop(lock);
-    state
+        state
+    })
 }
 
 /// Fails with the differences when the tree is not as `before`.

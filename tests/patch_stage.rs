@@ -6,20 +6,10 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use klp_build::patch;
 
 fn patches() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/patches")
-}
-
-fn sha256(path: &Path) -> String {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[test]
@@ -29,12 +19,12 @@ fn cmdline_patch_applies_to_copies_with_line_directives() {
     };
     let work = tempfile::tempdir().unwrap();
     let tree_file = lab.src.join("fs/proc/cmdline.c");
-    let before = sha256(&tree_file);
+    let before = support::tree::sha256(&tree_file);
 
     let set = patch::run(&[patches().join("cmdline.patch")], &lab.src, work.path()).unwrap();
 
     assert_eq!(
-        sha256(&tree_file),
+        support::tree::sha256(&tree_file),
         before,
         "the tree itself must not be patched"
     );
@@ -45,7 +35,10 @@ fn cmdline_patch_applies_to_copies_with_line_directives() {
         fix.subject,
         "proc: tag /proc/cmdline so a livepatch is visible"
     );
-    assert_eq!(fix.sha256, sha256(&patches().join("cmdline.patch")));
+    assert_eq!(
+        fix.sha256,
+        support::tree::sha256(&patches().join("cmdline.patch"))
+    );
     assert_eq!(set.files.len(), 1);
     let f = &set.files[0];
     assert_eq!(f.path, Path::new("fs/proc/cmdline.c"));
