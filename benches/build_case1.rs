@@ -10,7 +10,7 @@
 mod support;
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -93,25 +93,15 @@ fn run_once(bin: &Path, lab: &support::Lab, patch: &str) -> Sample {
     let tmp = tempfile::tempdir().expect("a temporary dir");
     let report = tmp.path().join("report.json");
     let log = tmp.path().join("stderr");
-    let patch_path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata/patches")
-        .join(patch);
+    let patch_path = support::inputs::patch(patch);
     let start = Instant::now();
     let child = Command::new(bin)
-        .arg("--diff")
-        .arg(&patch_path)
-        .arg("--source")
-        .arg(&lab.src)
-        .arg("--kbuild")
-        .arg(&lab.kbuild)
-        .arg("--config")
-        .arg(&lab.config)
-        .arg("--symbols")
-        .arg(&lab.kallsyms)
-        .arg("--work-dir")
-        .arg(tmp.path().join("work"))
-        .arg("-o")
-        .arg(tmp.path().join("out.ko"))
+        .args(support::inputs::klp_build_args(
+            lab,
+            &patch_path,
+            &tmp.path().join("work"),
+            &tmp.path().join("out.ko"),
+        ))
         .args(["--report", "json"])
         .stdin(Stdio::null())
         .stdout(File::create(&report).expect("create the report file"))

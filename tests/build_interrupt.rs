@@ -6,11 +6,9 @@
 mod support;
 
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-use klp_build::target::{self, TargetOptions};
 
 const CHILD_ENV: &str = "KLP_BUILD_INTERRUPT_CHILD_WORK";
 const FILES: [&str; 4] = [
@@ -166,14 +164,8 @@ fn sigkill_leaves_a_journal_that_the_next_run_replays() {
 fn child_process_entry() {
     let work = PathBuf::from(std::env::var_os(CHILD_ENV).expect("run by the interrupt tests only"));
     let lab = support::lab("child_process_entry").expect("the parent checked the lab");
-    let t = target::resolve(&TargetOptions {
-        source: lab.src.clone(),
-        kbuild: Some(lab.kbuild.clone()),
-        config: None,
-        jobs: 2,
-    })
-    .unwrap();
-    let patch = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/patches/cmdline.patch");
+    let t = support::inputs::target(lab);
+    let patch = support::inputs::patch("cmdline.patch");
     let set = klp_build::patch::run(&[patch], &t.source, &work).unwrap();
     let r = klp_build::build::run(&t, &set, &work);
     panic!(

@@ -12,21 +12,7 @@ use object::{Object, ObjectSection};
 
 use klp_build::build::{self, KlpObject};
 use klp_build::patch::{self, PatchSet};
-use klp_build::target::{self, Target, TargetOptions};
-
-fn patches() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/patches")
-}
-
-fn resolve(lab: &support::Lab) -> Target {
-    target::resolve(&TargetOptions {
-        source: lab.src.clone(),
-        kbuild: Some(lab.kbuild.clone()),
-        config: None,
-        jobs: 2,
-    })
-    .unwrap_or_else(|e| panic!("resolving the lab target: {e:#}"))
-}
+use klp_build::target;
 
 fn section(obj: &Path, name: &str) -> Vec<u8> {
     let data = std::fs::read(obj).unwrap();
@@ -74,7 +60,7 @@ fn cmdline_orig_and_patched_objects() {
     let Some(lab) = support::lab("cmdline_orig_and_patched_objects") else {
         return;
     };
-    let t = resolve(lab);
+    let t = support::inputs::target(lab);
     let files = [
         "fs/proc/cmdline.c",
         "fs/proc/cmdline.o",
@@ -83,7 +69,12 @@ fn cmdline_orig_and_patched_objects() {
     ];
     let before = support::tree::snapshot(&t.source, &files);
     let work = tempfile::tempdir().unwrap();
-    let set = patch::run(&[patches().join("cmdline.patch")], &t.source, work.path()).unwrap();
+    let set = patch::run(
+        &[support::inputs::patch("cmdline.patch")],
+        &t.source,
+        work.path(),
+    )
+    .unwrap();
 
     let start = Instant::now();
     let built = build::run(&t, &set, work.path()).unwrap_or_else(|e| panic!("{e:#}"));
@@ -130,7 +121,7 @@ fn module_object_gets_its_module_name() {
     let Some(lab) = support::lab("module_object_gets_its_module_name") else {
         return;
     };
-    let t = resolve(lab);
+    let t = support::inputs::target(lab);
     let files = [
         "fs/xfs/xfs_stats.c",
         "fs/xfs/xfs_stats.o",
@@ -165,7 +156,7 @@ fn line_directives_keep_unchanged_warn_on_lines() {
     let Some(lab) = support::lab("line_directives_keep_unchanged_warn_on_lines") else {
         return;
     };
-    let t = resolve(lab);
+    let t = support::inputs::target(lab);
     let files = [
         "kernel/task_work.c",
         "kernel/task_work.o",
@@ -221,7 +212,7 @@ fn compile_error_shows_the_compiler_message() {
     let Some(lab) = support::lab("compile_error_shows_the_compiler_message") else {
         return;
     };
-    let t = resolve(lab);
+    let t = support::inputs::target(lab);
     let files = [
         "fs/proc/cmdline.c",
         "fs/proc/cmdline.o",
@@ -231,7 +222,7 @@ fn compile_error_shows_the_compiler_message() {
     let before = support::tree::snapshot(&t.source, &files);
     let work = tempfile::tempdir().unwrap();
     let set = patch::run(
-        &[patches().join("err-compile.patch")],
+        &[support::inputs::patch("err-compile.patch")],
         &t.source,
         work.path(),
     )
@@ -260,14 +251,14 @@ fn header_change_needs_a_built_tree() {
     let Some(lab) = support::lab("header_change_needs_a_built_tree") else {
         return;
     };
-    let t = resolve(lab);
+    let t = support::inputs::target(lab);
     assert!(
         !target::is_built(&t.source),
         "the lab tree is prepared, not built"
     );
     let work = tempfile::tempdir().unwrap();
     let set = patch::run(
-        &[patches().join("err-header-unbuilt.patch")],
+        &[support::inputs::patch("err-header-unbuilt.patch")],
         &t.source,
         work.path(),
     )
@@ -289,7 +280,7 @@ fn an_object_the_config_does_not_build_is_refused() {
     let Some(lab) = support::lab("an_object_the_config_does_not_build_is_refused") else {
         return;
     };
-    let t = resolve(lab);
+    let t = support::inputs::target(lab);
     let work = tempfile::tempdir().unwrap();
     let diff = insert_patch(
         &t.source,

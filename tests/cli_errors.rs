@@ -20,14 +20,6 @@ use support::tree::FileState;
 /// behind the other cases of this binary a little more.
 const RUN_LIMIT: Duration = Duration::from_secs(600);
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn patch(name: &str) -> PathBuf {
-    root().join("testdata/patches").join(name)
-}
-
 /// One finished klp-build process.
 struct Run {
     code: Option<i32>,
@@ -171,28 +163,11 @@ fn failed_build(
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path().join("work");
     let ko = tmp.path().join("out.ko");
-    let patch = patch(patch_name);
+    let patch = support::inputs::patch(patch_name);
     let before = tree_state(&lab.src, touched);
-    let args: Vec<&std::ffi::OsStr> = vec![
-        "--diff".as_ref(),
-        patch.as_os_str(),
-        "--source".as_ref(),
-        lab.src.as_os_str(),
-        "--kbuild".as_ref(),
-        lab.kbuild.as_os_str(),
-        "--config".as_ref(),
-        lab.config.as_os_str(),
-        "--symbols".as_ref(),
-        lab.kallsyms.as_os_str(),
-        "--work-dir".as_ref(),
-        work.as_os_str(),
-        "-o".as_ref(),
-        ko.as_os_str(),
-        "--report".as_ref(),
-        "json".as_ref(),
-        "-j".as_ref(),
-        "2".as_ref(),
-    ];
+    let mut args = support::inputs::klp_build_args(lab, &patch, &work, &ko);
+    args.extend(["--report", "json", "-j", "2"].map(Into::into));
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     let run = klp_build(tmp.path(), &args);
     let after = tree_state(&lab.src, touched);
     assert_tree_unchanged(&before, &after, test);

@@ -4,13 +4,9 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use klp_build::patch;
-
-fn patches() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/patches")
-}
 
 #[test]
 fn cmdline_patch_applies_to_copies_with_line_directives() {
@@ -21,7 +17,12 @@ fn cmdline_patch_applies_to_copies_with_line_directives() {
     let tree_file = lab.src.join("fs/proc/cmdline.c");
     let before = support::tree::sha256(&tree_file);
 
-    let set = patch::run(&[patches().join("cmdline.patch")], &lab.src, work.path()).unwrap();
+    let set = patch::run(
+        &[support::inputs::patch("cmdline.patch")],
+        &lab.src,
+        work.path(),
+    )
+    .unwrap();
 
     assert_eq!(
         support::tree::sha256(&tree_file),
@@ -37,7 +38,7 @@ fn cmdline_patch_applies_to_copies_with_line_directives() {
     );
     assert_eq!(
         fix.sha256,
-        support::tree::sha256(&patches().join("cmdline.patch"))
+        support::tree::sha256(&support::inputs::patch("cmdline.patch"))
     );
     assert_eq!(set.files.len(), 1);
     let f = &set.files[0];
@@ -69,7 +70,7 @@ fn plain_diff_at_the_tree_top_is_p0_and_patches_apply_in_order() {
     let work = tempfile::tempdir().unwrap();
     // `diff -u fs/proc/cmdline.c.orig fs/proc/cmdline.c` made at the tree's top: -p0 names.
     let first = work.path().join("first.diff");
-    let text = std::fs::read_to_string(patches().join("cmdline.patch")).unwrap();
+    let text = std::fs::read_to_string(support::inputs::patch("cmdline.patch")).unwrap();
     let hunks = &text[text.find("@@").unwrap()..];
     std::fs::write(
         &first,
@@ -118,7 +119,7 @@ fn a_hunk_that_does_not_apply_names_patch_file_and_hunk() {
         return;
     };
     let work = tempfile::tempdir().unwrap();
-    let p = patches().join("err-does-not-apply.patch");
+    let p = support::inputs::patch("err-does-not-apply.patch");
     let err = format!(
         "{:#}",
         patch::run(std::slice::from_ref(&p), &lab.src, work.path()).unwrap_err()
@@ -143,7 +144,7 @@ fn unpatchable_files_are_all_refused_at_once() {
     let err = format!(
         "{:#}",
         patch::run(
-            &[patches().join("err-unpatchable.patch")],
+            &[support::inputs::patch("err-unpatchable.patch")],
             &lab.src,
             work.path()
         )

@@ -1,9 +1,11 @@
 //! Support shared by the integration tests, included with `mod support;`: the kernel lab (a Debian
-//! 6.1 kernel, its source, headers and kallsyms, from `lab/setup.sh`) and QEMU boots of it, and
-//! snapshots of the lab tree's files taken under the tree lock (`tree`).
+//! 6.1 kernel, its source, headers and kallsyms, from `lab/setup.sh`) and QEMU boots of it;
+//! klp-build's inputs on the lab (`inputs`) and snapshots of the lab tree's files taken under the
+//! tree lock (`tree`).
 //! Each test binary uses a part of it, hence the `dead_code` allowance.
 #![allow(dead_code, unused_imports)]
 
+pub mod inputs;
 pub mod lab;
 pub mod tree;
 
