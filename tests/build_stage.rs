@@ -1,7 +1,8 @@
 //! The build stage on the lab's prepared Debian 6.1 tree, with real kbuild single targets: the
 //! cmdline pair (vmlinux), a module's object (xfs), `#line` keeping `__bug_table` lines of
-//! unchanged code, a compile error, and a header change in a tree that was never fully built.
-//! Every test checks that the tree is left as it was (content and mtime of each file involved).
+//! unchanged code, a compile error, a header change in a tree that was never fully built, and an
+//! object the config does not build. Every test that runs make checks that the tree is left as it
+//! was (content and mtime of each file involved).
 
 mod support;
 
@@ -23,8 +24,16 @@ fn section(obj: &Path, name: &str) -> Vec<u8> {
     s.data().unwrap().to_vec()
 }
 
-/// A patch made with `diff -u` that inserts `line` after line `after` of `file` in the tree.
-fn insert_patch(src: &Path, dir: &Path, file: &str, after: usize, line: &str) -> PathBuf {
+/// The patch stage on a patch made with `diff -u` (in `dir`) that inserts `line` after line
+/// `after` of `file` in the tree; returns the patch set and its work dir `<dir>/w`, which the
+/// build stage then shares, as in a klp-build run.
+fn insert_line(
+    src: &Path,
+    dir: &Path,
+    file: &str,
+    after: usize,
+    line: &str,
+) -> (PatchSet, PathBuf) {
     let text = std::fs::read_to_string(src.join(file)).unwrap();
     let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
     let added = format!("{line}\n");
@@ -52,8 +61,45 @@ fn insert_patch(src: &Path, dir: &Path, file: &str, after: usize, line: &str) ->
         Path::new(file).file_stem().unwrap().to_str().unwrap()
     ));
     std::fs::write(&patch, out.stdout).unwrap();
-    patch
+    let w = dir.join("w");
+    let set = patch::run(&[patch], src, &w).unwrap();
+    (set, w)
 }
+
+/// The files a test's builds may touch, as they were before them.
+struct Before<'a> {
+    source: &'a Path,
+    files: &'a [&'a str],
+    snapshot: support::tree::Snapshot,
+}
+
+impl<'a> Before<'a> {
+    fn take(source: &'a Path, files: &'a [&'a str]) -> Self {
+        let snapshot = support::tree::snapshot(source, files);
+        Before {
+            source,
+            files,
+            snapshot,
+        }
+    }
+
+    /// Fails with `why` unless every file has its content and mtime of before.
+    fn assert_restored(&self, why: &str) {
+        assert_eq!(
+            support::tree::snapshot(self.source, self.files),
+            self.snapshot,
+            "{why}"
+        );
+    }
+}
+
+/// What a build of fs/proc/cmdline.o writes next to its source.
+const CMDLINE_FILES: &[&str] = &[
+    "fs/proc/cmdline.c",
+    "fs/proc/cmdline.o",
+    "fs/proc/.cmdline.o.cmd",
+    "fs/proc/.cmdline.o.d",
+];
 
 #[test]
 fn cmdline_orig_and_patched_objects() {
@@ -61,13 +107,7 @@ fn cmdline_orig_and_patched_objects() {
         return;
     };
     let t = support::inputs::target(lab);
-    let files = [
-        "fs/proc/cmdline.c",
-        "fs/proc/cmdline.o",
-        "fs/proc/.cmdline.o.cmd",
-        "fs/proc/.cmdline.o.d",
-    ];
-    let before = support::tree::snapshot(&t.source, &files);
+    let before = Before::take(&t.source, CMDLINE_FILES);
     let work = tempfile::tempdir().unwrap();
     let set = patch::run(
         &[support::inputs::patch("cmdline.patch")],
@@ -83,11 +123,7 @@ fn cmdline_orig_and_patched_objects() {
         start.elapsed().as_secs_f64()
     );
 
-    assert_eq!(
-        support::tree::snapshot(&t.source, &files),
-        before,
-        "the tree must be restored"
-    );
+    before.assert_restored("the tree must be restored");
     assert_eq!(built.pairs.len(), 1);
     let p = &built.pairs[0];
     assert_eq!(p.object, Path::new("fs/proc/cmdline.o"));
@@ -127,22 +163,17 @@ fn module_object_gets_its_module_name() {
         "fs/xfs/xfs_stats.o",
         "fs/xfs/.xfs_stats.o.cmd",
     ];
-    let before = support::tree::snapshot(&t.source, &files);
+    let before = Before::take(&t.source, &files);
     let work = tempfile::tempdir().unwrap();
-    let diff = insert_patch(
+    let (set, w) = insert_line(
         &t.source,
         work.path(),
         "fs/xfs/xfs_stats.c",
         10,
         "/* klp-build test */",
     );
-    let set = patch::run(&[diff], &t.source, &work.path().join("w")).unwrap();
-    let built = build::run(&t, &set, &work.path().join("w")).unwrap_or_else(|e| panic!("{e:#}"));
-    assert_eq!(
-        support::tree::snapshot(&t.source, &files),
-        before,
-        "the tree must be restored"
-    );
+    let built = build::run(&t, &set, &w).unwrap_or_else(|e| panic!("{e:#}"));
+    before.assert_restored("the tree must be restored");
     assert_eq!(built.pairs[0].object, Path::new("fs/xfs/xfs_stats.o"));
     assert_eq!(built.pairs[0].klp_object, KlpObject::Module("xfs".into()));
 }
@@ -162,17 +193,15 @@ fn line_directives_keep_unchanged_warn_on_lines() {
         "kernel/task_work.o",
         "kernel/.task_work.o.cmd",
     ];
-    let before = support::tree::snapshot(&t.source, &files);
+    let before = Before::take(&t.source, &files);
     let work = tempfile::tempdir().unwrap();
-    let diff = insert_patch(
+    let (set, w) = insert_line(
         &t.source,
         work.path(),
         "kernel/task_work.c",
         5,
         "/*\n * klp-build: three new lines\n */",
     );
-    let w = work.path().join("w");
-    let set = patch::run(&[diff], &t.source, &w).unwrap();
 
     let with_lines = build::run(&t, &set, &w).unwrap_or_else(|e| panic!("{e:#}"));
     let p = &with_lines.pairs[0];
@@ -200,11 +229,7 @@ fn line_directives_keep_unchanged_warn_on_lines() {
         section(&without.pairs[0].orig, "__bug_table"),
         section(&without.pairs[0].patched, "__bug_table")
     );
-    assert_eq!(
-        support::tree::snapshot(&t.source, &files),
-        before,
-        "the tree must be restored"
-    );
+    before.assert_restored("the tree must be restored");
 }
 
 #[test]
@@ -213,13 +238,7 @@ fn compile_error_shows_the_compiler_message() {
         return;
     };
     let t = support::inputs::target(lab);
-    let files = [
-        "fs/proc/cmdline.c",
-        "fs/proc/cmdline.o",
-        "fs/proc/.cmdline.o.cmd",
-        "fs/proc/.cmdline.o.d",
-    ];
-    let before = support::tree::snapshot(&t.source, &files);
+    let before = Before::take(&t.source, CMDLINE_FILES);
     let work = tempfile::tempdir().unwrap();
     let set = patch::run(
         &[support::inputs::patch("err-compile.patch")],
@@ -228,11 +247,7 @@ fn compile_error_shows_the_compiler_message() {
     )
     .unwrap();
     let err = format!("{:#}", build::run(&t, &set, work.path()).unwrap_err());
-    assert_eq!(
-        support::tree::snapshot(&t.source, &files),
-        before,
-        "the tree must be restored after a failed build"
-    );
+    before.assert_restored("the tree must be restored after a failed build");
     // gcc quotes with ‘’ or '' depending on the locale.
     for want in [
         "compiling the patched fs/proc/cmdline.o failed",
@@ -282,15 +297,13 @@ fn an_object_the_config_does_not_build_is_refused() {
     };
     let t = support::inputs::target(lab);
     let work = tempfile::tempdir().unwrap();
-    let diff = insert_patch(
+    let (set, w) = insert_line(
         &t.source,
         work.path(),
         "fs/ext2/inode.c",
         30,
         "/* klp-build test */",
     );
-    let w = work.path().join("w");
-    let set = patch::run(&[diff], &t.source, &w).unwrap();
     let err = format!("{:#}", build::run(&t, &set, &w).unwrap_err());
     let want = "fs/ext2/inode.c: fs/ext2/inode.o is not built in this configuration: CONFIG_EXT2_FS is not set \
                 (fs/ext2/Makefile: obj-$(CONFIG_EXT2_FS) += ext2.o)";
