@@ -5,11 +5,12 @@
 //! symbols pick a unit's static by basename, neighbours settle the rest, and a System.map made
 //! from the same image gives the same positions.
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 
-use klp_build::target::symbols::{Rule, SymbolListing, TranslationUnit, TuKind, TuSymbol};
-use object::{Object, ObjectSection, ObjectSymbol, SectionIndex, SymbolKind, SymbolSection};
+use klp_build::target::symbols::{Rule, SymbolListing};
 
 const CORE_A: &str = r#"
 static int count;
@@ -90,43 +91,6 @@ fn compile(dir: &Path, src: &str, sections: bool) -> std::path::PathBuf {
     out
 }
 
-fn translation_unit(obj: &Path, source: &str) -> TranslationUnit {
-    let data = std::fs::read(obj).unwrap();
-    let file = object::File::parse(&*data).unwrap();
-    let mut syms: Vec<(SectionIndex, u64, TuSymbol)> = Vec::new();
-    for s in file.symbols() {
-        let kind = match s.kind() {
-            SymbolKind::Text => TuKind::Func,
-            SymbolKind::Data => TuKind::Object,
-            _ => continue,
-        };
-        let SymbolSection::Section(index) = s.section() else {
-            continue;
-        };
-        let section = file
-            .section_by_index(index)
-            .unwrap()
-            .name()
-            .unwrap()
-            .to_string();
-        syms.push((
-            index,
-            s.address(),
-            TuSymbol {
-                name: s.name().unwrap().to_string(),
-                kind,
-                section,
-                local: s.is_local(),
-            },
-        ));
-    }
-    syms.sort_by_key(|(i, a, _)| (i.0, *a));
-    TranslationUnit {
-        source: source.to_string(),
-        symbols: syms.into_iter().map(|(_, _, s)| s).collect(),
-    }
-}
-
 #[test]
 fn elf_vmlinux_and_its_system_map() {
     let tmp = tempfile::tempdir().unwrap();
@@ -137,7 +101,10 @@ fn elf_vmlinux_and_its_system_map() {
         std::fs::create_dir_all(dir.join(src).parent().unwrap()).unwrap();
         std::fs::write(dir.join(src), text).unwrap();
         objs.push(compile(dir, src, false));
-        tus.push(translation_unit(&compile(dir, src, true), src));
+        tus.push(support::units::translation_unit(
+            &compile(dir, src, true),
+            src,
+        ));
     }
     std::fs::write(dir.join("vmlinux.lds"), LDS).unwrap();
     let vmlinux = dir.join("vmlinux");

@@ -6,53 +6,12 @@
 mod kobj;
 mod support;
 
-use std::path::Path;
+use klp_build::target::symbols::{Rule, SymbolListing, SymposError, TranslationUnit};
 
-use klp_build::target::symbols::{
-    Rule, SymbolListing, SymposError, TranslationUnit, TuKind, TuSymbol,
-};
-use object::{Object, ObjectSection, ObjectSymbol, SectionIndex, SymbolKind, SymbolSection};
-
-/// The functions and data of a relocatable object in section order, read with `object`.
-fn translation_unit(obj: &Path, source: &str) -> TranslationUnit {
-    let data = std::fs::read(obj).unwrap();
-    let file = object::File::parse(&*data).unwrap();
-    let mut syms: Vec<(SectionIndex, u64, TuSymbol)> = Vec::new();
-    for s in file.symbols() {
-        let kind = match s.kind() {
-            SymbolKind::Text => TuKind::Func,
-            SymbolKind::Data => TuKind::Object,
-            _ => continue,
-        };
-        let SymbolSection::Section(index) = s.section() else {
-            continue;
-        };
-        let name = s.name().unwrap();
-        if name.is_empty() {
-            continue;
-        }
-        let section = file
-            .section_by_index(index)
-            .unwrap()
-            .name()
-            .unwrap()
-            .to_string();
-        syms.push((
-            index,
-            s.address(),
-            TuSymbol {
-                name: name.to_string(),
-                kind,
-                section,
-                local: s.is_local(),
-            },
-        ));
-    }
-    syms.sort_by_key(|(i, a, _)| (i.0, *a));
-    TranslationUnit {
-        source: source.to_string(),
-        symbols: syms.into_iter().map(|(_, _, s)| s).collect(),
-    }
+/// The unit of `rel` (`kernel/kallsyms.o`), compiled in the prepared lab tree.
+fn lab_unit(lab: &support::Lab, rel: &str) -> TranslationUnit {
+    let obj = kobj::kernel_object(&lab.src, &lab.dir, rel);
+    support::units::translation_unit(&obj, &rel.replace(".o", ".c"))
 }
 
 struct Case {
@@ -138,8 +97,7 @@ fn statics_of_rebuilt_units_find_their_instance() {
     let listing = SymbolListing::load(&lab.kallsyms).unwrap();
     let mut failures = Vec::new();
     for case in CASES {
-        let obj = kobj::kernel_object(&lab.src, &lab.dir, case.object);
-        let tu = translation_unit(&obj, &case.object.replace(".o", ".c"));
+        let tu = lab_unit(lab, case.object);
         match listing.locate("vmlinux", case.symbol, &tu) {
             Ok(l) if l.sympos == case.sympos => {
                 assert!(
@@ -175,10 +133,7 @@ fn lone_static_is_refused() {
     kobj::prepared(lab);
     let listing = SymbolListing::load(&lab.kallsyms).unwrap();
     let rel = "kernel/trace/trace_events_synth.o";
-    let tu = translation_unit(
-        &kobj::kernel_object(&lab.src, &lab.dir, rel),
-        "kernel/trace/trace_events_synth.c",
-    );
+    let tu = lab_unit(lab, rel);
     match listing.sympos("vmlinux", "last_cmd", &tu) {
         Err(SymposError::Ambiguous(a)) => {
             assert_eq!(a.candidates.len(), 2);
@@ -224,8 +179,7 @@ fn every_duplicate_local_resolves_or_is_refused() {
     objects.dedup();
     let (mut resolved, mut refused) = (0, 0);
     for rel in objects {
-        let obj = kobj::kernel_object(&lab.src, &lab.dir, rel);
-        let tu = translation_unit(&obj, &rel.replace(".o", ".c"));
+        let tu = lab_unit(lab, rel);
         let own: std::collections::HashSet<&str> =
             tu.symbols.iter().map(|s| s.name.as_str()).collect();
         for s in tu.symbols.iter().filter(|s| s.local) {

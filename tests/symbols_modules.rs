@@ -8,8 +8,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use klp_build::target::symbols::{Rule, SymbolListing, TranslationUnit, TuKind, TuSymbol};
-use object::{Object, ObjectSection, ObjectSymbol, SectionIndex, SymbolKind, SymbolSection};
+use klp_build::target::symbols::{Rule, SymbolListing};
 
 /// Modules without dependencies: minix has same-named statics in two objects (itree_v1.c and
 /// itree_v2.c both include itree_common.c), nilfs2 is large and has `.init` and `.exit` code.
@@ -101,48 +100,6 @@ fn ko_listing_is_the_kernels_order() {
     }
 }
 
-/// The functions and data of a relocatable object in section order, read with `object`.
-fn translation_unit(obj: &Path, source: &str) -> TranslationUnit {
-    let data = std::fs::read(obj).unwrap();
-    let file = object::File::parse(&*data).unwrap();
-    let mut syms: Vec<(SectionIndex, u64, TuSymbol)> = Vec::new();
-    for s in file.symbols() {
-        let kind = match s.kind() {
-            SymbolKind::Text => TuKind::Func,
-            SymbolKind::Data => TuKind::Object,
-            _ => continue,
-        };
-        let SymbolSection::Section(index) = s.section() else {
-            continue;
-        };
-        let name = s.name().unwrap();
-        if name.is_empty() {
-            continue;
-        }
-        let section = file
-            .section_by_index(index)
-            .unwrap()
-            .name()
-            .unwrap()
-            .to_string();
-        syms.push((
-            index,
-            s.address(),
-            TuSymbol {
-                name: name.to_string(),
-                kind,
-                section,
-                local: s.is_local(),
-            },
-        ));
-    }
-    syms.sort_by_key(|(i, a, _)| (i.0, *a));
-    TranslationUnit {
-        source: source.to_string(),
-        symbols: syms.into_iter().map(|(_, _, s)| s).collect(),
-    }
-}
-
 #[test]
 fn module_statics_find_their_instance() {
     let Some(lab) = support::lab("module_statics_find_their_instance") else {
@@ -159,7 +116,7 @@ fn module_statics_find_their_instance() {
         ("fs/minix/itree_v2.o", "free_branches", 2),
     ] {
         let obj = kobj::kernel_object(&lab.src, &lab.dir, rel);
-        let tu = translation_unit(&obj, &rel.replace(".o", ".c"));
+        let tu = support::units::translation_unit(&obj, &rel.replace(".o", ".c"));
         for (what, listing) in [
             ("captured /proc/kallsyms", &capture),
             ("minix.ko", &from_ko),
