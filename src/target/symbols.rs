@@ -247,6 +247,15 @@ impl ObjectSymbols {
         }
     }
 
+    /// The entries of `among` that the listing says are global.
+    fn globals(&self, among: &[u32]) -> Vec<u32> {
+        among
+            .iter()
+            .copied()
+            .filter(|&i| self.entries[i as usize].bind == Bind::Global)
+            .collect()
+    }
+
     fn name_at(&self, pos: usize) -> &str {
         &self.entries[self.layout[pos] as usize].name
     }
@@ -476,11 +485,7 @@ impl SymbolListing {
         let own = tu.symbols.iter().find(|s| s.name == name);
         let Some(own) = own else {
             // A global defined in another unit (the resolve stage asks for those too).
-            let globals: Vec<u32> = all
-                .iter()
-                .copied()
-                .filter(|&i| obj.entries[i as usize].bind == Bind::Global)
-                .collect();
+            let globals = obj.globals(all);
             if let [g] = globals[..] {
                 return Ok(located(g, Rule::OnlyGlobal));
             }
@@ -509,11 +514,7 @@ impl SymbolListing {
                 ));
             }
         } else {
-            let globals: Vec<u32> = cands
-                .iter()
-                .copied()
-                .filter(|&i| obj.entries[i as usize].bind == Bind::Global)
-                .collect();
+            let globals = obj.globals(&cands);
             if let [g] = globals[..] {
                 return Ok(located(g, Rule::OnlyGlobal));
             }

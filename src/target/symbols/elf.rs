@@ -36,6 +36,25 @@ struct ElfSym {
     st_value: u64,
 }
 
+impl ElfSym {
+    /// The listing entry of this symbol with `nm` letter `ty`: local or global by `st_info`
+    /// (weak counts as global, as `nm` uppercases it).
+    fn entry(&self, ty: char, place: (u32, u64), file: Option<u32>) -> Entry {
+        Entry {
+            name: self.name.clone(),
+            addr: self.st_value,
+            ty,
+            bind: if self.st_info >> 4 == elf::STB_LOCAL {
+                Bind::Local
+            } else {
+                Bind::Global
+            },
+            place,
+            file,
+        }
+    }
+}
+
 pub(super) fn read(path: &Path) -> anyhow::Result<ElfSymbols> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let cache = ReadCache::new(file);
@@ -208,18 +227,7 @@ pub(super) fn vmlinux_entries(elf: &ElfSymbols) -> (Vec<Entry>, Vec<String>) {
         let Some(ty) = nm_letter(elf, s) else {
             continue;
         };
-        entries.push(Entry {
-            name: s.name.clone(),
-            addr: s.st_value,
-            ty,
-            bind: if bind == elf::STB_LOCAL {
-                Bind::Local
-            } else {
-                Bind::Global
-            },
-            place: (0, 0),
-            file: current_file,
-        });
+        entries.push(s.entry(ty, (0, 0), current_file));
     }
     let find = |n: &str| entries.iter().find(|e| e.name == n).map(|e| e.addr);
     if let (Some(start), Some(end)) = (find("__per_cpu_start"), find("__per_cpu_end")) {
@@ -268,21 +276,9 @@ pub(super) fn module_entries(elf: &ElfSymbols) -> Vec<Entry> {
         if !percpu && (!alloc || sec.name.starts_with(".init")) {
             continue;
         }
-        let bind = s.st_info >> 4;
         let ty = if percpu { Some('a') } else { nm_letter(elf, s) };
         let Some(ty) = ty else { continue };
-        entries.push(Entry {
-            name: s.name.clone(),
-            addr: s.st_value,
-            ty,
-            bind: if bind == elf::STB_LOCAL {
-                Bind::Local
-            } else {
-                Bind::Global
-            },
-            place: (s.shndx, s.st_value),
-            file: None,
-        });
+        entries.push(s.entry(ty, (s.shndx, s.st_value), None));
     }
     entries
 }

@@ -180,30 +180,24 @@ fn missing_and_unknown_module() {
 
 #[test]
 fn bad_lines_are_named() {
-    let err =
-        SymbolListing::parse_text(Path::new("k"), "ffffffff81000000 T a\nzzzz T b\n").unwrap_err();
+    let error = |path: &str, text: &str| {
+        format!(
+            "{:#}",
+            SymbolListing::parse_text(Path::new(path), text).unwrap_err()
+        )
+    };
+    let err = error("k", "ffffffff81000000 T a\nzzzz T b\n");
+    assert!(err.starts_with("k:2: address \"zzzz\" is not hex"), "{err}");
+    let err = error("k", "ffffffff81000000 T a\nffffffff80000000 T b\n");
     assert!(
-        format!("{err:#}").starts_with("k:2: address \"zzzz\" is not hex"),
-        "{err:#}"
+        err.contains("k:2: address ffffffff80000000 is below"),
+        "{err}"
     );
-    let err = SymbolListing::parse_text(
-        Path::new("k"),
-        "ffffffff81000000 T a\nffffffff80000000 T b\n",
-    )
-    .unwrap_err();
-    assert!(
-        format!("{err:#}").contains("k:2: address ffffffff80000000 is below"),
-        "{err:#}"
-    );
-    let err = SymbolListing::parse_text(
-        Path::new("System.map"),
+    let err = error(
+        "System.map",
         "ffffffffffffffff B The real System.map is in the linux-image-<version>-dbg package\n",
-    )
-    .unwrap_err();
-    assert!(
-        format!("{err:#}").contains("placeholder System.map"),
-        "{err:#}"
     );
+    assert!(err.contains("placeholder System.map"), "{err}");
 }
 
 #[test]
