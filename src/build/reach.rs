@@ -255,10 +255,11 @@ fn list_kind(lhs: &str) -> Option<(Option<String>, Option<String>)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+    /// A source tree of `(path, text)` files, for the tests of what reads the tree's Makefiles.
+    pub(in crate::build) fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         for (p, text) in files {
             let p = dir.path().join(p);
