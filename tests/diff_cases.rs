@@ -69,6 +69,7 @@ cases! {
     string_literal => "string-literal",
     string_shift => "string-shift",
     constant => "constant",
+    syscall_alias => "syscall-alias",
     call_added => "call-added",
     static_helper_changed => "static-helper-changed",
     static_helper_inlined => "static-helper-inlined",

@@ -96,6 +96,33 @@ pub fn cold_parent(name: &str) -> Option<&str> {
         .or_else(|| name.split_once(".cold.").map(|(p, _)| p))
 }
 
+/// Keeps one function per address. Aliases are one function under several names: x86's
+/// `SYSCALL_DEFINE0(getegid)` makes `__x64_sys_getegid` and `__ia32_sys_getegid` aliases of
+/// `__do_sys_getegid`. Registering each as a `klp_func` stacks three entries on one ftrace
+/// location, and the transition then checks stacks against the wrong ranges and never finishes
+/// (seen on Debian 6.1: every kthread reported "sleeping on function __do_sys_getegid"). The
+/// global name is kept (unique in kallsyms), else the first.
+pub fn drop_aliases(patched: &ElfObject<Patched>, changed: &mut Vec<Changed>) {
+    let mut best: std::collections::HashMap<(SectionId<Patched>, u64), SymbolId<Patched>> =
+        Default::default();
+    for c in changed.iter() {
+        let s = patched.symbol(c.sym);
+        let key = (s.section_id().expect("defined"), s.st_value);
+        best.entry(key)
+            .and_modify(|b| {
+                let cur = patched.symbol(*b);
+                if cur.is_local() && !s.is_local() {
+                    *b = c.sym;
+                }
+            })
+            .or_insert(c.sym);
+    }
+    changed.retain(|c| {
+        let s = patched.symbol(c.sym);
+        best[&(s.section_id().expect("defined"), s.st_value)] == c.sym
+    });
+}
+
 /// Diffs one object pair.
 pub fn run(
     object: &Path,
@@ -256,6 +283,7 @@ pub fn diff(
         }
     }
 
+    drop_aliases(&patched, &mut changed);
     changed.sort_by(|a, b| patched.symbol(a.sym).name.cmp(&patched.symbol(b.sym).name));
     added.sort_by(|a, b| patched.symbol(*a).name.cmp(&patched.symbol(*b).name));
     ObjectDiff {

@@ -112,7 +112,7 @@ pub fn resolve<R: Role>(
         return Target::Section(SectionId::new(0), off);
     };
     let off = off + sym.st_value as i64;
-    if let Some(s) = covering_symbol(obj, tsec, off) {
+    if let Some(s) = covering_symbol(obj, tsec, off).or_else(|| object_ending_at(obj, tsec, off)) {
         return Target::Symbol(s, off - obj.symbol(s).st_value as i64);
     }
     let section = obj.section(tsec);
@@ -127,6 +127,24 @@ pub fn resolve<R: Role>(
         }
     }
     Target::Section(tsec, off)
+}
+
+/// The object of `sec` that ends exactly at `off`: C's one-past-the-end pointer, as in
+/// `proc_pident_lookup(dir, dentry, tgid_base_stuff, tgid_base_stuff + ARRAY_SIZE(tgid_base_stuff))`
+/// in fs/proc/base.c, which gcc emits as `.rodata.tgid_base_stuff+0x8c0` (the array's size).
+fn object_ending_at<R: Role>(
+    obj: &ElfObject<R>,
+    sec: SectionId<R>,
+    off: i64,
+) -> Option<SymbolId<R>> {
+    obj.live_symbols()
+        .find(|(_, s)| {
+            s.is_object()
+                && s.st_size > 0
+                && s.section_id() == Some(sec)
+                && (s.st_value + s.st_size) as i64 == off
+        })
+        .map(|(i, _)| i)
 }
 
 /// The function or object of `sec` that covers `off`; a zero-sized symbol only covers its start.

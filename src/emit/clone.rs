@@ -51,6 +51,19 @@ pub struct OutObject {
     pub warnings: Vec<Finding>,
 }
 
+/// Read-only data without relocations that code addresses without a symbol: constant pools
+/// (`.rodata.cst16`) and literals gcc places in plain `.rodata`, such as the `"i686"` that
+/// `copy_to_user(name->machine, "i686", 7)` in kernel/sys.c's olduname reads. A private copy in
+/// the module is equivalent, so the whole section is carried.
+fn is_anonymous_constant(p: &ElfObject<Patched>, sec: SectionId<Patched>) -> bool {
+    let s = p.section(sec);
+    s.is_alloc()
+        && !s.is_text()
+        && s.sh_flags & u64::from(elf::SHF_WRITE) == 0
+        && matches!(s.content, Content::Data(_))
+        && p.relocs_for(sec).is_none()
+}
+
 struct Cloner<'a> {
     d: &'a ObjectDiff,
     dec: Decoded<Patched>,
@@ -240,7 +253,7 @@ impl<'a> Cloner<'a> {
             Target::String(tsec, _) => self.whole_section(r, tsec),
             Target::Section(tsec, toff) => {
                 let name = &p.section(tsec).name;
-                if name.starts_with(".rodata.cst") || name == ".altinstr_aux" {
+                if is_anonymous_constant(p, tsec) {
                     self.whole_section(r, tsec)
                 } else {
                     self.refusals.push(Finding {
