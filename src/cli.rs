@@ -53,6 +53,10 @@ pub struct BuildArgs {
     /// Symbols of the target kernel: an ELF vmlinux, or a System.map or /proc/kallsyms listing.
     #[arg(long, value_name = "FILE")]
     pub symbols: Option<PathBuf>,
+    /// The target kernel's modules, searched for `<name>.ko` when a patch touches a loadable module
+    /// that the symbol listing lacks (default: /lib/modules/<release>).
+    #[arg(long, value_name = "DIR")]
+    pub modules: Option<PathBuf>,
     /// Module name (default: livepatch-<first patch's file stem>).
     #[arg(long)]
     pub name: Option<String>,

@@ -235,8 +235,9 @@ pub fn build_module(args: &BuildArgs) -> anyhow::Result<u8> {
         None => default_symbols(&target)?,
     };
     let (listing, exports) = t.time("symbols", || {
-        let listing = SymbolListing::load(&symbols_path)
+        let mut listing = SymbolListing::load(&symbols_path)
             .with_context(|| format!("reading the symbol listing {}", symbols_path.display()))?;
+        add_module_listings(&mut listing, &diffs, args, &target)?;
         let symvers = target.kbuild.join("Module.symvers");
         let exports = Exports::load(&symvers)
             .with_context(|| format!("reading exports from {}", symvers.display()))?;
@@ -321,6 +322,69 @@ fn render_text(r: &BuildReport) -> String {
         r.kernel_release
     ));
     s
+}
+
+/// A patched module's symbols come from its `.ko` when the listing lacks them (a /proc/kallsyms
+/// captured while the module was not loaded): the `.ko`'s symbol table order is the order the
+/// kernel counts sympos in once it is loaded.
+fn add_module_listings(
+    listing: &mut SymbolListing,
+    diffs: &[diff::ObjectDiff],
+    args: &BuildArgs,
+    target: &target::Target,
+) -> anyhow::Result<()> {
+    let dir = args
+        .modules
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("/lib/modules/{}", target.release)));
+    for d in diffs {
+        let KlpObject::Module(m) = &d.klp_object else {
+            continue;
+        };
+        if d.is_empty() || listing.has_object(m) {
+            continue;
+        }
+        let ko = find_module(&dir, m)?;
+        progress(&format!("symbols of module {m} from {}", ko.display()));
+        listing.add_module(m, &ko)?;
+    }
+    Ok(())
+}
+
+/// `<dir>/**/<name>.ko`, where `-` and `_` in file names are the same (as modprobe treats them).
+fn find_module(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let mut stack = vec![dir.to_path_buf()];
+    let mut compressed = None;
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let file = e.file_name().to_string_lossy().replace('-', "_");
+            if file == format!("{name}.ko") {
+                return Ok(path);
+            }
+            if file.starts_with(&format!("{name}.ko.")) {
+                compressed = Some(path);
+            }
+        }
+    }
+    if let Some(c) = compressed {
+        bail!(
+            "module {name}: {} is compressed; decompress it (xz -dk, zstd -d) into a directory and pass that as --modules",
+            c.display()
+        );
+    }
+    bail!(
+        "module {name}: no {name}.ko under {}; pass --modules with the target kernel's modules (its /lib/modules/<release>, \
+         or lib/modules/<release> of its unpacked linux-image package), or a --symbols listing captured with the module loaded",
+        dir.display()
+    )
 }
 
 /// Without `--symbols`: the built tree's vmlinux, else this machine's /proc/kallsyms when it runs

@@ -15,6 +15,8 @@ struct Case {
     module: &'static str,
     /// The case triggers a WARN on purpose, which prints a stack trace.
     warns: bool,
+    /// Distro modules the guest needs, relative to the image's lib/modules/<release>.
+    modules: &'static [&'static str],
 }
 
 fn root() -> PathBuf {
@@ -36,6 +38,8 @@ fn build(lab: &support::Lab, case: &Case, out: &Path) -> (PathBuf, serde_json::V
         .arg(&lab.config)
         .arg("--symbols")
         .arg(&lab.kallsyms)
+        .arg("--modules")
+        .arg(&lab.modules)
         .arg("--name")
         .arg(case.module)
         .arg("--work-dir")
@@ -123,7 +127,10 @@ fn run_case(case: Case) {
         "vermagic is not {}:\n{modinfo}",
         lab.release
     );
-    let boot = support::boot(lab, case.name, &[ko.as_path()], &guest_script(&case)).expect("boot");
+    let extra: Vec<PathBuf> = case.modules.iter().map(|m| lab.modules.join(m)).collect();
+    let mut files = vec![ko.as_path()];
+    files.extend(extra.iter().map(PathBuf::as_path));
+    let boot = support::boot(lab, case.name, &files, &guest_script(&case)).expect("boot");
     assert!(
         boot.passed,
         "{}: the guest check failed:\n{}",
@@ -144,6 +151,7 @@ fn cmdline_patch_loads_and_works() {
         patch: "cmdline.patch",
         module: "livepatch-cmdline",
         warns: false,
+        modules: &[],
     });
 }
 
@@ -154,6 +162,7 @@ fn ksysfs_patch_loads_and_works() {
         patch: "ksysfs.patch",
         module: "livepatch-ksysfs",
         warns: false,
+        modules: &[],
     });
 }
 
@@ -164,6 +173,7 @@ fn proc_tty_patch_binds_sympos_6() {
         patch: "proc-tty.patch",
         module: "livepatch-proc-tty",
         warns: false,
+        modules: &[],
     });
 }
 
@@ -174,5 +184,17 @@ fn ksysfs_warn_carries_bug_table_dyndbg_and_jump_label() {
         patch: "ksysfs-warn.patch",
         module: "livepatch-ksysfs-warn",
         warns: true,
+        modules: &[],
+    });
+}
+
+#[test]
+fn binfmt_misc_module_patched_as_it_loads() {
+    run_case(Case {
+        name: "binfmt-misc",
+        patch: "binfmt-misc.patch",
+        module: "livepatch-binfmt-misc",
+        warns: false,
+        modules: &["kernel/fs/binfmt_misc.ko"],
     });
 }
