@@ -185,6 +185,7 @@ pub fn build_module(args: &BuildArgs) -> anyhow::Result<u8> {
         jobs,
     };
     let target = t.time("target", || target::resolve(&opts))?;
+    target::compiler::check(&target::config::KConfig::read(&target.config)?, "gcc")?;
     build::recover_interrupted(&target.source)?;
     let patch = t.time("patch", || patch::run(&args.diffs, &target.source, work))?;
     if patch.files.is_empty() {

@@ -91,7 +91,7 @@ impl std::fmt::Display for Difference {
 
 /// The compiler part of `CONFIG_CC_VERSION_TEXT` without the program name: `gcc-12 (Debian
 /// 12.2.0-14+deb12u1) 12.2.0` -> `(Debian 12.2.0-14+deb12u1) 12.2.0`.
-fn cc_version(text: &str) -> &str {
+pub fn cc_version(text: &str) -> &str {
     let t = text.trim_matches('"');
     t.split_once(' ').map_or(t, |(_, rest)| rest)
 }

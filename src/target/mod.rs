@@ -2,6 +2,7 @@
 //! symbol listing, exports). Invariant: every path in a `Target` exists and the source tree is
 //! configured and prepared for single-object builds.
 
+pub mod compiler;
 pub mod config;
 pub mod lock;
 mod prepare;
