@@ -257,6 +257,31 @@ pub fn build_module(args: &BuildArgs) -> anyhow::Result<u8> {
             jobs,
         )
     })?;
+    let manifest = emit::manifest::Manifest {
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        kernel_release: target.release.clone(),
+        name: name.replace('-', "_"),
+        replace: true,
+        fixes: patch
+            .fixes
+            .iter()
+            .map(|f| emit::manifest::ManifestFix {
+                name: f.name.clone(),
+                sha256: f.sha256.clone(),
+                subject: f.subject.clone(),
+            })
+            .collect(),
+        functions: objects
+            .iter()
+            .flat_map(|o| o.funcs.iter())
+            .map(|f| emit::manifest::ManifestFunc {
+                object: f.object.clone(),
+                name: f.name.clone(),
+                sympos: f.sympos,
+            })
+            .collect(),
+    };
+    emit::manifest::attach(&module.path, &manifest)?;
     let output = args
         .output
         .clone()

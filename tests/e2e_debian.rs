@@ -95,6 +95,36 @@ fn check_golden(case: &Case, got: &str) {
     );
 }
 
+/// The module carries what it holds: the fix (name, sha256 of the patch file, subject), the
+/// release, and the same functions the report lists.
+fn check_manifest(lab: &support::Lab, case: &Case, ko: &Path, report: &serde_json::Value) {
+    use sha2::{Digest, Sha256};
+    let m = klp_build::emit::manifest::read(ko).expect("manifest");
+    let patch = std::fs::read(root().join("testdata/patches").join(case.patch)).unwrap();
+    let sha: String = Sha256::digest(&patch)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(m.fixes.len(), 1);
+    assert_eq!(m.fixes[0].name, case.patch.trim_end_matches(".patch"));
+    assert_eq!(m.fixes[0].sha256, sha);
+    assert!(!m.fixes[0].subject.is_empty());
+    assert_eq!(m.kernel_release, lab.release);
+    assert_eq!(m.name, case.module.replace('-', "_"));
+    assert!(m.replace);
+    let mut listed: Vec<String> = m
+        .functions
+        .iter()
+        .map(|f| format!("{}:{},{}", f.object, f.name, f.sympos))
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed.join("\n") + "\n",
+        functions(report),
+        "manifest and report disagree"
+    );
+}
+
 fn guest_script(case: &Case) -> String {
     let lib = std::fs::read_to_string(root().join("testdata/e2e/lib.sh")).unwrap();
     let body = std::fs::read_to_string(
@@ -114,6 +144,7 @@ fn run_case(case: Case) {
     std::fs::create_dir_all(&out).unwrap();
     let (ko, report) = build(lab, &case, &out);
     check_golden(&case, &functions(&report));
+    check_manifest(lab, &case, &ko, &report);
     let modinfo = Command::new("modinfo").arg(&ko).output().expect("modinfo");
     let modinfo = String::from_utf8_lossy(&modinfo.stdout);
     assert!(

@@ -3,6 +3,7 @@
 pub mod abi;
 pub mod clone;
 pub mod kbuild;
+pub mod manifest;
 pub mod klp_relocs;
 pub mod module;
 pub mod post_link;
