@@ -23,6 +23,18 @@ pub struct Cli {
 pub enum Command {
     /// Diff one original/patched object pair and write the output object.
     Diff(DiffArgs),
+    /// Print what a module built by klp-build holds (its manifest).
+    Inspect(InspectArgs),
+}
+
+/// `klp-build inspect MODULE.ko`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The livepatch module.
+    pub module: PathBuf,
+    /// Report format (json prints the manifest as stored).
+    #[arg(long, value_enum, default_value_t)]
+    pub report: ReportFormat,
 }
 
 /// Report formats.

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 
 use crate::build::KlpObject;
-use crate::cli::{BuildArgs, DiffArgs, ReportFormat};
+use crate::cli::{BuildArgs, DiffArgs, InspectArgs, ReportFormat};
 use crate::emit::clone;
 use crate::target::symbols::SymbolListing;
 use crate::target::symvers::Exports;
@@ -37,6 +37,35 @@ fn refused(findings: &[diff::Finding]) -> anyhow::Error {
         msg.push_str(&format!("\n  {} {}: {}", f.key, f.location, f.message));
     }
     anyhow::anyhow!(msg)
+}
+
+/// `klp-build inspect MODULE.ko`.
+pub fn inspect(args: &InspectArgs) -> anyhow::Result<u8> {
+    let m = emit::manifest::read(&args.module)?;
+    match args.report {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&m)?),
+        ReportFormat::Text => {
+            println!(
+                "{} for {} (klp-build {})",
+                m.name, m.kernel_release, m.tool_version
+            );
+            println!(
+                "replace: {}",
+                if m.replace {
+                    "cumulative (atomic replace)"
+                } else {
+                    "stacked"
+                }
+            );
+            for f in &m.fixes {
+                println!("fix {}: {} (sha256 {})", f.name, f.subject, f.sha256);
+            }
+            for f in &m.functions {
+                println!("patches {}:{},{}", f.object, f.name, f.sympos);
+            }
+        }
+    }
+    Ok(0)
 }
 
 /// `klp-build diff ORIG.o PATCHED.o`.

@@ -123,6 +123,24 @@ fn check_manifest(lab: &support::Lab, case: &Case, ko: &Path, report: &serde_jso
         functions(report),
         "manifest and report disagree"
     );
+    let out = Command::new(env!("CARGO_BIN_EXE_klp-build"))
+        .arg("inspect")
+        .arg(ko)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "inspect failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in &m.functions {
+        assert!(
+            text.contains(&format!("patches {}:{},{}", f.object, f.name, f.sympos)),
+            "inspect:\n{text}"
+        );
+    }
+    assert!(text.contains(&m.fixes[0].subject), "inspect:\n{text}");
 }
 
 fn guest_script(case: &Case) -> String {
