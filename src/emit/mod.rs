@@ -3,8 +3,8 @@
 pub mod abi;
 pub mod clone;
 pub mod kbuild;
-pub mod manifest;
 pub mod klp_relocs;
+pub mod manifest;
 pub mod module;
 pub mod post_link;
 pub mod resolve;
