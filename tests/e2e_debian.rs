@@ -11,7 +11,8 @@ use std::process::Command;
 
 struct Case {
     name: &'static str,
-    patch: &'static str,
+    /// Applied in order, one `--diff` each.
+    patches: &'static [&'static str],
     module: &'static str,
     /// The case triggers a WARN on purpose, which prints a stack trace.
     warns: bool,
@@ -28,8 +29,11 @@ fn build(lab: &support::Lab, case: &Case, out: &Path) -> (PathBuf, serde_json::V
     let ko = out.join(format!("{}.ko", case.module));
     let work = out.join(format!("work-{}", case.name));
     let res = Command::new(env!("CARGO_BIN_EXE_klp-build"))
-        .arg("--diff")
-        .arg(root().join("testdata/patches").join(case.patch))
+        .args(
+            case.patches
+                .iter()
+                .flat_map(|p| ["--diff".into(), root().join("testdata/patches").join(p)]),
+        )
         .arg("--source")
         .arg(&lab.src)
         .arg("--kbuild")
@@ -100,15 +104,17 @@ fn check_golden(case: &Case, got: &str) {
 fn check_manifest(lab: &support::Lab, case: &Case, ko: &Path, report: &serde_json::Value) {
     use sha2::{Digest, Sha256};
     let m = klp_build::emit::manifest::read(ko).expect("manifest");
-    let patch = std::fs::read(root().join("testdata/patches").join(case.patch)).unwrap();
-    let sha: String = Sha256::digest(&patch)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    assert_eq!(m.fixes.len(), 1);
-    assert_eq!(m.fixes[0].name, case.patch.trim_end_matches(".patch"));
-    assert_eq!(m.fixes[0].sha256, sha);
-    assert!(!m.fixes[0].subject.is_empty());
+    assert_eq!(m.fixes.len(), case.patches.len());
+    for (fix, name) in m.fixes.iter().zip(case.patches) {
+        let patch = std::fs::read(root().join("testdata/patches").join(name)).unwrap();
+        let sha: String = Sha256::digest(&patch)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(fix.name, name.trim_end_matches(".patch"));
+        assert_eq!(fix.sha256, sha);
+        assert!(!fix.subject.is_empty());
+    }
     assert_eq!(m.kernel_release, lab.release);
     assert_eq!(m.name, case.module.replace('-', "_"));
     assert!(m.replace);
@@ -197,7 +203,7 @@ fn run_case(case: Case) {
 fn cmdline_patch_loads_and_works() {
     run_case(Case {
         name: "cmdline",
-        patch: "cmdline.patch",
+        patches: &["cmdline.patch"],
         module: "livepatch-cmdline",
         warns: false,
         modules: &[],
@@ -208,7 +214,7 @@ fn cmdline_patch_loads_and_works() {
 fn ksysfs_patch_loads_and_works() {
     run_case(Case {
         name: "ksysfs",
-        patch: "ksysfs.patch",
+        patches: &["ksysfs.patch"],
         module: "livepatch-ksysfs",
         warns: false,
         modules: &[],
@@ -219,7 +225,7 @@ fn ksysfs_patch_loads_and_works() {
 fn proc_tty_patch_binds_sympos_6() {
     run_case(Case {
         name: "proc-tty",
-        patch: "proc-tty.patch",
+        patches: &["proc-tty.patch"],
         module: "livepatch-proc-tty",
         warns: false,
         modules: &[],
@@ -230,7 +236,7 @@ fn proc_tty_patch_binds_sympos_6() {
 fn ksysfs_warn_carries_bug_table_dyndbg_and_jump_label() {
     run_case(Case {
         name: "ksysfs-warn",
-        patch: "ksysfs-warn.patch",
+        patches: &["ksysfs-warn.patch"],
         module: "livepatch-ksysfs-warn",
         warns: true,
         modules: &[],
@@ -241,9 +247,20 @@ fn ksysfs_warn_carries_bug_table_dyndbg_and_jump_label() {
 fn binfmt_misc_module_patched_as_it_loads() {
     run_case(Case {
         name: "binfmt-misc",
-        patch: "binfmt-misc.patch",
+        patches: &["binfmt-misc.patch"],
         module: "livepatch-binfmt-misc",
         warns: false,
         modules: &["kernel/fs/binfmt_misc.ko"],
+    });
+}
+
+#[test]
+fn two_fixes_in_two_subsystems_make_one_module() {
+    run_case(Case {
+        name: "cmdline-and-ksysfs",
+        patches: &["cmdline.patch", "ksysfs.patch"],
+        module: "livepatch-cmdline-and-ksysfs",
+        warns: false,
+        modules: &[],
     });
 }
