@@ -89,6 +89,19 @@ fn candidates<R: crate::elf::Role>(obj: &ElfObject<R>) -> Vec<SymbolId<R>> {
         .collect()
 }
 
+/// Symbols grouped by `key(name)`, each group in object order (BTreeMap for a stable result).
+fn group<'a, R: crate::elf::Role>(
+    obj: &'a ElfObject<R>,
+    ids: &[SymbolId<R>],
+    key: fn(&str) -> &str,
+) -> BTreeMap<&'a str, Vec<SymbolId<R>>> {
+    let mut m: BTreeMap<&str, Vec<SymbolId<R>>> = BTreeMap::new();
+    for &i in ids {
+        m.entry(key(&obj.symbol(i).name)).or_default().push(i);
+    }
+    m
+}
+
 /// Runs the funnel.
 pub fn correlate(
     orig: &ElfObject<Orig>,
@@ -104,40 +117,18 @@ pub fn correlate(
     };
 
     // Exact names, unique on both sides.
-    let mut by_name_o: HashMap<&str, Vec<SymbolId<Orig>>> = HashMap::new();
-    for &o in &os {
-        by_name_o
-            .entry(orig.symbol(o).name.as_str())
-            .or_default()
-            .push(o);
-    }
-    let mut by_name_p: HashMap<&str, Vec<SymbolId<Patched>>> = HashMap::new();
-    for &p in &ps {
-        by_name_p
-            .entry(patched.symbol(p).name.as_str())
-            .or_default()
-            .push(p);
-    }
+    let by_name_o = group(orig, &os, |n| n);
+    let by_name_p = group(patched, &ps, |n| n);
     // A compiler-numbered name (`calls.1`, `__func__.2`) is only an exact match when its family
     // has one member on each side: a patch that adds a static local renumbers the others, and
     // `calls.1` may then belong to another function. Larger families go to the scope rule.
-    let mut family_o: HashMap<&str, usize> = HashMap::new();
-    for &o in &os {
-        *family_o
-            .entry(strip_suffix(&orig.symbol(o).name))
-            .or_default() += 1;
-    }
-    let mut family_p: HashMap<&str, usize> = HashMap::new();
-    for &p in &ps {
-        *family_p
-            .entry(strip_suffix(&patched.symbol(p).name))
-            .or_default() += 1;
-    }
+    let family_o = group(orig, &os, strip_suffix);
+    let family_p = group(patched, &ps, strip_suffix);
     let numbered_family = |name: &str| {
         let base = strip_suffix(name);
         base != name
-            && (family_o.get(base).copied().unwrap_or(0) > 1
-                || family_p.get(base).copied().unwrap_or(0) > 1)
+            && (family_o.get(base).map_or(0, Vec::len) > 1
+                || family_p.get(base).map_or(0, Vec::len) > 1)
     };
     for (name, pv) in &by_name_p {
         if numbered_family(name) {
@@ -153,24 +144,18 @@ pub fn correlate(
     }
 
     // The rest grouped by stripped name, in object order (BTreeMap for a stable result).
-    let mut left_o: BTreeMap<&str, Vec<SymbolId<Orig>>> = BTreeMap::new();
-    for &o in &os {
-        if twins.patched(o).is_none() {
-            left_o
-                .entry(strip_suffix(&orig.symbol(o).name))
-                .or_default()
-                .push(o);
-        }
-    }
-    let mut left_p: BTreeMap<&str, Vec<SymbolId<Patched>>> = BTreeMap::new();
-    for &p in &ps {
-        if twins.orig(p).is_none() {
-            left_p
-                .entry(strip_suffix(&patched.symbol(p).name))
-                .or_default()
-                .push(p);
-        }
-    }
+    let unpaired_o: Vec<_> = os
+        .iter()
+        .copied()
+        .filter(|&o| twins.patched(o).is_none())
+        .collect();
+    let unpaired_p: Vec<_> = ps
+        .iter()
+        .copied()
+        .filter(|&p| twins.orig(p).is_none())
+        .collect();
+    let left_o = group(orig, &unpaired_o, strip_suffix);
+    let left_p = group(patched, &unpaired_p, strip_suffix);
     for (name, pv) in &left_p {
         let Some(ov) = left_o.get(name) else { continue };
         match (ov.as_slice(), pv.as_slice()) {
