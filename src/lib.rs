@@ -4,11 +4,11 @@
 //! -> `build` -> `diff` -> `emit`. Each stage borrows the previous stage's value and returns a new
 //! one; `main.rs` reads as the table of contents.
 
-pub mod build;
 pub mod cli;
 pub mod diff;
 pub mod elf;
 pub mod emit;
+pub mod kernel;
 pub mod patch;
+pub mod rebuild;
 pub mod run;
-pub mod target;

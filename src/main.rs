@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Some(Command::Diff(args)) => klp_build::run::diff_pair(args),
         Some(Command::Inspect(args)) => klp_build::run::inspect(args),
-        None => klp_build::run::build_module(&cli.build),
+        None => klp_build::run::link_module(&cli.build),
     };
     match result {
         Ok(code) => code.into(),

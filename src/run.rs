@@ -6,12 +6,12 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 
-use crate::build::KlpObject;
 use crate::cli::{BuildArgs, DiffArgs, InspectArgs, ReportFormat};
-use crate::emit::clone;
-use crate::target::symbols::SymbolListing;
-use crate::target::symvers::Exports;
-use crate::{build, diff, emit, patch, target};
+use crate::emit::out_object;
+use crate::kernel::symbols::SymbolListing;
+use crate::kernel::symvers::Exports;
+use crate::rebuild::KlpObject;
+use crate::{diff, emit, kernel, patch, rebuild};
 
 /// Exit codes: 0 module built, 1 error, 2 usage (clap), 3 no functional change.
 pub const EXIT_NO_CHANGE: u8 = 3;
@@ -88,7 +88,7 @@ pub fn diff_pair(args: &DiffArgs) -> anyhow::Result<u8> {
         }
         .into());
     }
-    let out = clone::clone(&d, "0").map_err(|f| refused(&f))?;
+    let out = out_object::extract(&d, "0").map_err(|f| refused(&f))?;
     if let Some(path) = &args.output {
         out.elf
             .write_to(path)
@@ -188,7 +188,7 @@ fn prepare_work_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// The main job: `klp-build --diff fix.patch ...`.
-pub fn build_module(args: &BuildArgs) -> anyhow::Result<u8> {
+pub fn link_module(args: &BuildArgs) -> anyhow::Result<u8> {
     if args.diffs.is_empty() {
         bail!("nothing to do: give at least one --diff FILE (see --help)");
     }
@@ -207,15 +207,15 @@ pub fn build_module(args: &BuildArgs) -> anyhow::Result<u8> {
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
 
-    let opts = target::TargetOptions {
+    let opts = kernel::KernelOptions {
         source: args.source.clone(),
         kbuild: args.kbuild.clone(),
         config: args.config.clone(),
         jobs,
     };
-    let target = t.time("target", || target::resolve(&opts))?;
-    target::compiler::check(&target::config::KConfig::read(&target.config)?, "gcc")?;
-    build::recover_interrupted(&target.source)?;
+    let target = t.time("target", || kernel::resolve(&opts))?;
+    kernel::compiler::check(&kernel::config::KConfig::read(&target.config)?, "gcc")?;
+    rebuild::recover_interrupted(&target.source)?;
     let patch = t.time("patch", || patch::run(&args.diffs, &target.source, work))?;
     if patch.files.is_empty() {
         return Err(ExitError {
@@ -227,7 +227,7 @@ pub fn build_module(args: &BuildArgs) -> anyhow::Result<u8> {
         }
         .into());
     }
-    let built = t.time("build", || build::run(&target, &patch, work))?;
+    let built = t.time("build", || rebuild::run(&target, &patch, work))?;
     let diffs = t.time("diff", || {
         built
             .pairs
@@ -386,7 +386,7 @@ fn add_module_listings(
     listing: &mut SymbolListing,
     diffs: &[diff::ObjectDiff],
     args: &BuildArgs,
-    target: &target::Target,
+    target: &kernel::Kernel,
 ) -> anyhow::Result<()> {
     let dir = args
         .modules
@@ -444,7 +444,7 @@ fn find_module(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
 
 /// Without `--symbols`: the built tree's vmlinux, else this machine's /proc/kallsyms when it runs
 /// the target release.
-fn default_symbols(target: &target::Target) -> anyhow::Result<PathBuf> {
+fn default_symbols(target: &kernel::Kernel) -> anyhow::Result<PathBuf> {
     let vmlinux = target.kbuild.join("vmlinux");
     if vmlinux.exists() {
         return Ok(vmlinux);

@@ -1,6 +1,6 @@
 //! Fixture tests of the diff stage and the output-object cloner: kernel idioms in small C files,
 //! compiled at test time by gcc with the kernel's code-generation flags, diffed by
-//! [`klp_build::diff::run`] and cloned by [`klp_build::emit::clone::clone`]. Needs gcc, not a
+//! [`klp_build::diff::run`] and cloned by [`klp_build::emit::out_object::extract`]. Needs gcc, not a
 //! kernel tree. Invariant: each case asserts what its directives say and nothing passes trivially.
 //!
 //! # Cases
@@ -43,10 +43,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use klp_build::build::KlpObject;
 use klp_build::diff::{self, Finding, ObjectDiff};
 use klp_build::elf::{read_file, Out};
-use klp_build::emit::clone::{self, OutObject};
+use klp_build::emit::out_object::{self, OutObject};
+use klp_build::rebuild::KlpObject;
 use regex::Regex;
 use sha2::{Digest, Sha256};
 
@@ -350,7 +350,7 @@ fn run_case(name: &str) {
     let findings = d.findings();
     let mut errors: Vec<String> = d.refusals.iter().map(line_of).collect();
     let out = if d.refusals.is_empty() && !d.is_empty() {
-        match clone::clone(&d, "0") {
+        match out_object::extract(&d, "0") {
             Ok(out) => Some(out),
             Err(fs) => {
                 errors.extend(fs.iter().map(|f| format!("(clone) {}", line_of(f))));

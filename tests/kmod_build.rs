@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use klp_build::emit::abi;
-use klp_build::emit::kbuild::{build_module, KmodInput, TABLES_OBJECT};
+use klp_build::emit::kbuild::{link_module, KmodInput, TABLES_OBJECT};
 use klp_build::emit::tables::write_tables;
 use kmod_support as kmod;
 
@@ -32,7 +32,7 @@ fn builds_a_livepatch_module_with_kbuild() {
         tables: &tables,
         replace: true,
     };
-    let ko = build_module(&kbuild, &dir, &input, 2).unwrap();
+    let ko = link_module(&kbuild, &dir, &input, 2).unwrap();
     assert_eq!(
         ko,
         dir.canonicalize().unwrap().join("livepatch-kmod-test.ko")
@@ -96,7 +96,7 @@ fn builds_a_livepatch_module_with_kbuild() {
 
     // A second build of the same input relinks nothing and gives the same module.
     let before = std::fs::read(&ko).unwrap();
-    assert_eq!(build_module(&kbuild, &dir, &input, 2).unwrap(), ko);
+    assert_eq!(link_module(&kbuild, &dir, &input, 2).unwrap(), ko);
     assert_eq!(
         std::fs::read(&ko).unwrap(),
         before,
@@ -121,7 +121,7 @@ fn failed_link_shows_make_output_and_the_kbuild_dir() {
         tables: &tables,
         replace: false,
     };
-    let err = format!("{:#}", build_module(&kbuild, &dir, &input, 2).unwrap_err());
+    let err = format!("{:#}", link_module(&kbuild, &dir, &input, 2).unwrap_err());
     assert!(
         err.contains(&kbuild.display().to_string()),
         "error does not name the kbuild dir:\n{err}"
@@ -133,7 +133,7 @@ fn failed_link_shows_make_output_and_the_kbuild_dir() {
 
     let err = format!(
         "{:#}",
-        build_module(Path::new("/nonexistent/kbuild"), &dir, &input, 1).unwrap_err()
+        link_module(Path::new("/nonexistent/kbuild"), &dir, &input, 1).unwrap_err()
     );
     assert!(err.contains("/nonexistent/kbuild: no Makefile"), "{err}");
 }

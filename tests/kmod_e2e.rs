@@ -1,5 +1,5 @@
 //! The runtime core in the distro kernel, before any diff: hand-made modules (a replacement
-//! compiled by kbuild, a function table, the core, linked by `kbuild::build_module`) boot in
+//! compiled by kbuild, a function table, the core, linked by `kbuild::link_module`) boot in
 //! QEMU with Debian's 6.1 kernel. The good one patches `cmdline_proc_show` (vmlinux) and defers
 //! an `xfs` object that is not loaded, `/proc/cmdline` shows "patched", and disabling restores
 //! it; the bad one names a function the kernel lacks and fails to load with the core's report.
@@ -9,7 +9,7 @@ mod support;
 
 use std::path::PathBuf;
 
-use klp_build::emit::kbuild::{build_module, KmodInput, TABLES_OBJECT};
+use klp_build::emit::kbuild::{link_module, KmodInput, TABLES_OBJECT};
 use klp_build::emit::tables::{write_tables, FuncEntry};
 use kmod_support as kmod;
 
@@ -141,5 +141,5 @@ fn module(
         tables: &tables,
         replace: false,
     };
-    build_module(kbuild, &dir, &input, 2).unwrap_or_else(|e| panic!("{e:#}"))
+    link_module(kbuild, &dir, &input, 2).unwrap_or_else(|e| panic!("{e:#}"))
 }

@@ -10,7 +10,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use klp_build::target::symbols::{Rule, SymbolListing};
+use klp_build::kernel::symbols::{Rule, SymbolListing};
 
 const CORE_A: &str = r#"
 static int count;

@@ -6,7 +6,7 @@
 mod kobj;
 mod support;
 
-use klp_build::target::symbols::{Rule, SymbolListing, SymposError, TranslationUnit};
+use klp_build::kernel::symbols::{Rule, SymbolListing, SymposError, TranslationUnit};
 
 /// The unit of `rel` (`kernel/kallsyms.o`), compiled in the prepared lab tree.
 fn lab_unit(lab: &support::Lab, rel: &str) -> TranslationUnit {

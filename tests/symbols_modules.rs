@@ -8,7 +8,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use klp_build::target::symbols::{Rule, SymbolListing};
+use klp_build::kernel::symbols::{Rule, SymbolListing};
 
 /// Modules without dependencies: minix has same-named statics in two objects (itree_v1.c and
 /// itree_v2.c both include itree_common.c), nilfs2 is large and has `.init` and `.exit` code.

@@ -6,7 +6,7 @@ mod support;
 
 use std::path::Path;
 
-use klp_build::target::symvers::Exports;
+use klp_build::kernel::symvers::Exports;
 use object::{Object, ObjectSection};
 
 /// `struct modversion_info { unsigned long crc; char name[MODULE_NAME_LEN]; }`, 64 bytes on x86_64.

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use crate::elf::{ElfObject, Orig, Patched, Role, SectionId, SymbolId};
 
 use super::correlate::Twins;
-use super::target::{resolve, InsnEnds, Target};
+use super::reloc_target::{resolve, InsnEnds, RelocTarget};
 
 /// The byte range of a symbol in its section.
 pub fn range<R: Role>(obj: &ElfObject<R>, sym: SymbolId<R>) -> (SectionId<R>, u64, u64) {
@@ -127,11 +127,11 @@ pub fn same_target(
     orig: &ElfObject<Orig>,
     patched: &ElfObject<Patched>,
     twins: &Twins,
-    o: &Target<Orig>,
-    p: &Target<Patched>,
+    o: &RelocTarget<Orig>,
+    p: &RelocTarget<Patched>,
 ) -> bool {
     match (o, p) {
-        (Target::Symbol(so, ao), Target::Symbol(sp, ap)) => {
+        (RelocTarget::Symbol(so, ao), RelocTarget::Symbol(sp, ap)) => {
             ao == ap
                 && match twins.orig(*sp) {
                     Some(t) => t == *so,
@@ -141,8 +141,8 @@ pub fn same_target(
                     }
                 }
         }
-        (Target::String(_, a), Target::String(_, b)) => a == b,
-        (Target::Section(a, x), Target::Section(b, y)) => {
+        (RelocTarget::String(_, a), RelocTarget::String(_, b)) => a == b,
+        (RelocTarget::Section(a, x), RelocTarget::Section(b, y)) => {
             x == y && orig.section(*a).name == patched.section(*b).name
         }
         _ => false,
@@ -150,10 +150,10 @@ pub fn same_target(
 }
 
 /// A target for messages: `saved_command_line+0x0`, `"%d\n"`, `.data+0x10`.
-pub fn describe<R: Role>(obj: &ElfObject<R>, t: &Target<R>) -> String {
+pub fn describe<R: Role>(obj: &ElfObject<R>, t: &RelocTarget<R>) -> String {
     match t {
-        Target::Symbol(s, o) => format!("{}{o:+#x}", obj.symbol(*s).name),
-        Target::String(_, b) => format!("{:?}", String::from_utf8_lossy(b)),
-        Target::Section(s, o) => format!("{}{o:+#x}", obj.section(*s).name),
+        RelocTarget::Symbol(s, o) => format!("{}{o:+#x}", obj.symbol(*s).name),
+        RelocTarget::String(_, b) => format!("{:?}", String::from_utf8_lossy(b)),
+        RelocTarget::Section(s, o) => format!("{}{o:+#x}", obj.section(*s).name),
     }
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::elf::{ElfObject, Orig, Patched, SymbolId};
 
 use super::changed::Decoded;
-use super::target::{resolve, Target};
+use super::reloc_target::{resolve, RelocTarget};
 
 /// The funnel rule that paired two symbols, recorded for the report and `--debug=correlate`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -220,7 +220,7 @@ fn sole_user<R: crate::elf::Role>(
             continue;
         }
         for r in relocs {
-            let hit = matches!(resolve(obj, *target, r, dec.get(*target)), Target::Symbol(s, _) if s == sym);
+            let hit = matches!(resolve(obj, *target, r, dec.get(*target)), RelocTarget::Symbol(s, _) if s == sym);
             if hit {
                 let f = crate::diff::func_at(obj, *target, r.r_offset)?;
                 match user {

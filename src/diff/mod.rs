@@ -5,8 +5,8 @@
 pub mod changed;
 pub mod correlate;
 pub mod exclude;
+pub mod reloc_target;
 pub mod special;
-pub mod target;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::build::KlpObject;
 use crate::elf::{read_file, ElfObject, Location, Orig, Patched, Role, SectionId, SymbolId};
+use crate::rebuild::KlpObject;
 
 use changed::{symbol_difference, Decoded};
 use correlate::{correlate, Rule, Twins};

@@ -33,7 +33,7 @@ const OUTPUT_TAIL: usize = 40;
 
 /// Writes the module's build dir `dir` (core, headers, config header, Kbuild, objects), runs
 /// `make -C <kbuild_dir> M=<dir> modules` and returns the path of `<name>.ko` in `dir`.
-pub fn build_module(
+pub fn link_module(
     kbuild_dir: &Path,
     dir: &Path,
     input: &KmodInput,

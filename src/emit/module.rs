@@ -9,15 +9,15 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::build::KlpObject;
 use crate::diff::{Finding, ObjectDiff};
 use crate::elf::{Content, ElfObject, Out, SymbolId};
-use crate::target::symbols::SymbolListing;
-use crate::target::symvers::Exports;
+use crate::kernel::symbols::SymbolListing;
+use crate::kernel::symvers::Exports;
+use crate::rebuild::KlpObject;
 
-use super::clone::clone;
-use super::kbuild::{build_module, KmodInput};
+use super::kbuild::{link_module, KmodInput};
 use super::klp_relocs;
+use super::out_object::extract;
 use super::post_link::{rewrite, PostLink};
 use super::resolve::{resolve, translation_unit, Binding};
 use super::tables::{write_tables, FuncEntry};
@@ -86,7 +86,7 @@ pub fn objects(
         if d.is_empty() {
             continue;
         }
-        let mut o = match clone(d, &i.to_string()) {
+        let mut o = match extract(d, &i.to_string()) {
             Ok(o) => o,
             Err(f) => {
                 problems.extend(f);
@@ -241,7 +241,7 @@ pub fn module(
     let tables = dir.join("klp_tables.o");
     write_tables(&entries, &tables)?;
     let objects: Vec<PathBuf> = objs.iter().map(|o| o.path.clone()).collect();
-    let ko = build_module(
+    let ko = link_module(
         kbuild_dir,
         dir,
         &KmodInput {

@@ -8,13 +8,13 @@
 
 use serde::Serialize;
 
-use crate::build::KlpObject;
 use crate::diff::{Finding, ObjectDiff};
 use crate::elf::{ElfObject, Orig, Out, SymbolId};
-use crate::target::symbols::{SymbolListing, TranslationUnit, TuKind, TuSymbol};
-use crate::target::symvers::Exports;
+use crate::kernel::symbols::{SymbolListing, TranslationUnit, TuKind, TuSymbol};
+use crate::kernel::symvers::Exports;
+use crate::rebuild::KlpObject;
 
-use super::clone::OutObject;
+use super::out_object::OutObject;
 
 /// How one external reference is bound.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -12,13 +12,13 @@ use std::process::Command;
 pub fn prepared(lab: &crate::support::Lab) {
     static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     DONE.get_or_init(|| {
-        let opts = klp_build::target::TargetOptions {
+        let opts = klp_build::kernel::KernelOptions {
             source: lab.src.clone(),
             kbuild: Some(lab.kbuild.clone()),
             config: Some(lab.config.clone()),
             jobs: 2,
         };
-        klp_build::target::resolve(&opts).expect("prepare the lab's source tree");
+        klp_build::kernel::resolve(&opts).expect("prepare the lab's source tree");
     });
 }
 

@@ -1,12 +1,12 @@
 //! klp-build's inputs on the kernel lab, as the stage tests and the CLI tests give them. Input: a
-//! [`Lab`] and a patch of `testdata/patches/`. Output: the patch's path, the resolved [`Target`]
+//! [`Lab`] and a patch of `testdata/patches/`. Output: the patch's path, the resolved [`Kernel`]
 //! and the command line naming the lab's tree, headers, config and kallsyms. Invariant: the paths are
 //! the lab's own, never copies, so every run on the lab takes the one tree lock of its tree.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use klp_build::target::{self, Target, TargetOptions};
+use klp_build::kernel::{self, Kernel, KernelOptions};
 
 use super::Lab;
 
@@ -19,8 +19,8 @@ pub fn patch(name: &str) -> PathBuf {
 
 /// The lab's tree resolved by the target stage with its headers (the config from `--kbuild`),
 /// two make jobs.
-pub fn target(lab: &Lab) -> Target {
-    target::resolve(&TargetOptions {
+pub fn target(lab: &Lab) -> Kernel {
+    kernel::resolve(&KernelOptions {
         source: lab.src.clone(),
         kbuild: Some(lab.kbuild.clone()),
         config: None,

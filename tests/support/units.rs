@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use klp_build::target::symbols::{TranslationUnit, TuKind, TuSymbol};
+use klp_build::kernel::symbols::{TranslationUnit, TuKind, TuSymbol};
 use object::{Object, ObjectSection, ObjectSymbol, SectionIndex, SymbolKind, SymbolSection};
 
 /// The functions and data of the object `obj`, compiled from `source` (tree-relative, as the

@@ -11,9 +11,9 @@ use std::time::Instant;
 
 use object::{Object, ObjectSection};
 
-use klp_build::build::{self, KlpObject};
+use klp_build::kernel;
 use klp_build::patch::{self, PatchSet};
-use klp_build::target;
+use klp_build::rebuild::{self, KlpObject};
 
 fn section(obj: &Path, name: &str) -> Vec<u8> {
     let data = std::fs::read(obj).unwrap();
@@ -117,7 +117,7 @@ fn cmdline_orig_and_patched_objects() {
     .unwrap();
 
     let start = Instant::now();
-    let built = build::run(&t, &set, work.path()).unwrap_or_else(|e| panic!("{e:#}"));
+    let built = rebuild::run(&t, &set, work.path()).unwrap_or_else(|e| panic!("{e:#}"));
     eprintln!(
         "build of fs/proc/cmdline.o, original and patched: {:.1} s",
         start.elapsed().as_secs_f64()
@@ -172,7 +172,7 @@ fn module_object_gets_its_module_name() {
         10,
         "/* klp-build test */",
     );
-    let built = build::run(&t, &set, &w).unwrap_or_else(|e| panic!("{e:#}"));
+    let built = rebuild::run(&t, &set, &w).unwrap_or_else(|e| panic!("{e:#}"));
     before.assert_restored("the tree must be restored");
     assert_eq!(built.pairs[0].object, Path::new("fs/xfs/xfs_stats.o"));
     assert_eq!(built.pairs[0].klp_object, KlpObject::Module("xfs".into()));
@@ -203,7 +203,7 @@ fn line_directives_keep_unchanged_warn_on_lines() {
         "/*\n * klp-build: three new lines\n */",
     );
 
-    let with_lines = build::run(&t, &set, &w).unwrap_or_else(|e| panic!("{e:#}"));
+    let with_lines = rebuild::run(&t, &set, &w).unwrap_or_else(|e| panic!("{e:#}"));
     let p = &with_lines.pairs[0];
     assert_eq!(p.klp_object, KlpObject::Vmlinux);
     assert_eq!(
@@ -224,7 +224,7 @@ fn line_directives_keep_unchanged_warn_on_lines() {
         }],
     };
     let w2 = work.path().join("w2");
-    let without = build::run(&t, &plain, &w2).unwrap_or_else(|e| panic!("{e:#}"));
+    let without = rebuild::run(&t, &plain, &w2).unwrap_or_else(|e| panic!("{e:#}"));
     assert_ne!(
         section(&without.pairs[0].orig, "__bug_table"),
         section(&without.pairs[0].patched, "__bug_table")
@@ -246,7 +246,7 @@ fn compile_error_shows_the_compiler_message() {
         work.path(),
     )
     .unwrap();
-    let err = format!("{:#}", build::run(&t, &set, work.path()).unwrap_err());
+    let err = format!("{:#}", rebuild::run(&t, &set, work.path()).unwrap_err());
     before.assert_restored("the tree must be restored after a failed build");
     // gcc quotes with ‘’ or '' depending on the locale.
     for want in [
@@ -268,7 +268,7 @@ fn header_change_needs_a_built_tree() {
     };
     let t = support::inputs::target(lab);
     assert!(
-        !target::is_built(&t.source),
+        !kernel::is_built(&t.source),
         "the lab tree is prepared, not built"
     );
     let work = tempfile::tempdir().unwrap();
@@ -278,7 +278,7 @@ fn header_change_needs_a_built_tree() {
         work.path(),
     )
     .unwrap();
-    let err = format!("{:#}", build::run(&t, &set, work.path()).unwrap_err());
+    let err = format!("{:#}", rebuild::run(&t, &set, work.path()).unwrap_err());
     for want in [
         "include/linux/seq_file.h: a header change needs a built tree",
         "Build the tree once",
@@ -304,7 +304,7 @@ fn an_object_the_config_does_not_build_is_refused() {
         30,
         "/* klp-build test */",
     );
-    let err = format!("{:#}", build::run(&t, &set, &w).unwrap_err());
+    let err = format!("{:#}", rebuild::run(&t, &set, &w).unwrap_err());
     let want = "fs/ext2/inode.c: fs/ext2/inode.o is not built in this configuration: CONFIG_EXT2_FS is not set \
                 (fs/ext2/Makefile: obj-$(CONFIG_EXT2_FS) += ext2.o)";
     assert!(err.contains(want), "missing {want:?} in:\n{err}");

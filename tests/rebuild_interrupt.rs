@@ -61,7 +61,7 @@ fn interrupted_build_restores_the_tree(test: &str, signal: Signal) {
     // just before), then give make time to start compiling it (about a second for cmdline.o).
     let journal = lab
         .src
-        .join(klp_build::build::SAVED_DIR)
+        .join(klp_build::rebuild::SAVED_DIR)
         .join("journal.json");
     let start = Instant::now();
     loop {
@@ -91,14 +91,14 @@ fn interrupted_build_restores_the_tree(test: &str, signal: Signal) {
     if let Signal::KillThenRecover = signal {
         let status = child.wait().unwrap();
         assert_eq!(status.code(), None, "killed by a signal");
-        klp_build::build::recover_interrupted(&lab.src).expect("replay the journal");
+        klp_build::rebuild::recover_interrupted(&lab.src).expect("replay the journal");
         assert_eq!(
             support::tree::snapshot(&lab.src, &FILES),
             before,
             "the next run must restore the killed run's tree"
         );
         assert!(
-            !lab.src.join(klp_build::build::SAVED_DIR).exists(),
+            !lab.src.join(klp_build::rebuild::SAVED_DIR).exists(),
             "journal replayed and removed"
         );
         return;
@@ -129,7 +129,7 @@ fn interrupted_build_restores_the_tree(test: &str, signal: Signal) {
         "the tree must be as before the build"
     );
     assert!(
-        !lab.src.join(klp_build::build::SAVED_DIR).exists(),
+        !lab.src.join(klp_build::rebuild::SAVED_DIR).exists(),
         "nothing left to recover"
     );
 }
@@ -167,7 +167,7 @@ fn child_process_entry() {
     let t = support::inputs::target(lab);
     let patch = support::inputs::patch("cmdline.patch");
     let set = klp_build::patch::run(&[patch], &t.source, &work).unwrap();
-    let r = klp_build::build::run(&t, &set, &work);
+    let r = klp_build::rebuild::run(&t, &set, &work);
     panic!(
         "the build returned instead of exiting 130: {:?}",
         r.map(|b| b.pairs.len())

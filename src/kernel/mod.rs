@@ -1,5 +1,5 @@
-//! Stage 0, target: CLI options -> `Target` (source dir, kbuild dir, .config, kernel release,
-//! symbol listing, exports). Invariant: every path in a `Target` exists and the source tree is
+//! Stage 0, target: CLI options -> `Kernel` (source dir, kbuild dir, .config, kernel release,
+//! symbol listing, exports). Invariant: every path in a `Kernel` exists and the source tree is
 //! configured and prepared for single-object builds.
 
 pub mod compiler;
@@ -17,7 +17,7 @@ use config::KConfig;
 
 /// What the user asked for, before defaults are applied.
 #[derive(Debug, Clone)]
-pub struct TargetOptions {
+pub struct KernelOptions {
     /// The kernel source tree to rebuild single objects in (`--source`, default `.`).
     pub source: PathBuf,
     /// The tree to link the module against (`--kbuild`).
@@ -30,7 +30,7 @@ pub struct TargetOptions {
 
 /// The resolved target: all paths absolute and existing, the source tree prepared.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub struct Kernel {
     /// The source tree, configured and prepared (`make modules_prepare` done).
     pub source: PathBuf,
     /// The kbuild dir modules are linked against (has `Makefile` and `Module.symvers`).
@@ -43,12 +43,12 @@ pub struct Target {
     pub jobs: usize,
 }
 
-/// Resolves the options into a [`Target`]. Defaults: `--kbuild` is `--source` when that is a built
+/// Resolves the options into a [`Kernel`]. Defaults: `--kbuild` is `--source` when that is a built
 /// tree (has `Module.symvers` and `vmlinux`), else `/lib/modules/<release>/build`; `--config` is the
 /// `.config` of `--kbuild`. A source tree that is not configured and prepared yet is prepared from
 /// the config, once (said on stderr); a prepared one must agree with the config in every option the
 /// config sets (the error names the first that differs, and the fix).
-pub fn resolve(opts: &TargetOptions) -> anyhow::Result<Target> {
+pub fn resolve(opts: &KernelOptions) -> anyhow::Result<Kernel> {
     let source = absolute_dir(&opts.source, "--source")?;
     if !source.join("Makefile").is_file() || !source.join("scripts/Makefile.build").is_file() {
         bail!(
@@ -91,7 +91,7 @@ pub fn resolve(opts: &TargetOptions) -> anyhow::Result<Target> {
         }
     }
     check_config(&source, &config)?;
-    Ok(Target {
+    Ok(Kernel {
         source,
         kbuild,
         config,

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use crate::target::config::KConfig;
+use crate::kernel::config::KConfig;
 
 /// The answer for one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -259,7 +259,7 @@ pub(super) mod tests {
     use super::*;
 
     /// A source tree of `(path, text)` files, for the tests of what reads the tree's Makefiles.
-    pub(in crate::build) fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+    pub(in crate::rebuild) fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         for (p, text) in files {
             let p = dir.path().join(p);

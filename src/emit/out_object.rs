@@ -9,8 +9,8 @@ use std::collections::{HashMap, VecDeque};
 use object::elf;
 
 use crate::diff::changed::{relocs_in, Decoded};
+use crate::diff::reloc_target::{addend_bias, resolve, RelocTarget};
 use crate::diff::special::{classify, Special};
-use crate::diff::target::{addend_bias, resolve, Target};
 use crate::diff::{cold_parent, exclude, Finding, ObjectDiff};
 use crate::elf::{
     Content, ElfObject, Location, Orig, Out, Patched, Reloc, Section, SectionId, SymSection,
@@ -82,7 +82,7 @@ struct Cloner<'a> {
 }
 
 /// Builds the output object; `tag` makes the global aliases unique within the module.
-pub fn clone(d: &ObjectDiff, tag: &str) -> Result<OutObject, Vec<Finding>> {
+pub fn extract(d: &ObjectDiff, tag: &str) -> Result<OutObject, Vec<Finding>> {
     let mut c = Cloner {
         d,
         dec: Decoded::new(&d.patched),
@@ -242,7 +242,7 @@ impl<'a> Cloner<'a> {
         let t = resolve(p, sec, r, self.dec.get(sec));
         let bias = addend_bias(p, sec, r, self.dec.get(sec));
         let (sym, addend) = match t {
-            Target::Symbol(ts, toff) => {
+            RelocTarget::Symbol(ts, toff) => {
                 let to = if self.should_include(ts) {
                     self.include(ts)
                 } else {
@@ -250,8 +250,8 @@ impl<'a> Cloner<'a> {
                 };
                 (to, toff - bias)
             }
-            Target::String(tsec, _) => self.whole_section(r, tsec),
-            Target::Section(tsec, toff) => {
+            RelocTarget::String(tsec, _) => self.whole_section(r, tsec),
+            RelocTarget::Section(tsec, toff) => {
                 let name = &p.section(tsec).name;
                 if is_anonymous_constant(p, tsec) {
                     self.whole_section(r, tsec)

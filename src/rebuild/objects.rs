@@ -11,9 +11,9 @@ use anyhow::bail;
 
 use super::cmd_file;
 use super::reach::{self, Reach};
+use crate::kernel::config::KConfig;
 use crate::patch::refuse::{self, Change, Verdict};
 use crate::patch::TouchedFile;
-use crate::target::config::KConfig;
 
 /// One object to rebuild.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub struct Planned {
 
 /// The objects to rebuild for `files`, each once, in order of the files.
 pub fn plan(source: &Path, files: &[TouchedFile]) -> anyhow::Result<Vec<Planned>> {
-    let built = crate::target::is_built(source);
+    let built = crate::kernel::is_built(source);
     // Without a built tree, the Makefiles say whether the config builds an object.
     let config = if built {
         None
@@ -182,7 +182,7 @@ fn includers(source: &Path, rel: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::reach::tests::tree;
+    use crate::rebuild::reach::tests::tree;
 
     fn touched(p: &str) -> TouchedFile {
         TouchedFile {

@@ -1,5 +1,5 @@
 //! What a relocation points at, independent of how the assembler spelled it. Input: an object, the
-//! section a relocation applies to, the relocation. Output: a [`Target`]: a symbol and offset, a
+//! section a relocation applies to, the relocation. Output: a [`RelocTarget`]: a symbol and offset, a
 //! string's bytes, or a section offset. Invariant: two relocations that address the same thing give
 //! equal targets, whether they use the symbol (`rcu_normal - 4`) or its section symbol
 //! (`.bss.rcu_normal - 4`), and whatever the string's offset in its merged section.
@@ -14,7 +14,7 @@ use crate::elf::{Content, ElfObject, Reloc, Role, SectionId, SymbolId};
 
 /// The thing a relocation addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target<R: Role> {
+pub enum RelocTarget<R: Role> {
     /// A named symbol plus the offset from its start (after the PC-relative adjustment).
     Symbol(SymbolId<R>, i64),
     /// A NUL-terminated string in a `SHF_STRINGS` section: compared by content.
@@ -102,18 +102,18 @@ pub fn resolve<R: Role>(
     sec: SectionId<R>,
     r: &Reloc<R>,
     ends: Option<&InsnEnds>,
-) -> Target<R> {
+) -> RelocTarget<R> {
     let sym = obj.symbol(r.sym);
     let off = r.r_addend + addend_bias(obj, sec, r, ends);
     if !is_section_like(sym) {
-        return Target::Symbol(r.sym, off);
+        return RelocTarget::Symbol(r.sym, off);
     }
     let Some(tsec) = sym.section_id() else {
-        return Target::Section(SectionId::new(0), off);
+        return RelocTarget::Section(SectionId::new(0), off);
     };
     let off = off + sym.st_value as i64;
     if let Some(s) = covering_symbol(obj, tsec, off).or_else(|| object_ending_at(obj, tsec, off)) {
-        return Target::Symbol(s, off - obj.symbol(s).st_value as i64);
+        return RelocTarget::Symbol(s, off - obj.symbol(s).st_value as i64);
     }
     let section = obj.section(tsec);
     if section.sh_flags & u64::from(elf::SHF_STRINGS) != 0 {
@@ -123,10 +123,10 @@ pub fn resolve<R: Role>(
                 .iter()
                 .position(|&b| b == 0)
                 .map_or(d.len(), |n| start + n);
-            return Target::String(tsec, d[start..end].to_vec());
+            return RelocTarget::String(tsec, d[start..end].to_vec());
         }
     }
-    Target::Section(tsec, off)
+    RelocTarget::Section(tsec, off)
 }
 
 /// The object of `sec` that ends exactly at `off`: C's one-past-the-end pointer, as in

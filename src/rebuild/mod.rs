@@ -1,4 +1,4 @@
-//! Stage 2, build: `Target` + `PatchSet` -> [`BuiltObjects`]: the original and patched `.o` of
+//! Stage 2, build: `Kernel` + `PatchSet` -> [`BuiltObjects`]: the original and patched `.o` of
 //! every translation unit the patch touches, rebuilt as kbuild single targets with
 //! `-ffunction-sections -fdata-sections`, each with its klp object; copies under
 //! `<work>/2-build/{orig,patched}/`. Invariant: the source tree is as it was afterwards (sources,
@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
+use crate::kernel::Kernel;
 use crate::patch::PatchSet;
-use crate::target::Target;
 use guard::TreeGuard;
 use make::Outcome;
 
@@ -85,17 +85,17 @@ pub const SAVED_DIR: &str = ".klp-build-saved";
 /// Restores a tree that a killed run left patched; a no-op on a clean tree. Runs under the tree
 /// lock, before anything reads the tree's sources.
 pub fn recover_interrupted(source: &Path) -> anyhow::Result<()> {
-    let _lock = crate::target::lock::lock(source)?;
+    let _lock = crate::kernel::lock::lock(source)?;
     guard::recover(&source.join(SAVED_DIR), source)
 }
 
 /// Rebuilds the touched translation units, original first, then with the patched copies swapped
 /// into the tree; see the module doc.
-pub fn run(target: &Target, patch: &PatchSet, work_dir: &Path) -> anyhow::Result<BuiltObjects> {
+pub fn run(target: &Kernel, patch: &PatchSet, work_dir: &Path) -> anyhow::Result<BuiltObjects> {
     interrupt::install();
     let stage = work_dir.join("2-build");
     let saved = target.source.join(SAVED_DIR);
-    let _lock = crate::target::lock::lock(&target.source)?;
+    let _lock = crate::kernel::lock::lock(&target.source)?;
     guard::recover(&saved, &target.source)?;
     if stage.exists() {
         std::fs::remove_dir_all(&stage).with_context(|| format!("clearing {}", stage.display()))?;
@@ -151,7 +151,7 @@ pub fn run(target: &Target, patch: &PatchSet, work_dir: &Path) -> anyhow::Result
 /// One make run of all `objects` (`which`: "orig" or "patched"); copies each object and its
 /// command file to `<stage>/<which>/` and returns each object's klp object.
 fn build_once(
-    target: &Target,
+    target: &Kernel,
     guard: &mut TreeGuard,
     objects: &[PathBuf],
     stage: &Path,
