@@ -49,14 +49,10 @@ pub fn inspect(args: &InspectArgs) -> anyhow::Result<u8> {
                 "{} for {} (klp-build {})",
                 m.name, m.kernel_release, m.tool_version
             );
-            println!(
-                "replace: {}",
-                if m.replace {
-                    "cumulative (atomic replace)"
-                } else {
-                    "stacked"
-                }
-            );
+            println!("replace: {}", m.replace.describe());
+            for s in &m.states {
+                println!("state {:#x} version {}", s.id, s.version);
+            }
             for f in &m.fixes {
                 println!("fix {}: {} (sha256 {})", f.name, f.subject, f.sha256);
             }
@@ -276,21 +272,21 @@ pub fn link_module(args: &BuildArgs) -> anyhow::Result<u8> {
     let objects = t.time("resolve", || {
         emit::module::objects(&diffs, &listing, &exports, &work.join("4-objects"))
     })?;
+    let spec = emit::spec::ModuleSpec {
+        name: name.clone(),
+        replace: emit::spec::ReplaceMode::Atomic,
+        states: Vec::new(),
+    };
     let module = t.time("emit", || {
-        emit::module::module(
-            &objects,
-            &name,
-            &target.kbuild,
-            true,
-            &work.join("5-kmod"),
-            jobs,
-        )
+        emit::module::module(&objects, &spec, &target.kbuild, &work.join("5-kmod"), jobs)
     })?;
     let manifest = emit::manifest::Manifest {
         tool_version: env!("CARGO_PKG_VERSION").into(),
         kernel_release: target.release.clone(),
         name: name.replace('-', "_"),
-        replace: true,
+        schema_version: emit::manifest::SCHEMA_VERSION,
+        replace: spec.replace.clone(),
+        states: spec.states.clone(),
         fixes: patch
             .fixes
             .iter()

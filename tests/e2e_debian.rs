@@ -117,7 +117,8 @@ fn check_manifest(lab: &support::Lab, case: &Case, ko: &Path, report: &serde_jso
     }
     assert_eq!(m.kernel_release, lab.release);
     assert_eq!(m.name, case.module.replace('-', "_"));
-    assert!(m.replace);
+    assert_eq!(m.replace, klp_build::emit::spec::ReplaceMode::Atomic);
+    assert_eq!(m.schema_version, klp_build::emit::manifest::SCHEMA_VERSION);
     let mut listed: Vec<String> = m
         .functions
         .iter()

@@ -15,6 +15,7 @@ use std::path::Path;
 use klp_build::diff::{self, Changed, ObjectDiff};
 use klp_build::elf::{read_file, Any, ElfObject};
 use klp_build::emit::module;
+use klp_build::emit::spec::{ModuleSpec, ReplaceMode};
 use klp_build::kernel::symbols::SymbolListing;
 use klp_build::kernel::symvers::Exports;
 use klp_build::rebuild::KlpObject;
@@ -140,9 +141,12 @@ fn identity_patch_of_three_files_loads_and_runs() {
 
     let m = module::module(
         &objs,
-        "livepatch-identity",
+        &ModuleSpec {
+            name: "livepatch-identity".into(),
+            replace: ReplaceMode::Atomic,
+            states: Vec::new(),
+        },
         &lab.kbuild,
-        true,
         &dir.path().join("5-kmod"),
         2,
     )

@@ -10,6 +10,7 @@ use std::process::Command;
 
 use klp_build::emit::abi;
 use klp_build::emit::kbuild::{link_module, KmodInput, TABLES_OBJECT};
+use klp_build::emit::spec::{ModuleSpec, ReplaceMode};
 use klp_build::emit::tables::write_tables;
 use kmod_support as kmod;
 
@@ -27,10 +28,9 @@ fn builds_a_livepatch_module_with_kbuild() {
     let tables = dir.join(TABLES_OBJECT);
     write_tables(&[kmod::cmdline_entry()], &tables).unwrap();
     let input = KmodInput {
-        name: "livepatch-kmod-test",
+        spec: &spec("livepatch-kmod-test", ReplaceMode::Atomic),
         objects: &objects,
         tables: &tables,
-        replace: true,
     };
     let ko = link_module(&kbuild, &dir, &input, 2).unwrap();
     assert_eq!(
@@ -116,10 +116,9 @@ fn failed_link_shows_make_output_and_the_kbuild_dir() {
     // No object defines the replacement: modpost refuses the undefined symbol.
     write_tables(&[kmod::cmdline_entry()], &tables).unwrap();
     let input = KmodInput {
-        name: "livepatch-broken",
+        spec: &spec("livepatch-broken", ReplaceMode::Stacked),
         objects: &[],
         tables: &tables,
-        replace: false,
     };
     let err = format!("{:#}", link_module(&kbuild, &dir, &input, 2).unwrap_err());
     assert!(
@@ -164,4 +163,13 @@ fn readelf(file: &Path, args: &str) -> String {
         .expect("run readelf");
     assert!(out.status.success(), "readelf {args} {}", file.display());
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A module spec with no states.
+fn spec(name: &str, replace: ReplaceMode) -> ModuleSpec {
+    ModuleSpec {
+        name: name.to_string(),
+        replace,
+        states: Vec::new(),
+    }
 }

@@ -10,6 +10,7 @@ mod support;
 use std::path::PathBuf;
 
 use klp_build::emit::kbuild::{link_module, KmodInput, TABLES_OBJECT};
+use klp_build::emit::spec::{ModuleSpec, ReplaceMode};
 use klp_build::emit::tables::{write_tables, FuncEntry};
 use kmod_support as kmod;
 
@@ -136,10 +137,18 @@ fn module(
     let tables = dir.join(TABLES_OBJECT);
     write_tables(entries, &tables).unwrap();
     let input = KmodInput {
-        name,
+        spec: &spec(name, ReplaceMode::Stacked),
         objects,
         tables: &tables,
-        replace: false,
     };
     link_module(kbuild, &dir, &input, 2).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// A module spec with no states.
+fn spec(name: &str, replace: ReplaceMode) -> ModuleSpec {
+    ModuleSpec {
+        name: name.to_string(),
+        replace,
+        states: Vec::new(),
+    }
 }

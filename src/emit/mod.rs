@@ -8,4 +8,5 @@ pub mod module;
 pub mod out_object;
 pub mod post_link;
 pub mod resolve;
+pub mod spec;
 pub mod tables;

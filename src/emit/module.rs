@@ -20,6 +20,7 @@ use super::klp_relocs;
 use super::out_object::extract;
 use super::post_link::{rewrite, PostLink};
 use super::resolve::{resolve, translation_unit, Binding};
+use super::spec::ModuleSpec;
 use super::tables::{write_tables, FuncEntry};
 
 /// A patched function as registered in the module.
@@ -227,9 +228,8 @@ pub struct Module {
 /// Links the output objects into module `name` with kbuild against `kbuild_dir`, then rewrites it.
 pub fn module(
     objs: &[EmittedObject],
-    name: &str,
+    spec: &ModuleSpec,
     kbuild_dir: &Path,
-    replace: bool,
     dir: &Path,
     jobs: usize,
 ) -> anyhow::Result<Module> {
@@ -245,10 +245,9 @@ pub fn module(
         kbuild_dir,
         dir,
         &KmodInput {
-            name,
+            spec,
             objects: &objects,
             tables: &tables,
-            replace,
         },
         jobs,
     )?;

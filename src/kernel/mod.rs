@@ -4,6 +4,7 @@
 
 pub mod compiler;
 pub mod config;
+pub mod livepatch_api;
 pub mod lock;
 mod prepare;
 pub mod symbols;

@@ -1,0 +1,340 @@
+//! The module spec: what the module says about itself to the kernel, as one typed value that the
+//! kbuild step (config header, tables), the manifest and the modinfo keys all read. Input: the
+//! user's replace options and states, and the target's [`LivepatchApi`]. Output: [`ModuleSpec`].
+//! Invariant: a [`ReplaceMode`] only exists when the target can do it; every combination it cannot
+//! do is refused in [`ReplaceMode::resolve`] with the reason and what to use instead
+//! (replace-set.md's table), before anything is compiled.
+
+use anyhow::bail;
+use serde::{Deserialize, Serialize};
+
+use crate::kernel::livepatch_api::{LivepatchApi, ReplaceField};
+
+/// What the user asked for on the command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplaceRequest {
+    /// `--replace-set N` / `--provides N`.
+    pub set: Option<u32>,
+    /// `--supersedes M,..` / `--obsoletes M,..`.
+    pub supersedes: Vec<u32>,
+    /// `--no-replace`.
+    pub no_replace: bool,
+}
+
+/// Which field carries the set number in the target's `struct klp_patch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SetField {
+    /// `replace_set` (+ `supersedes`, `nr_supersedes`).
+    ReplaceSet,
+    /// `provides` (its `obsoletes` list is not emitted until its layout is known).
+    Provides,
+}
+
+/// How the module relates to livepatches loaded before it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum ReplaceMode {
+    /// `replace = true`: replaces every enabled livepatch (cumulative).
+    Atomic,
+    /// `replace = false`, or a kernel without atomic replace: stacks on the enabled livepatches.
+    Stacked,
+    /// Replaces the enabled patch of its own set (and of `supersedes`), coexists with the others.
+    Set {
+        /// The field the target has.
+        field: SetField,
+        /// The set the module occupies.
+        set: u32,
+        /// Other sets whose enabled patches it also replaces.
+        supersedes: Vec<u32>,
+    },
+}
+
+impl ReplaceMode {
+    /// Resolves the request against the target; see the module doc.
+    pub fn resolve(req: &ReplaceRequest, api: &LivepatchApi) -> anyhow::Result<ReplaceMode> {
+        let what = api.describe();
+        match api.replace {
+            ReplaceField::ReplaceSet | ReplaceField::Provides => {
+                let field = if api.replace == ReplaceField::ReplaceSet {
+                    SetField::ReplaceSet
+                } else {
+                    SetField::Provides
+                };
+                if req.no_replace {
+                    bail!(
+                        "--no-replace: the target kernel has {what}, which has no stacking mode; give the hotfix \
+                         a replace set of its own (--replace-set N) so that it coexists with the others"
+                    );
+                }
+                if !req.supersedes.is_empty() {
+                    match (field, api.supersedes_field) {
+                        (SetField::ReplaceSet, Some("supersedes")) => {}
+                        (SetField::Provides, Some(f)) => bail!(
+                            "--supersedes: the target kernel has `provides` with `{f}`, whose layout klp-build does \
+                             not know yet; build without --supersedes and load the replacing modules one by one"
+                        ),
+                        _ => bail!(
+                            "--supersedes: the target kernel has {what} but no list of superseded sets in struct \
+                             klp_patch; build without --supersedes"
+                        ),
+                    }
+                }
+                let set = req.set.unwrap_or(0);
+                if req.supersedes.contains(&set) {
+                    bail!("--supersedes {set}: the module's own set; a module always replaces the patch of its own set");
+                }
+                let mut supersedes = req.supersedes.clone();
+                supersedes.sort_unstable();
+                supersedes.dedup();
+                Ok(ReplaceMode::Set {
+                    field,
+                    set,
+                    supersedes,
+                })
+            }
+            ReplaceField::Bool => {
+                if !req.supersedes.is_empty() {
+                    bail!(
+                        "--supersedes: the target kernel has {what}, without replace sets; a cumulative module \
+                         (the default) already replaces every livepatch"
+                    );
+                }
+                match (req.set, req.no_replace) {
+                    (Some(n), true) => bail!(
+                        "--replace-set {n} and --no-replace contradict each other; the target kernel has {what}: \
+                         use --no-replace alone for a hotfix that stacks"
+                    ),
+                    (Some(0) | None, false) => Ok(ReplaceMode::Atomic),
+                    (Some(n), false) => bail!(
+                        "--replace-set {n}: the target kernel has {what}, without replace sets (they need the \
+                         replace-set series in the kernel); build a stacked hotfix with --no-replace, or a \
+                         cumulative module without --replace-set"
+                    ),
+                    (None, true) => Ok(ReplaceMode::Stacked),
+                }
+            }
+            ReplaceField::None => {
+                if req.set.is_some() || !req.supersedes.is_empty() {
+                    bail!(
+                        "--replace-set/--supersedes: the target kernel has {what}; its livepatches always stack \
+                         (build without these options)"
+                    );
+                }
+                if !req.no_replace {
+                    bail!(
+                        "the target kernel has {what}, so a cumulative module cannot replace the ones before it; \
+                         pass --no-replace to build a module that stacks"
+                    );
+                }
+                Ok(ReplaceMode::Stacked)
+            }
+        }
+    }
+
+    /// One line for reports and `inspect`.
+    pub fn describe(&self) -> String {
+        match self {
+            ReplaceMode::Atomic => "cumulative (atomic replace of every livepatch)".into(),
+            ReplaceMode::Stacked => "stacked (replaces nothing)".into(),
+            ReplaceMode::Set {
+                set, supersedes, ..
+            } if supersedes.is_empty() => format!("replace set {set}"),
+            ReplaceMode::Set {
+                set, supersedes, ..
+            } => format!(
+                "replace set {set}, supersedes {}",
+                supersedes
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        }
+    }
+}
+
+/// A `klp_state` the module declares (`--state ID[:VERSION]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StateSpec {
+    /// `klp_state.id`.
+    pub id: u64,
+    /// `klp_state.version`.
+    pub version: u32,
+}
+
+impl std::str::FromStr for StateSpec {
+    type Err = String;
+
+    /// `ID` or `ID:VERSION`, decimal or `0x` hex; version 0 when omitted.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (id, version) = s.split_once(':').unwrap_or((s, "0"));
+        let num = |t: &str| -> Result<u64, String> {
+            let t = t.trim();
+            let r = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+                Some(h) => u64::from_str_radix(h, 16),
+                None => t.parse(),
+            };
+            r.map_err(|_| {
+                format!("`{s}`: expected ID[:VERSION], numbers (e.g. 0x4b4c5001:2), got `{t}`")
+            })
+        };
+        let version = u32::try_from(num(version)?)
+            .map_err(|_| format!("`{s}`: the version does not fit 32 bits"))?;
+        Ok(StateSpec {
+            id: num(id)?,
+            version,
+        })
+    }
+}
+
+/// Everything the module says about itself besides its functions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModuleSpec {
+    /// Module name as given (`livepatch-fix`); the kernel calls it `livepatch_fix`.
+    pub name: String,
+    /// The replace mode, resolved against the target.
+    pub replace: ReplaceMode,
+    /// The states it declares, sorted by id, ids unique.
+    pub states: Vec<StateSpec>,
+}
+
+impl ModuleSpec {
+    /// The module's name as the kernel and sysfs know it (`-` as `_`).
+    pub fn kernel_name(&self) -> String {
+        self.name.replace('-', "_")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(replace: ReplaceField, list: Option<&'static str>) -> LivepatchApi {
+        LivepatchApi {
+            replace,
+            supersedes_field: list,
+            states: true,
+            callbacks: true,
+            shadow: true,
+        }
+    }
+
+    fn req(set: Option<u32>, supersedes: &[u32], no_replace: bool) -> ReplaceRequest {
+        ReplaceRequest {
+            set,
+            supersedes: supersedes.to_vec(),
+            no_replace,
+        }
+    }
+
+    #[test]
+    fn bool_replace_kernel_follows_the_table() {
+        let a = api(ReplaceField::Bool, None);
+        assert_eq!(
+            ReplaceMode::resolve(&req(None, &[], false), &a).unwrap(),
+            ReplaceMode::Atomic
+        );
+        assert_eq!(
+            ReplaceMode::resolve(&req(Some(0), &[], false), &a).unwrap(),
+            ReplaceMode::Atomic
+        );
+        assert_eq!(
+            ReplaceMode::resolve(&req(None, &[], true), &a).unwrap(),
+            ReplaceMode::Stacked
+        );
+        let e = format!(
+            "{:#}",
+            ReplaceMode::resolve(&req(Some(2), &[], false), &a).unwrap_err()
+        );
+        assert!(
+            e.contains("--replace-set 2")
+                && e.contains("--no-replace")
+                && e.contains("bool replace"),
+            "{e}"
+        );
+        let e = format!(
+            "{:#}",
+            ReplaceMode::resolve(&req(None, &[1], false), &a).unwrap_err()
+        );
+        assert!(e.starts_with("--supersedes"), "{e}");
+    }
+
+    #[test]
+    fn replace_set_kernel_follows_the_table() {
+        let a = api(ReplaceField::ReplaceSet, Some("supersedes"));
+        assert_eq!(
+            ReplaceMode::resolve(&req(None, &[], false), &a).unwrap(),
+            ReplaceMode::Set {
+                field: SetField::ReplaceSet,
+                set: 0,
+                supersedes: vec![]
+            }
+        );
+        assert_eq!(
+            ReplaceMode::resolve(&req(Some(1), &[3, 2, 3], false), &a).unwrap(),
+            ReplaceMode::Set {
+                field: SetField::ReplaceSet,
+                set: 1,
+                supersedes: vec![2, 3]
+            }
+        );
+        let e = format!(
+            "{:#}",
+            ReplaceMode::resolve(&req(Some(2), &[], true), &a).unwrap_err()
+        );
+        assert!(
+            e.contains("no stacking mode") && e.contains("--replace-set N"),
+            "{e}"
+        );
+        assert!(ReplaceMode::resolve(&req(Some(2), &[2], false), &a).is_err());
+        let no_list = api(ReplaceField::ReplaceSet, None);
+        assert!(ReplaceMode::resolve(&req(Some(1), &[2], false), &no_list).is_err());
+    }
+
+    #[test]
+    fn provides_kernel_refuses_supersedes_naming_the_field() {
+        let a = api(ReplaceField::Provides, Some("obsoletes"));
+        assert_eq!(
+            ReplaceMode::resolve(&req(Some(4), &[], false), &a).unwrap(),
+            ReplaceMode::Set {
+                field: SetField::Provides,
+                set: 4,
+                supersedes: vec![]
+            }
+        );
+        let e = format!(
+            "{:#}",
+            ReplaceMode::resolve(&req(Some(4), &[1], false), &a).unwrap_err()
+        );
+        assert!(e.contains("`provides` with `obsoletes`"), "{e}");
+    }
+
+    #[test]
+    fn kernel_without_replace_only_stacks() {
+        let a = api(ReplaceField::None, None);
+        assert_eq!(
+            ReplaceMode::resolve(&req(None, &[], true), &a).unwrap(),
+            ReplaceMode::Stacked
+        );
+        assert!(ReplaceMode::resolve(&req(None, &[], false), &a).is_err());
+        assert!(ReplaceMode::resolve(&req(Some(1), &[], true), &a).is_err());
+    }
+
+    #[test]
+    fn states_parse_with_and_without_version() {
+        assert_eq!(
+            "7".parse::<StateSpec>().unwrap(),
+            StateSpec { id: 7, version: 0 }
+        );
+        assert_eq!(
+            "0x4b4c5001:2".parse::<StateSpec>().unwrap(),
+            StateSpec {
+                id: 0x4b4c_5001,
+                version: 2
+            }
+        );
+        assert!("x:1".parse::<StateSpec>().is_err());
+        assert!("1:99999999999".parse::<StateSpec>().is_err());
+    }
+}
