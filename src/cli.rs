@@ -25,6 +25,24 @@ pub enum Command {
     Diff(DiffArgs),
     /// Print what a module built by klp-build holds (its manifest).
     Inspect(InspectArgs),
+    /// Apply the kernel's load rules to a new module against deployed ones, before loading.
+    Check(CheckArgs),
+}
+
+/// `klp-build check NEW.ko --against A.ko [B.ko ...]`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The module to check.
+    pub module: PathBuf,
+    /// Livepatch modules enabled (or to be enabled) on the target before it, in load order.
+    #[arg(long, value_name = "KO", num_args = 1.., required = true)]
+    pub against: Vec<PathBuf>,
+    /// A fix (by name) that a replaced predecessor carried and the new module may drop; repeatable.
+    #[arg(long = "allow-drop", value_name = "NAME")]
+    pub allow_drop: Vec<String>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t)]
+    pub report: ReportFormat,
 }
 
 /// `klp-build inspect MODULE.ko`.
@@ -87,6 +105,33 @@ pub struct BuildArgs {
     /// Report format.
     #[arg(long, value_enum, default_value_t)]
     pub report: ReportFormat,
+    /// The replace set the module occupies: it atomically replaces the enabled patch of this set
+    /// and coexists with those of other sets (needs a kernel with replace sets; 0 on others means
+    /// the default, a cumulative module).
+    #[arg(long = "replace-set", visible_alias = "provides", value_name = "N")]
+    pub replace_set: Option<u32>,
+    /// Other replace sets whose enabled patches the module also replaces, in the same transition.
+    #[arg(
+        long,
+        visible_alias = "obsoletes",
+        value_name = "M[,M..]",
+        value_delimiter = ','
+    )]
+    pub supersedes: Vec<u32>,
+    /// Build a module that stacks on the enabled livepatches instead of replacing them (a hotfix
+    /// beside a cumulative module, on kernels with `bool replace`).
+    #[arg(long = "no-replace")]
+    pub no_replace: bool,
+    /// A `klp_state` the module declares, `ID[:VERSION]` (version 0 when omitted); repeatable.
+    #[arg(long = "state", value_name = "ID[:VERSION]")]
+    pub states: Vec<crate::emit::spec::StateSpec>,
+    /// The module this release follows (a cumulative predecessor): apply `klp-build check` against
+    /// it before building; repeatable.
+    #[arg(long, value_name = "OLD.ko")]
+    pub previous: Vec<PathBuf>,
+    /// With --previous: a fix the predecessor carried that this release may drop; repeatable.
+    #[arg(long = "allow-drop", value_name = "NAME")]
+    pub allow_drop: Vec<String>,
 }
 
 /// `klp-build diff ORIG.o PATCHED.o`.

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Some(Command::Diff(args)) => klp_build::run::diff_pair(args),
         Some(Command::Inspect(args)) => klp_build::run::inspect(args),
+        Some(Command::Check(_)) => Err(anyhow::anyhow!("check: not built into this klp-build yet")),
         None => klp_build::run::link_module(&cli.build),
     };
     match result {
