@@ -99,6 +99,10 @@ pub struct BuildArgs {
     /// Keep the work directory after a successful build.
     #[arg(long)]
     pub keep_tmp: bool,
+    /// Reuse the completed stages before STAGE from a kept work dir (same patches, tree and
+    /// config), e.g. `--resume-from diff` reuses the rebuilt objects.
+    #[arg(long, value_enum, value_name = "STAGE")]
+    pub resume_from: Option<crate::workdir::Stage>,
     /// Parallel jobs for make.
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<usize>,

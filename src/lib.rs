@@ -1,8 +1,9 @@
 //! klp-build: turns a kernel source diff into a loadable livepatch module.
 //!
-//! The pipeline is a chain of typed stages (see `../shared/docs/design.md`): `target` -> `patch`
-//! -> `build` -> `diff` -> `emit`. Each stage borrows the previous stage's value and returns a new
-//! one; `main.rs` reads as the table of contents.
+//! The pipeline is a chain of typed stages (`pipeline.rs` has the table): `plan` (options and the
+//! `kernel`) -> `patch` -> `rebuild` -> `diff` -> `emit`. Each stage borrows the previous stage's
+//! value and returns a new one; `present` prints the outcome; `main.rs` reads as the table of
+//! contents.
 
 pub mod cli;
 pub mod diff;
@@ -10,5 +11,9 @@ pub mod elf;
 pub mod emit;
 pub mod kernel;
 pub mod patch;
+pub mod pipeline;
+pub mod plan;
+pub mod present;
 pub mod rebuild;
 pub mod run;
+pub mod workdir;

@@ -27,7 +27,7 @@ fn lab_tree_with_headers_resolves() {
     let Some(lab) = support::lab("lab_tree_with_headers_resolves") else {
         return;
     };
-    let t = kernel::resolve(&opts(&lab.src, Some(&lab.kbuild), None))
+    let t = resolve_prepared(&opts(&lab.src, Some(&lab.kbuild), None))
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(t.source, canon(&lab.src));
     assert_eq!(t.kbuild, canon(&lab.kbuild));
@@ -40,7 +40,7 @@ fn lab_tree_with_headers_resolves() {
     assert_eq!(t.release, lab.release);
     assert_eq!(t.jobs, 2);
     // Debian's /boot config (no BUILD_SALT, its own signing key path) matches the tree as well.
-    let t = kernel::resolve(&opts(&lab.src, Some(&lab.kbuild), Some(&lab.config)))
+    let t = resolve_prepared(&opts(&lab.src, Some(&lab.kbuild), Some(&lab.config)))
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(t.config, canon(&lab.config));
 }
@@ -66,7 +66,7 @@ fn kbuild_defaults_to_lib_modules_of_the_configs_release() {
         return;
     }
     // lab.config is .../boot/config-<release>: its name gives the release.
-    let t = kernel::resolve(&opts(&lab.src, None, Some(&lab.config)))
+    let t = resolve_prepared(&opts(&lab.src, None, Some(&lab.config)))
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(t.kbuild, canon(&build));
     assert_eq!(t.release, lab.release);
@@ -88,7 +88,7 @@ fn a_config_that_differs_names_the_option_and_the_fix() {
     .unwrap();
     let err = format!(
         "{:#}",
-        kernel::resolve(&opts(&lab.src, Some(&lab.kbuild), Some(&config))).unwrap_err()
+        resolve_prepared(&opts(&lab.src, Some(&lab.kbuild), Some(&config))).unwrap_err()
     );
     for want in [
         "does not match the target's config",
@@ -104,12 +104,12 @@ fn not_a_kernel_tree() {
     let dir = tempfile::tempdir().unwrap();
     let err = format!(
         "{:#}",
-        kernel::resolve(&opts(dir.path(), None, None)).unwrap_err()
+        resolve_prepared(&opts(dir.path(), None, None)).unwrap_err()
     );
     assert!(err.contains("not a kernel source tree"), "{err}");
     let err = format!(
         "{:#}",
-        kernel::resolve(&opts(&dir.path().join("nope"), None, None)).unwrap_err()
+        resolve_prepared(&opts(&dir.path().join("nope"), None, None)).unwrap_err()
     );
     assert!(
         err.contains("--source") && err.contains("no such directory"),
@@ -142,7 +142,7 @@ fn unprepared_tree_is_prepared_from_the_config() {
     let src = dir.path().join("linux-source-6.1");
     assert!(!src.join(".config").exists());
 
-    let t = kernel::resolve(&opts(&src, Some(&lab.kbuild), Some(&lab.config)))
+    let t = resolve_prepared(&opts(&src, Some(&lab.kbuild), Some(&lab.config)))
         .unwrap_or_else(|e| panic!("{e:#}"));
 
     for f in [
@@ -162,7 +162,7 @@ fn unprepared_tree_is_prepared_from_the_config() {
         .unwrap()
         .modified()
         .unwrap();
-    kernel::resolve(&opts(&src, Some(&lab.kbuild), Some(&lab.config))).unwrap();
+    resolve_prepared(&opts(&src, Some(&lab.kbuild), Some(&lab.config))).unwrap();
     assert_eq!(
         std::fs::metadata(src.join(".config"))
             .unwrap()
@@ -170,4 +170,11 @@ fn unprepared_tree_is_prepared_from_the_config() {
             .unwrap(),
         mtime
     );
+}
+
+/// Resolves the options and prepares the tree, as the pipeline does before its first build.
+fn resolve_prepared(o: &KernelOptions) -> anyhow::Result<kernel::Kernel> {
+    let k = kernel::resolve(o)?;
+    k.prepare()?;
+    Ok(k)
 }

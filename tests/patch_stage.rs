@@ -20,7 +20,7 @@ fn cmdline_patch_applies_to_copies_with_line_directives() {
     let set = patch::run(
         &[support::inputs::patch("cmdline.patch")],
         &lab.src,
-        work.path(),
+        &work.path().join("1-patch"),
     )
     .unwrap();
 
@@ -86,7 +86,12 @@ fn plain_diff_at_the_tree_top_is_p0_and_patches_apply_in_order() {
     )
     .unwrap();
 
-    let set = patch::run(&[first, second], &lab.src, &work.path().join("w")).unwrap();
+    let set = patch::run(
+        &[first, second],
+        &lab.src,
+        &work.path().join("w").join("1-patch"),
+    )
+    .unwrap();
 
     assert_eq!(
         set.fixes
@@ -122,7 +127,12 @@ fn a_hunk_that_does_not_apply_names_patch_file_and_hunk() {
     let p = support::inputs::patch("err-does-not-apply.patch");
     let err = format!(
         "{:#}",
-        patch::run(std::slice::from_ref(&p), &lab.src, work.path()).unwrap_err()
+        patch::run(
+            std::slice::from_ref(&p),
+            &lab.src,
+            &work.path().join("1-patch")
+        )
+        .unwrap_err()
     );
     for want in [
         &*p.display().to_string(),
@@ -146,7 +156,7 @@ fn unpatchable_files_are_all_refused_at_once() {
         patch::run(
             &[support::inputs::patch("err-unpatchable.patch")],
             &lab.src,
-            work.path()
+            &work.path().join("1-patch")
         )
         .unwrap_err()
     );

@@ -166,8 +166,8 @@ fn child_process_entry() {
     let lab = support::lab("child_process_entry").expect("the parent checked the lab");
     let t = support::inputs::target(lab);
     let patch = support::inputs::patch("cmdline.patch");
-    let set = klp_build::patch::run(&[patch], &t.source, &work).unwrap();
-    let r = klp_build::rebuild::run(&t, &set, &work);
+    let set = klp_build::patch::run(&[patch], &t.source, &work.join("1-patch")).unwrap();
+    let r = klp_build::rebuild::run(&t, &set, &work.join("2-rebuild"));
     panic!(
         "the build returned instead of exiting 130: {:?}",
         r.map(|b| b.pairs.len())

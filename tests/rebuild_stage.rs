@@ -62,7 +62,7 @@ fn insert_line(
     ));
     std::fs::write(&patch, out.stdout).unwrap();
     let w = dir.join("w");
-    let set = patch::run(&[patch], src, &w).unwrap();
+    let set = patch::run(&[patch], src, &w.join("1-patch")).unwrap();
     (set, w)
 }
 
@@ -112,12 +112,13 @@ fn cmdline_orig_and_patched_objects() {
     let set = patch::run(
         &[support::inputs::patch("cmdline.patch")],
         &t.source,
-        work.path(),
+        &work.path().join("1-patch"),
     )
     .unwrap();
 
     let start = Instant::now();
-    let built = rebuild::run(&t, &set, work.path()).unwrap_or_else(|e| panic!("{e:#}"));
+    let built =
+        rebuild::run(&t, &set, &work.path().join("2-rebuild")).unwrap_or_else(|e| panic!("{e:#}"));
     eprintln!(
         "build of fs/proc/cmdline.o, original and patched: {:.1} s",
         start.elapsed().as_secs_f64()
@@ -129,10 +130,10 @@ fn cmdline_orig_and_patched_objects() {
     assert_eq!(p.object, Path::new("fs/proc/cmdline.o"));
     assert_eq!(p.source_file, Path::new("fs/proc/cmdline.c"));
     assert_eq!(p.klp_object, KlpObject::Vmlinux);
-    assert_eq!(p.orig, work.path().join("2-build/orig/fs/proc/cmdline.o"));
+    assert_eq!(p.orig, work.path().join("2-rebuild/orig/fs/proc/cmdline.o"));
     assert_eq!(
         p.patched,
-        work.path().join("2-build/patched/fs/proc/cmdline.o")
+        work.path().join("2-rebuild/patched/fs/proc/cmdline.o")
     );
     // One section per function (KCFLAGS), and the patched string only in the patched object.
     let orig = section(&p.orig, ".text.cmdline_proc_show");
@@ -172,7 +173,7 @@ fn module_object_gets_its_module_name() {
         10,
         "/* klp-build test */",
     );
-    let built = rebuild::run(&t, &set, &w).unwrap_or_else(|e| panic!("{e:#}"));
+    let built = rebuild::run(&t, &set, &w.join("2-rebuild")).unwrap_or_else(|e| panic!("{e:#}"));
     before.assert_restored("the tree must be restored");
     assert_eq!(built.pairs[0].object, Path::new("fs/xfs/xfs_stats.o"));
     assert_eq!(built.pairs[0].klp_object, KlpObject::Module("xfs".into()));
@@ -203,7 +204,8 @@ fn line_directives_keep_unchanged_warn_on_lines() {
         "/*\n * klp-build: three new lines\n */",
     );
 
-    let with_lines = rebuild::run(&t, &set, &w).unwrap_or_else(|e| panic!("{e:#}"));
+    let with_lines =
+        rebuild::run(&t, &set, &w.join("2-rebuild")).unwrap_or_else(|e| panic!("{e:#}"));
     let p = &with_lines.pairs[0];
     assert_eq!(p.klp_object, KlpObject::Vmlinux);
     assert_eq!(
@@ -224,7 +226,8 @@ fn line_directives_keep_unchanged_warn_on_lines() {
         }],
     };
     let w2 = work.path().join("w2");
-    let without = rebuild::run(&t, &plain, &w2).unwrap_or_else(|e| panic!("{e:#}"));
+    let without =
+        rebuild::run(&t, &plain, &w2.join("2-rebuild")).unwrap_or_else(|e| panic!("{e:#}"));
     assert_ne!(
         section(&without.pairs[0].orig, "__bug_table"),
         section(&without.pairs[0].patched, "__bug_table")
@@ -243,10 +246,13 @@ fn compile_error_shows_the_compiler_message() {
     let set = patch::run(
         &[support::inputs::patch("err-compile.patch")],
         &t.source,
-        work.path(),
+        &work.path().join("1-patch"),
     )
     .unwrap();
-    let err = format!("{:#}", rebuild::run(&t, &set, work.path()).unwrap_err());
+    let err = format!(
+        "{:#}",
+        rebuild::run(&t, &set, &work.path().join("2-rebuild")).unwrap_err()
+    );
     before.assert_restored("the tree must be restored after a failed build");
     // gcc quotes with ‘’ or '' depending on the locale.
     for want in [
@@ -275,10 +281,13 @@ fn header_change_needs_a_built_tree() {
     let set = patch::run(
         &[support::inputs::patch("err-header-unbuilt.patch")],
         &t.source,
-        work.path(),
+        &work.path().join("1-patch"),
     )
     .unwrap();
-    let err = format!("{:#}", rebuild::run(&t, &set, work.path()).unwrap_err());
+    let err = format!(
+        "{:#}",
+        rebuild::run(&t, &set, &work.path().join("2-rebuild")).unwrap_err()
+    );
     for want in [
         "include/linux/seq_file.h: a header change needs a built tree",
         "Build the tree once",
@@ -304,12 +313,15 @@ fn an_object_the_config_does_not_build_is_refused() {
         30,
         "/* klp-build test */",
     );
-    let err = format!("{:#}", rebuild::run(&t, &set, &w).unwrap_err());
+    let err = format!(
+        "{:#}",
+        rebuild::run(&t, &set, &w.join("2-rebuild")).unwrap_err()
+    );
     let want = "fs/ext2/inode.c: fs/ext2/inode.o is not built in this configuration: CONFIG_EXT2_FS is not set \
                 (fs/ext2/Makefile: obj-$(CONFIG_EXT2_FS) += ext2.o)";
     assert!(err.contains(want), "missing {want:?} in:\n{err}");
     assert!(
-        !w.join("2-build/make-orig.log").exists(),
+        !w.join("2-rebuild/make-orig.log").exists(),
         "refused before building"
     );
 }

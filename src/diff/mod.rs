@@ -64,6 +64,30 @@ pub struct Finding {
     pub message: String,
 }
 
+impl fmt::Display for Finding {
+    /// The one rendering of a finding, in reports and errors: `key location: message`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.key, self.location, self.message)
+    }
+}
+
+/// Findings that stop the build (unpatchable changes, unresolved references), as one error that
+/// lists all of them: a user fixes every problem after one run, not one per run.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", render_refusals(.0))]
+pub struct Refused(pub Vec<Finding>);
+
+fn render_refusals(findings: &[Finding]) -> String {
+    let mut s = format!(
+        "{} unpatchable change(s) or unresolved reference(s):",
+        findings.len()
+    );
+    for x in findings {
+        s.push_str(&format!("\n  {x}"));
+    }
+    s
+}
+
 /// The symbol of function `sec+off`, if a function covers it.
 pub fn func_at<R: Role>(obj: &ElfObject<R>, sec: SectionId<R>, off: u64) -> Option<SymbolId<R>> {
     obj.live_symbols()
@@ -336,7 +360,7 @@ impl fmt::Display for ObjectDiff {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{} ({}):", self.object.display(), self.klp_object.name())?;
         for x in self.findings() {
-            writeln!(f, "  {} {}: {}", x.key, x.location, x.message)?;
+            writeln!(f, "  {x}")?;
         }
         Ok(())
     }

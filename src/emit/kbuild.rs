@@ -37,7 +37,7 @@ pub fn link_module(
     input: &KmodInput,
     jobs: usize,
 ) -> anyhow::Result<PathBuf> {
-    check_name(&input.spec.name)?;
+    super::spec::check_module_name(&input.spec.name)?;
     if !kbuild_dir.join("Makefile").is_file() {
         bail!(
             "{}: no Makefile; the kbuild dir is the target kernel's build dir or its headers \
@@ -103,23 +103,6 @@ pub fn config_header(replace: &ReplaceMode) -> anyhow::Result<String> {
     };
     let _ = writeln!(s, "#define {} {flag}", abi::CONFIG_REPLACE);
     Ok(s)
-}
-
-/// The module name becomes a file name, a make variable (`<name>-y`) and, with `-` as `_`, the
-/// kernel's module name (at most 55 bytes, `MODULE_NAME_LEN`).
-fn check_name(name: &str) -> anyhow::Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= abi::KLP_OBJNAME_MAX
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if !ok {
-        bail!(
-            "module name `{name}`: use 1 to {} letters, digits, `_` or `-` (e.g. livepatch-fix)",
-            abi::KLP_OBJNAME_MAX
-        );
-    }
-    Ok(())
 }
 
 /// The file name of the `index`th prebuilt object in the build dir: its own name when that is a
@@ -287,14 +270,6 @@ mod tests {
             ]
         );
         assert!(object_name(Path::new("foo.c"), 0, &taken, &reserved).is_err());
-    }
-
-    #[test]
-    fn names_that_break_make_are_refused() {
-        assert!(check_name("livepatch-fix_2").is_ok());
-        for bad in ["", "fix.ko", "a b", "x$(y)"] {
-            assert!(check_name(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::spec::{ReplaceMode, StateSpec};
 use crate::elf::{read_file, Any, Content, ElfObject, Section};
+use crate::patch::Fix;
 
 /// The section name.
 pub const SECTION: &str = ".klp_build.manifest";
@@ -38,20 +39,9 @@ pub struct Manifest {
     #[serde(default)]
     pub states: Vec<StateSpec>,
     /// The fixes inside, in `--diff` order.
-    pub fixes: Vec<ManifestFix>,
+    pub fixes: Vec<Fix>,
     /// The functions replaced.
     pub functions: Vec<ManifestFunc>,
-}
-
-/// One fix: a `--diff`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ManifestFix {
-    /// The patch file's stem.
-    pub name: String,
-    /// sha256 of the patch file.
-    pub sha256: String,
-    /// Its subject line.
-    pub subject: String,
 }
 
 /// One replaced function.

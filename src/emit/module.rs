@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::diff::{Finding, ObjectDiff};
+use crate::diff::{Finding, ObjectDiff, Refused};
 use crate::elf::{Content, ElfObject, Out, SymbolId};
 use crate::kernel::symbols::SymbolListing;
 use crate::kernel::symvers::Exports;
@@ -55,22 +55,6 @@ pub struct EmittedObject {
     pub warnings: Vec<Finding>,
     #[serde(skip)]
     entries: Vec<FuncEntry>,
-}
-
-/// Findings that stop the build, as one error listing all of them.
-#[derive(Debug, thiserror::Error)]
-#[error("{}", render(.0))]
-pub struct Refused(pub Vec<Finding>);
-
-fn render(f: &[Finding]) -> String {
-    let mut s = format!(
-        "{} unpatchable change(s) or unresolved reference(s):",
-        f.len()
-    );
-    for x in f {
-        s.push_str(&format!("\n  {} {}: {}", x.key, x.location, x.message));
-    }
-    s
 }
 
 /// Writes the output object of every diff into `dir`.

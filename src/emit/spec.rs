@@ -188,6 +188,46 @@ impl std::str::FromStr for StateSpec {
     }
 }
 
+/// The longest module name: `MODULE_NAME_LEN` (56 on 64-bit) less the NUL.
+pub const MODULE_NAME_MAX: usize = 55;
+
+/// A module name becomes a file name, a make variable (`<name>-y`) and, with `-` as `_`, the
+/// kernel's module name: 1 to [`MODULE_NAME_MAX`] letters, digits, `-` or `_`.
+pub fn check_module_name(name: &str) -> anyhow::Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MODULE_NAME_MAX
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !ok {
+        bail!(
+            "module name `{name}`: use 1 to {MODULE_NAME_MAX} letters, digits, `_` or `-` (e.g. livepatch-fix)"
+        );
+    }
+    Ok(())
+}
+
+/// The default module name: `livepatch-<stem of the first patch>`, every character a module name
+/// cannot hold replaced by `_`, cut to [`MODULE_NAME_MAX`].
+pub fn default_module_name(first_patch: &std::path::Path) -> String {
+    let stem = first_patch
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut name: String = format!("livepatch-{stem}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    name.truncate(MODULE_NAME_MAX);
+    name
+}
+
 /// Everything the module says about itself besides its functions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ModuleSpec {
@@ -319,6 +359,39 @@ mod tests {
         );
         assert!(ReplaceMode::resolve(&req(None, &[], false), &a).is_err());
         assert!(ReplaceMode::resolve(&req(Some(1), &[], true), &a).is_err());
+    }
+
+    #[test]
+    fn module_names_that_break_make_or_the_kernel_are_refused() {
+        assert!(check_module_name("livepatch-fix_2").is_ok());
+        assert!(check_module_name(&"a".repeat(MODULE_NAME_MAX)).is_ok());
+        for bad in [
+            "",
+            "fix.ko",
+            "a b",
+            "x$(y)",
+            &"a".repeat(MODULE_NAME_MAX + 1),
+        ] {
+            let e = check_module_name(bad).unwrap_err().to_string();
+            assert!(e.contains("letters, digits"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn default_module_name_is_valid_for_any_patch_name() {
+        for p in [
+            "fix.patch",
+            "0001-proc: fix $x.patch",
+            &format!("{}.diff", "é".repeat(60)),
+            "",
+        ] {
+            let n = default_module_name(std::path::Path::new(p));
+            assert!(check_module_name(&n).is_ok(), "{p} -> {n}");
+        }
+        assert_eq!(
+            default_module_name(std::path::Path::new("dir/cmdline.patch")),
+            "livepatch-cmdline"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Stage 0, target: CLI options -> `Kernel` (source dir, kbuild dir, .config, kernel release,
-//! symbol listing, exports). Invariant: every path in a `Kernel` exists and the source tree is
-//! configured and prepared for single-object builds.
+//! The target kernel: options -> [`Kernel`] (source dir, kbuild dir, .config, kernel release,
+//! jobs), and what it can do (its livepatch API, symbols, exports, config, compiler). Invariant:
+//! every path in a `Kernel` exists; the source tree is configured and prepared for single-object
+//! builds once [`Kernel::prepare`] returned.
 
 pub mod compiler;
 pub mod config;
@@ -44,11 +45,9 @@ pub struct Kernel {
     pub jobs: usize,
 }
 
-/// Resolves the options into a [`Kernel`]. Defaults: `--kbuild` is `--source` when that is a built
-/// tree (has `Module.symvers` and `vmlinux`), else `/lib/modules/<release>/build`; `--config` is the
-/// `.config` of `--kbuild`. A source tree that is not configured and prepared yet is prepared from
-/// the config, once (said on stderr); a prepared one must agree with the config in every option the
-/// config sets (the error names the first that differs, and the fix).
+/// Resolves the options into a [`Kernel`], without compiling anything. Defaults: `--kbuild` is
+/// `--source` when that is a built tree (has `Module.symvers` and `vmlinux`), else
+/// `/lib/modules/<release>/build`; `--config` is the `.config` of `--kbuild`.
 pub fn resolve(opts: &KernelOptions) -> anyhow::Result<Kernel> {
     let source = absolute_dir(&opts.source, "--source")?;
     if !source.join("Makefile").is_file() || !source.join("scripts/Makefile.build").is_file() {
@@ -81,17 +80,9 @@ pub fn resolve(opts: &KernelOptions) -> anyhow::Result<Kernel> {
     })?;
     let release = uts_release(&kbuild)?;
     let jobs = match opts.jobs {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => default_jobs(),
         n => n,
     };
-
-    {
-        let _lock = lock::lock(&source)?;
-        if prepare::missing(&source).is_some() {
-            prepare::prepare(&source, &config, jobs)?;
-        }
-    }
-    check_config(&source, &config)?;
     Ok(Kernel {
         source,
         kbuild,
@@ -99,6 +90,28 @@ pub fn resolve(opts: &KernelOptions) -> anyhow::Result<Kernel> {
         release,
         jobs,
     })
+}
+
+impl Kernel {
+    /// Prepares the source tree for single-object builds, once (`make olddefconfig
+    /// modules_prepare` from the config, said on stderr: it takes a while), and checks that a
+    /// prepared tree's `.config` agrees with the target's config in every option the config sets
+    /// (the error names what differs, and the fix). Slow the first time, so the plan checks every
+    /// option before it.
+    pub fn prepare(&self) -> anyhow::Result<()> {
+        {
+            let _lock = lock::lock(&self.source)?;
+            if prepare::missing(&self.source).is_some() {
+                prepare::prepare(&self.source, &self.config, self.jobs)?;
+            }
+        }
+        check_config(&self.source, &self.config)
+    }
+}
+
+/// Parallel make jobs when `-j` is not given: one per CPU.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// A built tree: `make` ran to the end, so it has the image and the exports.

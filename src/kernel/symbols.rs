@@ -21,6 +21,7 @@ pub use neighbours::Support;
 use neighbours::{run_of, support};
 
 /// The symbols of vmlinux and of modules, each in the order livepatch counts them.
+#[derive(Clone)]
 pub struct SymbolListing {
     origin: PathBuf,
     objects: HashMap<String, ObjectSymbols>,
@@ -211,7 +212,7 @@ struct Entry {
     file: Option<u32>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct ObjectSymbols {
     /// In counting order.
     entries: Vec<Entry>,

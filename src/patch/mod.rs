@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use refuse::{Change, Verdict};
 
 /// The result of the patch stage.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PatchSet {
     /// The patches, in the order given (and applied).
     pub fixes: Vec<Fix>,
@@ -27,13 +27,11 @@ pub struct PatchSet {
     pub files: Vec<TouchedFile>,
 }
 
-/// One patch file.
-#[derive(Debug, Clone)]
+/// One fix: a patch file, as the report, the manifest and `check` name it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Fix {
     /// The file stem (`0001-proc-fix` for `0001-proc-fix.patch`).
     pub name: String,
-    /// The patch file as given.
-    pub path: PathBuf,
     /// sha256 of the patch file's bytes, lower-case hex.
     pub sha256: String,
     /// The mail `Subject:` without `[PATCH ...]`, else the first line.
@@ -41,7 +39,7 @@ pub struct Fix {
 }
 
 /// One file the patches change.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TouchedFile {
     /// Relative to the source tree (`fs/proc/cmdline.c`).
     pub path: PathBuf,
@@ -61,10 +59,10 @@ struct Planned {
     used: Vec<(String, usize)>,
 }
 
-/// Applies `diffs` in order to copies of the files they touch under `work_dir/1-patch/` (the tree
-/// itself is never written).
-pub fn run(diffs: &[PathBuf], source: &Path, work_dir: &Path) -> anyhow::Result<PatchSet> {
-    let stage = work_dir.join("1-patch");
+/// Applies `diffs` in order to copies of the files they touch under `stage_dir` (the work dir's
+/// `1-patch/`; the tree itself is never written).
+pub fn run(diffs: &[PathBuf], source: &Path, stage_dir: &Path) -> anyhow::Result<PatchSet> {
+    let stage = stage_dir.to_path_buf();
     if stage.exists() {
         std::fs::remove_dir_all(&stage).with_context(|| format!("clearing {}", stage.display()))?;
     }
@@ -83,7 +81,6 @@ pub fn run(diffs: &[PathBuf], source: &Path, work_dir: &Path) -> anyhow::Result<
                 || diff.display().to_string(),
                 |s| s.to_string_lossy().into_owned(),
             ),
-            path: diff.clone(),
             sha256: Sha256::digest(&bytes)
                 .iter()
                 .map(|b| format!("{b:02x}"))

@@ -9,6 +9,12 @@ use std::sync::Once;
 /// The exit code of a process ended by Ctrl-C (128 + SIGINT), as shells report it.
 pub const EXIT_INTERRUPTED: i32 = 130;
 
+/// The error of a run stopped by a signal, after the tree was restored; `main` exits with
+/// [`EXIT_INTERRUPTED`] for it.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted{0}")]
+pub struct Interrupted(pub String);
+
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static MODIFYING: AtomicUsize = AtomicUsize::new(0);
 static INSTALL: Once = Once::new();

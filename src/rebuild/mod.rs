@@ -1,7 +1,7 @@
 //! Stage 2, build: `Kernel` + `PatchSet` -> [`BuiltObjects`]: the original and patched `.o` of
 //! every translation unit the patch touches, rebuilt as kbuild single targets with
 //! `-ffunction-sections -fdata-sections`, each with its klp object; copies under
-//! `<work>/2-build/{orig,patched}/`. Invariant: the source tree is as it was afterwards (sources,
+//! `<work>/2-rebuild/{orig,patched}/`. Invariant: the source tree is as it was afterwards (sources,
 //! objects and `.cmd` files, content and mtime), whether the build succeeds, fails, panics or is
 //! interrupted.
 
@@ -23,7 +23,9 @@ use make::Outcome;
 
 /// The livepatch object that a rebuilt `.o` belongs to: `vmlinux`, or a module (its name with
 /// `-` as `_`, as the kernel's `klp_object.name` wants it).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum KlpObject {
     /// Built into the kernel image (`-DMODULE` absent from its compile command).
     Vmlinux,
@@ -42,22 +44,22 @@ impl KlpObject {
 }
 
 /// The result of the build stage.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct BuiltObjects {
     /// One pair per rebuilt object, in the order of the patch's files.
     pub pairs: Vec<ObjectPair>,
 }
 
 /// One translation unit, built from the original and from the patched source.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ObjectPair {
     /// The object, relative to the tree (`fs/proc/cmdline.o`).
     pub object: PathBuf,
     /// The `.c` it is compiled from, relative to the tree.
     pub source_file: PathBuf,
-    /// Built from the original source, under `<work>/2-build/orig/`.
+    /// Built from the original source, under `<work>/2-rebuild/orig/`.
     pub orig: PathBuf,
-    /// Built from the patched source, under `<work>/2-build/patched/`.
+    /// Built from the patched source, under `<work>/2-rebuild/patched/`.
     pub patched: PathBuf,
     /// Where its code runs: vmlinux or a module.
     pub klp_object: KlpObject,
@@ -91,9 +93,10 @@ pub fn recover_interrupted(source: &Path) -> anyhow::Result<()> {
 
 /// Rebuilds the touched translation units, original first, then with the patched copies swapped
 /// into the tree; see the module doc.
-pub fn run(target: &Kernel, patch: &PatchSet, work_dir: &Path) -> anyhow::Result<BuiltObjects> {
+/// `stage_dir` is the work dir's `2-rebuild/`.
+pub fn run(target: &Kernel, patch: &PatchSet, stage_dir: &Path) -> anyhow::Result<BuiltObjects> {
     interrupt::install();
-    let stage = work_dir.join("2-build");
+    let stage = stage_dir.to_path_buf();
     let saved = target.source.join(SAVED_DIR);
     let _lock = crate::kernel::lock::lock(&target.source)?;
     guard::recover(&saved, &target.source)?;
@@ -163,7 +166,7 @@ fn build_once(
         "patched"
     };
     if interrupt::interrupted() {
-        bail!("interrupted");
+        return Err(interrupt::Interrupted(String::new()).into());
     }
     // Removing the object forces make to compile it: an object left in the tree (by a killed
     // run, or by the user's own build without our KCFLAGS) must never pass for ours.
@@ -197,7 +200,11 @@ fn build_once(
     }
     match outcome {
         Outcome::Built => {}
-        Outcome::Interrupted => bail!("interrupted while building the {what} objects"),
+        Outcome::Interrupted => {
+            return Err(
+                interrupt::Interrupted(format!(" while building the {what} objects")).into(),
+            )
+        }
         Outcome::Failed(diagnostics) => {
             let note = if which == "patched" {
                 "\n  line numbers of unchanged lines are the original file's (klp-build adds #line directives to the \

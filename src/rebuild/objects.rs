@@ -54,7 +54,7 @@ pub fn plan(source: &Path, files: &[TouchedFile]) -> anyhow::Result<Vec<Planned>
                  (.<object>.o.cmd); {} has none (no vmlinux). Build the tree once (make -j{} in it), or pass a built \
                  tree as --source; or make the change in the .c files that use the header",
                 source.display(),
-                std::thread::available_parallelism().map_or(2, |n| n.get())
+                crate::kernel::default_jobs()
             ));
             continue;
         };

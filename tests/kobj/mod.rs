@@ -18,7 +18,9 @@ pub fn prepared(lab: &crate::support::Lab) {
             config: Some(lab.config.clone()),
             jobs: 2,
         };
-        klp_build::kernel::resolve(&opts).expect("prepare the lab's source tree");
+        klp_build::kernel::resolve(&opts)
+            .and_then(|k| k.prepare())
+            .expect("prepare the lab's source tree");
     });
 }
 

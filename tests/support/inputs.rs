@@ -20,13 +20,16 @@ pub fn patch(name: &str) -> PathBuf {
 /// The lab's tree resolved by the target stage with its headers (the config from `--kbuild`),
 /// two make jobs.
 pub fn target(lab: &Lab) -> Kernel {
-    kernel::resolve(&KernelOptions {
+    let k = kernel::resolve(&KernelOptions {
         source: lab.src.clone(),
         kbuild: Some(lab.kbuild.clone()),
         config: None,
         jobs: 2,
     })
-    .unwrap_or_else(|e| panic!("resolving the lab target: {e:#}"))
+    .unwrap_or_else(|e| panic!("resolving the lab target: {e:#}"));
+    k.prepare()
+        .unwrap_or_else(|e| panic!("preparing the lab target: {e:#}"));
+    k
 }
 
 /// `--diff <patch> --source --kbuild --config --symbols` of the lab, `--work-dir <work>` and

@@ -1,0 +1,374 @@
+//! The main job as a chain of typed stages: a [`Plan`] in, an [`Outcome`] out. Each stage
+//! borrows the previous stage's value and returns a new one, in its own folder of the work dir.
+//! Invariant: the pipeline prints nothing and exits nowhere; progress goes through [`Progress`],
+//! the result is a value, so it can run many times in one process (a matrix of targets, a bench).
+//!
+//! | # | stage | value | code |
+//! |---|---|---|---|
+//! | 0 | plan | [`Plan`]: options resolved and checked, the tree prepared | `plan`, `kernel` |
+//! | 1 | patch | `PatchSet`: fixes, copies of the touched files, `#line`-fixed | `patch::run` |
+//! | 2 | rebuild | `BuiltObjects`: orig/patched `.o` pairs, klp object of each | `rebuild::run` |
+//! | 3 | diff | `ObjectDiff` per pair: changed and new functions, refusals | `diff::run` |
+//! | 4 | resolve | `EmittedObject`s: output objects, bindings, klp relocation records | `emit::module::objects` |
+//! | 5 | emit | `Module`: kbuild link, `.klp.rela` rewrite, manifest | `emit::module::module` |
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::diff::{self, Finding, ObjectDiff};
+use crate::emit::manifest::{self, Manifest, ManifestFunc};
+use crate::emit::module::EmittedObject;
+use crate::emit::post_link::PostLink;
+use crate::kernel::symbols::SymbolListing;
+use crate::kernel::symvers::Exports;
+use crate::patch::Fix;
+use crate::plan::Plan;
+use crate::rebuild::{BuiltObjects, KlpObject};
+use crate::workdir::{Inputs, Stage, WorkDir};
+use crate::{emit, patch, rebuild};
+
+/// What a run ends with, besides errors (which are `Err`).
+#[derive(Debug)]
+pub enum Outcome {
+    /// The module was built and written to the plan's output.
+    Built(Box<BuildReport>),
+    /// The patches change no function's code: nothing to livepatch.
+    NoChange {
+        /// Why, naming the objects or files.
+        reason: String,
+        /// The diff report, when objects were compared.
+        report: String,
+    },
+    /// Changes that cannot be livepatched, all of them.
+    Refused {
+        /// The refusals.
+        findings: Vec<Finding>,
+        /// The diff report.
+        report: String,
+    },
+}
+
+/// Where the pipeline says what it is doing; the presenter decides how it looks.
+pub trait Progress {
+    /// A stage starts.
+    fn stage(&mut self, name: &str);
+    /// Something worth saying within a stage.
+    fn note(&mut self, message: &str);
+}
+
+/// Progress that goes nowhere (for callers that only want the value).
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn stage(&mut self, _: &str) {}
+    fn note(&mut self, _: &str) {}
+}
+
+/// Wall time of each stage, for the report and the benchmark.
+#[derive(Debug, Default, Serialize)]
+pub struct Timings(pub Vec<(String, f64)>);
+
+impl Timings {
+    fn time<T>(
+        &mut self,
+        stage: &str,
+        progress: &mut dyn Progress,
+        f: impl FnOnce() -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        progress.stage(stage);
+        let t = Instant::now();
+        let r = f();
+        self.0.push((stage.to_string(), t.elapsed().as_secs_f64()));
+        r
+    }
+}
+
+/// The report of a built module.
+#[derive(Debug, Serialize)]
+pub struct BuildReport {
+    /// Module name as `insmod` and sysfs know it (`-` as `_`).
+    pub name: String,
+    /// The module written.
+    pub module: PathBuf,
+    /// Kernel release the module is built for.
+    pub kernel_release: String,
+    /// The manifest stored in the module.
+    pub manifest: Manifest,
+    /// The fixes inside.
+    pub fixes: Vec<Fix>,
+    /// Per object: functions, bindings, warnings.
+    pub objects: Vec<EmittedObject>,
+    /// Klp relocation sections and symbols created.
+    pub post_link: PostLink,
+    /// The diff report, per object.
+    #[serde(skip)]
+    pub diff_report: String,
+    /// The work dir, when kept.
+    pub work_dir: Option<PathBuf>,
+    /// Wall time per stage, in seconds.
+    pub timings: Timings,
+}
+
+/// Runs stages 1-5 of `plan`; see the module doc.
+pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> {
+    let total = Instant::now();
+    let mut t = Timings::default();
+    let work = WorkDir::open(&plan.work_dir, plan.resume_from, &inputs(plan)?)?;
+    t.time("prepare", progress, || plan.kernel.prepare())?;
+    let source = &plan.kernel.source;
+
+    let patch = match work.reused::<patch::PatchSet>(Stage::Patch)? {
+        Some(p) => p,
+        None => {
+            rebuild::recover_interrupted(source)?;
+            let p = t.time("patch", progress, || {
+                patch::run(&plan.diffs, source, &work.dir(Stage::Patch)?)
+            })?;
+            work.complete(Stage::Patch, &p)?;
+            p
+        }
+    };
+    if patch.files.is_empty() {
+        return Ok(Outcome::NoChange {
+            reason: "the patches touch no file that is compiled into the kernel (documentation, tools or other \
+                     architectures only)"
+                .into(),
+            report: String::new(),
+        });
+    }
+    let built = match work.reused::<BuiltObjects>(Stage::Rebuild)? {
+        Some(b) => b,
+        None => {
+            let b = t.time("rebuild", progress, || {
+                rebuild::run(&plan.kernel, &patch, &work.dir(Stage::Rebuild)?)
+            })?;
+            work.complete(Stage::Rebuild, &b)?;
+            b
+        }
+    };
+
+    let diffs = t.time("diff", progress, || {
+        built
+            .pairs
+            .iter()
+            .map(|p| diff::run(&p.object, p.klp_object.clone(), &p.orig, &p.patched))
+            .collect::<anyhow::Result<Vec<_>>>()
+    })?;
+    let report: String = diffs.iter().map(ToString::to_string).collect();
+    let diff_dir = work.dir(Stage::Diff)?;
+    write(&diff_dir.join("report.txt"), report.as_bytes())?;
+    let refusals: Vec<Finding> = diffs
+        .iter()
+        .flat_map(|d| d.refusals.iter().cloned())
+        .collect();
+    if !refusals.is_empty() {
+        return Ok(Outcome::Refused {
+            findings: refusals,
+            report,
+        });
+    }
+    if diffs.iter().all(ObjectDiff::is_empty) {
+        let objects: Vec<String> = built
+            .pairs
+            .iter()
+            .map(|p| p.object.display().to_string())
+            .collect();
+        return Ok(Outcome::NoChange {
+            reason: format!(
+                "the patch changes no function's code in {}",
+                objects.join(", ")
+            ),
+            report,
+        });
+    }
+    work.complete(Stage::Diff, &())?;
+
+    let mut notes = Vec::new();
+    let (listing, exports) = t.time("symbols", progress, || {
+        let listing = with_module_listings(plan, &diffs, &mut notes)?;
+        let symvers = plan.kernel.kbuild.join("Module.symvers");
+        let exports = Exports::load(&symvers)
+            .with_context(|| format!("reading exports from {}", symvers.display()))?;
+        Ok((listing, exports))
+    })?;
+    for n in &notes {
+        progress.note(n);
+    }
+    let objects = t.time("resolve", progress, || {
+        emit::module::objects(&diffs, &listing, &exports, &work.dir(Stage::Objects)?)
+    })?;
+    work.complete(Stage::Objects, &())?;
+
+    let manifest = manifest_of(plan, &patch.fixes, &objects);
+    if !plan.previous.is_empty() {
+        if let Some(refused) = t.time("check", progress, || check_previous(plan, &manifest))? {
+            return Ok(refused);
+        }
+    }
+    let module = t.time("emit", progress, || {
+        emit::module::module(
+            &objects,
+            &plan.spec,
+            &plan.kernel.kbuild,
+            &work.dir(Stage::Kmod)?,
+            plan.kernel.jobs,
+        )
+    })?;
+    manifest::attach(&module.path, &manifest)?;
+    work.complete(Stage::Kmod, &())?;
+    std::fs::copy(&module.path, &plan.output).map_err(|e| {
+        anyhow::anyhow!(
+            "-o {}: {}; the built module is {} (the work dir is kept)",
+            plan.output.display(),
+            crate::plan::io_reason(&e),
+            module.path.display()
+        )
+    })?;
+    t.0.push(("total".into(), total.elapsed().as_secs_f64()));
+    let work_dir = if plan.keep_tmp {
+        Some(work.root().to_path_buf())
+    } else {
+        work.remove()?;
+        None
+    };
+    Ok(Outcome::Built(Box::new(BuildReport {
+        name: plan.spec.kernel_name(),
+        module: plan.output.clone(),
+        kernel_release: plan.kernel.release.clone(),
+        fixes: patch.fixes.clone(),
+        manifest,
+        objects,
+        post_link: module.post_link,
+        diff_report: report,
+        work_dir,
+        timings: t,
+    })))
+}
+
+/// What the kept stages depend on.
+fn inputs(plan: &Plan) -> anyhow::Result<Inputs> {
+    let sha = |p: &Path| -> anyhow::Result<String> {
+        let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+        Ok(Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect())
+    };
+    Ok(Inputs {
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        diffs: plan
+            .diffs
+            .iter()
+            .map(|d| sha(d))
+            .collect::<anyhow::Result<_>>()?,
+        source: plan.kernel.source.clone(),
+        config: sha(&plan.kernel.config)?,
+    })
+}
+
+fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The manifest of the module the plan builds from `objects`.
+fn manifest_of(plan: &Plan, fixes: &[Fix], objects: &[EmittedObject]) -> Manifest {
+    Manifest {
+        schema_version: manifest::SCHEMA_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        kernel_release: plan.kernel.release.clone(),
+        name: plan.spec.kernel_name(),
+        replace: plan.spec.replace.clone(),
+        states: plan.spec.states.clone(),
+        fixes: fixes.to_vec(),
+        functions: objects
+            .iter()
+            .flat_map(|o| o.funcs.iter())
+            .map(|f| ManifestFunc {
+                object: f.object.clone(),
+                name: f.name.clone(),
+                sympos: f.sympos,
+            })
+            .collect(),
+    }
+}
+
+/// `--previous`: the kernel's load rules applied to the new manifest after its predecessors.
+fn check_previous(plan: &Plan, manifest: &Manifest) -> anyhow::Result<Option<Outcome>> {
+    let _ = manifest;
+    anyhow::bail!(
+        "--previous {}: the release check is not part of this klp-build yet; run without --previous",
+        plan.previous[0].display()
+    )
+}
+
+/// The plan's listing, plus the symbols of each patched module from its `.ko` when the listing
+/// lacks them (a /proc/kallsyms captured while the module was not loaded): the `.ko`'s symbol
+/// table order is the order the kernel counts sympos in once it is loaded. Every missing module
+/// is reported in one error.
+fn with_module_listings(
+    plan: &Plan,
+    diffs: &[ObjectDiff],
+    notes: &mut Vec<String>,
+) -> anyhow::Result<SymbolListing> {
+    let mut listing = plan.listing.clone();
+    let mut missing = Vec::new();
+    for d in diffs {
+        let KlpObject::Module(m) = &d.klp_object else {
+            continue;
+        };
+        if d.is_empty() || listing.has_object(m) {
+            continue;
+        }
+        match find_module(&plan.modules, m) {
+            Ok(ko) => {
+                notes.push(format!("symbols of module {m} from {}", ko.display()));
+                listing.add_module(m, &ko)?;
+            }
+            Err(e) => missing.push(format!("{e:#}")),
+        }
+    }
+    if !missing.is_empty() {
+        anyhow::bail!("{}", missing.join("\n"));
+    }
+    Ok(listing)
+}
+
+/// `<dir>/**/<name>.ko`, where `-` and `_` in file names are the same (as modprobe treats them).
+fn find_module(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let mut stack = vec![dir.to_path_buf()];
+    let mut compressed = None;
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let file = e.file_name().to_string_lossy().replace('-', "_");
+            if file == format!("{name}.ko") {
+                return Ok(path);
+            }
+            if file.starts_with(&format!("{name}.ko.")) {
+                compressed = Some(path);
+            }
+        }
+    }
+    if let Some(c) = compressed {
+        anyhow::bail!(
+            "module {name}: {} is compressed; decompress it (xz -dk, zstd -d) into a directory and pass that as --modules",
+            c.display()
+        );
+    }
+    anyhow::bail!(
+        "module {name}: no {name}.ko under {}; pass --modules with the target kernel's modules (its /lib/modules/<release>, \
+         or lib/modules/<release> of its unpacked linux-image package), or a --symbols listing captured with the module loaded",
+        dir.display()
+    )
+}

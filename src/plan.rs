@@ -1,0 +1,428 @@
+//! Stage 0, the plan: the command line -> [`Plan`], every default resolved once and every option
+//! checked, cheapest first, before anything slow runs. Input: [`BuildArgs`]. Output: a `Plan` the
+//! pipeline reads and never second-guesses. Invariant: an option that names a missing, unreadable
+//! or wrong file is an error that names the option and the path, raised before the first compile
+//! (a typo in `--symbols` must not cost a tree preparation and two object builds first).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+
+use crate::cli::{BuildArgs, ReportFormat};
+use crate::emit::spec::{self, ModuleSpec, ReplaceMode, ReplaceRequest};
+use crate::kernel::config::KConfig;
+use crate::kernel::livepatch_api::LivepatchApi;
+use crate::kernel::symbols::SymbolListing;
+use crate::kernel::{self, Kernel, KernelOptions};
+use crate::workdir::Stage;
+
+/// Everything the pipeline needs, resolved.
+pub struct Plan {
+    /// The patches, in order, each an existing readable file.
+    pub diffs: Vec<PathBuf>,
+    /// The target kernel: source tree (prepared), kbuild dir, config, release, jobs.
+    pub kernel: Kernel,
+    /// What the target's `struct klp_patch` can do.
+    pub api: LivepatchApi,
+    /// The symbol source (`--symbols` or its default).
+    pub symbols: PathBuf,
+    /// Its listing, read once.
+    pub listing: SymbolListing,
+    /// Where the target's `.ko` files are (`--modules` or `/lib/modules/<release>`).
+    pub modules: PathBuf,
+    /// Name, replace mode and states of the module.
+    pub spec: ModuleSpec,
+    /// Where the module is written.
+    pub output: PathBuf,
+    /// The work dir (absolute).
+    pub work_dir: PathBuf,
+    /// Keep the work dir after success.
+    pub keep_tmp: bool,
+    /// Reuse the completed stages before this one from a kept work dir.
+    pub resume_from: Option<Stage>,
+    /// Predecessor modules to check the new one against (`--previous`).
+    pub previous: Vec<PathBuf>,
+    /// Fixes the new release may drop (`--allow-drop`).
+    pub allow_drop: Vec<String>,
+    /// The report format.
+    pub report: ReportFormat,
+}
+
+/// A usage error: the command line asks for something impossible or incomplete (exit 2, like
+/// clap's own usage errors).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+impl Plan {
+    /// Resolves and checks `args`; see the module doc for the order.
+    pub fn resolve(args: &BuildArgs) -> anyhow::Result<Plan> {
+        // Cheap and local first: the command line itself, then files named on it.
+        if args.diffs.is_empty() {
+            return Err(UsageError(
+                "nothing to do: give at least one --diff FILE (a patch to turn into a livepatch module; see --help)"
+                    .into(),
+            )
+            .into());
+        }
+        let diffs = args
+            .diffs
+            .iter()
+            .map(|d| readable_file(d, "--diff"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let name = match &args.name {
+            Some(n) => {
+                spec::check_module_name(n).context("--name")?;
+                n.clone()
+            }
+            None => spec::default_module_name(&args.diffs[0]),
+        };
+        let output = args
+            .output
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("{name}.ko")));
+        check_output(&output)?;
+        let work_dir = check_work_dir(&args.work_dir, args.resume_from.is_some())?;
+        if let Some(c) = &args.config {
+            readable_file(c, "--config")?;
+        }
+        if let Some(s) = &args.symbols {
+            readable_file(s, "--symbols")?;
+        }
+        if let Some(m) = &args.modules {
+            if !m.is_dir() {
+                bail!("--modules {}: no such directory; pass the target kernel's /lib/modules/<release>", m.display());
+            }
+        }
+        for p in &args.previous {
+            readable_file(p, "--previous")?;
+        }
+        if !args.allow_drop.is_empty() && args.previous.is_empty() {
+            return Err(UsageError(
+                "--allow-drop names a fix a predecessor carried: give the predecessor with --previous OLD.ko".into(),
+            )
+            .into());
+        }
+        let mut states = args.states.clone();
+        states.sort();
+        if let Some(w) = states.windows(2).find(|w| w[0].id == w[1].id) {
+            return Err(UsageError(format!(
+                "--state {:#x} is given twice; give each state id once",
+                w[0].id
+            ))
+            .into());
+        }
+
+        // The target: paths and release (no compile; preparing the tree comes later).
+        let kernel = kernel::resolve(&KernelOptions {
+            source: args.source.clone(),
+            kbuild: args.kbuild.clone(),
+            config: args.config.clone(),
+            jobs: args.jobs.unwrap_or(0),
+        })?;
+        check_config(&kernel, args.config.is_some())?;
+        let api = LivepatchApi::detect(&kernel.kbuild, &kernel.source)?;
+        let replace = ReplaceMode::resolve(
+            &ReplaceRequest {
+                set: args.replace_set,
+                supersedes: args.supersedes.clone(),
+                no_replace: args.no_replace,
+            },
+            &api,
+        )?;
+        if !states.is_empty() && !api.states {
+            bail!(
+                "--state: the target kernel's struct klp_patch has no `states` (klp_state arrived in 5.5); build \
+                 without --state"
+            );
+        }
+        let symbols = match &args.symbols {
+            Some(p) => p.clone(),
+            None => default_symbols(&kernel)?,
+        };
+        let listing = SymbolListing::load(&symbols)
+            .with_context(|| format!("--symbols {}", symbols.display()))?;
+        check_symbols_release(&symbols, &kernel.release)?;
+        let modules = args
+            .modules
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("/lib/modules/{}", kernel.release)));
+        Ok(Plan {
+            diffs,
+            kernel,
+            api,
+            symbols,
+            listing,
+            modules,
+            spec: ModuleSpec {
+                name,
+                replace,
+                states,
+            },
+            output,
+            work_dir,
+            keep_tmp: args.keep_tmp,
+            resume_from: args.resume_from,
+            previous: args.previous.clone(),
+            allow_drop: args.allow_drop.clone(),
+            report: args.report,
+        })
+    }
+}
+
+/// An existing regular file that can be opened.
+fn readable_file(path: &Path, option: &str) -> anyhow::Result<PathBuf> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| anyhow::anyhow!("{option} {}: {}", path.display(), io_reason(&e)))?;
+    if meta.is_dir() {
+        bail!("{option} {}: is a directory; give a file", path.display());
+    }
+    std::fs::File::open(path)
+        .map_err(|e| anyhow::anyhow!("{option} {}: {}", path.display(), io_reason(&e)))?;
+    Ok(path.to_path_buf())
+}
+
+/// An I/O error's reason without the `(os error N)` suffix, for messages that name the path
+/// themselves.
+pub fn io_reason(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// `-o`: its directory exists and is writable (checked by creating and removing a file there),
+/// and it is not a directory itself.
+fn check_output(output: &Path) -> anyhow::Result<()> {
+    if output.is_dir() {
+        bail!(
+            "-o {}: is a directory; give the module's file name (e.g. {}/livepatch-fix.ko)",
+            output.display(),
+            output.display()
+        );
+    }
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        bail!(
+            "-o {}: the directory {} does not exist; create it first",
+            output.display(),
+            dir.display()
+        );
+    }
+    let probe = tempfile::Builder::new()
+        .prefix(".klp-build-probe")
+        .tempfile_in(&dir)
+        .and_then(|mut f| f.write_all(b"").map(|()| f));
+    if let Err(e) = probe {
+        bail!(
+            "-o {}: cannot write in {}: {}",
+            output.display(),
+            dir.display(),
+            io_reason(&e)
+        );
+    }
+    Ok(())
+}
+
+/// `--work-dir`: a directory or nothing yet, never a file; absolute. With `--resume-from` it must
+/// exist.
+fn check_work_dir(dir: &Path, resuming: bool) -> anyhow::Result<PathBuf> {
+    if dir.exists() && !dir.is_dir() {
+        bail!(
+            "--work-dir {}: is a file; give a directory (klp-build creates it)",
+            dir.display()
+        );
+    }
+    if resuming && !dir.is_dir() {
+        bail!(
+            "--resume-from: the work dir {} does not exist; run once with --keep-tmp first",
+            dir.display()
+        );
+    }
+    let abs = std::path::absolute(dir).with_context(|| format!("--work-dir {}", dir.display()))?;
+    Ok(abs)
+}
+
+/// `--config` (or the kbuild dir's `.config`) must be a kernel config for the kbuild tree's
+/// version, with livepatch on: a config of another kernel gives objects with other struct layouts.
+fn check_config(kernel: &Kernel, given: bool) -> anyhow::Result<()> {
+    let option = if given {
+        "--config"
+    } else {
+        "the kbuild dir's .config"
+    };
+    let text = std::fs::read(&kernel.config)
+        .map_err(|e| anyhow::anyhow!("{option} {}: {}", kernel.config.display(), io_reason(&e)))?;
+    let text = String::from_utf8_lossy(&text);
+    let config = KConfig::parse(&text);
+    if config.get("CONFIG_CC_VERSION_TEXT").is_none() && config.options.len() < 10 {
+        bail!(
+            "{option} {}: not a kernel config (no CONFIG_ options); pass the target's .config, e.g. /boot/config-<release>",
+            kernel.config.display()
+        );
+    }
+    if config.get("CONFIG_LIVEPATCH") != Some("y") {
+        bail!(
+            "{option} {}: CONFIG_LIVEPATCH is not set; the target kernel cannot load livepatch modules",
+            kernel.config.display()
+        );
+    }
+    // "# Linux/x86 6.1.192 Kernel Configuration" against the kbuild dir's kernel.release
+    // ("6.1.192", or "7.2.13-dirty" in a built tree): compare the numeric version.
+    let config_version = text.lines().take(8).find_map(|l| {
+        let rest = l.strip_prefix("# Linux/")?;
+        let v = rest.split_whitespace().nth(1)?;
+        rest.ends_with("Kernel Configuration")
+            .then(|| v.to_string())
+    });
+    let kbuild_version =
+        std::fs::read_to_string(kernel.kbuild.join("include/config/kernel.release")).ok();
+    if let (Some(c), Some(k)) = (config_version, kbuild_version) {
+        if numeric_version(&c) != numeric_version(k.trim()) {
+            bail!(
+                "{option} {} is for Linux {c} but the kbuild dir {} is {}; pass the config of the kernel the \
+                 headers belong to",
+                kernel.config.display(),
+                kernel.kbuild.display(),
+                k.trim()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `6.1.192` of `6.1.192-dirty` or `6.1.192+deb12`.
+fn numeric_version(v: &str) -> &str {
+    let end = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    v[..end].trim_end_matches('.')
+}
+
+/// An ELF vmlinux says its release in `linux_banner` ("Linux version 6.1.0-56-amd64 (...)"); a
+/// text listing cannot tell.
+fn check_symbols_release(path: &Path, release: &str) -> anyhow::Result<()> {
+    let Some(banner) = vmlinux_release(path)? else {
+        return Ok(());
+    };
+    if banner != release {
+        bail!(
+            "--symbols {} is the vmlinux of {banner}, but the target (the kbuild dir) is {release}; pass the \
+             target kernel's vmlinux or symbol listing",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// The release in an ELF vmlinux's `linux_banner` (`Linux version <release> (`), or `None` for
+/// a text listing or an image without a banner. Streams the file: a distro `-dbg` vmlinux is
+/// hundreds of megabytes.
+fn vmlinux_release(path: &Path) -> anyhow::Result<Option<String>> {
+    use std::io::Read as _;
+    const NEEDLE: &[u8] = b"Linux version ";
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| anyhow::anyhow!("--symbols {}: {}", path.display(), io_reason(&e)))?;
+    let mut magic = [0u8; 4];
+    if f.read_exact(&mut magic).is_err() || &magic != b"\x7fELF" {
+        return Ok(None);
+    }
+    let mut buf = vec![0u8; 1 << 20];
+    let mut have = 0;
+    loop {
+        // Fill the buffer (or reach the end), then look for the banner in it.
+        let mut eof = false;
+        while have < buf.len() {
+            let n = f
+                .read(&mut buf[have..])
+                .with_context(|| format!("--symbols {}", path.display()))?;
+            if n == 0 {
+                eof = true;
+                break;
+            }
+            have += n;
+        }
+        if let Some(i) = memchr::memmem::find(&buf[..have], NEEDLE) {
+            let rest = &buf[i + NEEDLE.len()..have];
+            if let Some(end) = rest.iter().position(|&b| b == b' ' || b == 0) {
+                return Ok(Some(String::from_utf8_lossy(&rest[..end]).into_owned()));
+            }
+        }
+        if eof {
+            return Ok(None);
+        }
+        // Keep a tail that may hold the start of the banner, and read on after it.
+        let keep = 256.min(have);
+        buf.copy_within(have - keep..have, 0);
+        have = keep;
+    }
+}
+
+/// Without `--symbols`: the built tree's vmlinux, else this machine's /proc/kallsyms when it runs
+/// the target release.
+fn default_symbols(kernel: &Kernel) -> anyhow::Result<PathBuf> {
+    let vmlinux = kernel.kbuild.join("vmlinux");
+    if vmlinux.exists() {
+        return Ok(vmlinux);
+    }
+    let running = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    if running.trim() == kernel.release {
+        return Ok(PathBuf::from("/proc/kallsyms"));
+    }
+    bail!(
+        "no symbol listing for kernel {}: pass --symbols with its vmlinux, System.map, or a /proc/kallsyms \
+         captured on a machine running it (as root, with kernel.kptr_restrict=0)",
+        kernel.release
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_version_drops_local_suffixes() {
+        assert_eq!(numeric_version("6.1.192"), "6.1.192");
+        assert_eq!(numeric_version("7.2.13-dirty"), "7.2.13");
+        assert_eq!(numeric_version("6.12.117+deb12"), "6.12.117");
+    }
+
+    #[test]
+    fn io_reason_has_no_os_error_suffix() {
+        let e = std::fs::metadata("/nonexistent/klp-build").unwrap_err();
+        assert_eq!(io_reason(&e), "No such file or directory");
+    }
+
+    #[test]
+    fn output_in_a_missing_directory_is_refused_before_anything_runs() {
+        let e = check_output(Path::new("/nonexistent/dir/x.ko"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("-o /nonexistent/dir/x.ko") && e.contains("does not exist"),
+            "{e}"
+        );
+        let d = tempfile::tempdir().unwrap();
+        assert!(check_output(&d.path().join("x.ko")).is_ok());
+        assert!(check_output(d.path())
+            .unwrap_err()
+            .to_string()
+            .contains("is a directory"));
+    }
+
+    #[test]
+    fn work_dir_that_is_a_file_is_refused() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let e = check_work_dir(f.path(), false).unwrap_err().to_string();
+        assert!(e.contains("--work-dir") && e.contains("is a file"), "{e}");
+        let e = check_work_dir(Path::new("/nonexistent/klp-tmp"), true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--resume-from"), "{e}");
+    }
+}

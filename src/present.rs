@@ -1,0 +1,176 @@
+//! What the user sees: progress on stderr, the report on stdout (text or JSON), and the exit code
+//! of an outcome or error. Input: stage values and errors. Output: text and an exit code.
+//! Invariant: the only place that prints a build's result and decides its exit code; reports are
+//! rendered from values, never scraped from tool output.
+
+use std::io::IsTerminal as _;
+
+use serde::Serialize;
+
+use crate::cli::ReportFormat;
+use crate::diff::Finding;
+use crate::pipeline::{BuildReport, Outcome, Progress};
+
+/// Exit code: the patches change no function's code.
+pub const EXIT_NO_CHANGE: u8 = 3;
+/// Exit code: a usage error (clap's own code).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: interrupted (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// An error that carries its own exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ExitError {
+    /// The exit code.
+    pub code: u8,
+    /// The message.
+    pub message: String,
+}
+
+/// The exit code for an error: usage errors 2, interruptions 130, errors that carry a code
+/// theirs, everything else 1.
+pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<crate::plan::UsageError>().is_some() {
+        return EXIT_USAGE;
+    }
+    if e.chain().any(|c| {
+        c.downcast_ref::<crate::rebuild::interrupt::Interrupted>()
+            .is_some()
+    }) {
+        return EXIT_INTERRUPTED;
+    }
+    e.downcast_ref::<ExitError>().map_or(1, |x| x.code)
+}
+
+/// Progress as lines on stderr: `klp-build: rebuild...`. On a terminal the stage lines carry the
+/// time since the start, so a slow stage shows where the time goes.
+pub struct StderrProgress {
+    start: std::time::Instant,
+    terminal: bool,
+}
+
+impl StderrProgress {
+    /// Progress that starts now.
+    pub fn new() -> Self {
+        StderrProgress {
+            start: std::time::Instant::now(),
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+}
+
+impl Default for StderrProgress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Progress for StderrProgress {
+    fn stage(&mut self, name: &str) {
+        if self.terminal {
+            eprintln!(
+                "klp-build: [{:5.1}s] {name}...",
+                self.start.elapsed().as_secs_f64()
+            );
+        } else {
+            eprintln!("klp-build: {name}...");
+        }
+    }
+
+    fn note(&mut self, message: &str) {
+        eprintln!("klp-build: {message}");
+    }
+}
+
+/// The JSON document of a run that built nothing.
+#[derive(Serialize)]
+struct NotBuilt<'a> {
+    outcome: &'static str,
+    reason: &'a str,
+    findings: &'a [Finding],
+}
+
+/// Prints the outcome's report and returns its exit code; a refusal's findings go to stderr as
+/// the error (and into the JSON report).
+pub fn outcome(o: &Outcome, format: ReportFormat) -> anyhow::Result<u8> {
+    match o {
+        Outcome::Built(r) => {
+            match format {
+                ReportFormat::Json => println!("{}", serde_json::to_string_pretty(r)?),
+                ReportFormat::Text => print!("{}{}", r.diff_report, build_text(r)),
+            }
+            Ok(0)
+        }
+        Outcome::NoChange { reason, report } => {
+            match format {
+                ReportFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&NotBuilt {
+                        outcome: "no_change",
+                        reason,
+                        findings: &[]
+                    })?
+                ),
+                ReportFormat::Text => print!("{report}"),
+            }
+            Err(ExitError {
+                code: EXIT_NO_CHANGE,
+                message: format!("no functional change: {reason}; nothing to livepatch"),
+            }
+            .into())
+        }
+        Outcome::Refused { findings, report } => {
+            match format {
+                ReportFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&NotBuilt {
+                        outcome: "refused",
+                        reason: "changes that cannot be livepatched",
+                        findings
+                    })?
+                ),
+                ReportFormat::Text => print!("{report}"),
+            }
+            Err(crate::diff::Refused(findings.clone()).into())
+        }
+    }
+}
+
+/// The text report of a built module, after the diff report.
+pub fn build_text(r: &BuildReport) -> String {
+    let mut s = String::new();
+    s.push_str(&format!("replace: {}\n", r.manifest.replace.describe()));
+    for st in &r.manifest.states {
+        s.push_str(&format!("state {:#x} version {}\n", st.id, st.version));
+    }
+    for o in &r.objects {
+        for f in &o.funcs {
+            s.push_str(&format!(
+                "patched {}:{},{} ({})\n",
+                f.object, f.name, f.sympos, f.why
+            ));
+        }
+        for (n, b) in &o.bindings {
+            if let Some(k) = b.klp_symbol() {
+                s.push_str(&format!("klp symbol {k} (for {n})\n"));
+            }
+        }
+        for w in &o.warnings {
+            s.push_str(&format!("warning: {w}\n"));
+        }
+    }
+    s.push_str("time:");
+    for (st, secs) in &r.timings.0 {
+        s.push_str(&format!(" {st} {secs:.1}s"));
+    }
+    if let Some(w) = &r.work_dir {
+        s.push_str(&format!("\nwork dir kept: {}", w.display()));
+    }
+    s.push_str(&format!(
+        "\nbuilt {} for {}\n",
+        r.module.display(),
+        r.kernel_release
+    ));
+    s
+}
