@@ -352,7 +352,7 @@ fn refused_before_any_stage(
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path().join("klp-tmp");
     let mut args = support::inputs::klp_build_args(
-        &lab,
+        lab,
         &support::inputs::patch("cmdline.patch"),
         &work,
         &tmp.path().join("out.ko"),
@@ -428,7 +428,7 @@ fn work_dir_that_is_a_file_is_refused_before_anything_runs() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let mut args = support::inputs::klp_build_args(
-        &lab,
+        lab,
         &support::inputs::patch("cmdline.patch"),
         &path,
         &tmp.path().join("o.ko"),
