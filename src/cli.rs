@@ -74,7 +74,7 @@ pub struct BuildArgs {
     /// Kernel source tree to rebuild single objects in.
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub source: PathBuf,
-    /// Tree to link the module against (default: --source when built, else /lib/modules/<release>/build).
+    /// Tree to link the module against (default: --source when built, else `/lib/modules/<release>/build`).
     #[arg(long, value_name = "DIR")]
     pub kbuild: Option<PathBuf>,
     /// Kernel .config (default: the .config of --kbuild).
@@ -84,13 +84,13 @@ pub struct BuildArgs {
     #[arg(long, value_name = "FILE")]
     pub symbols: Option<PathBuf>,
     /// The target kernel's modules, searched for `<name>.ko` when a patch touches a loadable module
-    /// that the symbol listing lacks (default: /lib/modules/<release>).
+    /// that the symbol listing lacks (default: `/lib/modules/<release>`).
     #[arg(long, value_name = "DIR")]
     pub modules: Option<PathBuf>,
     /// Module name (default: livepatch-<first patch's file stem>).
     #[arg(long)]
     pub name: Option<String>,
-    /// Output module path (default: <name>.ko in the current directory).
+    /// Output module path (default: `<name>.ko` in the current directory).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Work directory for the stages' files.

@@ -122,6 +122,7 @@ impl Plan {
             jobs: args.jobs.unwrap_or(0),
         })?;
         check_config(&kernel, args.config.is_some())?;
+        kernel::compiler::check(&KConfig::read(&kernel.config)?, "gcc")?;
         let api = LivepatchApi::detect(&kernel.kbuild, &kernel.source)?;
         let replace = ReplaceMode::resolve(
             &ReplaceRequest {

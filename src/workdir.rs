@@ -19,14 +19,18 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     /// Copies of the touched files, patched, with `#line` directives.
+    #[value(skip)]
     Patch,
     /// The original and patched objects.
     Rebuild,
     /// The diff report.
     Diff,
-    /// The output objects, resolved.
+    /// The output objects, resolved. (Not a `--resume-from` point: the stages after the rebuild
+    /// take seconds and are always redone from the reused objects.)
+    #[value(skip)]
     Objects,
     /// The module's kbuild dir.
+    #[value(skip)]
     Kmod,
 }
 

@@ -467,3 +467,31 @@ fn same_state_twice_is_a_usage_error() {
         &["--state 0x7 is given twice"],
     );
 }
+
+#[test]
+fn io_error_names_the_path_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing.o");
+    let other = tmp.path().join("patched.o");
+    let run = klp_build(
+        tmp.path(),
+        &["diff".as_ref(), missing.as_os_str(), other.as_os_str()],
+    );
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    let shown = missing.display().to_string();
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("klp-build: error: "))
+        .expect("an error line");
+    assert_eq!(
+        line.matches(shown.as_str()).count(),
+        1,
+        "the path is said once: {line}"
+    );
+    assert_eq!(
+        line.matches("No such file or directory").count(),
+        1,
+        "the reason is said once: {line}"
+    );
+}

@@ -112,7 +112,7 @@ fn not_a_kernel_tree() {
         resolve_prepared(&opts(&dir.path().join("nope"), None, None)).unwrap_err()
     );
     assert!(
-        err.contains("--source") && err.contains("no such directory"),
+        err.contains("--source") && err.contains("No such file or directory"),
         "{err}"
     );
 }

@@ -1,7 +1,7 @@
 //! Which functions and data changed. Input: the orig and patched objects and their [`Twins`].
 //! Output: the changed functions with the first difference found, the new functions, and the
 //! changed data. Invariant: a function is unchanged only when its bytes are equal and every
-//! relocation addresses the same thing in both objects ([`super::target`]); equality never depends
+//! relocation addresses the same thing in both objects ([`super::reloc_target`]); equality never depends
 //! on symbol indices, string offsets or section numbering.
 
 use std::collections::HashMap;

@@ -29,11 +29,11 @@ pub enum Error {
         what: String,
     },
     /// I/O error reading or writing the file.
-    #[error("{path}: {source}")]
+    #[error("{path}: {io}")]
     Io {
         /// The object file.
         path: String,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (in the message, not a `source`: `{:#}` would print it twice).
+        io: std::io::Error,
     },
 }

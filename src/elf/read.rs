@@ -18,9 +18,9 @@ use super::Error;
 
 /// Reads the object at `path`.
 pub fn read_file<R: Role>(path: &Path) -> Result<ElfObject<R>, Error> {
-    let data = std::fs::read(path).map_err(|source| Error::Io {
+    let data = std::fs::read(path).map_err(|io| Error::Io {
         path: path.display().to_string(),
-        source,
+        io,
     })?;
     parse(path, &data)
 }

@@ -23,9 +23,9 @@ impl<R: Role> ElfObject<R> {
     /// Serialises the object to `path`.
     pub fn write_to(&self, path: &Path) -> Result<(), Error> {
         let bytes = write(self)?;
-        std::fs::write(path, bytes).map_err(|source| Error::Io {
+        std::fs::write(path, bytes).map_err(|io| Error::Io {
             path: path.display().to_string(),
-            source,
+            io,
         })
     }
 }

@@ -1,7 +1,8 @@
-//! Stage 5, emit: diffs -> output objects on disk -> the kbuild-linked, post-link rewritten
-//! livepatch module. Input: the [`ObjectDiff`]s, the symbol listing and exports, the kbuild dir.
-//! Output: [`Emitted`], with the module path. Invariant: every problem of every object (clone,
-//! resolve) is reported together before anything is linked.
+//! Stages 4 and 5, resolve and emit: diffs -> output objects on disk ([`objects`], one
+//! [`EmittedObject`] each) -> the kbuild-linked, post-link rewritten livepatch module ([`module`],
+//! a [`Module`]). Input: the [`ObjectDiff`]s, the symbol listing and exports, the [`ModuleSpec`],
+//! the kbuild dir. Invariant: every problem of every object (extraction, resolution, sympos) is
+//! reported together, as one [`Refused`], before anything is linked.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! What the target kernel's livepatch API can do, read from its `include/linux/livepatch.h`.
 //! Input: the header's text. Output: [`LivepatchApi`]. Invariant: detection is one table of rows
-//! ([`REPLACE_ROWS`]), so a new kernel variant (the replace-set series was renamed once already)
+//! (`REPLACE_ROWS`), so a new kernel variant (the replace-set series was renamed once already)
 //! is one more row, not a rewrite; a header that matches no row is a kernel without atomic replace.
 
 use std::path::Path;

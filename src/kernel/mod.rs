@@ -120,8 +120,13 @@ pub fn is_built(tree: &Path) -> bool {
 }
 
 fn absolute_dir(path: &Path, option: &str) -> anyhow::Result<PathBuf> {
-    let abs = std::fs::canonicalize(path)
-        .with_context(|| format!("{option} {}: no such directory", path.display()))?;
+    let abs = std::fs::canonicalize(path).map_err(|e| {
+        anyhow::anyhow!(
+            "{option} {}: {}",
+            path.display(),
+            crate::plan::io_reason(&e)
+        )
+    })?;
     if !abs.is_dir() {
         bail!("{option} {}: not a directory", path.display());
     }

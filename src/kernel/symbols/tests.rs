@@ -188,6 +188,13 @@ fn bad_lines_are_named() {
     };
     let err = error("k", "ffffffff81000000 T a\nzzzz T b\n");
     assert!(err.starts_with("k:2: address \"zzzz\" is not hex"), "{err}");
+    // A binary file's "line" is cut short in the message.
+    let noise = "\u{1}x".repeat(5000);
+    let err = error("k", &noise);
+    assert!(
+        err.len() < 400 && err.contains("9920 more characters"),
+        "{err}"
+    );
     let err = error("k", "ffffffff81000000 T a\nffffffff80000000 T b\n");
     assert!(
         err.contains("k:2: address ffffffff80000000 is below"),

@@ -9,6 +9,21 @@ use anyhow::{bail, Context};
 
 use super::{Bind, Entry};
 
+/// A line as an error shows it: quoted, at most 80 characters (a binary file given as a listing
+/// has "lines" of kilobytes of noise), with a note of what was cut.
+fn excerpt(line: &str) -> String {
+    const MAX: usize = 80;
+    let count = line.chars().count();
+    if count <= MAX {
+        return format!("{line:?}");
+    }
+    let head: String = line.chars().take(MAX).collect();
+    format!(
+        "{head:?} (and {} more characters; is it a text listing?)",
+        count - MAX
+    )
+}
+
 /// The entries of `text` per object; `origin` names the file in errors.
 pub(super) fn parse(origin: &str, text: &str) -> anyhow::Result<HashMap<String, Vec<Entry>>> {
     let mut per_object: HashMap<String, Vec<Entry>> = HashMap::new();
@@ -26,7 +41,11 @@ pub(super) fn parse(origin: &str, text: &str) -> anyhow::Result<HashMap<String, 
         }
         let fields: Vec<&str> = line.split_whitespace().collect();
         if fields.len() < 3 || fields.len() > 4 {
-            bail!("{origin}:{lineno}: expected `ADDRESS TYPE NAME [[module]]`, found {line:?}");
+            bail!(
+                "{origin}:{lineno}: expected `ADDRESS TYPE NAME [[module]]`, found {}; pass a System.map or a \
+                 /proc/kallsyms capture",
+                excerpt(line)
+            );
         }
         let addr = u64::from_str_radix(fields[0], 16)
             .with_context(|| format!("{origin}:{lineno}: address {:?} is not hex", fields[0]))?;
