@@ -137,3 +137,75 @@ fn work_dir_in_use_is_refused_and_kept() {
         "nothing in a work dir in use is removed"
     );
 }
+
+#[test]
+fn failed_write_of_the_output_says_where_the_module_is() {
+    let Some(lab) = support::lab("failed_write_of_the_output_says_where_the_module_is") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("klp-tmp");
+    // /dev/full passes the plan's check (its directory is writable) and fails the write.
+    let args = support::inputs::klp_build_args(
+        lab,
+        &support::inputs::patch("cmdline.patch"),
+        &work,
+        Path::new("/dev/full"),
+    );
+    let run = klp_build(tmp.path(), &args);
+    assert_eq!(run.status.code(), Some(1), "{}", describe(&run));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let kept = work.join("5-kmod/livepatch-cmdline.ko");
+    assert!(
+        stderr.contains("-o /dev/full: No space left on device")
+            && stderr.contains(&format!("the built module is {}", kept.display())),
+        "{}",
+        describe(&run)
+    );
+    assert!(kept.is_file(), "the module named in the message is there");
+}
+
+#[test]
+fn pipeline_runs_twice_in_one_process() {
+    use clap::Parser as _;
+    let Some(lab) = support::lab("pipeline_runs_twice_in_one_process") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut modules = Vec::new();
+    for patch in ["cmdline.patch", "ksysfs.patch"] {
+        let work = tmp.path().join(format!("work-{patch}"));
+        let ko = tmp.path().join(format!("{patch}.ko"));
+        let args = std::iter::once("klp-build".into()).chain(support::inputs::klp_build_args(
+            lab,
+            &support::inputs::patch(patch),
+            &work,
+            &ko,
+        ));
+        let cli = klp_build::cli::Cli::try_parse_from(args).unwrap();
+        let plan =
+            klp_build::plan::Plan::resolve(&cli.build).unwrap_or_else(|e| panic!("{patch}: {e:#}"));
+        let outcome = klp_build::pipeline::run(&plan, &mut klp_build::pipeline::Quiet)
+            .unwrap_or_else(|e| panic!("{patch}: {e:#}"));
+        let klp_build::pipeline::Outcome::Built(report) = outcome else {
+            panic!("{patch}: {outcome:?}");
+        };
+        assert_eq!(report.module, ko);
+        assert!(
+            !work.exists(),
+            "{patch}: the work dir is removed after success"
+        );
+        modules.push((patch, report.manifest.functions.clone()));
+    }
+    let names: Vec<Vec<String>> = modules
+        .iter()
+        .map(|(_, f)| f.iter().map(|f| f.name.clone()).collect())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            vec!["cmdline_proc_show".to_string()],
+            vec!["rcu_normal_store".to_string()]
+        ]
+    );
+}
