@@ -160,6 +160,7 @@ impl Plan {
                 name,
                 replace,
                 states,
+                api: api.clone(),
             },
             output,
             work_dir,

@@ -145,6 +145,8 @@ fn identity_patch_of_three_files_loads_and_runs() {
             name: "livepatch-identity".into(),
             replace: ReplaceMode::Atomic,
             states: Vec::new(),
+            api: klp_build::kernel::livepatch_api::LivepatchApi::detect(&lab.kbuild, &lab.src)
+                .unwrap(),
         },
         &lab.kbuild,
         &dir.path().join("5-kmod"),

@@ -1,14 +1,17 @@
-//! The function table ABI seen from C: gcc compiles `klp_build_abi.h` (as embedded in the
-//! `kmod-template` crate) and its sizes, offsets and names must equal `src/emit/abi.rs`; a
-//! `klp_tables.o` written by `src/emit/tables.rs`, linked into a C program that reads it through
-//! that header, must give back the entries, sorted by object.
+//! The table ABI seen from C: gcc compiles `klp_build_abi.h` (as embedded in the
+//! `kmod-template` crate) and its sizes, offsets, names and mode numbers must equal
+//! `src/emit/abi.rs`; a `klp_tables.o` and a `klp_spec.o` written by `src/emit/tables.rs`, linked
+//! into a C program that reads them through that header, must give back the entries (sorted by
+//! object), the set, the states and the superseded sets.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
 use klp_build::emit::abi;
-use klp_build::emit::tables::{write_tables, FuncEntry};
+use klp_build::emit::spec::{ModuleSpec, ReplaceMode, SetField, StateSpec};
+use klp_build::emit::tables::{write_spec, write_tables, FuncEntry};
+use klp_build::kernel::livepatch_api::{LivepatchApi, ReplaceField};
 
 /// Compiles and runs `main_c` with the ABI header beside it and `extra` objects; returns stdout.
 fn run_c(dir: &Path, main_c: &str, extra: &[&Path]) -> String {
@@ -53,6 +56,20 @@ int main(void)
 	printf("funcs_symbol %s\n", KLP_BUILD_FUNCS_SYMBOL);
 	printf("nr_funcs_symbol %s\n", KLP_BUILD_NR_FUNCS_SYMBOL);
 	printf("config_header %s\n", KLP_BUILD_CONFIG_HEADER);
+	printf("state_size %zu\n", sizeof(struct klp_build_state));
+	printf("state_align %zu\n", _Alignof(struct klp_build_state));
+	printf("state_id %zu\n", offsetof(struct klp_build_state, id));
+	printf("state_version %zu\n", offsetof(struct klp_build_state, version));
+	printf("state_id_size %zu\n", sizeof(((struct klp_build_state *)0)->id));
+	printf("sizeof_replace_set %zu\n", sizeof(klp_build_replace_set));
+	printf("sizeof_supersedes_entry %zu\n", sizeof(klp_build_supersedes[0]));
+	printf("spec_section %s\n", KLP_BUILD_SPEC_SECTION);
+	printf("state_decl_section %s\n", KLP_BUILD_STATE_DECL_SECTION);
+	printf("param %s\n", KLP_BUILD_PARAM_ALSO_REPLACE_SETS);
+	printf("mode_stacked %d\n", KLP_BUILD_MODE_STACKED);
+	printf("mode_atomic %d\n", KLP_BUILD_MODE_ATOMIC);
+	printf("mode_replace_set %d\n", KLP_BUILD_MODE_REPLACE_SET);
+	printf("mode_provides %d\n", KLP_BUILD_MODE_PROVIDES);
 	return 0;
 }
 "#;
@@ -74,6 +91,20 @@ int main(void)
         ("funcs_symbol", abi::FUNCS_SYMBOL.to_string()),
         ("nr_funcs_symbol", abi::NR_FUNCS_SYMBOL.to_string()),
         ("config_header", abi::CONFIG_HEADER.to_string()),
+        ("state_size", abi::STATE_SIZE.to_string()),
+        ("state_align", abi::STATE_ALIGN.to_string()),
+        ("state_id", abi::STATE_ID.to_string()),
+        ("state_version", abi::STATE_VERSION.to_string()),
+        ("state_id_size", "8".to_string()),
+        ("sizeof_replace_set", "4".to_string()),
+        ("sizeof_supersedes_entry", "4".to_string()),
+        ("spec_section", abi::SPEC_SECTION.to_string()),
+        ("state_decl_section", abi::STATE_DECL_SECTION.to_string()),
+        ("param", abi::PARAM_ALSO_REPLACE_SETS.to_string()),
+        ("mode_stacked", abi::MODE_STACKED.to_string()),
+        ("mode_atomic", abi::MODE_ATOMIC.to_string()),
+        ("mode_replace_set", abi::MODE_REPLACE_SET.to_string()),
+        ("mode_provides", abi::MODE_PROVIDES.to_string()),
     ]
     .into_iter()
     .collect();
@@ -187,4 +218,93 @@ fn tables_object_has_the_sections_and_symbols_the_kbuild_link_needs() {
         has("R_X86_64_64 klp_build_new_cmdline_proc_show + 0"),
         "new_func relocation:\n{text}"
     );
+}
+
+/// A spec on the reference replace-set kernel's API.
+fn set_spec(set: u32, supersedes: &[u32], states: &[StateSpec]) -> ModuleSpec {
+    ModuleSpec {
+        name: "livepatch-spec".into(),
+        replace: ReplaceMode::Set {
+            field: SetField::ReplaceSet,
+            set,
+            supersedes: supersedes.to_vec(),
+        },
+        states: states.to_vec(),
+        api: LivepatchApi {
+            replace: ReplaceField::ReplaceSet,
+            supersedes_field: Some("supersedes"),
+            states: true,
+            callbacks: true,
+            shadow: true,
+        },
+    }
+}
+
+const SPEC_MAIN_C: &str = r#"
+#include <stdio.h>
+#include "klp_build_abi.h"
+int main(void)
+{
+	unsigned int i;
+
+	printf("set %u\n", klp_build_replace_set);
+	for (i = 0; i < klp_build_nr_states; i++)
+		printf("state %#lx %u %u\n", klp_build_states[i].id, klp_build_states[i].version,
+		       klp_build_states[i].reserved);
+	for (i = 0; i < klp_build_nr_supersedes; i++)
+		printf("supersedes %u\n", klp_build_supersedes[i]);
+	return 0;
+}
+"#;
+
+#[test]
+fn spec_table_reads_back_through_the_c_header() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = set_spec(
+        2,
+        &[1, 3],
+        &[
+            StateSpec { id: 7, version: 0 },
+            StateSpec {
+                id: 0x4b4c_5001,
+                version: 3,
+            },
+        ],
+    );
+    let obj = tmp.path().join(abi::SPEC_OBJECT);
+    write_spec(&spec, &obj).unwrap();
+    let out = run_c(tmp.path(), SPEC_MAIN_C, &[&obj]);
+    assert_eq!(
+        out,
+        "set 2\nstate 0x7 0 0\nstate 0x4b4c5001 3 0\nsupersedes 1\nsupersedes 3\n",
+        "the spec table as C reads it"
+    );
+}
+
+#[test]
+fn empty_spec_table_links_and_reads_as_empty() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = ModuleSpec {
+        replace: ReplaceMode::Atomic,
+        states: Vec::new(),
+        api: LivepatchApi {
+            replace: ReplaceField::Bool,
+            ..set_spec(0, &[], &[]).api
+        },
+        ..set_spec(0, &[], &[])
+    };
+    let obj = tmp.path().join(abi::SPEC_OBJECT);
+    write_spec(&spec, &obj).unwrap();
+    assert_eq!(run_c(tmp.path(), SPEC_MAIN_C, &[&obj]), "set 0\n");
+}
+
+#[test]
+fn spec_table_refuses_state_id_zero() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = write_spec(
+        &set_spec(1, &[], &[StateSpec { id: 0, version: 1 }]),
+        &tmp.path().join("x.o"),
+    )
+    .unwrap_err();
+    assert!(format!("{e:#}").contains("state id 0"), "{e:#}");
 }

@@ -3,6 +3,10 @@
 //! QEMU with Debian's 6.1 kernel. The good one patches `cmdline_proc_show` (vmlinux) and defers
 //! an `xfs` object that is not loaded, `/proc/cmdline` shows "patched", and disabling restores
 //! it; the bad one names a function the kernel lacks and fails to load with the core's report.
+//! A second boot replays the replace modes of that kernel (`bool replace`): a stacked hotfix
+//! beside a cumulative module, a cumulative v2 that replaces both and reverts what only they
+//! patched, a v2 without v1's state refused by the kernel, and `also_replace_sets` refused by
+//! the core.
 
 mod kmod_support;
 mod support;
@@ -10,7 +14,7 @@ mod support;
 use std::path::PathBuf;
 
 use klp_build::emit::kbuild::{link_module, KmodInput, TABLES_OBJECT};
-use klp_build::emit::spec::{ModuleSpec, ReplaceMode};
+use klp_build::emit::spec::{ModuleSpec, ReplaceMode, ReplaceRequest, StateSpec};
 use klp_build::emit::tables::{write_tables, FuncEntry};
 use kmod_support as kmod;
 
@@ -137,7 +141,7 @@ fn module(
     let tables = dir.join(TABLES_OBJECT);
     write_tables(entries, &tables).unwrap();
     let input = KmodInput {
-        spec: &spec(name, ReplaceMode::Stacked),
+        spec: &spec(kbuild, name, ReplaceMode::Stacked),
         objects,
         tables: &tables,
     };
@@ -145,10 +149,183 @@ fn module(
 }
 
 /// A module spec with no states.
-fn spec(name: &str, replace: ReplaceMode) -> ModuleSpec {
+fn spec(kbuild: &std::path::Path, name: &str, replace: ReplaceMode) -> ModuleSpec {
     ModuleSpec {
         name: name.to_string(),
         replace,
         states: Vec::new(),
+        api: kmod::livepatch_api(kbuild),
     }
+}
+
+/// `name` (a `/proc` show function) replaced by `klp_<tag>_<name>`, printing `text`.
+fn show(tag: &str, name: &str, text: &str) -> (String, String) {
+    (
+        format!("{tag}_{name}.c"),
+        format!(
+            r#"#include <linux/seq_file.h>
+
+int klp_{tag}_{name}(struct seq_file *m, void *v);
+
+int klp_{tag}_{name}(struct seq_file *m, void *v)
+{{
+	seq_puts(m, "{text}\n");
+	return 0;
+}}
+"#
+        ),
+    )
+}
+
+fn entry(tag: &str, name: &str) -> FuncEntry {
+    FuncEntry {
+        objname: None,
+        old_name: name.into(),
+        new_symbol: format!("klp_{tag}_{name}"),
+        sympos: 0,
+    }
+}
+
+const STATE: u64 = 0x4b4c_5001;
+
+#[test]
+fn cumulative_replaces_and_hotfix_stacks_on_the_distro_kernel() {
+    let test = "cumulative_replaces_and_hotfix_stacks_on_the_distro_kernel";
+    let Some(lab) = support::lab(test) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let sources = [
+        show("v1", "cmdline_proc_show", "cmdline-v1"),
+        show("v1", "version_proc_show", "version-v1"),
+        show("hot", "loadavg_proc_show", "loadavg-hotfix"),
+        show("v2", "cmdline_proc_show", "cmdline-v2"),
+    ];
+    let sources: Vec<(&str, &str)> = sources
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let objects = kmod::compile_objects(&lab.kbuild, &tmp.path().join("src"), &sources);
+    let obj = |tag: &str| -> Vec<PathBuf> {
+        objects
+            .iter()
+            .filter(|o| {
+                o.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&format!("{tag}_")))
+            })
+            .cloned()
+            .collect()
+    };
+    let api = kmod::livepatch_api(&lab.kbuild);
+    let cumulative = ReplaceRequest::default();
+    let hotfix = ReplaceRequest {
+        no_replace: true,
+        ..Default::default()
+    };
+    let state = |version| StateSpec { id: STATE, version };
+    let build = |name: &str, req: &ReplaceRequest, states: &[StateSpec], tag: &str, entries: &[FuncEntry]| {
+        let spec = ModuleSpec::new(name, req, states, api.clone()).unwrap();
+        link(&lab.kbuild, tmp.path(), &spec, &obj(tag), entries)
+    };
+    let v1 = build(
+        "lp-v1",
+        &cumulative,
+        &[state(1)],
+        "v1",
+        &[entry("v1", "cmdline_proc_show"), entry("v1", "version_proc_show")],
+    );
+    let hot = build("lp-hot", &hotfix, &[], "hot", &[entry("hot", "loadavg_proc_show")]);
+    let v2 = build("lp-v2", &cumulative, &[state(2)], "v2", &[entry("v2", "cmdline_proc_show")]);
+    let v2_nostate = build(
+        "lp-v2-nostate",
+        &cumulative,
+        &[],
+        "v2",
+        &[entry("v2", "cmdline_proc_show")],
+    );
+
+    let script = r#"
+lp=/sys/kernel/livepatch
+wait_for() { i=0; until eval "$1"; do i=$((i+1)); [ $i -lt 60 ] || { echo "replace-e2e: timeout: $1"; return 1; }; sleep 1; done; }
+settled() { wait_for "[ \"\$(cat $lp/$1/transition)\" = 0 ]"; }
+
+if insmod /modules/lp-v1.ko also_replace_sets=1; then echo "replace-e2e: also_replace_sets accepted"; exit 1; fi
+dmesg | grep 'also_replace_sets=1 refused' | grep -q 'bool replace'
+[ ! -d $lp/lp_v1 ]
+grep -q console=ttyS0 /proc/cmdline
+echo "replace-e2e: also_replace_sets refused"
+
+insmod /modules/lp-v1.ko
+settled lp_v1
+[ "$(cat $lp/lp_v1/replace)" = 1 ]
+[ "$(cat /proc/cmdline)" = cmdline-v1 ]
+[ "$(cat /proc/version)" = version-v1 ]
+echo "replace-e2e: v1 enabled"
+
+insmod /modules/lp-hot.ko
+settled lp_hot
+[ "$(cat $lp/lp_hot/replace)" = 0 ]
+[ "$(cat $lp/lp_v1/enabled)" = 1 ] && [ "$(cat $lp/lp_hot/enabled)" = 1 ]
+[ "$(cat /proc/loadavg)" = loadavg-hotfix ]
+[ "$(cat /proc/cmdline)" = cmdline-v1 ]
+echo "replace-e2e: hotfix stacked beside v1"
+
+if insmod /modules/lp-v2-nostate.ko; then echo "replace-e2e: v2 without the state loaded"; exit 1; fi
+dmesg | grep -q 'Livepatch patch (lp_v2_nostate) is not compatible'
+[ "$(cat $lp/lp_v1/enabled)" = 1 ] && [ "$(cat /proc/cmdline)" = cmdline-v1 ]
+echo "replace-e2e: v2 without v1's state refused"
+
+insmod /modules/lp-v2.ko
+settled lp_v2
+wait_for "[ ! -d $lp/lp_v1 ] && [ ! -d $lp/lp_hot ]"
+[ "$(cat $lp/lp_v2/enabled)" = 1 ]
+[ "$(cat /proc/cmdline)" = cmdline-v2 ]
+grep -q '^Linux version' /proc/version
+grep -vq loadavg-hotfix /proc/loadavg
+echo "replace-e2e: v2 replaced v1 and the hotfix; version: $(cut -c1-13 /proc/version)"
+rmmod lp_v1
+rmmod lp_hot
+echo "replace-e2e: replaced modules unloaded"
+"#;
+    let boot = support::boot(lab, test, &[&v1, &hot, &v2, &v2_nostate], script).unwrap();
+    assert!(
+        boot.passed,
+        "the guest script failed; console log {}",
+        boot.log_file.display()
+    );
+    for line in [
+        "replace-e2e: also_replace_sets refused",
+        "replace-e2e: v1 enabled",
+        "replace-e2e: hotfix stacked beside v1",
+        "replace-e2e: v2 without v1's state refused",
+        "replace-e2e: v2 replaced v1 and the hotfix; version: Linux version",
+        "replace-e2e: replaced modules unloaded",
+    ] {
+        assert!(
+            boot.log.contains(line),
+            "console log {} lacks {line:?}",
+            boot.log_file.display()
+        );
+    }
+}
+
+/// Links `spec`'s module from `objects` and a table of `entries` in `tmp/<name>`.
+fn link(
+    kbuild: &std::path::Path,
+    tmp: &std::path::Path,
+    spec: &ModuleSpec,
+    objects: &[PathBuf],
+    entries: &[FuncEntry],
+) -> PathBuf {
+    let dir = tmp.join(&spec.name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let tables = dir.join(TABLES_OBJECT);
+    write_tables(entries, &tables).unwrap();
+    let input = KmodInput {
+        spec,
+        objects,
+        tables: &tables,
+    };
+    link_module(kbuild, &dir, &input, 2).unwrap_or_else(|e| panic!("{e:#}"))
 }

@@ -18,6 +18,18 @@
  *
  * Keep the id and the type of a shadow variable unchanged across cumulative releases: a
  * replacing module finds the variables its predecessor attached.
+ *
+ * States. A fix that changes the system in a way its successors must know about (it attached
+ * shadow variables, changed a sysctl) declares a klp_state, at file scope of a patched file:
+ *
+ *	#define SK_EXTRA_STATE 0x4b4c5001
+ *	KLP_BUILD_STATE(SK_EXTRA_STATE, 1);
+ *
+ * klp-build reads the declaration from the patched object and puts the state in the module's
+ * klp_patch.states (as --state ID:VERSION would). The kernel then refuses to let a module replace
+ * this one unless it carries the same id with a version >= 1, and on replace-set kernels refuses
+ * a module of another set that uses the id. The id and the version are read by the assembler:
+ * give integer literals or macros that expand to them (0x4b4c5001, not 0x4b4c5001UL).
  */
 #ifndef _KLP_BUILD_H
 #define _KLP_BUILD_H
@@ -43,5 +55,24 @@
 /* Detaches and frees every shadow variable with this id, whatever object it is attached to. */
 #define klp_build_shadow_free_all(id) \
 	klp_shadow_free_all((id), NULL)
+
+#define __KLP_BUILD_STR(x) #x
+#define __KLP_BUILD_XSTR(x) __KLP_BUILD_STR(x)
+
+/*
+ * Declares the klp_state <id, version>: one 16-byte record (u64 id, u32 version, u32 0) in the
+ * non-alloc section .discard.klp_build.states (klp_build_abi.h), which klp-build reads and no
+ * module ever loads; nothing is emitted into the patched code or data.
+ */
+#define KLP_BUILD_STATE(id, version)							\
+	_Static_assert((id) != 0, "KLP_BUILD_STATE: state id 0 ends klp_patch.states");	\
+	_Static_assert((version) >= 0 && (version) <= 0xffffffffLL,			\
+		       "KLP_BUILD_STATE: the version must fit 32 bits");			\
+	asm(".pushsection .discard.klp_build.states,\"\",@progbits\n\t"			\
+	    ".balign 8\n\t"								\
+	    ".quad " __KLP_BUILD_XSTR(id) "\n\t"					\
+	    ".long " __KLP_BUILD_XSTR(version) "\n\t"					\
+	    ".long 0\n\t"								\
+	    ".popsection")
 
 #endif /* _KLP_BUILD_H */

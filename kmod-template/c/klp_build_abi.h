@@ -20,10 +20,24 @@
 #define KLP_BUILD_NR_FUNCS_SYMBOL	"klp_build_nr_funcs"
 
 /*
- * Generated next to the core by klp-build for each module; it defines KLP_BUILD_REPLACE
- * (1: the patch replaces all earlier ones, klp_patch.replace; 0: it stacks on them).
+ * Generated next to the core by klp-build for each module, from what the target kernel's
+ * include/linux/livepatch.h has. It defines:
+ *   KLP_BUILD_REPLACE_MODE	one of KLP_BUILD_MODE_*: which field of struct klp_patch says
+ *				what the patch replaces
+ *   KLP_BUILD_HAS_SUPERSEDES	1: struct klp_patch has supersedes/nr_supersedes
+ *   KLP_BUILD_HAS_STATES	1: struct klp_patch has states
+ *   KLP_BUILD_KERNEL_API	the target's API in words, for messages
+ * and the module's klp_build_* modinfo keys.
  */
 #define KLP_BUILD_CONFIG_HEADER		"klp_build_config.h"
+
+#define KLP_BUILD_MODE_STACKED		0	/* .replace = false */
+#define KLP_BUILD_MODE_ATOMIC		1	/* .replace = true */
+#define KLP_BUILD_MODE_REPLACE_SET	2	/* .replace_set = klp_build_replace_set */
+#define KLP_BUILD_MODE_PROVIDES		3	/* .provides = klp_build_replace_set */
+
+/* The module parameter that adds sets to supersedes at load: also_replace_sets=X[,Y]. */
+#define KLP_BUILD_PARAM_ALSO_REPLACE_SETS "also_replace_sets"
 
 /*
  * One function to patch: 32 bytes on x86_64, the external fields of struct klp_func plus the
@@ -43,5 +57,36 @@ struct klp_build_func {
 /* Sorted so that the entries of one object are consecutive (vmlinux first). */
 extern const struct klp_build_func klp_build_funcs[];
 extern const unsigned int klp_build_nr_funcs;
+
+/*
+ * The spec table, from the module's spec (klp_spec.o, one read-only section, no relocations):
+ * the set, the states and the superseded sets.
+ */
+#define KLP_BUILD_SPEC_SECTION		".rodata.klp_build.spec"
+
+/* A klp_state the patch declares: 16 bytes on x86_64. */
+struct klp_build_state {
+	/* klp_state.id; never 0, which ends the kernel's states array */
+	unsigned long id;
+	/* klp_state.version */
+	unsigned int version;
+	/* 0 */
+	unsigned int reserved;
+};
+
+/* The set the module occupies (KLP_BUILD_MODE_REPLACE_SET and _PROVIDES), else 0. */
+extern const unsigned int klp_build_replace_set;
+/* Sorted by id, ids unique. */
+extern const unsigned int klp_build_nr_states;
+extern const struct klp_build_state klp_build_states[];
+/* Sorted, unique, never the module's own set. */
+extern const unsigned int klp_build_nr_supersedes;
+extern const unsigned int klp_build_supersedes[];
+
+/*
+ * KLP_BUILD_STATE(id, version) in klp-build.h writes one struct klp_build_state per use into
+ * this non-alloc section of the patched object, where klp-build reads it.
+ */
+#define KLP_BUILD_STATE_DECL_SECTION	".discard.klp_build.states"
 
 #endif /* _KLP_BUILD_ABI_H */

@@ -3,10 +3,13 @@
  * klp_build_core.c - runtime core of a livepatch module built by klp-build
  *
  * Input: klp_build_funcs[] (klp_build_abi.h), written by klp-build into klp_tables.o, sorted so
- * that the functions of one object (vmlinux or a module) are consecutive.
- * Output: one struct klp_patch whose klp_objects are those runs of entries, enabled at load time.
- * Invariant: the table is data only; this file is the same for every module, and the only
- * per-module C is the generated klp_build_config.h.
+ * that the functions of one object (vmlinux or a module) are consecutive; the spec table in
+ * klp_spec.o (set, states, superseded sets); the also_replace_sets module parameter.
+ * Output: one struct klp_patch whose klp_objects are those runs of entries, with the replace
+ * field, supersedes and states the target kernel has, enabled at load time.
+ * Invariant: the tables are data only; this file is the same for every module, and the only
+ * per-module C is the generated klp_build_config.h, which says which fields of struct klp_patch
+ * the target has.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -20,11 +23,32 @@
 #include "klp_build_abi.h"
 #include KLP_BUILD_CONFIG_HEADER
 
-#ifndef KLP_BUILD_REPLACE
-#error "klp_build_config.h must define KLP_BUILD_REPLACE (0 or 1)"
+#if !defined(KLP_BUILD_REPLACE_MODE) || !defined(KLP_BUILD_HAS_SUPERSEDES) || \
+	!defined(KLP_BUILD_HAS_STATES) || !defined(KLP_BUILD_KERNEL_API)
+#error "klp_build_config.h must define KLP_BUILD_REPLACE_MODE, _HAS_SUPERSEDES, _HAS_STATES and _KERNEL_API"
 #endif
 
 static struct klp_patch klp_build_patch;
+
+/*
+ * The administrator's way to resolve a conflict with another set by atomic replace, instead of
+ * unloading it first: the sets named here are added to supersedes for this load.
+ */
+static char *also_replace_sets;
+module_param(also_replace_sets, charp, 0444);
+MODULE_PARM_DESC(also_replace_sets,
+		 "Comma-separated replace sets whose enabled livepatches this one also replaces, "
+		 "in the same transition (kernels with klp_patch.supersedes only)");
+
+/* More sets than anyone has ids for; bounds the parameter's parse and the allocation. */
+#define KLP_BUILD_MAX_SETS 256
+
+#if KLP_BUILD_HAS_SUPERSEDES
+static unsigned int *klp_build_supersedes_rt;
+#endif
+#if KLP_BUILD_HAS_STATES
+static struct klp_state *klp_build_states_rt;
+#endif
 
 static const char *klp_build_objname(const char *objname)
 {
@@ -139,6 +163,173 @@ static void klp_build_report_failure(int ret)
 		       klp_build_funcs[i].old_name, klp_build_funcs[i].old_sympos);
 }
 
+#if KLP_BUILD_HAS_SUPERSEDES
+static bool klp_build_has_set(const unsigned int *sets, unsigned int nr, unsigned int set)
+{
+	unsigned int i;
+
+	for (i = 0; i < nr; i++)
+		if (sets[i] == set)
+			return true;
+	return false;
+}
+
+/*
+ * supersedes = klp_build_supersedes[] (built in) + the sets of also_replace_sets, without
+ * repeats and without the module's own set (a patch always replaces its own set's patch).
+ */
+static int klp_build_set_supersedes(void)
+{
+	unsigned int *sets, nr = 0, set, i;
+	char *list, *p, *tok;
+	int ret = 0;
+
+	sets = kcalloc(klp_build_nr_supersedes + KLP_BUILD_MAX_SETS, sizeof(*sets), GFP_KERNEL);
+	if (!sets)
+		return -ENOMEM;
+	for (i = 0; i < klp_build_nr_supersedes; i++)
+		if (!klp_build_has_set(sets, nr, klp_build_supersedes[i]) &&
+		    klp_build_supersedes[i] != klp_build_replace_set)
+			sets[nr++] = klp_build_supersedes[i];
+
+	if (also_replace_sets && *also_replace_sets) {
+		list = kstrdup(also_replace_sets, GFP_KERNEL);
+		if (!list) {
+			kfree(sets);
+			return -ENOMEM;
+		}
+		p = list;
+		while ((tok = strsep(&p, ",")) != NULL) {
+			tok = strim(tok);
+			if (!*tok)
+				continue;
+			if (kstrtouint(tok, 0, &set)) {
+				pr_err("also_replace_sets=%s: `%s` is not a replace set number; give a comma-separated list such as also_replace_sets=1,2\n",
+				       also_replace_sets, tok);
+				ret = -EINVAL;
+				break;
+			}
+			if (set == klp_build_replace_set) {
+				pr_info("also_replace_sets: %u is this module's own set, which it replaces anyway\n",
+					set);
+				continue;
+			}
+			if (klp_build_has_set(sets, nr, set))
+				continue;
+			if (nr >= klp_build_nr_supersedes + KLP_BUILD_MAX_SETS) {
+				pr_err("also_replace_sets=%s: more than %u sets\n",
+				       also_replace_sets, KLP_BUILD_MAX_SETS);
+				ret = -EINVAL;
+				break;
+			}
+			sets[nr++] = set;
+		}
+		kfree(list);
+	}
+	if (ret) {
+		kfree(sets);
+		return ret;
+	}
+	if (!nr) {
+		kfree(sets);
+		return 0;
+	}
+	for (i = 0; i < nr; i++)
+		pr_info("replacing the enabled livepatch of replace set %u too\n", sets[i]);
+	klp_build_supersedes_rt = sets;
+	klp_build_patch.supersedes = sets;
+	klp_build_patch.nr_supersedes = nr;
+	return 0;
+}
+#else
+/*
+ * The target's struct klp_patch has no list of superseded sets: the parameter cannot be honoured,
+ * and ignoring it would leave the administrator believing the conflict resolved.
+ */
+static int klp_build_set_supersedes(void)
+{
+	if (also_replace_sets && *also_replace_sets) {
+		pr_err("also_replace_sets=%s refused: this module was built for a kernel with %s, which has no list of superseded replace sets (klp_patch.supersedes); load it without also_replace_sets\n",
+		       also_replace_sets, KLP_BUILD_KERNEL_API);
+		return -EINVAL;
+	}
+	return 0;
+}
+#endif
+
+#if KLP_BUILD_HAS_STATES
+/*
+ * klp_patch.states from klp_build_states[]: a writable copy, since the kernel hands the states to
+ * callbacks that set klp_state.data, terminated by an entry with id 0 (klp_for_each_state()).
+ */
+static int klp_build_set_states(void)
+{
+	struct klp_state *states;
+	unsigned int i;
+
+	if (!klp_build_nr_states)
+		return 0;
+	states = kcalloc(klp_build_nr_states + 1, sizeof(*states), GFP_KERNEL);
+	if (!states)
+		return -ENOMEM;
+	for (i = 0; i < klp_build_nr_states; i++) {
+		if (!klp_build_states[i].id) {
+			pr_err("state table entry %u has id 0, which ends klp_patch.states; the table in klp_spec.o is corrupt, rebuild the module\n",
+			       i);
+			kfree(states);
+			return -EINVAL;
+		}
+		states[i].id = klp_build_states[i].id;
+		states[i].version = klp_build_states[i].version;
+	}
+	klp_build_states_rt = states;
+	klp_build_patch.states = states;
+	return 0;
+}
+#else
+static int klp_build_set_states(void)
+{
+	if (klp_build_nr_states) {
+		pr_err("the module declares %u state(s), but was built for a kernel without klp_patch.states; rebuild it without states\n",
+		       klp_build_nr_states);
+		return -EINVAL;
+	}
+	return 0;
+}
+#endif
+
+/* Frees what klp_build_set_supersedes() and klp_build_set_states() allocated. */
+static void klp_build_free_spec(void)
+{
+#if KLP_BUILD_HAS_SUPERSEDES
+	kfree(klp_build_supersedes_rt);
+	klp_build_supersedes_rt = NULL;
+	klp_build_patch.supersedes = NULL;
+	klp_build_patch.nr_supersedes = 0;
+#endif
+#if KLP_BUILD_HAS_STATES
+	kfree(klp_build_states_rt);
+	klp_build_states_rt = NULL;
+	klp_build_patch.states = NULL;
+#endif
+}
+
+/* The replace field of the target's struct klp_patch, from the mode klp-build resolved. */
+static void klp_build_set_replace(void)
+{
+#if KLP_BUILD_REPLACE_MODE == KLP_BUILD_MODE_STACKED
+	klp_build_patch.replace = false;
+#elif KLP_BUILD_REPLACE_MODE == KLP_BUILD_MODE_ATOMIC
+	klp_build_patch.replace = true;
+#elif KLP_BUILD_REPLACE_MODE == KLP_BUILD_MODE_REPLACE_SET
+	klp_build_patch.replace_set = klp_build_replace_set;
+#elif KLP_BUILD_REPLACE_MODE == KLP_BUILD_MODE_PROVIDES
+	klp_build_patch.provides = klp_build_replace_set;
+#else
+#error "KLP_BUILD_REPLACE_MODE is not one of KLP_BUILD_MODE_*"
+#endif
+}
+
 static int __init klp_build_init(void)
 {
 	unsigned int nr_objs;
@@ -152,11 +343,22 @@ static int __init klp_build_init(void)
 	if (ret)
 		return ret;
 
-	klp_build_patch.objs = klp_build_alloc_objects(nr_objs);
-	if (!klp_build_patch.objs)
-		return -ENOMEM;
 	klp_build_patch.mod = THIS_MODULE;
-	klp_build_patch.replace = KLP_BUILD_REPLACE;
+	klp_build_set_replace();
+	/* Before klp_enable_patch(): the kernel decides what the patch replaces when enabling it. */
+	ret = klp_build_set_supersedes();
+	if (ret)
+		return ret;
+	ret = klp_build_set_states();
+	if (ret) {
+		klp_build_free_spec();
+		return ret;
+	}
+	klp_build_patch.objs = klp_build_alloc_objects(nr_objs);
+	if (!klp_build_patch.objs) {
+		klp_build_free_spec();
+		return -ENOMEM;
+	}
 
 	ret = klp_enable_patch(&klp_build_patch);
 	if (ret) {
@@ -164,6 +366,7 @@ static int __init klp_build_init(void)
 		klp_build_report_failure(ret);
 		klp_build_free_objects(klp_build_patch.objs);
 		klp_build_patch.objs = NULL;
+		klp_build_free_spec();
 		return ret;
 	}
 	return 0;
@@ -176,6 +379,7 @@ static int __init klp_build_init(void)
 static void __exit klp_build_exit(void)
 {
 	klp_build_free_objects(klp_build_patch.objs);
+	klp_build_free_spec();
 }
 
 module_init(klp_build_init);

@@ -36,8 +36,95 @@ pub const NR_FUNCS_SYMBOL: &str = "klp_build_nr_funcs";
 
 /// File name of the generated config header, beside the core in the module's build dir.
 pub const CONFIG_HEADER: &str = "klp_build_config.h";
-/// `#define KLP_BUILD_REPLACE 1|0`: the value of `klp_patch.replace`.
-pub const CONFIG_REPLACE: &str = "KLP_BUILD_REPLACE";
+/// `#define KLP_BUILD_REPLACE_MODE <n>`: which field of `struct klp_patch` the core sets, one of
+/// the `MODE_*` values (named `KLP_BUILD_MODE_*` in `klp_build_abi.h`).
+pub const CONFIG_REPLACE_MODE: &str = "KLP_BUILD_REPLACE_MODE";
+/// `#define KLP_BUILD_HAS_SUPERSEDES 0|1`: the target's `struct klp_patch` has `supersedes` and
+/// `nr_supersedes` (the reference replace-set kernel); the core fills them from
+/// [`SUPERSEDES_SYMBOL`] and the `also_replace_sets` parameter, which it refuses when this is 0.
+pub const CONFIG_HAS_SUPERSEDES: &str = "KLP_BUILD_HAS_SUPERSEDES";
+/// `#define KLP_BUILD_HAS_STATES 0|1`: the target's `struct klp_patch` has `states` (5.5+).
+pub const CONFIG_HAS_STATES: &str = "KLP_BUILD_HAS_STATES";
+/// `#define KLP_BUILD_KERNEL_API "<words>"`: what the target's livepatch API has, for the core's
+/// messages (`LivepatchApi::describe`).
+pub const CONFIG_KERNEL_API: &str = "KLP_BUILD_KERNEL_API";
+
+/// `klp_patch.replace = false`: the patch stacks on the enabled ones.
+pub const MODE_STACKED: u32 = 0;
+/// `klp_patch.replace = true`: the patch replaces every enabled one (cumulative).
+pub const MODE_ATOMIC: u32 = 1;
+/// `klp_patch.replace_set = klp_build_replace_set` (+ `supersedes`): the reference kernel.
+pub const MODE_REPLACE_SET: u32 = 2;
+/// `klp_patch.provides = klp_build_replace_set`: the renamed series (no `obsoletes` emitted).
+pub const MODE_PROVIDES: u32 = 3;
+
+// ---------------------------------------------------------------------------------------------
+// The spec table: produced by `tables.rs` (klp_spec.o, from the `ModuleSpec`), consumed by
+// `klp_build_core.c`. One read-only section, no relocations:
+//
+// offset  0: u32 klp_build_replace_set     the set (0 unless the mode is a set mode)
+// offset  4: u32 klp_build_nr_supersedes
+// offset  8: u32 klp_build_nr_states
+// offset 12: u32 reserved, 0
+// offset 16: struct klp_build_state klp_build_states[nr_states]   (16 bytes each)
+// then:      u32 klp_build_supersedes[nr_supersedes]
+// ---------------------------------------------------------------------------------------------
+
+/// Object name of the spec table in the module's build dir.
+pub const SPEC_OBJECT: &str = "klp_spec.o";
+/// Section of klp_spec.o holding the spec table.
+pub const SPEC_SECTION: &str = ".rodata.klp_build.spec";
+/// `extern const unsigned int klp_build_replace_set`.
+pub const REPLACE_SET_SYMBOL: &str = "klp_build_replace_set";
+/// `extern const unsigned int klp_build_nr_supersedes`.
+pub const NR_SUPERSEDES_SYMBOL: &str = "klp_build_nr_supersedes";
+/// `extern const unsigned int klp_build_nr_states`.
+pub const NR_STATES_SYMBOL: &str = "klp_build_nr_states";
+/// `extern const struct klp_build_state klp_build_states[]`, sorted by id, ids unique and not 0.
+pub const STATES_SYMBOL: &str = "klp_build_states";
+/// `extern const unsigned int klp_build_supersedes[]`, sorted, unique, not the module's own set.
+pub const SUPERSEDES_SYMBOL: &str = "klp_build_supersedes";
+/// Offsets of the fields of the spec table's header.
+pub const SPEC_REPLACE_SET: u64 = 0;
+/// See [`SPEC_REPLACE_SET`].
+pub const SPEC_NR_SUPERSEDES: u64 = 4;
+/// See [`SPEC_REPLACE_SET`].
+pub const SPEC_NR_STATES: u64 = 8;
+/// Where `klp_build_states[]` starts.
+pub const SPEC_STATES: u64 = 16;
+/// Size of one `struct klp_build_state` on x86_64: `unsigned long id; unsigned int version;
+/// unsigned int reserved;`.
+pub const STATE_SIZE: u64 = 16;
+/// Alignment of `struct klp_build_state`.
+pub const STATE_ALIGN: u64 = 8;
+/// Offset of `klp_build_state.id`.
+pub const STATE_ID: u64 = 0;
+/// Offset of `klp_build_state.version`.
+pub const STATE_VERSION: u64 = 8;
+
+// ---------------------------------------------------------------------------------------------
+// Declarations in the patched source: produced by the macros of `klp-build.h` in the patched
+// objects, read by `declarations.rs`. Non-alloc sections: they never reach a module's memory,
+// and the `.discard.` prefix makes the kernel's module linker script drop them should one ever
+// be linked into a module.
+// ---------------------------------------------------------------------------------------------
+
+/// `KLP_BUILD_STATE(id, version)`: one [`STATE_SIZE`] record per use, the layout of
+/// `struct klp_build_state`.
+pub const STATE_DECL_SECTION: &str = ".discard.klp_build.states";
+
+/// Module parameter of the runtime core: `also_replace_sets=X[,Y]`, sets whose enabled patches
+/// the module also replaces (added to `supersedes` at load).
+pub const PARAM_ALSO_REPLACE_SETS: &str = "also_replace_sets";
+
+/// modinfo keys the config header writes (`MODULE_INFO`), read back by `modinfo` and `check`.
+pub const MODINFO_REPLACE: &str = "klp_build_replace";
+/// `klp_build_replace_set=N`, set modes only.
+pub const MODINFO_REPLACE_SET: &str = "klp_build_replace_set";
+/// `klp_build_supersedes=M,N`, only when the list is not empty.
+pub const MODINFO_SUPERSEDES: &str = "klp_build_supersedes";
+/// `klp_build_states=ID:VERSION,..` (decimal), only when the module declares states.
+pub const MODINFO_STATES: &str = "klp_build_states";
 
 // ---------------------------------------------------------------------------------------------
 // Intermediate klp relocation records: produced by the emit stage (`klp_relocs.rs`) in each
@@ -191,5 +278,8 @@ mod tests {
         assert_eq!(KLP_RELOC_ADDEND + 8, KLP_RELOC_SIZE);
         assert_eq!(KLP_RELOC_RESERVED + 4, KLP_RELOC_ADDEND);
         assert_eq!(FUNC_OLD_SYMPOS + 8, FUNC_SIZE);
+        assert_eq!(STATE_VERSION + 8, STATE_SIZE);
+        assert_eq!(SPEC_NR_STATES + 8, SPEC_STATES);
+        assert_eq!(SPEC_STATES % STATE_ALIGN, 0);
     }
 }

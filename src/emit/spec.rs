@@ -237,13 +237,134 @@ pub struct ModuleSpec {
     pub replace: ReplaceMode,
     /// The states it declares, sorted by id, ids unique.
     pub states: Vec<StateSpec>,
+    /// What the target's `struct klp_patch` has: the runtime core is compiled for exactly these
+    /// fields (states, supersedes), and refuses `also_replace_sets` when there is no list.
+    pub api: LivepatchApi,
 }
 
 impl ModuleSpec {
+    /// Resolves `req` against `api` ([`ReplaceMode::resolve`]) and checks `states` (from
+    /// `--state` and the `KLP_BUILD_STATE` declarations, in any order, repeats allowed when they
+    /// agree) against it: the one way to make a spec that the kbuild step can emit.
+    pub fn new(
+        name: &str,
+        req: &ReplaceRequest,
+        states: &[StateSpec],
+        api: LivepatchApi,
+    ) -> anyhow::Result<ModuleSpec> {
+        let spec = ModuleSpec {
+            name: name.to_string(),
+            replace: ReplaceMode::resolve(req, &api)?,
+            states: merge_states(states)?,
+            api,
+        };
+        spec.check()?;
+        Ok(spec)
+    }
+
     /// The module's name as the kernel and sysfs know it (`-` as `_`).
     pub fn kernel_name(&self) -> String {
         self.name.replace('-', "_")
     }
+
+    /// Refuses a spec the target cannot carry, for specs written as struct literals: a mode of
+    /// another API, states on a kernel without `klp_patch.states`, state id 0 (it ends the
+    /// kernel's array: `klp_for_each_state()` stops at it) or repeated ids.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let what = self.api.describe();
+        let fits = match (&self.replace, self.api.replace) {
+            (ReplaceMode::Atomic, ReplaceField::Bool) => true,
+            (ReplaceMode::Stacked, ReplaceField::Bool | ReplaceField::None) => true,
+            (ReplaceMode::Set { field, supersedes, .. }, ReplaceField::ReplaceSet) => {
+                *field == SetField::ReplaceSet
+                    && (supersedes.is_empty() || self.api.supersedes_field == Some("supersedes"))
+            }
+            (ReplaceMode::Set { field, supersedes, .. }, ReplaceField::Provides) => {
+                *field == SetField::Provides && supersedes.is_empty()
+            }
+            _ => false,
+        };
+        if !fits {
+            bail!(
+                "module {}: the replace mode `{}` does not fit the target kernel, which has {what}; resolve                  the replace options against the target (ReplaceMode::resolve)",
+                self.name,
+                self.replace.describe()
+            );
+        }
+        if !self.states.is_empty() && !self.api.states {
+            bail!(
+                "module {}: states {} declared, but the target kernel's struct klp_patch has no `states`                  (added in Linux 5.5); drop --state and the KLP_BUILD_STATE declarations",
+                self.name,
+                states_text(&self.states)
+            );
+        }
+        if self.states.iter().any(|s| s.id == 0) {
+            bail!(
+                "module {}: state id 0 ends the kernel's klp_patch.states array, so the kernel would never                  see it or the states after it; use a non-zero id (e.g. 0x4b4c5001)",
+                self.name
+            );
+        }
+        if self.states.windows(2).any(|w| w[0].id >= w[1].id) {
+            bail!(
+                "module {}: states {} are not sorted by id with unique ids; build the spec with                  ModuleSpec::new",
+                self.name,
+                states_text(&self.states)
+            );
+        }
+        Ok(())
+    }
+
+    /// The module's `klp_build_*` modinfo keys and values, in the order the config header
+    /// writes them: `replace` always, `replace_set` in set modes, `supersedes` and `states` when
+    /// not empty.
+    pub fn modinfo(&self) -> Vec<(&'static str, String)> {
+        use super::abi;
+        let mut v = Vec::new();
+        match &self.replace {
+            ReplaceMode::Atomic => v.push((abi::MODINFO_REPLACE, "atomic".to_string())),
+            ReplaceMode::Stacked => v.push((abi::MODINFO_REPLACE, "stacked".to_string())),
+            ReplaceMode::Set {
+                set, supersedes, ..
+            } => {
+                v.push((abi::MODINFO_REPLACE, "set".to_string()));
+                v.push((abi::MODINFO_REPLACE_SET, set.to_string()));
+                if !supersedes.is_empty() {
+                    let list: Vec<String> = supersedes.iter().map(u32::to_string).collect();
+                    v.push((abi::MODINFO_SUPERSEDES, list.join(",")));
+                }
+            }
+        }
+        if !self.states.is_empty() {
+            v.push((abi::MODINFO_STATES, states_text(&self.states)));
+        }
+        v
+    }
+}
+
+/// `id:version,..` in decimal, the form of the `klp_build_states` modinfo key.
+pub fn states_text(states: &[StateSpec]) -> String {
+    states
+        .iter()
+        .map(|s| format!("{}:{}", s.id, s.version))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Sorts `states` by id and drops exact repeats (the command line and a declaration in the
+/// source may name the same state); one id with two versions is refused, naming both.
+pub fn merge_states(states: &[StateSpec]) -> anyhow::Result<Vec<StateSpec>> {
+    let mut v = states.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    if let Some(w) = v.windows(2).find(|w| w[0].id == w[1].id) {
+        bail!(
+            "state id {:#x} is declared with version {} and with version {}; a module carries one version              of each state (give the newest in --state or in KLP_BUILD_STATE)",
+            w[0].id,
+            w[0].version,
+            w[1].version
+        );
+    }
+    Ok(v)
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
-//! The function table object of a module: [`FuncEntry`]s -> `klp_tables.o`, an x86_64 ELF
-//! relocatable holding `klp_build_funcs[]` and `klp_build_nr_funcs` in the layout of
-//! `abi.rs`/`klp_build_abi.h`. Invariant: the entries are sorted by object (vmlinux first), so the
-//! runtime core can turn each run of one object into one `klp_object`.
+//! The table objects of a module, x86_64 ELF relocatables in the layouts of
+//! `abi.rs`/`klp_build_abi.h`: [`FuncEntry`]s -> `klp_tables.o` (`klp_build_funcs[]`,
+//! `klp_build_nr_funcs`), and the [`ModuleSpec`] -> `klp_spec.o` (set, states, superseded sets).
+//! Invariant: the entries are sorted by object (vmlinux first), so the runtime core can turn each
+//! run of one object into one `klp_object`; the spec table holds only what the spec's check let
+//! through.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,6 +14,7 @@ use object::{elf, Architecture, BinaryFormat, Endianness, RelocationFlags, Secti
 use object::{SymbolFlags, SymbolKind, SymbolScope};
 
 use super::abi;
+use super::spec::{ModuleSpec, ReplaceMode};
 
 /// One function the module replaces.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +153,89 @@ pub fn tables_object(entries: &[FuncEntry]) -> anyhow::Result<Vec<u8>> {
             scope: SymbolScope::Dynamic,
             weak: false,
             section: SymbolSection::Section(table),
+            flags: SymbolFlags::None,
+        });
+    }
+    obj.write().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Writes `klp_spec.o` for `spec` at `path`.
+pub fn write_spec(spec: &ModuleSpec, path: &Path) -> anyhow::Result<()> {
+    let bytes = spec_object(spec)
+        .with_context(|| format!("writing the spec table {}", path.display()))?;
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The bytes of `klp_spec.o` for `spec`: the set, the states and the superseded sets in the
+/// layout of `abi.rs` (the spec table), one read-only section without relocations. The spec is
+/// checked first ([`ModuleSpec::check`]): a module whose states the kernel would stop reading at
+/// id 0 must not be built.
+pub fn spec_object(spec: &ModuleSpec) -> anyhow::Result<Vec<u8>> {
+    spec.check()?;
+    let (set, supersedes): (u32, &[u32]) = match &spec.replace {
+        ReplaceMode::Set {
+            set, supersedes, ..
+        } => (*set, supersedes),
+        ReplaceMode::Atomic | ReplaceMode::Stacked => (0, &[]),
+    };
+    let nr_states = u32::try_from(spec.states.len()).context("more than 2^32 states")?;
+    let nr_supersedes = u32::try_from(supersedes.len()).context("more than 2^32 sets")?;
+
+    let mut data = vec![0u8; abi::SPEC_STATES as usize];
+    let put_u32 = |data: &mut Vec<u8>, at: u64, v: u32| {
+        data[at as usize..at as usize + 4].copy_from_slice(&v.to_le_bytes());
+    };
+    put_u32(&mut data, abi::SPEC_REPLACE_SET, set);
+    put_u32(&mut data, abi::SPEC_NR_SUPERSEDES, nr_supersedes);
+    put_u32(&mut data, abi::SPEC_NR_STATES, nr_states);
+    for st in &spec.states {
+        let mut rec = [0u8; abi::STATE_SIZE as usize];
+        rec[abi::STATE_ID as usize..abi::STATE_ID as usize + 8].copy_from_slice(&st.id.to_le_bytes());
+        rec[abi::STATE_VERSION as usize..abi::STATE_VERSION as usize + 4]
+            .copy_from_slice(&st.version.to_le_bytes());
+        data.extend_from_slice(&rec);
+    }
+    let supersedes_at = data.len() as u64;
+    for s in supersedes {
+        data.extend_from_slice(&s.to_le_bytes());
+    }
+
+    let mut obj = Object::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little);
+    let section = obj.add_section(
+        Vec::new(),
+        abi::SPEC_SECTION.as_bytes().to_vec(),
+        SectionKind::ReadOnlyData,
+    );
+    obj.add_section(
+        Vec::new(),
+        b".note.GNU-stack".to_vec(),
+        SectionKind::Elf(elf::SHT_PROGBITS),
+    );
+    let offset = obj.append_section_data(section, &data, abi::STATE_ALIGN);
+    debug_assert_eq!(offset, 0);
+    for (name, value, size) in [
+        (abi::REPLACE_SET_SYMBOL, abi::SPEC_REPLACE_SET, 4),
+        (abi::NR_SUPERSEDES_SYMBOL, abi::SPEC_NR_SUPERSEDES, 4),
+        (abi::NR_STATES_SYMBOL, abi::SPEC_NR_STATES, 4),
+        (
+            abi::STATES_SYMBOL,
+            abi::SPEC_STATES,
+            u64::from(nr_states) * abi::STATE_SIZE,
+        ),
+        (
+            abi::SUPERSEDES_SYMBOL,
+            supersedes_at,
+            u64::from(nr_supersedes) * 4,
+        ),
+    ] {
+        obj.add_symbol(Symbol {
+            name: name.as_bytes().to_vec(),
+            value,
+            size,
+            kind: SymbolKind::Data,
+            scope: SymbolScope::Dynamic,
+            weak: false,
+            section: SymbolSection::Section(section),
             flags: SymbolFlags::None,
         });
     }

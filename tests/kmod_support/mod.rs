@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use klp_build::emit::tables::FuncEntry;
+use klp_build::kernel::livepatch_api::LivepatchApi;
 
 /// The replacement of `cmdline_proc_show` (fs/proc/cmdline.c, static there: livepatch finds
 /// the old function by name, so its binding does not matter).
@@ -159,4 +160,84 @@ pub fn compile_objects(kbuild: &Path, dir: &Path, sources: &[(&str, &str)]) -> V
         String::from_utf8_lossy(&out.stderr)
     );
     objects.iter().map(|o| dir.join(o)).collect()
+}
+
+/// The source tree of a kbuild dir: the dir itself, or for Debian's split headers
+/// (`linux-headers-<release>` holds a one-line Makefile `include <common>/Makefile`) the common
+/// dir, which has `include/linux/`.
+pub fn source_dir(kbuild: &Path) -> PathBuf {
+    std::fs::read_to_string(kbuild.join("Makefile"))
+        .ok()
+        .and_then(|m| {
+            m.lines().find_map(|l| {
+                let inc = l.strip_prefix("include ")?.trim();
+                Some(Path::new(inc.strip_suffix("/Makefile")?).to_path_buf())
+            })
+        })
+        .filter(|d| d.join("include/linux").is_dir())
+        .unwrap_or_else(|| kbuild.to_path_buf())
+}
+
+/// The livepatch API of the kernel `kbuild` builds for, read from its `livepatch.h`.
+pub fn livepatch_api(kbuild: &Path) -> LivepatchApi {
+    LivepatchApi::detect(kbuild, &source_dir(kbuild)).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// The declarations of the reference replace-set kernel's `struct klp_patch`
+/// (replace-set.md), in place of `bool replace;`.
+pub const REPLACE_SET_FIELDS: &str =
+    "unsigned int replace_set;\n\tconst unsigned int *supersedes;\n\tunsigned int nr_supersedes;";
+
+/// A kbuild dir that is `kbuild` (Debian's split headers: the arch dir and the common dir it
+/// includes) with `bool replace;` of `include/linux/livepatch.h` replaced by `fields`, made in
+/// `dir`: every file a symlink to the real headers except the two Makefiles (kbuild takes the
+/// source tree from the real path of the Makefile it runs) and the edited `livepatch.h`. The
+/// kernel's own header then compiles the runtime core against those fields.
+pub fn headers_with_livepatch_fields(kbuild: &Path, dir: &Path, fields: &str) -> PathBuf {
+    let src = source_dir(kbuild);
+    let (arch_copy, src_copy) = (dir.join("arch-headers"), dir.join("common-headers"));
+    let link_copy = |from: &Path, to: &Path| {
+        let from = from.canonicalize().unwrap();
+        let out = Command::new("cp")
+            .arg("-as")
+            .arg(format!("{}/.", from.display()))
+            .arg(to)
+            .output()
+            .expect("run cp");
+        assert!(
+            out.status.success(),
+            "cp -as {} {}: {}",
+            from.display(),
+            to.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let real_file = |path: &Path, text: &str| {
+        let _ = std::fs::remove_file(path);
+        std::fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    };
+    link_copy(&src, &src_copy);
+    let makefile = std::fs::read_to_string(src.join("Makefile")).unwrap();
+    real_file(&src_copy.join("Makefile"), &makefile);
+    let header = src.join("include/linux/livepatch.h");
+    let text = std::fs::read_to_string(&header).unwrap();
+    assert_eq!(
+        text.matches("\tbool replace;").count(),
+        1,
+        "{}: expected one `bool replace;` to replace",
+        header.display()
+    );
+    real_file(
+        &src_copy.join("include/linux/livepatch.h"),
+        &text.replace("\tbool replace;", &format!("\t{fields}")),
+    );
+    if src.canonicalize().ok() == kbuild.canonicalize().ok() {
+        return src_copy;
+    }
+    link_copy(kbuild, &arch_copy);
+    real_file(
+        &arch_copy.join("Makefile"),
+        &format!("include {}/Makefile\n", src_copy.display()),
+    );
+    arch_copy
 }
