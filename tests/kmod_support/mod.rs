@@ -195,6 +195,7 @@ pub const REPLACE_SET_FIELDS: &str =
 /// kernel's own header then compiles the runtime core against those fields.
 pub fn headers_with_livepatch_fields(kbuild: &Path, dir: &Path, fields: &str) -> PathBuf {
     let src = source_dir(kbuild);
+    std::fs::create_dir_all(dir).unwrap();
     let (arch_copy, src_copy) = (dir.join("arch-headers"), dir.join("common-headers"));
     let link_copy = |from: &Path, to: &Path| {
         let from = from.canonicalize().unwrap();
