@@ -245,6 +245,7 @@ fn cumulative_replaces_and_hotfix_stacks_on_the_distro_kernel() {
         &[entry("v2", "cmdline_proc_show")],
     );
 
+    // 6.1 has no sysfs `replace` attribute (added in 6.8): the modes show in what the patches do.
     let script = r#"
 lp=/sys/kernel/livepatch
 wait_for() { i=0; until eval "$1"; do i=$((i+1)); [ $i -lt 60 ] || { echo "replace-e2e: timeout: $1"; return 1; }; sleep 1; done; }
@@ -258,14 +259,12 @@ echo "replace-e2e: also_replace_sets refused"
 
 insmod /modules/lp-v1.ko
 settled lp_v1
-[ "$(cat $lp/lp_v1/replace)" = 1 ]
 [ "$(cat /proc/cmdline)" = cmdline-v1 ]
 [ "$(cat /proc/version)" = version-v1 ]
 echo "replace-e2e: v1 enabled"
 
 insmod /modules/lp-hot.ko
 settled lp_hot
-[ "$(cat $lp/lp_hot/replace)" = 0 ]
 [ "$(cat $lp/lp_v1/enabled)" = 1 ] && [ "$(cat $lp/lp_hot/enabled)" = 1 ]
 [ "$(cat /proc/loadavg)" = loadavg-hotfix ]
 [ "$(cat /proc/cmdline)" = cmdline-v1 ]
