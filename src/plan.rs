@@ -152,7 +152,7 @@ impl Plan {
         Ok(Plan {
             diffs,
             kernel,
-            api,
+            api: api.clone(),
             symbols,
             listing,
             modules,
@@ -160,7 +160,7 @@ impl Plan {
                 name,
                 replace,
                 states,
-                api: api.clone(),
+                api,
             },
             output,
             work_dir,

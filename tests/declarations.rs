@@ -19,7 +19,11 @@ fn compile(dir: &Path, name: &str, text: &str) -> Result<PathBuf, String> {
     std::fs::create_dir_all(inc.join("linux")).unwrap();
     std::fs::write(inc.join("linux/gfp.h"), "").unwrap();
     std::fs::write(inc.join("linux/livepatch.h"), "").unwrap();
-    std::fs::write(inc.join(kmod_template::KLP_BUILD_H_NAME), kmod_template::KLP_BUILD_H).unwrap();
+    std::fs::write(
+        inc.join(kmod_template::KLP_BUILD_H_NAME),
+        kmod_template::KLP_BUILD_H,
+    )
+    .unwrap();
     let src = dir.join(name);
     std::fs::write(&src, text).unwrap();
     let obj = src.with_extension("o");

@@ -275,8 +275,7 @@ fn spec_table_reads_back_through_the_c_header() {
     write_spec(&spec, &obj).unwrap();
     let out = run_c(tmp.path(), SPEC_MAIN_C, &[&obj]);
     assert_eq!(
-        out,
-        "set 2\nstate 0x7 0 0\nstate 0x4b4c5001 3 0\nsupersedes 1\nsupersedes 3\n",
+        out, "set 2\nstate 0x7 0 0\nstate 0x4b4c5001 3 0\nsupersedes 1\nsupersedes 3\n",
         "the spec table as C reads it"
     );
 }

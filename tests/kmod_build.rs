@@ -12,13 +12,13 @@ use std::path::Path;
 use std::process::Command;
 
 use klp_build::emit::abi;
-use klp_build::emit::kbuild::{link_module, KmodInput, TABLES_OBJECT};
 use klp_build::emit::declarations;
+use klp_build::emit::kbuild::{link_module, KmodInput, TABLES_OBJECT};
 use klp_build::emit::spec::{ModuleSpec, ReplaceMode, ReplaceRequest, SetField, StateSpec};
 use klp_build::emit::tables::write_tables;
 use klp_build::kernel::livepatch_api::ReplaceField;
-use object::{Object, ObjectSection, ObjectSymbol};
 use kmod_support as kmod;
+use object::{Object, ObjectSection, ObjectSymbol};
 
 #[test]
 fn builds_a_livepatch_module_with_kbuild() {
@@ -72,7 +72,10 @@ fn builds_a_livepatch_module_with_kbuild() {
     );
     assert_eq!(info.get("name"), Some(&"livepatch_kmod_test".to_string()));
     assert_eq!(info.get("license"), Some(&"GPL".to_string()));
-    assert_eq!(info.get("klp_build_replace").map(String::as_str), Some("atomic"));
+    assert_eq!(
+        info.get("klp_build_replace").map(String::as_str),
+        Some("atomic")
+    );
     assert_eq!(
         info.get("klp_build_states").map(String::as_str),
         Some("9:0,1263292417:2")
@@ -212,19 +215,20 @@ fn stacked_module_says_so_in_modinfo() {
         no_replace: true,
         ..Default::default()
     };
-    let spec = ModuleSpec::new(
-        "livepatch-stacked",
-        &req,
-        &[],
-        kmod::livepatch_api(&kbuild),
-    )
-    .unwrap();
+    let spec =
+        ModuleSpec::new("livepatch-stacked", &req, &[], kmod::livepatch_api(&kbuild)).unwrap();
     let ko = link(&kbuild, tmp.path(), &spec, &objects);
     let info = modinfo(&ko);
-    assert_eq!(info.get("klp_build_replace").map(String::as_str), Some("stacked"));
+    assert_eq!(
+        info.get("klp_build_replace").map(String::as_str),
+        Some("stacked")
+    );
     assert_eq!(info.get("klp_build_states"), None);
     let data = spec_table(&ko);
-    assert_eq!((data.set, data.states.len(), data.supersedes.len()), (0, 0, 0));
+    assert_eq!(
+        (data.set, data.states.len(), data.supersedes.len()),
+        (0, 0, 0)
+    );
 }
 
 #[test]
@@ -256,14 +260,36 @@ fn replace_set_module_carries_its_set_and_supersedes() {
     // because it sets `replace_set` and `supersedes`.
     let ko = link(&headers, tmp.path(), &spec, &objects);
     let info = modinfo(&ko);
-    assert_eq!(info.get("klp_build_replace").map(String::as_str), Some("set"));
-    assert_eq!(info.get("klp_build_replace_set").map(String::as_str), Some("2"));
-    assert_eq!(info.get("klp_build_supersedes").map(String::as_str), Some("1,3"));
-    assert_eq!(info.get("klp_build_states").map(String::as_str), Some("5:1"));
+    assert_eq!(
+        info.get("klp_build_replace").map(String::as_str),
+        Some("set")
+    );
+    assert_eq!(
+        info.get("klp_build_replace_set").map(String::as_str),
+        Some("2")
+    );
+    assert_eq!(
+        info.get("klp_build_supersedes").map(String::as_str),
+        Some("1,3")
+    );
+    assert_eq!(
+        info.get("klp_build_states").map(String::as_str),
+        Some("5:1")
+    );
     let data = spec_table(&ko);
     assert_eq!(data.set, 2, "klp_build_replace_set in {}", ko.display());
-    assert_eq!(data.supersedes, [1, 3], "klp_build_supersedes in {}", ko.display());
-    assert_eq!(data.states, [(5, 1)], "klp_build_states in {}", ko.display());
+    assert_eq!(
+        data.supersedes,
+        [1, 3],
+        "klp_build_supersedes in {}",
+        ko.display()
+    );
+    assert_eq!(
+        data.states,
+        [(5, 1)],
+        "klp_build_states in {}",
+        ko.display()
+    );
     assert_core_uses(&ko, &["klp_build_replace_set", "klp_build_supersedes"]);
 }
 
@@ -295,8 +321,14 @@ fn provides_module_carries_its_set() {
     ));
     let ko = link(&headers, tmp.path(), &spec, &objects);
     let info = modinfo(&ko);
-    assert_eq!(info.get("klp_build_replace").map(String::as_str), Some("set"));
-    assert_eq!(info.get("klp_build_replace_set").map(String::as_str), Some("4"));
+    assert_eq!(
+        info.get("klp_build_replace").map(String::as_str),
+        Some("set")
+    );
+    assert_eq!(
+        info.get("klp_build_replace_set").map(String::as_str),
+        Some("4")
+    );
     assert_eq!(info.get("klp_build_supersedes"), None);
     let data = spec_table(&ko);
     assert_eq!((data.set, data.supersedes.len()), (4, 0));
@@ -304,7 +336,12 @@ fn provides_module_carries_its_set() {
 }
 
 /// Links `spec`'s module with the cmdline table and `objects` in `tmp/<name>`.
-fn link(kbuild: &Path, tmp: &Path, spec: &ModuleSpec, objects: &[std::path::PathBuf]) -> std::path::PathBuf {
+fn link(
+    kbuild: &Path,
+    tmp: &Path,
+    spec: &ModuleSpec,
+    objects: &[std::path::PathBuf],
+) -> std::path::PathBuf {
     let dir = tmp.join(&spec.name);
     std::fs::create_dir_all(&dir).unwrap();
     let tables = dir.join(TABLES_OBJECT);

@@ -224,7 +224,11 @@ fn cumulative_replaces_and_hotfix_stacks_on_the_distro_kernel() {
         ..Default::default()
     };
     let state = |version| StateSpec { id: STATE, version };
-    let build = |name: &str, req: &ReplaceRequest, states: &[StateSpec], tag: &str, entries: &[FuncEntry]| {
+    let build = |name: &str,
+                 req: &ReplaceRequest,
+                 states: &[StateSpec],
+                 tag: &str,
+                 entries: &[FuncEntry]| {
         let spec = ModuleSpec::new(name, req, states, api.clone()).unwrap();
         link(&lab.kbuild, tmp.path(), &spec, &obj(tag), entries)
     };
@@ -233,10 +237,25 @@ fn cumulative_replaces_and_hotfix_stacks_on_the_distro_kernel() {
         &cumulative,
         &[state(1)],
         "v1",
-        &[entry("v1", "cmdline_proc_show"), entry("v1", "version_proc_show")],
+        &[
+            entry("v1", "cmdline_proc_show"),
+            entry("v1", "version_proc_show"),
+        ],
     );
-    let hot = build("lp-hot", &hotfix, &[], "hot", &[entry("hot", "loadavg_proc_show")]);
-    let v2 = build("lp-v2", &cumulative, &[state(2)], "v2", &[entry("v2", "cmdline_proc_show")]);
+    let hot = build(
+        "lp-hot",
+        &hotfix,
+        &[],
+        "hot",
+        &[entry("hot", "loadavg_proc_show")],
+    );
+    let v2 = build(
+        "lp-v2",
+        &cumulative,
+        &[state(2)],
+        "v2",
+        &[entry("v2", "cmdline_proc_show")],
+    );
     let v2_nostate = build(
         "lp-v2-nostate",
         &cumulative,

@@ -63,7 +63,7 @@ fn object_states(path: &Path, data: &[u8]) -> anyhow::Result<Vec<StateSpec>> {
     let bytes = section
         .data()
         .with_context(|| format!("{what}: reading its contents"))?;
-    if bytes.len() as u64 % abi::STATE_SIZE != 0 {
+    if !(bytes.len() as u64).is_multiple_of(abi::STATE_SIZE) {
         bail!(
             "{what}: {} bytes, not a whole number of {}-byte records; was it written by another \
              klp-build.h? Rebuild with this klp-build's header",
@@ -124,13 +124,19 @@ mod tests {
     #[test]
     fn bad_records_are_refused_with_the_offset() {
         let p = Path::new("x.o");
-        let e = format!("{:#}", object_states(p, &object_with(&[0; 12])).unwrap_err());
+        let e = format!(
+            "{:#}",
+            object_states(p, &object_with(&[0; 12])).unwrap_err()
+        );
         assert!(e.contains("12 bytes"), "{e}");
         let mut two = record(5, 1, 0);
         two.extend(record(0, 1, 0));
         let e = format!("{:#}", object_states(p, &object_with(&two)).unwrap_err());
         assert!(e.contains("+0x10: state id 0"), "{e}");
-        let e = format!("{:#}", object_states(p, &object_with(&record(5, 1, 9))).unwrap_err());
+        let e = format!(
+            "{:#}",
+            object_states(p, &object_with(&record(5, 1, 9))).unwrap_err()
+        );
         assert!(e.contains("reserved"), "{e}");
         assert!(object_states(p, b"not elf").is_err());
     }

@@ -354,7 +354,10 @@ mod tests {
     #[test]
     fn config_header_defines_the_mode_and_modinfo() {
         let bool_api = api(ReplaceField::Bool, None);
-        let states = vec![StateSpec { id: 7, version: 2 }, StateSpec { id: 9, version: 0 }];
+        let states = vec![
+            StateSpec { id: 7, version: 2 },
+            StateSpec { id: 9, version: 0 },
+        ];
         let atomic = config_header(&spec(ReplaceMode::Atomic, bool_api.clone(), states)).unwrap();
         for line in [
             "#define KLP_BUILD_REPLACE_MODE 1\n",
@@ -368,7 +371,10 @@ mod tests {
         }
         assert!(!atomic.contains("klp_build_replace_set"), "{atomic}");
         let stacked = config_header(&spec(ReplaceMode::Stacked, bool_api, vec![])).unwrap();
-        assert!(stacked.contains("#define KLP_BUILD_REPLACE_MODE 0\n"), "{stacked}");
+        assert!(
+            stacked.contains("#define KLP_BUILD_REPLACE_MODE 0\n"),
+            "{stacked}"
+        );
         assert!(stacked.contains("MODULE_INFO(klp_build_replace, \"stacked\");"));
         assert!(!stacked.contains("klp_build_states"), "{stacked}");
 
@@ -377,8 +383,12 @@ mod tests {
             set: 2,
             supersedes: vec![1, 3],
         };
-        let h = config_header(&spec(set, api(ReplaceField::ReplaceSet, Some("supersedes")), vec![]))
-            .unwrap();
+        let h = config_header(&spec(
+            set,
+            api(ReplaceField::ReplaceSet, Some("supersedes")),
+            vec![],
+        ))
+        .unwrap();
         for line in [
             "#define KLP_BUILD_REPLACE_MODE 2\n",
             "#define KLP_BUILD_HAS_SUPERSEDES 1\n",
@@ -393,8 +403,12 @@ mod tests {
             set: 4,
             supersedes: vec![],
         };
-        let h = config_header(&spec(provides, api(ReplaceField::Provides, Some("obsoletes")), vec![]))
-            .unwrap();
+        let h = config_header(&spec(
+            provides,
+            api(ReplaceField::Provides, Some("obsoletes")),
+            vec![],
+        ))
+        .unwrap();
         assert!(h.contains("#define KLP_BUILD_REPLACE_MODE 3\n"), "{h}");
         assert!(h.contains("#define KLP_BUILD_HAS_SUPERSEDES 0\n"), "{h}");
     }
@@ -408,7 +422,10 @@ mod tests {
             supersedes: vec![],
         };
         let e = err(spec(set, api(ReplaceField::Bool, None), vec![]));
-        assert!(e.contains("does not fit") && e.contains("bool replace"), "{e}");
+        assert!(
+            e.contains("does not fit") && e.contains("bool replace"),
+            "{e}"
+        );
         let mut no_states = api(ReplaceField::Bool, None);
         no_states.states = false;
         let e = err(spec(

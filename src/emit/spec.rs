@@ -275,13 +275,21 @@ impl ModuleSpec {
         let fits = match (&self.replace, self.api.replace) {
             (ReplaceMode::Atomic, ReplaceField::Bool) => true,
             (ReplaceMode::Stacked, ReplaceField::Bool | ReplaceField::None) => true,
-            (ReplaceMode::Set { field, supersedes, .. }, ReplaceField::ReplaceSet) => {
+            (
+                ReplaceMode::Set {
+                    field, supersedes, ..
+                },
+                ReplaceField::ReplaceSet,
+            ) => {
                 *field == SetField::ReplaceSet
                     && (supersedes.is_empty() || self.api.supersedes_field == Some("supersedes"))
             }
-            (ReplaceMode::Set { field, supersedes, .. }, ReplaceField::Provides) => {
-                *field == SetField::Provides && supersedes.is_empty()
-            }
+            (
+                ReplaceMode::Set {
+                    field, supersedes, ..
+                },
+                ReplaceField::Provides,
+            ) => *field == SetField::Provides && supersedes.is_empty(),
             _ => false,
         };
         if !fits {
@@ -512,6 +520,87 @@ mod tests {
         assert_eq!(
             default_module_name(std::path::Path::new("dir/cmdline.patch")),
             "livepatch-cmdline"
+        );
+    }
+
+    #[test]
+    fn module_spec_merges_states_and_checks_them_against_the_kernel() {
+        let a = api(ReplaceField::Bool, None);
+        let st = |id, version| StateSpec { id, version };
+        let spec = ModuleSpec::new(
+            "livepatch-x",
+            &req(None, &[], false),
+            &[st(9, 1), st(3, 0), st(9, 1)],
+            a.clone(),
+        )
+        .unwrap();
+        assert_eq!(spec.states, [st(3, 0), st(9, 1)]);
+        assert_eq!(
+            spec.modinfo(),
+            [
+                ("klp_build_replace", "atomic".to_string()),
+                ("klp_build_states", "3:0,9:1".to_string())
+            ]
+        );
+        let e = format!(
+            "{:#}",
+            ModuleSpec::new(
+                "x",
+                &req(None, &[], false),
+                &[st(9, 1), st(9, 2)],
+                a.clone()
+            )
+            .unwrap_err()
+        );
+        assert!(
+            e.contains("0x9") && e.contains("version 1") && e.contains("version 2"),
+            "{e}"
+        );
+        let e = format!(
+            "{:#}",
+            ModuleSpec::new("x", &req(None, &[], false), &[st(0, 1)], a.clone()).unwrap_err()
+        );
+        assert!(e.contains("state id 0"), "{e}");
+        let mut old = a;
+        old.states = false;
+        let e = format!(
+            "{:#}",
+            ModuleSpec::new("x", &req(None, &[], false), &[st(1, 1)], old).unwrap_err()
+        );
+        assert!(e.contains("no `states`"), "{e}");
+    }
+
+    #[test]
+    fn module_spec_modinfo_of_a_set() {
+        let spec = ModuleSpec::new(
+            "livepatch-x",
+            &req(Some(2), &[3, 1], false),
+            &[],
+            api(ReplaceField::ReplaceSet, Some("supersedes")),
+        )
+        .unwrap();
+        assert_eq!(
+            spec.modinfo(),
+            [
+                ("klp_build_replace", "set".to_string()),
+                ("klp_build_replace_set", "2".to_string()),
+                ("klp_build_supersedes", "1,3".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_mode_of_another_kernel_is_refused() {
+        let spec = ModuleSpec {
+            name: "x".into(),
+            replace: ReplaceMode::Stacked,
+            states: vec![],
+            api: api(ReplaceField::ReplaceSet, Some("supersedes")),
+        };
+        let e = format!("{:#}", spec.check().unwrap_err());
+        assert!(
+            e.contains("does not fit") && e.contains("replace_set"),
+            "{e}"
         );
     }
 

@@ -161,8 +161,8 @@ pub fn tables_object(entries: &[FuncEntry]) -> anyhow::Result<Vec<u8>> {
 
 /// Writes `klp_spec.o` for `spec` at `path`.
 pub fn write_spec(spec: &ModuleSpec, path: &Path) -> anyhow::Result<()> {
-    let bytes = spec_object(spec)
-        .with_context(|| format!("writing the spec table {}", path.display()))?;
+    let bytes =
+        spec_object(spec).with_context(|| format!("writing the spec table {}", path.display()))?;
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
@@ -190,7 +190,8 @@ pub fn spec_object(spec: &ModuleSpec) -> anyhow::Result<Vec<u8>> {
     put_u32(&mut data, abi::SPEC_NR_STATES, nr_states);
     for st in &spec.states {
         let mut rec = [0u8; abi::STATE_SIZE as usize];
-        rec[abi::STATE_ID as usize..abi::STATE_ID as usize + 8].copy_from_slice(&st.id.to_le_bytes());
+        rec[abi::STATE_ID as usize..abi::STATE_ID as usize + 8]
+            .copy_from_slice(&st.id.to_le_bytes());
         rec[abi::STATE_VERSION as usize..abi::STATE_VERSION as usize + 4]
             .copy_from_slice(&st.version.to_le_bytes());
         data.extend_from_slice(&rec);
