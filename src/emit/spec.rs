@@ -262,6 +262,14 @@ impl ModuleSpec {
         Ok(spec)
     }
 
+    /// Adds the states declared in the patched source (`emit::declarations::states`, known only
+    /// after the patched build) to those of `--state`, merged as [`ModuleSpec::new`] does, and
+    /// checks the result against the target.
+    pub fn add_states(&mut self, declared: &[StateSpec]) -> anyhow::Result<()> {
+        self.states = merge_states(&[self.states.as_slice(), declared].concat())?;
+        self.check()
+    }
+
     /// The module's name as the kernel and sysfs know it (`-` as `_`).
     pub fn kernel_name(&self) -> String {
         self.name.replace('-', "_")
@@ -568,6 +576,22 @@ mod tests {
             ModuleSpec::new("x", &req(None, &[], false), &[st(1, 1)], old).unwrap_err()
         );
         assert!(e.contains("no `states`"), "{e}");
+    }
+
+    #[test]
+    fn declared_states_join_the_command_line_ones() {
+        let st = |id, version| StateSpec { id, version };
+        let mut spec = ModuleSpec::new(
+            "x",
+            &req(None, &[], false),
+            &[st(9, 1)],
+            api(ReplaceField::Bool, None),
+        )
+        .unwrap();
+        spec.add_states(&[st(9, 1), st(2, 3)]).unwrap();
+        assert_eq!(spec.states, [st(2, 3), st(9, 1)]);
+        let e = format!("{:#}", spec.add_states(&[st(9, 2)]).unwrap_err());
+        assert!(e.contains("version 1") && e.contains("version 2"), "{e}");
     }
 
     #[test]
