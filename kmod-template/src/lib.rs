@@ -7,8 +7,8 @@
 pub const ABI_H: &str = include_str!("../c/klp_build_abi.h");
 /// `klp_build_core.c`: builds and enables the `struct klp_patch` from the tables at load time.
 pub const CORE_C: &str = include_str!("../c/klp_build_core.c");
-/// `klp-build.h`: the header for patch authors (shadow variable helpers), put on the include path
-/// of the patched build.
+/// `klp-build.h`: the header for patch authors (shadow variable helpers, `KLP_BUILD_STATE`), put
+/// on the include path of the patched build.
 pub const KLP_BUILD_H: &str = include_str!("../c/klp-build.h");
 /// The Kbuild template, with `@NAME@` and `@OBJECTS@` placeholders; fill it with [`kbuild`].
 pub const KBUILD_TEMPLATE: &str = include_str!("../c/Kbuild.in");
