@@ -23,6 +23,7 @@ use crate::diff::{self, Finding, ObjectDiff};
 use crate::emit::manifest::{self, Manifest, ManifestFunc};
 use crate::emit::module::EmittedObject;
 use crate::emit::post_link::PostLink;
+use crate::emit::spec::ModuleSpec;
 use crate::kernel::symbols::SymbolListing;
 use crate::kernel::symvers::Exports;
 use crate::patch::Fix;
@@ -151,6 +152,11 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> 
         }
     };
 
+    // States declared in the patched source (KLP_BUILD_STATE) join those of --state.
+    let mut spec = plan.spec.clone();
+    let patched: Vec<PathBuf> = built.pairs.iter().map(|p| p.patched.clone()).collect();
+    spec.add_states(&emit::declarations::states(&patched)?)?;
+
     let diffs = t.time("diff", progress, || {
         built
             .pairs
@@ -203,7 +209,7 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> 
     })?;
     work.complete(Stage::Objects, &())?;
 
-    let manifest = manifest_of(plan, &patch.fixes, &objects);
+    let manifest = manifest_of(plan, &spec, &patch.fixes, &objects);
     if !plan.previous.is_empty() {
         if let Some(refused) = t.time("check", progress, || check_previous(plan, &manifest))? {
             return Ok(refused);
@@ -275,14 +281,19 @@ fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 /// The manifest of the module the plan builds from `objects`.
-fn manifest_of(plan: &Plan, fixes: &[Fix], objects: &[EmittedObject]) -> Manifest {
+fn manifest_of(
+    plan: &Plan,
+    spec: &ModuleSpec,
+    fixes: &[Fix],
+    objects: &[EmittedObject],
+) -> Manifest {
     Manifest {
         schema_version: manifest::SCHEMA_VERSION,
         tool_version: env!("CARGO_PKG_VERSION").into(),
         kernel_release: plan.kernel.release.clone(),
-        name: plan.spec.kernel_name(),
-        replace: plan.spec.replace.clone(),
-        states: plan.spec.states.clone(),
+        name: spec.kernel_name(),
+        replace: spec.replace.clone(),
+        states: spec.states.clone(),
         fixes: fixes.to_vec(),
         functions: objects
             .iter()

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 
 use crate::cli::{BuildArgs, ReportFormat};
-use crate::emit::spec::{self, ModuleSpec, ReplaceMode, ReplaceRequest};
+use crate::emit::spec::{self, ModuleSpec, ReplaceRequest};
 use crate::kernel::config::KConfig;
 use crate::kernel::livepatch_api::LivepatchApi;
 use crate::kernel::symbols::SymbolListing;
@@ -124,20 +124,23 @@ impl Plan {
         check_config(&kernel, args.config.is_some())?;
         kernel::compiler::check(&KConfig::read(&kernel.config)?, "gcc")?;
         let api = LivepatchApi::detect(&kernel.kbuild, &kernel.source)?;
-        let replace = ReplaceMode::resolve(
-            &ReplaceRequest {
-                set: args.replace_set,
-                supersedes: args.supersedes.clone(),
-                no_replace: args.no_replace,
-            },
-            &api,
-        )?;
         if !states.is_empty() && !api.states {
             bail!(
                 "--state: the target kernel's struct klp_patch has no `states` (klp_state arrived in 5.5); build \
                  without --state"
             );
         }
+        let spec = ModuleSpec::new(
+            &name,
+            &ReplaceRequest {
+                set: args.replace_set,
+                supersedes: args.supersedes.clone(),
+                no_replace: args.no_replace,
+            },
+            &states,
+            api.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let symbols = match &args.symbols {
             Some(p) => p.clone(),
             None => default_symbols(&kernel)?,
@@ -156,12 +159,7 @@ impl Plan {
             symbols,
             listing,
             modules,
-            spec: ModuleSpec {
-                name,
-                replace,
-                states,
-                api,
-            },
+            spec,
             output,
             work_dir,
             keep_tmp: args.keep_tmp,
