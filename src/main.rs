@@ -21,7 +21,7 @@ fn main() -> ExitCode {
         None => run::build(&cli.build),
         Some(Command::Diff(args)) => run::diff_pair(args),
         Some(Command::Inspect(args)) => run::inspect(args),
-        Some(Command::Check(_)) => Err(anyhow::anyhow!("check: not built into this klp-build yet")),
+        Some(Command::Check(args)) => klp_build::check::run(args),
     };
     match result {
         Ok(code) => code.into(),
