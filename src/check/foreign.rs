@@ -266,30 +266,36 @@ impl<'a> Reader<'a> {
         Ok(Some(Pos { sec, off: t.offset }))
     }
 
-    fn bytes(&self, p: Pos, len: u64) -> anyhow::Result<&[u8]> {
-        let data = self.obj.data(p.sec);
-        let end = p.off.checked_add(len).filter(|e| *e <= data.len() as u64);
-        match end {
-            Some(end) => Ok(&data[p.off as usize..end as usize]),
-            None => bail!(
-                "{}: section {}: {len} bytes at {:#x} run past its end ({:#x} bytes of file data); the module is \
-                 corrupt",
+    /// `len` bytes at `p`; a `SHT_NOBITS` section (`.bss`, where a zero-initialised
+    /// `no_funcs[] = { { } }` lands) reads as zeros.
+    fn bytes(&self, p: Pos, len: u64) -> anyhow::Result<Vec<u8>> {
+        let sec = self.obj.section(p.sec);
+        let size = self.obj.section_size(p.sec);
+        let end = p.off.checked_add(len).filter(|e| *e <= size);
+        match (end, &sec.content) {
+            (Some(_), Content::Nobits(_)) => Ok(vec![0; len as usize]),
+            (Some(end), Content::Data(d)) => Ok(d[p.off as usize..end as usize].to_vec()),
+            _ => bail!(
+                "{}: section {}: {len} bytes at {:#x} run past its end ({size:#x} bytes); the module is corrupt",
                 self.file,
-                self.obj.section(p.sec).name,
+                sec.name,
                 p.off,
-                data.len()
             ),
         }
     }
 
     fn u64_at(&self, p: Pos) -> anyhow::Result<u64> {
         let b = self.bytes(p, 8)?;
-        Ok(u64::from_le_bytes(b.try_into().context("8 bytes")?))
+        Ok(u64::from_le_bytes(
+            b.try_into().map_err(|_| anyhow::anyhow!("8 bytes"))?,
+        ))
     }
 
     fn u32_at(&self, p: Pos) -> anyhow::Result<u32> {
         let b = self.bytes(p, 4)?;
-        Ok(u32::from_le_bytes(b.try_into().context("4 bytes")?))
+        Ok(u32::from_le_bytes(
+            b.try_into().map_err(|_| anyhow::anyhow!("4 bytes"))?,
+        ))
     }
 
     /// The NUL-terminated string at `p`.
@@ -372,12 +378,13 @@ impl<'a> Reader<'a> {
     }
 
     /// An element of a `klp_object` array: `.funcs` points to non-executable data that holds a
-    /// `klp_func`, `.name` is NULL or a string.
+    /// `klp_func` or only the terminator (`no_funcs[] = { { } }` of samples/livepatch's
+    /// callbacks demo, an object patched for its callbacks alone), `.name` is NULL or a string.
     fn is_object_elem(&self, p: Pos) -> anyhow::Result<bool> {
         let Some(funcs) = self.pointer(self.at(p, 8))? else {
             return Ok(false);
         };
-        if self.is_exec(funcs) || !self.is_func_elem(funcs)? {
+        if self.is_exec(funcs) || !(self.is_func_elem(funcs)? || self.is_func_terminator(funcs)?) {
             return Ok(false);
         }
         Ok(match self.pointer(p)? {
@@ -392,6 +399,14 @@ impl<'a> Reader<'a> {
             return Ok(false);
         };
         Ok(!self.is_exec(name) && self.is_exec(new))
+    }
+
+    /// The zeroed `klp_func` that ends an array: `old_name`, `new_func` and `old_sympos` are 0.
+    fn is_func_terminator(&self, p: Pos) -> anyhow::Result<bool> {
+        if (0..3).any(|k| self.reloc(self.at(p, 8 * k)).is_some()) {
+            return Ok(false);
+        }
+        Ok(self.bytes(p, 24).is_ok_and(|b| b.iter().all(|x| *x == 0)))
     }
 
     /// The elements of an array that starts at `base` and ends by `end`: the element starts are the
@@ -444,14 +459,15 @@ impl<'a> Reader<'a> {
             .object_end(objs)
             .unwrap_or(self.obj.section_size(objs.sec));
         let obj_elems = self.elements(objs, objs_end, |p| self.is_object_elem(p))?;
-        let mut func_bases = Vec::new();
-        for o in &obj_elems {
-            if let Some(f) = self.pointer(self.at(*o, 8))? {
-                func_bases.push(f);
+        let mut pairs = Vec::new();
+        for o in obj_elems {
+            if let Some(f) = self.pointer(self.at(o, 8))? {
+                pairs.push((o, f));
             }
         }
+        let func_bases: Vec<Pos> = pairs.iter().map(|(_, f)| *f).collect();
         let mut objects = Vec::new();
-        for (o, funcs) in obj_elems.iter().zip(&func_bases) {
+        for (o, funcs) in &pairs {
             let name = match self.pointer(*o)? {
                 None => "vmlinux".to_string(),
                 Some(p) => self.cstr(p)?,

@@ -370,12 +370,14 @@ impl Load<'_> {
                 if let Some(g) = qf.iter().find(|g| same_func(f, g)) {
                     let msg = format!(
                         "{who} patches {}, which {qwho} patches too (as {}): the kernel refuses a patch that \
-                         shares a function with a patch of another set; give the fix the set of {} so that it \
-                         replaces it, or load it with also_replace_sets={}",
+                         shares a function with a patch of another set; carry the fix in the next release of \
+                         set {} (with the fixes of {}), or load it with also_replace_sets={} to replace {}",
                         func_name(f),
                         func_name(g),
+                        q.mode_set(),
                         q.m.file,
-                        q.mode_set()
+                        q.mode_set(),
+                        q.m.file
                     );
                     let x = self.push("check.func-overlap", Severity::Refused, msg);
                     x.other = Some(q.m.file.clone());
