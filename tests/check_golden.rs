@@ -594,6 +594,17 @@ fn malformed_modules_are_errors_that_name_file_and_section() {
         assert!(e.contains("cut.ko"), "cut at {cut}: {e}");
     }
 
+    // Every 251st byte set to 0xff in turn, and the klp structures' bytes one by one: an answer
+    // or an error each time, never a panic.
+    let data = obj_data_range(&ko);
+    let p = w.path().join("flipped.ko");
+    for at in (0..bytes.len()).step_by(251).chain(data) {
+        let mut b = bytes.clone();
+        b[at] ^= 0xff;
+        std::fs::write(&p, &b).unwrap();
+        let _ = Livepatch::read(&p);
+    }
+
     let e = format!(
         "{:#}",
         Livepatch::read(&s.dir.join("livepatch-sample.mod.o")).unwrap_err()
@@ -612,4 +623,85 @@ fn obj_sym_is_str(i: usize, ko: &Path) -> bool {
         Some(sec) => obj.section(sec).name.starts_with(".rodata.str"),
         None => false,
     }
+}
+
+/// A module klp-build itself built from `testdata/patches/cmdline.patch` on the lab: `inspect`
+/// reads its manifest; with the manifest taken out, what its ELF says (its `klp_patch` is built at
+/// run time by the runtime core, so only the klp relocations are left); `check` of it against the
+/// kernel's sample, which patches the same function.
+#[test]
+fn a_module_built_by_klp_build_and_the_kernel_sample() {
+    let test = "a_module_built_by_klp_build_and_the_kernel_sample";
+    let Some(s) = samples(test) else {
+        return;
+    };
+    let Some(lab) = support::lab(test) else {
+        return;
+    };
+    let w = work(s);
+    let d = w.path();
+    let ko = d.join("livepatch-cmdline.ko");
+    let args = support::inputs::klp_build_args(
+        lab,
+        &support::inputs::patch("cmdline.patch"),
+        &d.join("klp-tmp"),
+        &ko,
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_klp-build"))
+        .args(&args)
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "klp-build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut obj: ElfObject<Any> = read_file(&ko).unwrap();
+    let sec = obj.section_by_name(manifest::SECTION).unwrap();
+    obj.section_mut(sec).deleted = true;
+    obj.write_to(&d.join("no-manifest.ko")).unwrap();
+
+    let mut t = inspect(s, d, "livepatch-cmdline.ko");
+    t += &inspect(s, d, "no-manifest.ko");
+    t += &run(
+        s,
+        d,
+        &[
+            "check",
+            "livepatch-sample.ko",
+            "--against",
+            "livepatch-cmdline.ko",
+        ],
+    );
+    t += &run(
+        s,
+        d,
+        &[
+            "check",
+            "livepatch-cmdline.ko",
+            "--against",
+            "livepatch-sample.ko",
+        ],
+    );
+    golden(
+        "klp-build-module",
+        &t.replace(env!("CARGO_PKG_VERSION"), "<version>"),
+    );
+}
+
+/// The file offsets of `.data` and `.rela.data` of `ko`: where its klp_patch, klp_object and
+/// klp_func arrays and their relocations are.
+fn obj_data_range(ko: &Path) -> Vec<usize> {
+    let bytes = std::fs::read(ko).unwrap();
+    let file = object::read::elf::ElfFile64::<object::LittleEndian>::parse(&*bytes).unwrap();
+    use object::{Object, ObjectSection};
+    let mut out = Vec::new();
+    for name in [".data", ".rela.data"] {
+        let sec = file.section_by_name(name).unwrap();
+        let (off, size) = sec.file_range().unwrap();
+        out.extend(off as usize..(off + size) as usize);
+    }
+    out
 }
