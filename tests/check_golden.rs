@@ -14,8 +14,9 @@ use std::sync::OnceLock;
 
 use klp_build::check::{self, Livepatch};
 use klp_build::elf::{read_file, Any, Content, ElfObject};
-use klp_build::emit::manifest::{self, Manifest, ManifestFix, ManifestFunc, SCHEMA_VERSION};
+use klp_build::emit::manifest::{self, Manifest, ManifestFunc, SCHEMA_VERSION};
 use klp_build::emit::spec::{ReplaceMode, SetField, StateSpec};
+use klp_build::patch::Fix;
 
 /// The samples built, once per test process.
 struct Samples {
@@ -122,7 +123,7 @@ fn stamp(
             .collect(),
         fixes: fixes
             .iter()
-            .map(|f| ManifestFix {
+            .map(|f| Fix {
                 name: (*f).into(),
                 sha256: format!("{:064x}", f.len()),
                 subject: format!("[PATCH] {f}: the fix"),

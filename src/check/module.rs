@@ -11,8 +11,9 @@ use serde::Serialize;
 
 use super::foreign::{self, ForeignModule};
 use crate::elf::{read_file, Any, ElfObject};
-use crate::emit::manifest::{self, Manifest, ManifestFix, ManifestFunc};
+use crate::emit::manifest::{self, Manifest, ManifestFunc};
 use crate::emit::spec::{ReplaceMode, StateSpec};
+use crate::patch::Fix;
 
 /// One livepatch module as the load rules see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -34,7 +35,7 @@ pub struct Livepatch {
     /// schema 2 does not record them).
     pub callbacks: Option<Vec<String>>,
     /// Its fixes; `None` when not recorded (other tools).
-    pub fixes: Option<Vec<ManifestFix>>,
+    pub fixes: Option<Vec<Fix>>,
     /// The functions it patches; `None` when not known.
     pub functions: Option<Vec<ManifestFunc>>,
     /// For modules of other tools: the `.klp.sym` symbols its klp relocations resolve.

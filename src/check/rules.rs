@@ -559,8 +559,9 @@ impl Enabled<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emit::manifest::{Manifest, ManifestFix, SCHEMA_VERSION};
+    use crate::emit::manifest::{Manifest, SCHEMA_VERSION};
     use crate::emit::spec::{SetField, StateSpec};
+    use crate::patch::Fix;
 
     fn set(set: u32, supersedes: &[u32]) -> ReplaceMode {
         ReplaceMode::Set {
@@ -590,7 +591,7 @@ mod tests {
                 .collect(),
             fixes: fixes
                 .iter()
-                .map(|f| ManifestFix {
+                .map(|f| Fix {
                     name: (*f).into(),
                     sha256: "0".repeat(64),
                     subject: format!("subject of {f}"),
