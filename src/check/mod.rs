@@ -56,3 +56,66 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
     }
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emit::manifest::{ManifestFunc, SCHEMA_VERSION};
+    use crate::emit::spec::ReplaceMode;
+    use crate::patch::Fix;
+
+    fn manifest(name: &str, fixes: &[&str], funcs: &[&str]) -> Manifest {
+        Manifest {
+            schema_version: SCHEMA_VERSION,
+            tool_version: "0.1.0".into(),
+            kernel_release: "6.1.0-57-amd64".into(),
+            name: name.into(),
+            replace: ReplaceMode::Atomic,
+            states: vec![],
+            fixes: fixes
+                .iter()
+                .map(|f| Fix {
+                    name: (*f).into(),
+                    sha256: String::new(),
+                    subject: String::new(),
+                })
+                .collect(),
+            functions: funcs
+                .iter()
+                .map(|f| ManifestFunc {
+                    object: "vmlinux".into(),
+                    name: (*f).into(),
+                    sympos: 0,
+                })
+                .collect(),
+        }
+    }
+
+    /// `--previous OLD.ko` as the build pipeline calls it: the new module's manifest against the
+    /// previous release.
+    #[test]
+    fn against_names_the_new_module_by_its_name_and_lists_refusals() {
+        let old = Livepatch::from_manifest(
+            "v1/livepatch_x.ko",
+            &manifest("livepatch_x", &["a", "b"], &["f", "g"]),
+        );
+        let new = manifest("livepatch_x2", &["a"], &["f"]);
+        let r = against(&new, std::slice::from_ref(&old), &[]);
+        assert!(!r.loads);
+        assert_eq!(r.module, "livepatch_x2.ko");
+        assert_eq!(
+            r.refusals().map(|f| f.key).collect::<Vec<_>>(),
+            ["check.fix-dropped"]
+        );
+        assert_eq!(
+            r.warnings().map(|f| f.key).collect::<Vec<_>>(),
+            ["check.reverts"]
+        );
+        let msg = r.refusal_message();
+        assert!(
+            msg.contains("v1/livepatch_x.ko") && msg.contains("--allow-drop b"),
+            "{msg}"
+        );
+        assert!(against(&new, &[old], &["b".into()]).loads);
+    }
+}

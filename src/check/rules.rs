@@ -734,6 +734,19 @@ mod tests {
     }
 
     #[test]
+    fn a_superseded_sets_states_must_be_carried_too() {
+        let hot = module("hot", set(2, &[]), &["h"], &["g"], &[(5, 3)]);
+        let cum = module("cum", set(1, &[2]), &["h"], &["g"], &[]);
+        let r = check(&cum, std::slice::from_ref(&hot), &[]);
+        let f = r.refusals().next().expect("refused");
+        assert_eq!(
+            (f.key, f.state, f.other.as_deref()),
+            ("check.state-missing", Some(5), Some("hot.ko"))
+        );
+        assert!(f.message.contains("supersedes set 2"), "{}", f.message);
+    }
+
+    #[test]
     fn another_set_may_not_share_a_state_id() {
         let a = module("a", set(1, &[]), &[], &["f"], &[(9, 1)]);
         let b = module("b", set(2, &[]), &[], &["g"], &[(9, 1)]);
