@@ -250,7 +250,12 @@ impl<'a> Reader<'a> {
         let Some(sec) = t.sec else {
             return Ok(None);
         };
-        if t.offset >= self.obj.section_size(sec) {
+        // One past the end is a valid C pointer (`&arr[N]`, the end of an array, as in the
+        // identity livepatch of fs/proc/base.c), but no klp field points there.
+        if t.offset == self.obj.section_size(sec) {
+            return Ok(None);
+        }
+        if t.offset > self.obj.section_size(sec) {
             bail!(
                 "{}: section {}: the relocation at {} points to {}+{:#x}, past the end of {} ({:#x} bytes); \
                  the module is corrupt",
