@@ -50,7 +50,8 @@ pub struct CheckArgs {
 pub struct InspectArgs {
     /// The livepatch module.
     pub module: PathBuf,
-    /// Report format (json prints the manifest as stored).
+    /// Report format (json: the whole description, with a klp-build manifest as stored under
+    /// `manifest`).
     #[arg(long, value_enum, default_value_t)]
     pub report: ReportFormat,
 }

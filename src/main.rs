@@ -20,7 +20,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         None => run::build(&cli.build),
         Some(Command::Diff(args)) => run::diff_pair(args),
-        Some(Command::Inspect(args)) => run::inspect(args),
+        Some(Command::Inspect(args)) => klp_build::check::inspect(args),
         Some(Command::Check(args)) => klp_build::check::run(args),
     };
     match result {

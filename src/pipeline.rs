@@ -19,6 +19,7 @@ use anyhow::Context;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::check::CheckReport;
 use crate::diff::{self, Finding, ObjectDiff};
 use crate::emit::manifest::{self, Manifest, ManifestFunc};
 use crate::emit::module::EmittedObject;
@@ -108,6 +109,8 @@ pub struct BuildReport {
     /// The diff report, per object.
     #[serde(skip)]
     pub diff_report: String,
+    /// The `--previous` check: its warnings (reverted functions, allowed drops).
+    pub check: Option<CheckReport>,
     /// The work dir, when kept.
     pub work_dir: Option<PathBuf>,
     /// Wall time per stage, in seconds.
@@ -210,11 +213,11 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> 
     work.complete(Stage::Objects, &())?;
 
     let manifest = manifest_of(plan, &spec, &patch.fixes, &objects);
-    if !plan.previous.is_empty() {
-        if let Some(refused) = t.time("check", progress, || check_previous(plan, &manifest))? {
-            return Ok(refused);
-        }
-    }
+    let check = if plan.previous.is_empty() {
+        None
+    } else {
+        Some(t.time("check", progress, || check_previous(plan, &manifest))?)
+    };
     let module = t.time("emit", progress, || {
         emit::module::module(
             &objects,
@@ -250,6 +253,7 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> 
         objects,
         post_link: module.post_link,
         diff_report: report,
+        check,
         work_dir,
         timings: t,
     })))
@@ -308,12 +312,15 @@ fn manifest_of(
 }
 
 /// `--previous`: the kernel's load rules applied to the new manifest after its predecessors.
-fn check_previous(plan: &Plan, manifest: &Manifest) -> anyhow::Result<Option<Outcome>> {
-    let _ = manifest;
-    anyhow::bail!(
-        "--previous {}: the release check is not part of this klp-build yet; run without --previous",
-        plan.previous[0].display()
-    )
+/// `--previous`: the kernel's load rules (`klp-build check`) applied to the new manifest after
+/// its predecessors, before the module is linked: a release that would be refused at load, or that
+/// drops a fix not named by `--allow-drop`, is an error naming every refusal.
+fn check_previous(plan: &Plan, manifest: &Manifest) -> anyhow::Result<CheckReport> {
+    let report = crate::check::against(manifest, &plan.previous, &plan.allow_drop);
+    if report.refusals().next().is_some() {
+        anyhow::bail!("--previous: {}", report.refusal_message());
+    }
+    Ok(report)
 }
 
 /// The plan's listing, plus the symbols of each patched module from its `.ko` when the listing

@@ -41,8 +41,8 @@ pub struct Plan {
     pub keep_tmp: bool,
     /// Reuse the completed stages before this one from a kept work dir.
     pub resume_from: Option<Stage>,
-    /// Predecessor modules to check the new one against (`--previous`).
-    pub previous: Vec<PathBuf>,
+    /// Predecessor modules to check the new one against (`--previous`), read up front.
+    pub previous: Vec<crate::check::Deployed>,
     /// Fixes the new release may drop (`--allow-drop`).
     pub allow_drop: Vec<String>,
     /// The report format.
@@ -95,9 +95,15 @@ impl Plan {
                 bail!("--modules {}: no such directory; pass the target kernel's /lib/modules/<release>", m.display());
             }
         }
-        for p in &args.previous {
-            readable_file(p, "--previous")?;
-        }
+        let previous = args
+            .previous
+            .iter()
+            .map(|p| {
+                readable_file(p, "--previous")?;
+                crate::check::Livepatch::read(p)
+                    .with_context(|| format!("--previous {}", p.display()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         if !args.allow_drop.is_empty() && args.previous.is_empty() {
             return Err(UsageError(
                 "--allow-drop names a fix a predecessor carried: give the predecessor with --previous OLD.ko".into(),
@@ -164,7 +170,7 @@ impl Plan {
             work_dir,
             keep_tmp: args.keep_tmp,
             resume_from: args.resume_from,
-            previous: args.previous.clone(),
+            previous,
             allow_drop: args.allow_drop.clone(),
             report: args.report,
         })

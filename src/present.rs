@@ -160,6 +160,11 @@ pub fn build_text(r: &BuildReport) -> String {
             s.push_str(&format!("warning: {w}\n"));
         }
     }
+    if let Some(c) = &r.check {
+        for w in c.warnings() {
+            s.push_str(&format!("warning: {}: {}\n", w.key, w.message));
+        }
+    }
     s.push_str("time:");
     for (st, secs) in &r.timings.0 {
         s.push_str(&format!(" {st} {secs:.1}s"));

@@ -1,16 +1,16 @@
 //! The subcommands, each a short chain: the main job is plan -> pipeline -> presenter; `diff`
-//! and `inspect` work on one file pair or one module. Input: parsed options. Output: the exit
+//! works on one object pair (`check` and `inspect` live in `check`). Input: parsed options. Output: the exit
 //! code (errors are returned, and `main` maps them). Invariant: nothing here exits the process.
 
 use anyhow::Context;
 
-use crate::cli::{BuildArgs, DiffArgs, InspectArgs, ReportFormat};
+use crate::cli::{BuildArgs, DiffArgs, ReportFormat};
+use crate::diff;
 use crate::emit::out_object;
 use crate::pipeline;
 use crate::plan::Plan;
 use crate::present::{self, ExitError, StderrProgress, EXIT_NO_CHANGE};
 use crate::rebuild::KlpObject;
-use crate::{diff, emit};
 
 /// The main job: `klp-build --diff fix.patch ...`.
 pub fn build(args: &BuildArgs) -> anyhow::Result<u8> {
@@ -18,31 +18,6 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<u8> {
     let plan = Plan::resolve(args)?;
     let outcome = pipeline::run(&plan, &mut progress)?;
     present::outcome(&outcome, plan.report)
-}
-
-/// `klp-build inspect MODULE.ko`.
-pub fn inspect(args: &InspectArgs) -> anyhow::Result<u8> {
-    let m = emit::manifest::read(&args.module)?;
-    match args.report {
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&m)?),
-        ReportFormat::Text => {
-            println!(
-                "{} for {} (klp-build {})",
-                m.name, m.kernel_release, m.tool_version
-            );
-            println!("replace: {}", m.replace.describe());
-            for s in &m.states {
-                println!("state {:#x} version {}", s.id, s.version);
-            }
-            for f in &m.fixes {
-                println!("fix {}: {} (sha256 {})", f.name, f.subject, f.sha256);
-            }
-            for f in &m.functions {
-                println!("patches {}:{},{}", f.object, f.name, f.sympos);
-            }
-        }
-    }
-    Ok(0)
 }
 
 /// `klp-build diff ORIG.o PATCHED.o`.
