@@ -42,10 +42,9 @@ pub fn run(cmd: &mut Command, what: &str) -> anyhow::Result<ExitStatus> {
     let _defer = interrupt::Defer::start();
     interrupt::check(what)?;
     let program = cmd.get_program().to_string_lossy().into_owned();
-    let mut child = cmd
-        .process_group(0)
-        .spawn()
-        .with_context(|| format!("running {program}: install make and gcc (apt-get install make gcc)"))?;
+    let mut child = cmd.process_group(0).spawn().with_context(|| {
+        format!("running {program}: install make and gcc (apt-get install make gcc)")
+    })?;
     let group = child.id() as libc::pid_t;
     let mut stopping: Option<(Instant, i32)> = None;
     let status = loop {
@@ -165,7 +164,11 @@ mod tests {
             .unwrap();
         let start = Instant::now();
         while tagged(&tag).len() < 3 {
-            assert!(start.elapsed() < Duration::from_secs(10), "{:?}", tagged(&tag));
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{:?}",
+                tagged(&tag)
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(stop_tagged(&tag, Path::new("/tree")).unwrap(), 3);

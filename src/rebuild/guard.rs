@@ -265,7 +265,9 @@ pub fn recover(dir: &Path, source: &Path) -> anyhow::Result<()> {
     }
     let n = restore_entries(source, dir, &j.entries)?;
     let moved = match &j.written_in {
-        Some(was) if was != source => format!(" (journaled when it was reached as {})", was.display()),
+        Some(was) if was != source => {
+            format!(" (journaled when it was reached as {})", was.display())
+        }
         _ => String::new(),
     };
     eprintln!(
@@ -330,7 +332,10 @@ mod tests {
         let moved = top.path().join("linux-moved");
         std::fs::rename(&tree, &moved).unwrap();
         recover(&moved.join(".saved"), &moved).unwrap();
-        assert_eq!(std::fs::read_to_string(moved.join("fs/x.c")).unwrap(), "orig");
+        assert_eq!(
+            std::fs::read_to_string(moved.join("fs/x.c")).unwrap(),
+            "orig"
+        );
         assert!(!moved.join(".saved").exists());
         recover(&moved.join(".saved"), &moved).unwrap(); // nothing left to do
     }
@@ -357,7 +362,8 @@ mod tests {
         let saved = tree.path().join(".saved");
         std::fs::create_dir_all(&saved).unwrap();
         std::fs::write(tree.path().join("x.o"), "stale").unwrap();
-        let j = r#"{"source":"/old/place","entries":[{"path":"x.o","existed":false,"mtime_ns":0}]}"#;
+        let j =
+            r#"{"source":"/old/place","entries":[{"path":"x.o","existed":false,"mtime_ns":0}]}"#;
         std::fs::write(saved.join(JOURNAL), j).unwrap();
         recover(&saved, tree.path()).unwrap();
         assert!(!tree.path().join("x.o").exists());

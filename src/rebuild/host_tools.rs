@@ -50,7 +50,9 @@ fn recorded_prefix(source: &Path, tool: &str) -> Option<(PathBuf, PathBuf)> {
 
 /// Fails when `source`'s host tools were built for another path; see the module doc.
 pub fn check(source: &Path, jobs: usize) -> anyhow::Result<()> {
-    let here = source.canonicalize().unwrap_or_else(|_| source.to_path_buf());
+    let here = source
+        .canonicalize()
+        .unwrap_or_else(|_| source.to_path_buf());
     for tool in TOOLS {
         let Some((prefix, cmd)) = recorded_prefix(source, tool) else {
             continue;

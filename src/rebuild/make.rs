@@ -43,7 +43,10 @@ pub fn make(
         .args(targets)
         .env(child::TAG_VAR, tag)
         .stdin(Stdio::null())
-        .stdout(out.try_clone()?)
+        .stdout(
+            out.try_clone()
+                .with_context(|| format!("opening {}", log.display()))?,
+        )
         .stderr(out);
     let status = child::run(&mut cmd, what)?;
     if status.success() {

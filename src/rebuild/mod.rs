@@ -196,7 +196,7 @@ fn build_once(
         .filter_map(|o| o.parent().map(Path::to_path_buf))
         .collect();
     let before = listing(&target.source, &dirs);
-    std::fs::create_dir_all(stage)?;
+    std::fs::create_dir_all(stage).with_context(|| format!("creating {}", stage.display()))?;
     let log = stage.join(format!("make-{which}.log"));
     let tag = child::new_tag();
     guard.running_make(Some(&tag))?;
@@ -253,7 +253,9 @@ fn build_once(
     let mut klp = Vec::new();
     for o in objects {
         let dest = stage.join(which).join(o);
-        std::fs::create_dir_all(dest.parent().expect("an object has a parent dir"))?;
+        if let Some(dir) = dest.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
         let built = target.source.join(o);
         std::fs::copy(&built, &dest).with_context(|| {
             format!(
