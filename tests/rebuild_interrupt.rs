@@ -9,8 +9,8 @@
 mod support;
 
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CHILD_ENV: &str = "KLP_BUILD_INTERRUPT_CHILD_WORK";
@@ -359,4 +359,171 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// Runs the real klp-build on `source` (the lab's headers, config and kallsyms) with the cmdline
+/// patch, in its own process group, stderr to `stderr`.
+fn spawn_klp_build(lab: &support::Lab, source: &Path, work: &Path, stderr: &Path) -> Child {
+    let mut args = support::inputs::klp_build_args(
+        lab,
+        &support::inputs::patch("cmdline.patch"),
+        work,
+        &work.with_extension("ko"),
+    );
+    let at = args.iter().position(|a| a == "--source").unwrap() + 1;
+    args[at] = source.into();
+    Command::new(env!("CARGO_BIN_EXE_klp-build"))
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(stderr).unwrap())
+        .process_group(0)
+        .spawn()
+        .unwrap()
+}
+
+fn wait_bounded(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(start.elapsed() < limit, "klp-build ran over {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A copy of the prepared lab tree (cp -a: same mtimes, another path). Kbuild's host tools record
+/// absolute paths, so a build in the copy would recompile tools/objtool and resolve_btfids in it:
+/// klp-build refuses before touching it and says how to prepare it at its path. Once prepared
+/// there, a run killed by SIGKILL in the middle of its make leaves a journal and an orphaned make;
+/// the tree is then moved, and the next run through the new path stops that make and replays the
+/// journal: every file as before, content and mtime.
+#[test]
+fn a_copied_tree_keeps_its_host_tools_and_a_moved_trees_journal_is_replayed() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(lab) =
+        support::lab("a_copied_tree_keeps_its_host_tools_and_a_moved_trees_journal_is_replayed")
+    else {
+        return;
+    };
+    const TOOLS: [&str; 5] = [
+        "tools/objtool/objtool",
+        "tools/objtool/check.o",
+        "tools/objtool/.check.o.cmd",
+        "tools/bpf/resolve_btfids/resolve_btfids",
+        "tools/bpf/resolve_btfids/.main.o.cmd",
+    ];
+    let top = tempfile::tempdir_in(&lab.dir).unwrap();
+    let a = top.path().join("linux-a");
+    let copied = support::tree::locked(&lab.src, || {
+        Command::new("cp")
+            .arg("-a")
+            .arg(&lab.src)
+            .arg(&a)
+            .status()
+            .unwrap()
+    });
+    assert!(
+        copied.success(),
+        "cp -a {} {}",
+        lab.src.display(),
+        a.display()
+    );
+    let a = a.canonicalize().unwrap();
+    let lab_src = lab.src.canonicalize().unwrap();
+    let files: Vec<&str> = FILES.iter().chain(TOOLS.iter()).copied().collect();
+
+    // 1. The copy: refused, nothing changed.
+    let before = support::tree::snapshot(&a, &files);
+    let err = top.path().join("refused.stderr");
+    let mut run = spawn_klp_build(lab, &a, &top.path().join("w1"), &err);
+    let status = wait_bounded(&mut run, Duration::from_secs(600));
+    let stderr = std::fs::read_to_string(&err).unwrap();
+    assert_eq!(status.code(), Some(1), "stderr:\n{stderr}");
+    for needle in [
+        format!("{} was prepared at {}", a.display(), lab_src.display()),
+        format!("make -C {}", a.display()),
+        "modules_prepare".to_string(),
+    ] {
+        assert!(stderr.contains(&needle), "{needle:?} not in:\n{stderr}");
+    }
+    assert_eq!(
+        support::tree::snapshot(&a, &files),
+        before,
+        "a refused build leaves the copy's host tools and objects as they were"
+    );
+
+    // 2. Prepared at its path, as the message says; then a run killed in its make.
+    let prepared = Command::new("make")
+        .arg("-C")
+        .arg(&a)
+        .args(["-s", "-j2", "modules_prepare"])
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(
+        prepared.success(),
+        "make modules_prepare in {}",
+        a.display()
+    );
+    let before = support::tree::snapshot(&a, &FILES);
+    let err = top.path().join("killed.stderr");
+    let mut run = spawn_klp_build(lab, &a, &top.path().join("w2"), &err);
+    let pid = run.id() as libc::pid_t;
+    let journal = a.join(klp_build::rebuild::SAVED_DIR).join("journal.json");
+    let start = Instant::now();
+    let tag = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            panic!(
+                "klp-build ended ({status}) before its make: {}",
+                std::fs::read_to_string(&err).unwrap()
+            );
+        }
+        let j = std::fs::read_to_string(&journal).unwrap_or_default();
+        if let Some(tag) = make_tag(&j).filter(|t| t.starts_with(&format!("{pid}-"))) {
+            if tagged(&tag).iter().any(|comm| comm == "cc1") {
+                break tag;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "no make started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    // SAFETY: kill(2) of the process group of the child we spawned.
+    unsafe { libc::kill(-pid, libc::SIGKILL) };
+    assert_eq!(run.wait().unwrap().code(), None);
+    assert!(!tagged(&tag).is_empty(), "its make outlives it");
+
+    // 3. Moved: the next run, through the new path, stops that make and replays the journal
+    // (then refuses the tree, whose host tools now name the old path).
+    let b = top.path().join("linux-b");
+    std::fs::rename(&a, &b).unwrap();
+    let err = top.path().join("next.stderr");
+    let mut run = spawn_klp_build(lab, &b, &top.path().join("w3"), &err);
+    let status = wait_bounded(&mut run, Duration::from_secs(600));
+    let stderr = std::fs::read_to_string(&err).unwrap();
+    assert_eq!(tagged(&tag), Vec::<String>::new(), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "of {} (journaled when it was reached as {}) left modified by an interrupted build",
+            b.display(),
+            a.display()
+        )),
+        "stderr:\n{stderr}"
+    );
+    assert_eq!(status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains(&format!("was prepared at {}", a.display())),
+        "stderr:\n{stderr}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        support::tree::snapshot(&b, &FILES),
+        before,
+        "the moved tree is as before the killed run"
+    );
+    assert!(!b.join(klp_build::rebuild::SAVED_DIR).exists());
 }
