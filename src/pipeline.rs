@@ -106,6 +106,8 @@ pub struct BuildReport {
     pub objects: Vec<EmittedObject>,
     /// Klp relocation sections and symbols created.
     pub post_link: PostLink,
+    /// Hunks applied with fuzz or at an offset; the work dir holding their applied copies is kept.
+    pub patch_warnings: Vec<patch::HunkWarning>,
     /// The diff report, per object.
     #[serde(skip)]
     pub diff_report: String,
@@ -238,7 +240,8 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> 
         )
     })?;
     t.0.push(("total".into(), total.elapsed().as_secs_f64()));
-    let work_dir = if plan.keep_tmp {
+    // The applied copies that a patch warning tells the user to check must still be there.
+    let work_dir = if plan.keep_tmp || !patch.warnings.is_empty() {
         Some(work.root().to_path_buf())
     } else {
         work.remove()?;
@@ -252,6 +255,7 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> 
         manifest,
         objects,
         post_link: module.post_link,
+        patch_warnings: patch.warnings.clone(),
         diff_report: report,
         check,
         work_dir,

@@ -165,6 +165,9 @@ pub fn build_text(r: &BuildReport) -> String {
             s.push_str(&format!("warning: {}: {}\n", w.key, w.message));
         }
     }
+    for w in &r.patch_warnings {
+        s.push_str(&format!("warning: {w}\n"));
+    }
     s.push_str("time:");
     for (st, secs) in &r.timings.0 {
         s.push_str(&format!(" {st} {secs:.1}s"));

@@ -178,3 +178,51 @@ fn unpatchable_files_are_all_refused_at_once() {
         "nothing is applied when something is refused"
     );
 }
+
+/// A backport written for another version of the file: GNU patch applies its hunk 3 lines off and
+/// with fuzz 1. The patch set says which patch, file and hunk, where it landed and how, and the
+/// applied copy it names is there to check.
+#[test]
+fn a_fuzzed_hunk_is_reported_with_its_hunk_and_applied_copy() {
+    let Some(lab) = support::lab("a_fuzzed_hunk_is_reported_with_its_hunk_and_applied_copy") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let diff = support::inputs::patch("cmdline-fuzz.patch");
+    let set = patch::run(
+        std::slice::from_ref(&diff),
+        &lab.src,
+        &work.path().join("1-patch"),
+    )
+    .unwrap();
+    assert_eq!(set.warnings.len(), 1, "{:?}", set.warnings);
+    let w = &set.warnings[0];
+    assert_eq!(w.patch, diff);
+    assert_eq!(w.file, Path::new("fs/proc/cmdline.c"));
+    assert_eq!(w.hunk, 1);
+    assert_eq!(w.header, "@@ -10,6 +10,7 @@ static int cmdline_proc_show");
+    assert_eq!((w.line, w.fuzz, w.offset), (7, 1, -3));
+    assert!(w.applied_copy.starts_with(work.path().join("1-patch")));
+    let applied = std::fs::read_to_string(&w.applied_copy).unwrap();
+    assert!(applied.contains("\tseq_puts(m, \" klp-build=patched\");\n\tseq_putc(m, '\\n');"));
+    let said = w.to_string();
+    for needle in [
+        "cmdline-fuzz.patch: fs/proc/cmdline.c: hunk #1 `@@ -10,6 +10,7 @@",
+        "applied at line 7 with fuzz 1, -3 line(s) off",
+        "check the result in ",
+    ] {
+        assert!(said.contains(needle), "{needle:?} not in {said:?}");
+    }
+    // Machine-readable for the JSON report.
+    let json = serde_json::to_value(w).unwrap();
+    assert_eq!(json["fuzz"], 1);
+    assert_eq!(json["offset"], -3);
+    // A patch that applies exactly warns of nothing.
+    let clean = patch::run(
+        &[support::inputs::patch("cmdline.patch")],
+        &lab.src,
+        &tempfile::tempdir().unwrap().path().join("1-patch"),
+    )
+    .unwrap();
+    assert!(clean.warnings.is_empty(), "{:?}", clean.warnings);
+}

@@ -224,6 +224,7 @@ fn line_directives_keep_unchanged_warn_on_lines() {
             patched: w.join("1-patch/applied/kernel/task_work.c"),
             ..set.files[0].clone()
         }],
+        warnings: Vec::new(),
     };
     let w2 = work.path().join("w2");
     let without =

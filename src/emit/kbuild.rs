@@ -266,12 +266,8 @@ fn make(kbuild_dir: &Path, dir: &Path, jobs: usize) -> anyhow::Result<()> {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().with_context(|| {
-        format!(
-            "running make -C {} (is make installed?)",
-            kbuild_dir.display()
-        )
-    })?;
+    // Stopped with its compilers on Ctrl-C or SIGTERM, like the tree build's make.
+    let status = crate::rebuild::run_make(&mut cmd, "while linking the module")?;
     if status.success() {
         return Ok(());
     }

@@ -1,9 +1,10 @@
 //! Applying one patch with GNU `patch` to copies of the files it touches. Input: the patch file,
-//! its parsed sections, the strip level and the copy root. Output: the copies, patched in place.
-//! Invariant: `patch` only ever sees the copy root, never the source tree; a hunk that does not
-//! apply is an error naming the patch, the file, the hunk and what `patch` said.
+//! its parsed sections, the strip level and the copy root. Output: the copies, patched in place,
+//! and a [`HunkWarning`] for each hunk applied with fuzz or at an offset. Invariant: `patch` only
+//! ever sees the copy root, never the source tree; a hunk that does not apply is an error naming
+//! the patch, the file, the hunk and what `patch` said.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context};
@@ -57,16 +58,91 @@ pub fn target_name(f: &FileDiff, p: usize, source: &Path) -> Option<String> {
     }
 }
 
+/// A hunk that GNU patch applied, but not exactly where and as its header says: `Hunk #2
+/// succeeded at 7 with fuzz 1 (offset 3 lines).` A backport written for another kernel version
+/// applies this way, and a fuzzed hunk can land in the wrong place, so the user is told which hunk
+/// and where to look.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HunkWarning {
+    /// The user's patch file.
+    pub patch: PathBuf,
+    /// The file the hunk patches, relative to the tree.
+    pub file: PathBuf,
+    /// The hunk's number within that file's section, from 1 (as GNU patch counts).
+    pub hunk: usize,
+    /// The hunk's `@@ -a,b +c,d @@ context` line, when the patch has it.
+    pub header: String,
+    /// The line of the file the hunk was applied at.
+    pub line: usize,
+    /// Context lines that patch ignored (0: the context matched).
+    pub fuzz: usize,
+    /// Lines between where the header says and where it applied (0: no offset).
+    pub offset: i64,
+    /// The applied copy of the file, kept in the work dir for the user to check.
+    pub applied_copy: PathBuf,
+}
+
+impl std::fmt::Display for HunkWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut how = Vec::new();
+        if self.fuzz > 0 {
+            how.push(format!("with fuzz {}", self.fuzz));
+        }
+        if self.offset != 0 {
+            how.push(format!("{} line(s) off", self.offset));
+        }
+        let header = if self.header.is_empty() {
+            String::new()
+        } else {
+            format!(" `{}`", self.header)
+        };
+        write!(
+            f,
+            "{}: {}: hunk #{}{header} applied at line {} {}; check the result in {}",
+            self.patch.display(),
+            self.file.display(),
+            self.hunk,
+            self.line,
+            how.join(", "),
+            self.applied_copy.display()
+        )
+    }
+}
+
+/// Parses the rest of GNU patch's `Hunk #N succeeded at L[ with fuzz F][ (offset O lines)].`
+/// after `Hunk #`: `(N, L, F, O)`.
+fn parse_succeeded(rest: &str) -> Option<(usize, usize, usize, i64)> {
+    let (number, rest) = rest.split_once(" succeeded at ")?;
+    let number = number.trim().parse().ok()?;
+    let digits = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '-')
+            .collect()
+    };
+    let line = digits(rest).parse().ok()?;
+    let fuzz = match rest.split_once("with fuzz ") {
+        Some((_, f)) => digits(f).parse().ok()?,
+        None => 0,
+    };
+    let offset = match rest.split_once("(offset ") {
+        Some((_, o)) => digits(o).parse().ok()?,
+        None => 0,
+    };
+    Some((number, line, fuzz, offset))
+}
+
 /// Applies `filtered` (the patch's used sections) to the copies under `root` with `patch -pN`.
 /// `patch_name` names the user's patch file in messages; `files` are its used sections with their
-/// tree-relative names, for naming the hunk that failed.
+/// tree-relative names, for naming the hunk that failed. Returns the hunks applied with fuzz or
+/// at an offset, each also said on stderr as it is found (a later stage may fail, and the user
+/// must still learn which hunk to check).
 pub fn apply(
     filtered: &Path,
     patch_name: &Path,
     p: usize,
     root: &Path,
     files: &[(String, &FileDiff)],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<HunkWarning>> {
     let out = Command::new("patch")
         .arg(format!("-p{p}"))
         // -f: never ask (a patch that looks reversed is applied as written and fails loudly);
@@ -86,6 +162,7 @@ pub fn apply(
     let mut current: Option<&str> = None;
     let mut failures = Vec::new();
     let mut rejects = Vec::new();
+    let mut warnings = Vec::new();
     for line in text.lines() {
         if let Some(f) = line.strip_prefix("patching file ") {
             current = Some(f.trim_matches(['\'', '"', '`']));
@@ -109,13 +186,22 @@ pub fn apply(
                 if !rejects.contains(&file) {
                     rejects.push(file);
                 }
-            } else if rest.contains("fuzz") {
-                eprintln!(
-                    "klp-build: warning: {}: {file}: hunk #{number}{header} applied with fuzz ({}); check the result in {}",
-                    patch_name.display(),
-                    line.trim(),
-                    root.join(file).display()
-                );
+            } else if let Some((number, line, fuzz, offset)) = parse_succeeded(rest) {
+                if fuzz == 0 && offset == 0 {
+                    continue;
+                }
+                let w = HunkWarning {
+                    patch: patch_name.to_path_buf(),
+                    file: PathBuf::from(file),
+                    hunk: number,
+                    header: header.trim().trim_matches('`').to_string(),
+                    line,
+                    fuzz,
+                    offset,
+                    applied_copy: root.join(file),
+                };
+                eprintln!("klp-build: warning: {w}");
+                warnings.push(w);
             }
         }
     }
@@ -145,12 +231,29 @@ pub fn apply(
             patch_name.display(),
         );
     }
-    Ok(())
+    Ok(warnings)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_patch_s_hunk_lines() {
+        assert_eq!(
+            parse_succeeded("1 succeeded at 7 with fuzz 1 (offset 3 lines)."),
+            Some((1, 7, 1, 3))
+        );
+        assert_eq!(
+            parse_succeeded("2 succeeded at 40 (offset -2 lines)."),
+            Some((2, 40, 0, -2))
+        );
+        assert_eq!(
+            parse_succeeded("3 succeeded at 12 with fuzz 2."),
+            Some((3, 12, 2, 0))
+        );
+        assert_eq!(parse_succeeded("1 FAILED at 7."), None);
+    }
 
     #[test]
     fn strips_components() {

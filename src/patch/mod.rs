@@ -25,7 +25,12 @@ pub struct PatchSet {
     /// Every file the patches change, in order of first appearance; empty when they change no
     /// file compiled into the kernel.
     pub files: Vec<TouchedFile>,
+    /// Hunks that GNU patch applied with fuzz or at an offset, for the report: the result may not
+    /// be what the patch's author meant (a fuzzed hunk can land in the wrong function).
+    pub warnings: Vec<HunkWarning>,
 }
+
+pub use apply::HunkWarning;
 
 /// One fix: a patch file, as the report, the manifest and `check` name it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -150,7 +155,7 @@ pub fn run(diffs: &[PathBuf], source: &Path, stage_dir: &Path) -> anyhow::Result
     for name in &touched {
         for root in [&orig_root, &applied_root] {
             let to = root.join(name);
-            std::fs::create_dir_all(to.parent().expect("a file has a parent dir"))?;
+            create_parent(&to)?;
             std::fs::copy(source.join(name), &to).with_context(|| {
                 format!(
                     "copying {} to {}",
@@ -160,8 +165,10 @@ pub fn run(diffs: &[PathBuf], source: &Path, stage_dir: &Path) -> anyhow::Result
             })?;
         }
     }
+    let mut warnings = Vec::new();
     let diffs_dir = stage.join("diffs");
-    std::fs::create_dir_all(&diffs_dir)?;
+    std::fs::create_dir_all(&diffs_dir)
+        .with_context(|| format!("creating {}", diffs_dir.display()))?;
     for (n, p) in planned.iter().enumerate() {
         if p.used.is_empty() {
             continue;
@@ -183,7 +190,13 @@ pub fn run(diffs: &[PathBuf], source: &Path, stage_dir: &Path) -> anyhow::Result
             .iter()
             .map(|(name, i)| (name.clone(), &p.parsed.files[*i]))
             .collect();
-        apply::apply(&file, &p.path, p.strip, &applied_root, &sections)?;
+        warnings.extend(apply::apply(
+            &file,
+            &p.path,
+            p.strip,
+            &applied_root,
+            &sections,
+        )?);
     }
 
     let mut files = Vec::new();
@@ -196,7 +209,7 @@ pub fn run(diffs: &[PathBuf], source: &Path, stage_dir: &Path) -> anyhow::Result
         };
         let text = line_directives::inject(&read(&orig)?, &read(&applied)?);
         let patched = patched_root.join(name);
-        std::fs::create_dir_all(patched.parent().expect("a file has a parent dir"))?;
+        create_parent(&patched)?;
         std::fs::write(&patched, text).with_context(|| format!("writing {}", patched.display()))?;
         files.push(TouchedFile {
             path: PathBuf::from(name),
@@ -204,5 +217,19 @@ pub fn run(diffs: &[PathBuf], source: &Path, stage_dir: &Path) -> anyhow::Result
             patched,
         });
     }
-    Ok(PatchSet { fixes, files })
+    Ok(PatchSet {
+        fixes,
+        files,
+        warnings,
+    })
+}
+
+/// Creates the parent dir of `file`, saying which on failure.
+fn create_parent(file: &Path) -> anyhow::Result<()> {
+    match file.parent() {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+        }
+        None => Ok(()),
+    }
 }

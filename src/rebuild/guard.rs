@@ -1,16 +1,21 @@
 //! Putting the source tree back. Input: the tree files the build is about to change (sources it
-//! swaps the patched copies into, the `.o`/`.cmd`/`.d` files kbuild writes). Output: each file as
-//! it was (content, mode and mtime), or gone when it did not exist. Invariant: a file's original
-//! is saved, and the journal naming it written, before the tree changes; the guard restores on
-//! drop (error, panic, Ctrl-C), and a journal left by a killed run is replayed by the next build.
+//! swaps the patched copies into, the `.o`/`.cmd`/`.d` files kbuild writes) and the makes it runs.
+//! Output: each file as it was (content, mode and mtime), or gone when it did not exist.
+//! Invariant: a file's original is saved, and the journal naming it written, before the tree
+//! changes; the journal also names the tag of the make that is running (see `child`). The guard
+//! restores on drop (error, panic, Ctrl-C). The journal and the saved files live in the tree
+//! itself (`<tree>/.klp-build-saved/`, paths relative to the tree), never in the work dir: a
+//! journal left by a killed run (SIGKILL, power loss) belongs to its tree, and the next build on
+//! that tree, with any work dir and by any path to the tree (moved, bind-mounted, symlinked),
+//! first stops the killed run's make and then replays it.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use super::interrupt;
+use super::{child, interrupt};
 
 /// One tree file as it was before the build.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,10 +28,16 @@ struct Entry {
     mtime_ns: u128,
 }
 
-/// What a run changes in which tree, written before each change.
-#[derive(Debug, Serialize, Deserialize)]
+/// What a run changes in its tree, written before each change. Nothing in it depends on where
+/// the tree is: a moved tree's journal still applies.
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Journal {
-    source: PathBuf,
+    /// Where the tree was when the journal was written; only said in messages.
+    #[serde(default, alias = "source")]
+    written_in: Option<PathBuf>,
+    /// The tag of the make that was running (`child::TAG_VAR`), if any.
+    #[serde(default)]
+    make_tag: Option<String>,
     entries: Vec<Entry>,
 }
 
@@ -36,23 +47,28 @@ pub struct TreeGuard {
     source: PathBuf,
     dir: PathBuf,
     entries: Vec<Entry>,
+    make_tag: Option<String>,
     done: bool,
-    _modifying: interrupt::Modifying,
+    _defer: interrupt::Defer,
 }
 
 const JOURNAL: &str = "journal.json";
 
 impl TreeGuard {
-    /// A guard for `source` keeping its saved files under `dir`.
+    /// A guard for `source` keeping its journal and saved files under `dir` (in the tree). Fails
+    /// with [`interrupt::Interrupted`] when a signal came before anything was changed.
     pub fn new(source: &Path, dir: &Path) -> anyhow::Result<TreeGuard> {
-        std::fs::create_dir_all(dir.join("files"))
-            .with_context(|| format!("creating {}", dir.display()))?;
+        let defer = interrupt::Defer::start();
+        interrupt::check("before the build changed the tree")?;
+        let files = dir.join("files");
+        std::fs::create_dir_all(&files).with_context(|| format!("creating {}", files.display()))?;
         let g = TreeGuard {
             source: source.to_path_buf(),
             dir: dir.to_path_buf(),
             entries: Vec::new(),
+            make_tag: None,
             done: false,
-            _modifying: interrupt::Modifying::start(),
+            _defer: defer,
         };
         g.write_journal()?;
         Ok(g)
@@ -68,11 +84,15 @@ impl TreeGuard {
         let entry = match std::fs::metadata(&file) {
             Ok(meta) => {
                 let to = self.dir.join("files").join(rel);
-                std::fs::create_dir_all(to.parent().expect("a file has a parent dir"))?;
+                if let Some(parent) = to.parent() {
+                    std::fs::create_dir_all(parent)
+                        .with_context(|| format!("creating {}", parent.display()))?;
+                }
                 std::fs::copy(&file, &to)
                     .with_context(|| format!("saving {} to {}", file.display(), to.display()))?;
                 let mtime = meta
-                    .modified()?
+                    .modified()
+                    .with_context(|| format!("reading the mtime of {}", file.display()))?
                     .duration_since(UNIX_EPOCH)
                     .unwrap_or_default();
                 Entry {
@@ -105,9 +125,17 @@ impl TreeGuard {
         self.write_journal()
     }
 
+    /// Journals `tag` as the make about to run (before it is started), or none (`None`, once it
+    /// has ended): a run killed meanwhile leaves the tag for the next run to stop that make.
+    pub fn running_make(&mut self, tag: Option<&str>) -> anyhow::Result<()> {
+        self.make_tag = tag.map(str::to_string);
+        self.write_journal()
+    }
+
     fn write_journal(&self) -> anyhow::Result<()> {
         let j = Journal {
-            source: self.source.clone(),
+            written_in: Some(self.source.clone()),
+            make_tag: self.make_tag.clone(),
             entries: self.entries.clone(),
         };
         let tmp = self.dir.join(format!("{JOURNAL}.tmp"));
@@ -128,23 +156,21 @@ impl TreeGuard {
 
 impl Drop for TreeGuard {
     fn drop(&mut self) {
-        if !self.done {
-            match self.restore() {
-                Ok(n) if interrupt::interrupted() => {
-                    eprintln!("klp-build: interrupted; restored {n} file(s) of {}", self.source.display())
-                }
-                Ok(_) => {}
-                Err(e) => eprintln!(
-                    "klp-build: error: restoring {}: {e:#}\n  the original files are saved in {}; the next build \
-                     in this work dir restores them from {}",
-                    self.source.display(),
-                    self.dir.display(),
-                    self.dir.join(JOURNAL).display()
-                ),
-            }
+        if self.done {
+            return;
         }
-        if interrupt::interrupted() {
-            std::process::exit(interrupt::EXIT_INTERRUPTED);
+        match self.restore() {
+            Ok(n) if interrupt::interrupted() => {
+                eprintln!("klp-build: interrupted; restored {n} file(s) of {}", self.source.display())
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!(
+                "klp-build: error: restoring {}: {e:#}\n  the original files are saved in {}; the next build on \
+                 this tree restores them from {}",
+                self.source.display(),
+                self.dir.display(),
+                self.dir.join(JOURNAL).display()
+            ),
         }
     }
 }
@@ -183,33 +209,69 @@ fn restore_file(saved: &Path, file: &Path, mtime_ns: u128) -> anyhow::Result<()>
     let bytes =
         std::fs::read(saved).with_context(|| format!("reading saved {}", saved.display()))?;
     std::fs::write(file, bytes).with_context(|| format!("restoring {}", file.display()))?;
-    let f = std::fs::OpenOptions::new().write(true).open(file)?;
     let mtime =
         SystemTime::UNIX_EPOCH + Duration::from_nanos(u64::try_from(mtime_ns).unwrap_or(u64::MAX));
-    f.set_modified(mtime)
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(file)
+        .and_then(|f| f.set_modified(mtime))
         .with_context(|| format!("restoring the mtime of {}", file.display()))
 }
 
-/// Replays a journal that a killed run (SIGKILL, power loss) left in `dir` for `source`.
+/// A journal entry must name a file inside the tree: a damaged journal must not make the replay
+/// write or delete anything else.
+fn inside_tree(p: &Path) -> bool {
+    p.components().next().is_some() && p.components().all(|c| matches!(c, Component::Normal(_)))
+}
+
+/// Replays a journal that a killed run (SIGKILL, power loss) left in `dir`, the saved-files dir
+/// inside `source`: stops that run's make if it still runs, then puts the files back. The
+/// journal's paths are relative to the tree, so it is replayed wherever the tree is now.
 pub fn recover(dir: &Path, source: &Path) -> anyhow::Result<()> {
     let path = dir.join(JOURNAL);
-    let Ok(bytes) = std::fs::read(&path) else {
-        return Ok(());
+    let _defer = interrupt::Defer::start();
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Killed between creating the dir and writing the first journal: nothing changed.
+            if dir.exists() {
+                std::fs::remove_dir_all(dir)
+                    .with_context(|| format!("removing {}", dir.display()))?;
+            }
+            return Ok(());
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let j: Journal =
-        serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))?;
-    if j.source != source {
-        anyhow::bail!(
-            "{} is the journal of an interrupted build in {}, not {}: restore that tree first (run klp-build there \
-             with this work dir), or use another --work-dir",
+    let j: Journal = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "reading {}: not a journal of klp-build; restore the tree's files from {} by hand, then remove {}",
             path.display(),
-            j.source.display(),
-            source.display()
+            dir.join("files").display(),
+            dir.display()
+        )
+    })?;
+    if let Some(bad) = j.entries.iter().find(|e| !inside_tree(&e.path)) {
+        anyhow::bail!(
+            "{}: names {}, which is not a file inside the tree: the journal is damaged; restore the tree's files \
+             from {} by hand, then remove {}",
+            path.display(),
+            bad.path.display(),
+            dir.join("files").display(),
+            dir.display()
         );
     }
+    if let Some(tag) = &j.make_tag {
+        child::stop_tagged(tag, source)?;
+    }
     let n = restore_entries(source, dir, &j.entries)?;
+    let moved = match &j.written_in {
+        Some(was) if was != source => {
+            format!(" (journaled when it was reached as {})", was.display())
+        }
+        _ => String::new(),
+    };
     eprintln!(
-        "klp-build: restored {n} file(s) of {} left modified by an interrupted build",
+        "klp-build: restored {n} file(s) of {}{moved} left modified by an interrupted build",
         source.display()
     );
     std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))
@@ -256,24 +318,54 @@ mod tests {
     }
 
     #[test]
-    fn a_killed_runs_journal_is_replayed() {
-        let tree = tempfile::tempdir().unwrap();
-        let work = tempfile::tempdir().unwrap();
-        let c = tree.path().join("x.c");
+    fn a_killed_runs_journal_is_replayed_in_the_moved_tree() {
+        let top = tempfile::tempdir().unwrap();
+        let tree = top.path().join("linux");
+        std::fs::create_dir_all(tree.join("fs")).unwrap();
+        let c = tree.join("fs/x.c");
         std::fs::write(&c, "orig").unwrap();
-        let dir = work.path().join("saved");
-        let mut g = TreeGuard::new(tree.path(), &dir).unwrap();
-        g.save(Path::new("x.c")).unwrap();
+        let mut g = TreeGuard::new(&tree, &tree.join(".saved")).unwrap();
+        g.save(Path::new("fs/x.c")).unwrap();
         std::fs::write(&c, "patched").unwrap();
         // SIGKILL: no destructor runs.
         std::mem::forget(g);
-        assert!(recover(&dir, Path::new("/elsewhere"))
-            .unwrap_err()
-            .to_string()
-            .contains("not /elsewhere"));
-        recover(&dir, tree.path()).unwrap();
-        assert_eq!(std::fs::read_to_string(&c).unwrap(), "orig");
-        assert!(!dir.exists());
-        recover(&dir, tree.path()).unwrap(); // nothing left to do
+        let moved = top.path().join("linux-moved");
+        std::fs::rename(&tree, &moved).unwrap();
+        recover(&moved.join(".saved"), &moved).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(moved.join("fs/x.c")).unwrap(),
+            "orig"
+        );
+        assert!(!moved.join(".saved").exists());
+        recover(&moved.join(".saved"), &moved).unwrap(); // nothing left to do
+    }
+
+    #[test]
+    fn a_journal_naming_a_file_outside_the_tree_is_refused() {
+        let top = tempfile::tempdir().unwrap();
+        let tree = top.path().join("linux");
+        let saved = tree.join(".saved");
+        std::fs::create_dir_all(&saved).unwrap();
+        std::fs::write(top.path().join("victim"), "keep").unwrap();
+        for bad in ["../victim", "/etc/passwd", ""] {
+            let j = format!(r#"{{"entries":[{{"path":"{bad}","existed":false,"mtime_ns":0}}]}}"#);
+            std::fs::write(saved.join(JOURNAL), j).unwrap();
+            let e = recover(&saved, &tree).unwrap_err().to_string();
+            assert!(e.contains("not a file inside the tree"), "{bad}: {e}");
+        }
+        assert!(top.path().join("victim").exists());
+    }
+
+    #[test]
+    fn a_journal_of_the_old_format_is_still_replayed() {
+        let tree = tempfile::tempdir().unwrap();
+        let saved = tree.path().join(".saved");
+        std::fs::create_dir_all(&saved).unwrap();
+        std::fs::write(tree.path().join("x.o"), "stale").unwrap();
+        let j =
+            r#"{"source":"/old/place","entries":[{"path":"x.o","existed":false,"mtime_ns":0}]}"#;
+        std::fs::write(saved.join(JOURNAL), j).unwrap();
+        recover(&saved, tree.path()).unwrap();
+        assert!(!tree.path().join("x.o").exists());
     }
 }

@@ -1,16 +1,14 @@
-//! One kbuild run of single targets. Input: the tree, the objects, a log file. Output: the objects
-//! built, or the compiler's messages. Invariant: make runs in a process group of its own, so a
-//! signal that reaches only klp-build (SIGTERM from a supervisor) still stops every compiler
-//! before the tree is restored: the build forwards it to the whole group and waits.
+//! One kbuild run of single targets. Input: the tree, the objects, a log file and the tag of the
+//! run. Output: the objects built, or the compiler's messages. Invariant: make is started and
+//! stopped by `child::run` (its own process group, stopped before the tree is restored) and carries
+//! the tag the guard journaled, so a make orphaned by a SIGKILL is found by the next run.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use anyhow::Context;
 
-use super::interrupt;
+use super::child;
 
 /// The flags klp-build adds to the kernel's own (design.md): one section per function and per
 /// data object, so the diff stage compares and extracts them one by one.
@@ -23,51 +21,34 @@ pub enum Outcome {
     Built,
     /// make failed: its diagnostics (compiler messages, without make's own `make[N]: ***` lines).
     Failed(Vec<String>),
-    /// A signal arrived; make and its compilers were stopped.
-    Interrupted,
 }
 
-/// Runs `make -C source -jN -s KCFLAGS=... targets...`, its output going to `log`.
+/// Runs `make -C source -jN -s KCFLAGS=... targets...`, its output going to `log`, tagged `tag`
+/// (see `child`); `what` names the build for an interruption's message.
 pub fn make(
     source: &Path,
     jobs: usize,
     targets: &[PathBuf],
     log: &Path,
+    tag: &str,
+    what: &str,
 ) -> anyhow::Result<Outcome> {
     let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-    let mut child = Command::new("make")
-        .arg("-C")
+    let mut cmd = Command::new("make");
+    cmd.arg("-C")
         .arg(source)
         .arg(format!("-j{jobs}"))
         .arg("-s")
         .arg(format!("KCFLAGS={KCFLAGS}"))
         .args(targets)
+        .env(child::TAG_VAR, tag)
         .stdin(Stdio::null())
-        .stdout(out.try_clone()?)
-        .stderr(out)
-        .process_group(0)
-        .spawn()
-        .context("running make: install make and gcc (apt-get install make gcc)")?;
-    let group = child.id() as libc::pid_t;
-    let mut forwarded = false;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if interrupt::interrupted() && !forwarded {
-            // make removes the half-written target on SIGINT and waits for its jobs.
-            // SAFETY: kill(2) with a negative pid signals the process group make leads.
-            unsafe { libc::kill(-group, libc::SIGINT) };
-            forwarded = true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    if interrupt::interrupted() {
-        // Whatever of the group still runs must not write into the tree once it is restored.
-        // SAFETY: as above; ESRCH (the group is gone) is the expected answer.
-        unsafe { libc::kill(-group, libc::SIGKILL) };
-        return Ok(Outcome::Interrupted);
-    }
+        .stdout(
+            out.try_clone()
+                .with_context(|| format!("opening {}", log.display()))?,
+        )
+        .stderr(out);
+    let status = child::run(&mut cmd, what)?;
     if status.success() {
         return Ok(Outcome::Built);
     }

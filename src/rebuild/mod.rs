@@ -5,8 +5,10 @@
 //! objects and `.cmd` files, content and mtime), whether the build succeeds, fails, panics or is
 //! interrupted.
 
+mod child;
 mod cmd_file;
 mod guard;
+mod host_tools;
 pub mod interrupt;
 mod make;
 mod objects;
@@ -15,6 +17,9 @@ mod reach;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+
+pub use child::run as run_make;
+pub use interrupt::Interrupted;
 
 use crate::kernel::Kernel;
 use crate::patch::PatchSet;
@@ -84,6 +89,9 @@ fn kbuild_outputs(object: &Path) -> [PathBuf; 3] {
 /// work dir) finds and replays what a killed run (SIGKILL, power loss) left behind.
 pub const SAVED_DIR: &str = ".klp-build-saved";
 
+/// The dep file of kbuild's `missing-syscalls` check, at the top of the tree.
+const MISSING_SYSCALLS_DEP: &str = ".missing-syscalls.d";
+
 /// Restores a tree that a killed run left patched; a no-op on a clean tree. Runs under the tree
 /// lock, before anything reads the tree's sources.
 pub fn recover_interrupted(source: &Path) -> anyhow::Result<()> {
@@ -108,8 +116,13 @@ pub fn run(target: &Kernel, patch: &PatchSet, stage_dir: &Path) -> anyhow::Resul
         return Ok(BuiltObjects { pairs: Vec::new() });
     }
     let objects: Vec<PathBuf> = planned.iter().map(|p| p.object.clone()).collect();
+    host_tools::check(&target.source, target.jobs)?;
 
     let mut guard = TreeGuard::new(&target.source, &saved)?;
+    // Kbuild's top Kbuild file runs scripts/checksyscalls.sh on every make (a phony target),
+    // which rewrites this dep file: the only tree file outside the objects that a make of a
+    // prepared tree at its own path changes.
+    guard.save(Path::new(MISSING_SYSCALLS_DEP))?;
     for o in &objects {
         for f in kbuild_outputs(o) {
             guard.save(&f)?;
@@ -128,6 +141,8 @@ pub fn run(target: &Kernel, patch: &PatchSet, stage_dir: &Path) -> anyhow::Resul
         .restore()
         .with_context(|| format!("restoring {}", target.source.display()))?;
     drop(guard);
+    // A signal that came after the last make ended: the tree is back, stop here.
+    interrupt::check("after building the objects")?;
 
     let mut pairs = Vec::new();
     for (i, p) in planned.into_iter().enumerate() {
@@ -165,9 +180,7 @@ fn build_once(
     } else {
         "patched"
     };
-    if interrupt::interrupted() {
-        return Err(interrupt::Interrupted(String::new()).into());
-    }
+    interrupt::check(&format!("before building the {what} objects"))?;
     // Removing the object forces make to compile it: an object left in the tree (by a killed
     // run, or by the user's own build without our KCFLAGS) must never pass for ours.
     for o in objects {
@@ -183,9 +196,21 @@ fn build_once(
         .filter_map(|o| o.parent().map(Path::to_path_buf))
         .collect();
     let before = listing(&target.source, &dirs);
-    std::fs::create_dir_all(stage)?;
+    std::fs::create_dir_all(stage).with_context(|| format!("creating {}", stage.display()))?;
     let log = stage.join(format!("make-{which}.log"));
-    let outcome = make::make(&target.source, target.jobs, objects, &log)?;
+    let tag = child::new_tag();
+    guard.running_make(Some(&tag))?;
+    let outcome = make::make(
+        &target.source,
+        target.jobs,
+        objects,
+        &log,
+        &tag,
+        &format!("while building the {what} objects"),
+    );
+    if outcome.is_ok() {
+        guard.running_make(None)?;
+    }
     // Anything new next to the objects that carries an object's name (`.cmdline.o.d` of a failed
     // compile, a `.tmp_` file of a stopped one) goes when the tree is restored.
     for (dir, name) in listing(&target.source, &dirs).difference(&before) {
@@ -198,13 +223,8 @@ fn build_once(
             guard.created(&dir.join(name))?;
         }
     }
-    match outcome {
+    match outcome? {
         Outcome::Built => {}
-        Outcome::Interrupted => {
-            return Err(
-                interrupt::Interrupted(format!(" while building the {what} objects")).into(),
-            )
-        }
         Outcome::Failed(diagnostics) => {
             let note = if which == "patched" {
                 "\n  line numbers of unchanged lines are the original file's (klp-build adds #line directives to the \
@@ -233,7 +253,9 @@ fn build_once(
     let mut klp = Vec::new();
     for o in objects {
         let dest = stage.join(which).join(o);
-        std::fs::create_dir_all(dest.parent().expect("an object has a parent dir"))?;
+        if let Some(dir) = dest.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
         let built = target.source.join(o);
         std::fs::copy(&built, &dest).with_context(|| {
             format!(
