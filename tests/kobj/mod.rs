@@ -25,12 +25,14 @@ pub fn prepared(lab: &crate::support::Lab) {
 }
 
 /// Compiles `rel` (e.g. `fs/proc/cmdline.o`) in the prepared tree `src`, returns the cached copy.
+/// kbuild's `.cmd` file of the compile (the real command line) is kept beside it, as
+/// [`kernel_object_cmd`] returns it.
 pub fn kernel_object(src: &Path, cache: &Path, rel: &str) -> PathBuf {
     let c_file = src.join(rel).with_extension("c");
     let source = std::fs::read(&c_file).unwrap_or_else(|e| panic!("{}: {e}", c_file.display()));
     let key = format!("{:016x}", fxhash(&source));
     let out = cache.join("objects").join(key).join(rel);
-    if out.exists() {
+    if out.exists() && cmd_copy(&out).exists() {
         return out;
     }
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
@@ -55,12 +57,23 @@ pub fn kernel_object(src: &Path, cache: &Path, rel: &str) -> PathBuf {
         .expect("run flock make");
     assert!(status.success(), "make {rel} failed in {}", src.display());
     std::fs::copy(&obj, &out).unwrap();
+    std::fs::copy(&cmd, cmd_copy(&out)).unwrap();
     if !existed {
         let _ = std::fs::remove_file(&obj);
         let _ = std::fs::remove_file(&cmd);
         let _ = std::fs::remove_file(obj.with_extension("o.d"));
     }
     out
+}
+
+/// The kbuild `.cmd` file of the compile of `rel`, from the cache (compiling it first if needed).
+#[allow(dead_code)] // Used by the tests that check flags and the diff benchmark.
+pub fn kernel_object_cmd(src: &Path, cache: &Path, rel: &str) -> PathBuf {
+    cmd_copy(&kernel_object(src, cache, rel))
+}
+
+fn cmd_copy(out: &Path) -> PathBuf {
+    out.with_extension("o.cmd")
 }
 
 fn fxhash(data: &[u8]) -> u64 {
