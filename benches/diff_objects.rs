@@ -20,7 +20,9 @@ use std::time::Instant;
 use klp_build::elf::{read_file, Any, Content, ElfObject};
 
 /// Large translation units with many static locals, and the one-line change made to each: the
-/// first occurrence of the first string is replaced by the second.
+/// first occurrence of the first string is replaced by the second. The ext4 change adds a
+/// `pr_info_once()` near the top of the file, so gcc renumbers every later static local
+/// (`__func__.N`, `__key.N`, `__already_done.N`) and the scope rule must pair them all.
 const OBJECTS: &[(&str, &str, &str)] = &[
     (
         "fs/proc/base.o",
@@ -31,6 +33,12 @@ const OBJECTS: &[(&str, &str, &str)] = &[
         "kernel/sched/core.o",
         "seq_printf(sf, \"nr_periods %d\\n\", cfs_b->nr_periods);",
         "seq_printf(sf, \"nr_periods %d \\n\", cfs_b->nr_periods);",
+    ),
+    (
+        "fs/ext4/super.o",
+        "\tif (le32_to_cpu(es->s_rev_level) > EXT4_GOOD_OLD_REV)\n\t\treturn;\n",
+        "\tif (le32_to_cpu(es->s_rev_level) > EXT4_GOOD_OLD_REV)\n\t\treturn;\n\
+         \tpr_info_once(\"ext4: updating to the dynamic revision\\n\");\n",
     ),
 ];
 
@@ -65,7 +73,8 @@ fn main() {
             continue;
         }
         let orig = kobj::kernel_object(&lab.src, &lab.dir, rel);
-        let patched = match patched_object(lab, rel, from, to, tmp.path()) {
+        let keep = Path::new(env!("CARGO_TARGET_TMPDIR")).join("diff_objects");
+        let patched = match patched_object(lab, rel, from, to, &keep) {
             Ok(p) => p,
             Err(e) => {
                 println!("{rel}: cannot build the patched object: {e}");
@@ -75,8 +84,10 @@ fn main() {
         let (sections, symbols, relocs) = counts(&orig);
         let size = std::fs::metadata(&orig).map_or(0, |m| m.len());
         println!(
-            "{rel}: {} KB, {sections} sections, {symbols} symbols, {relocs} relocations",
-            size / 1024
+            "{rel}: {} KB, {sections} sections, {symbols} symbols, {relocs} relocations\n  {} -> {}",
+            size / 1024,
+            orig.display(),
+            patched.display()
         );
         let mut walls = Vec::new();
         let mut rss = 0;
@@ -116,7 +127,7 @@ fn counts(path: &Path) -> (usize, usize, usize) {
 }
 
 /// `rel` compiled by kbuild's own command line from a copy of its source with `from` replaced
-/// by `to`, written outside the tree (the tree is never modified).
+/// by `to`, written under `tmp` (the tree is never modified), kept for a rerun by hand.
 fn patched_object(
     lab: &support::Lab,
     rel: &str,
