@@ -127,13 +127,17 @@ pub fn layout<R: Role>(obj: &ElfObject<R>, sec: SectionId<R>) -> Result<Option<S
                 _ => len,
             };
             Special::Alternatives {
-                size: if ALT_SIZES.contains(&size) { size } else { ALT_SIZES[0] },
+                size: if ALT_SIZES.contains(&size) {
+                    size
+                } else {
+                    ALT_SIZES[0]
+                },
             }
         }
         k => k,
     };
     let entries = |size: u64| -> Result<(), String> {
-        if size == 0 || len % size != 0 {
+        if size == 0 || !len.is_multiple_of(size) {
             return Err(format!(
                 "{}: {len:#x} bytes is not a whole number of {size}-byte entries",
                 s.name
