@@ -13,7 +13,7 @@ mod kobj;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -74,7 +74,7 @@ fn main() {
         }
         let orig = kobj::kernel_object(&lab.src, &lab.dir, rel);
         let keep = Path::new(env!("CARGO_TARGET_TMPDIR")).join("diff_objects");
-        let patched = match patched_object(lab, rel, from, to, &keep) {
+        let patched = match kobj::patched_object(&lab.src, &lab.dir, rel, from, to, &keep) {
             Ok(p) => p,
             Err(e) => {
                 println!("{rel}: cannot build the patched object: {e}");
@@ -107,7 +107,11 @@ fn main() {
             walls[0],
             walls[walls.len() - 1],
             rss / 1024,
-            if median < GOAL_SECS { "goal met" } else { "GOAL MISSED" }
+            if median < GOAL_SECS {
+                "goal met"
+            } else {
+                "GOAL MISSED"
+            }
         );
     }
 }
@@ -126,56 +130,9 @@ fn counts(path: &Path) -> (usize, usize, usize) {
     (o.sections.len(), o.symbols.len(), relocs)
 }
 
-/// `rel` compiled by kbuild's own command line from a copy of its source with `from` replaced
-/// by `to`, written under `tmp` (the tree is never modified), kept for a rerun by hand.
-fn patched_object(
-    lab: &support::Lab,
-    rel: &str,
-    from: &str,
-    to: &str,
-    tmp: &Path,
-) -> Result<PathBuf, String> {
-    let cmd_file = kobj::kernel_object_cmd(&lab.src, &lab.dir, rel);
-    let text = std::fs::read_to_string(&cmd_file).map_err(|e| e.to_string())?;
-    let line = text.lines().next().unwrap_or_default();
-    let (_, command) = line
-        .split_once(":=")
-        .ok_or_else(|| format!("{}: no command", cmd_file.display()))?;
-    let rel_c = rel.replace(".o", ".c");
-    let source = std::fs::read_to_string(lab.src.join(&rel_c)).map_err(|e| e.to_string())?;
-    if !source.contains(from) {
-        return Err(format!("{rel_c} has no {from:?}"));
-    }
-    let dir = tmp.join(rel.replace('/', "_"));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let c = dir.join("patched.c");
-    let o = dir.join("patched.o");
-    std::fs::write(&c, source.replacen(from, to, 1)).map_err(|e| e.to_string())?;
-    let (parent, file) = rel.rsplit_once('/').unwrap_or(("", rel));
-    let depfile = format!("{parent}/.{file}.d");
-    let quote_dir = lab.src.join(parent);
-    let command = command
-        .replace(&depfile, &dir.join("patched.o.d").display().to_string())
-        .replace(&rel_c, &c.display().to_string())
-        .replace(rel, &o.display().to_string())
-        .replacen(
-            " -c ",
-            &format!(" -iquote {} -c ", quote_dir.display()),
-            1,
-        );
-    let st = Command::new("sh")
-        .arg("-c")
-        .arg(&command)
-        .current_dir(&lab.src)
-        .status()
-        .map_err(|e| e.to_string())?;
-    if !st.success() {
-        return Err(format!("`{command}` failed"));
-    }
-    Ok(o)
-}
-
 /// One run: wall time, peak RSS in kB (`ru_maxrss` of the child), exit code.
+// wait4 reaps the child (for its own rusage); `Child::wait` only runs when wait4 failed.
+#[allow(clippy::zombie_processes)]
 fn run(bin: &Path, orig: &Path, patched: &Path, out: &Path) -> (f64, u64, Option<i32>) {
     let t = Instant::now();
     let mut child = Command::new(bin)

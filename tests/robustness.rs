@@ -78,7 +78,8 @@ fn layout(data: &[u8]) -> Layout {
         relas: Vec::new(),
     };
     for sh in table.iter() {
-        let name = String::from_utf8_lossy(table.section_name(e, sh).unwrap_or_default()).into_owned();
+        let name =
+            String::from_utf8_lossy(table.section_name(e, sh).unwrap_or_default()).into_owned();
         let (off, size) = (sh.sh_offset(e) as usize, sh.sh_size(e) as usize);
         match sh.sh_type(e) {
             SHT_SYMTAB => l.symtab = (off, size),
@@ -147,7 +148,11 @@ fn mutate(rng: &mut Rng, orig: &[u8], l: &Layout) -> (Vec<u8>, String) {
                 ("sh_entsize", 56, 8),
                 ("sh_name", 0, 4),
             ]);
-            let near = if field == "sh_size" { l.sections[i].1 as u64 } else { l.shnum as u64 };
+            let near = if field == "sh_size" {
+                l.sections[i].1 as u64
+            } else {
+                l.shnum as u64
+            };
             let v = edgy(rng, near);
             put(&mut d, base + off, &v.to_le_bytes()[..width]);
             format!("section [{i}] {} {field}={v:#x}", l.sections[i].2)
@@ -283,7 +288,10 @@ fn mutate(rng: &mut Rng, orig: &[u8], l: &Layout) -> (Vec<u8>, String) {
                     break (d2, w);
                 }
             };
-            return (d2, format!("code byte {name}+{:#x}=0xcc, then {w}", at - off));
+            return (
+                d2,
+                format!("code byte {name}+{:#x}=0xcc, then {w}", at - off),
+            );
         }
     };
     (d, what)
@@ -346,7 +354,11 @@ fn mutated_kernel_objects_never_crash_diff() {
             let mutated = tmp.path().join(&name);
             std::fs::write(&mutated, &bytes).unwrap();
             // Mostly the patched side; every fifth input is the original side instead.
-            let (a, b) = if n % 5 == 4 { (&mutated, &path) } else { (&path, &mutated) };
+            let (a, b) = if n % 5 == 4 {
+                (&mutated, &path)
+            } else {
+                (&path, &mutated)
+            };
             let out = tmp.path().join("out.o");
             runs += 1;
             let verdict = match run_diff(a, b, &out) {
@@ -372,7 +384,10 @@ fn mutated_kernel_objects_never_crash_diff() {
                 let keep = keep_dir();
                 std::fs::create_dir_all(&keep).unwrap();
                 std::fs::copy(&mutated, keep.join(&name)).unwrap();
-                failures.push(format!("{rel} ({what}), kept as {}: {v}", keep.join(&name).display()));
+                failures.push(format!(
+                    "{rel} ({what}), kept as {}: {v}",
+                    keep.join(&name).display()
+                ));
             }
         }
     }
@@ -386,7 +401,10 @@ fn mutated_kernel_objects_never_crash_diff() {
         failures.len(),
         failures.join("\n")
     );
-    assert!(errors > runs / 4 && clean > 10, "the mutations should reach both outcomes");
+    assert!(
+        errors > runs / 4 && clean > 10,
+        "the mutations should reach both outcomes"
+    );
 }
 
 /// Lines of a listing with random damage: bytes replaced, lines cut, fields dropped.
@@ -506,10 +524,103 @@ fn parainstructions_of_later_kernels_are_8_byte_entries() {
     let out = tmp.path().join("out.o");
     let (code, err) = run_diff(&orig, &patched, &out).unwrap();
     assert_eq!(code, Some(0), "{err}");
-    let o: klp_build::elf::ElfObject<klp_build::elf::Any> = klp_build::elf::read_file(&out).unwrap();
-    let pv = o.section_by_name(".parainstructions").expect("the changed function's entry is carried");
+    let o: klp_build::elf::ElfObject<klp_build::elf::Any> =
+        klp_build::elf::read_file(&out).unwrap();
+    let pv = o
+        .section_by_name(".parainstructions")
+        .expect("the changed function's entry is carried");
     assert_eq!(o.data(pv).len(), 8, "one 8-byte entry, baz's");
     let relocs = o.relocs_of(pv);
     assert_eq!(relocs.len(), 1);
     assert_eq!(relocs[0].r_type, object::elf::R_X86_64_PC32);
+}
+
+/// fs/ext4/super.o with a `pr_info_once()` added near the top: gcc renumbers every later static
+/// local (`__func__.N`, `__key.N`, `__already_done.N`), and the scope rule must still pair each
+/// with the static of the same function, none by position. (How fast: `cargo bench --bench
+/// diff_objects`.)
+#[test]
+fn renumbered_static_locals_of_a_large_object_pair_by_scope() {
+    let Some(lab) = support::lab("renumbered_static_locals_of_a_large_object_pair_by_scope") else {
+        return;
+    };
+    kobj::prepared(lab);
+    let rel = "fs/ext4/super.o";
+    let from = "\tif (le32_to_cpu(es->s_rev_level) > EXT4_GOOD_OLD_REV)\n\t\treturn;\n";
+    let to = format!("{from}\tpr_info_once(\"ext4: updating to the dynamic revision\\n\");\n");
+    let orig = kobj::kernel_object(&lab.src, &lab.dir, rel);
+    let patched = kobj::patched_object(
+        &lab.src,
+        &lab.dir,
+        rel,
+        from,
+        &to,
+        &lab.dir.join("patched-objects"),
+    )
+    .unwrap_or_else(|e| panic!("{rel}: {e}"));
+    let d = klp_build::diff::run(
+        Path::new(rel),
+        klp_build::rebuild::KlpObject::Vmlinux,
+        &orig,
+        &patched,
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let statics: Vec<_> = d
+        .orig
+        .live_symbols()
+        .filter(|(_, s)| s.is_object() && s.is_local() && s.name.starts_with("__func__."))
+        .collect();
+    assert!(
+        statics.len() >= 15,
+        "{rel}: only {} __func__ statics",
+        statics.len()
+    );
+    for (o, s) in &statics {
+        let p = d
+            .twins
+            .patched(*o)
+            .unwrap_or_else(|| panic!("{rel}: {} has no twin", s.name));
+        // A function's name string is its name: the twin holds the same bytes.
+        let (os, ps) = (d.orig.symbol(*o), d.patched.symbol(p));
+        let bytes = |obj: &[u8], v: u64, n: u64| obj[v as usize..(v + n) as usize].to_vec();
+        assert_eq!(
+            bytes(
+                d.orig.data(os.section_id().unwrap()),
+                os.st_value,
+                os.st_size
+            ),
+            bytes(
+                d.patched.data(ps.section_id().unwrap()),
+                ps.st_value,
+                ps.st_size
+            ),
+            "{rel}: {} paired with {}, the __func__ of another function",
+            os.name,
+            ps.name
+        );
+    }
+    let renamed = statics
+        .iter()
+        .filter(|(o, s)| d.patched.symbol(d.twins.patched(*o).unwrap()).name != s.name)
+        .count();
+    assert!(
+        renamed >= 5,
+        "{rel}: the change should renumber the statics ({renamed} renamed)"
+    );
+    let position: Vec<_> = d
+        .warnings
+        .iter()
+        .filter(|w| w.key == "correlate.position")
+        .map(|w| w.location.clone())
+        .collect();
+    assert!(
+        position.is_empty(),
+        "{rel}: paired by position: {position:?}"
+    );
+    assert!(
+        d.changed
+            .iter()
+            .any(|c| d.patched.symbol(c.sym).name == "ext4_update_dynamic_rev"),
+        "{rel}: the changed function is reported"
+    );
 }

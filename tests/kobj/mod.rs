@@ -72,6 +72,60 @@ pub fn kernel_object_cmd(src: &Path, cache: &Path, rel: &str) -> PathBuf {
     cmd_copy(&kernel_object(src, cache, rel))
 }
 
+/// `rel` compiled by kbuild's own command line from a copy of its source with `from` replaced
+/// by `to`, written under `tmp` (the tree is never modified) and reused while the change is the
+/// same.
+#[allow(dead_code)] // Used by the robustness test and the diff benchmark.
+pub fn patched_object(
+    src: &Path,
+    cache: &Path,
+    rel: &str,
+    from: &str,
+    to: &str,
+    tmp: &Path,
+) -> Result<PathBuf, String> {
+    let cmd_file = kernel_object_cmd(src, cache, rel);
+    let text = std::fs::read_to_string(&cmd_file).map_err(|e| e.to_string())?;
+    let line = text.lines().next().unwrap_or_default();
+    let (_, command) = line
+        .split_once(":=")
+        .ok_or_else(|| format!("{}: no command", cmd_file.display()))?;
+    let rel_c = rel.replace(".o", ".c");
+    let source = std::fs::read_to_string(src.join(&rel_c)).map_err(|e| e.to_string())?;
+    if !source.contains(from) {
+        return Err(format!("{rel_c} has no {from:?}"));
+    }
+    let dir = tmp.join(rel.replace('/', "_"));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let c = dir.join("patched.c");
+    let o = dir.join("patched.o");
+    let patched = source.replacen(from, to, 1);
+    if o.exists() && std::fs::read_to_string(&c).is_ok_and(|old| old == patched) {
+        return Ok(o);
+    }
+    let _ = std::fs::remove_file(&o);
+    std::fs::write(&c, patched).map_err(|e| e.to_string())?;
+    let (parent, file) = rel.rsplit_once('/').unwrap_or(("", rel));
+    let depfile = format!("{parent}/.{file}.d");
+    let quote_dir = src.join(parent);
+    let command = command
+        .replace(&depfile, &dir.join("patched.o.d").display().to_string())
+        .replace(&rel_c, &c.display().to_string())
+        .replace(rel, &o.display().to_string())
+        .replacen(" -c ", &format!(" -iquote {} -c ", quote_dir.display()), 1);
+    // Under the tree lock, as kbuild's own compiles: the command reads the tree's headers.
+    let st = Command::new("flock")
+        .arg(src.join(".klp-build.lock"))
+        .args(["sh", "-c", &command])
+        .current_dir(src)
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !st.success() {
+        return Err(format!("`{command}` failed"));
+    }
+    Ok(o)
+}
+
 fn cmd_copy(out: &Path) -> PathBuf {
     out.with_extension("o.cmd")
 }
