@@ -165,8 +165,8 @@ pub fn correlate(
             ([o], [p]) if same_kind(*o, *p) => twins.pair(*p, *o, Rule::Suffix),
             _ => {
                 // Scope: the (single) function whose relocations refer to each static.
-                let (users_o, users_p) =
-                    users.get_or_insert_with(|| (Users::new(orig, dec.0), Users::new(patched, dec.1)));
+                let (users_o, users_p) = users
+                    .get_or_insert_with(|| (Users::new(orig, dec.0), Users::new(patched, dec.1)));
                 let mut paired = Vec::new();
                 for &p in pv {
                     let Some(pf) = users_p.sole(p) else {

@@ -36,18 +36,18 @@ pub fn is_uncorrelated_static_local(name: &str, section: &str) -> bool {
     let base = strip_suffix(name);
     base != name
         && matches!(
-        base,
-        "__already_done"
-            | "__func__"
-            | "__key"
-            | "__warned"
-            | "_entry"
-            | "_entry_ptr"
-            | "_rs"
-            | "descriptor"
-            | "CSWTCH"
-            | "__print_once"
-    )
+            base,
+            "__already_done"
+                | "__func__"
+                | "__key"
+                | "__warned"
+                | "_entry"
+                | "_entry_ptr"
+                | "_rs"
+                | "descriptor"
+                | "CSWTCH"
+                | "__print_once"
+        )
 }
 
 /// `__UNIQUE_ID_ddebug412`: numbered by `__UNIQUE_ID()`, without a dot.
@@ -77,16 +77,34 @@ mod tests {
 
     #[test]
     fn predicates() {
-        assert!(is_uncorrelated_static_local("__already_done.12", ".data.once"));
-        assert!(is_uncorrelated_static_local("__UNIQUE_ID_ddebug412", "__dyndbg"));
+        assert!(is_uncorrelated_static_local(
+            "__already_done.12",
+            ".data.once"
+        ));
+        assert!(is_uncorrelated_static_local(
+            "__UNIQUE_ID_ddebug412",
+            "__dyndbg"
+        ));
         assert!(is_uncorrelated_static_local("__key.3", ".bss.__key.3"));
         assert!(is_uncorrelated_static_local("descriptor.7", "__dyndbg"));
-        assert!(is_uncorrelated_static_local("CSWTCH.123", ".rodata.CSWTCH.123"));
-        assert!(is_uncorrelated_static_local("_entry_ptr.5", ".printk_index"));
+        assert!(is_uncorrelated_static_local(
+            "CSWTCH.123",
+            ".rodata.CSWTCH.123"
+        ));
+        assert!(is_uncorrelated_static_local(
+            "_entry_ptr.5",
+            ".printk_index"
+        ));
         assert!(is_uncorrelated_static_local("___done.2", ".data..once"));
-        assert!(!is_uncorrelated_static_local("rcu_normal", ".data.rcu_normal"));
+        assert!(!is_uncorrelated_static_local(
+            "rcu_normal",
+            ".data.rcu_normal"
+        ));
         assert!(!is_uncorrelated_static_local("descriptor_table", ".data"));
-        assert!(!is_uncorrelated_static_local("descriptor", ".data.descriptor"));
+        assert!(!is_uncorrelated_static_local(
+            "descriptor",
+            ".data.descriptor"
+        ));
         assert!(is_init_section(".init.text"));
         assert!(!is_init_section(".text.init_thing"));
         assert!(is_checked_data_section(".bss.counter"));

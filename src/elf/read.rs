@@ -267,7 +267,10 @@ fn check<R: Role>(path: &Path, obj: &ElfObject<R>) -> Result<(), Error> {
                 if target.index() == 0 && !relocs.is_empty() {
                     return Err(bad(
                         path,
-                        format_args!("section [{i}] {}: sh_info 0 names no section to relocate", s.name),
+                        format_args!(
+                            "section [{i}] {}: sh_info 0 names no section to relocate",
+                            s.name
+                        ),
                     ));
                 }
                 for (k, r) in relocs.iter().enumerate() {
@@ -325,11 +328,18 @@ fn check<R: Role>(path: &Path, obj: &ElfObject<R>) -> Result<(), Error> {
         if sec.index() == 0 {
             return Err(bad(
                 path,
-                format_args!("symbol [{k}] {:?}: st_shndx 0 in a defined symbol", sym.name),
+                format_args!(
+                    "symbol [{k}] {:?}: st_shndx 0 in a defined symbol",
+                    sym.name
+                ),
             ));
         }
         let size = obj.section_size(sec);
-        if sym.st_value.checked_add(sym.st_size).is_none_or(|end| end > size) {
+        if sym
+            .st_value
+            .checked_add(sym.st_size)
+            .is_none_or(|end| end > size)
+        {
             return Err(bad(
                 path,
                 format_args!(

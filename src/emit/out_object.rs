@@ -167,7 +167,9 @@ impl<'a> Cloner<'a> {
             // A function without twin is new even when the report filtered it (a `.cold` part).
             return self.d.twins.orig(s).is_none();
         }
-        let secname = sym.section_id().map_or("", |sec| self.p().section(sec).name.as_str());
+        let secname = sym
+            .section_id()
+            .map_or("", |sec| self.p().section(sec).name.as_str());
         self.d.twins.orig(s).is_none() || exclude::is_uncorrelated_static_local(&sym.name, secname)
     }
 
@@ -223,7 +225,9 @@ impl<'a> Cloner<'a> {
             let sym = p.symbol(s);
             let (Some(sec), Some(osec)) = (
                 sym.section_id(),
-                self.syms.get(&s).and_then(|&o| self.out.symbol(o).section_id()),
+                self.syms
+                    .get(&s)
+                    .and_then(|&o| self.out.symbol(o).section_id()),
             ) else {
                 continue;
             };
@@ -364,7 +368,8 @@ impl<'a> Cloner<'a> {
                 *s == sec
                     && off >= 0
                     && off as u64 >= *a
-                    && ((off as u64) < (*b).max(a.saturating_add(1)) || (end_ok && off as u64 == *b))
+                    && ((off as u64) < (*b).max(a.saturating_add(1))
+                        || (end_ok && off as u64 == *b))
             })
             .map(|(_, a, _, o)| (*o, off as u64 - a))
     }
@@ -398,7 +403,9 @@ impl<'a> Cloner<'a> {
         self.refusals.push(Finding {
             key: "object.malformed",
             location: Location::new(p, sec, off.min(p.section_size(sec))).to_string(),
-            message: format!("{what}; rebuild the object, it is not what the compiler and objtool write"),
+            message: format!(
+                "{what}; rebuild the object, it is not what the compiler and objtool write"
+            ),
         });
     }
 
@@ -464,7 +471,11 @@ impl<'a> Cloner<'a> {
                             continue;
                         }
                         let Some(bytes) = data.get(start as usize..(start + size) as usize) else {
-                            self.malformed(sec, start, format!("{}: entry {i} is cut short", s.name));
+                            self.malformed(
+                                sec,
+                                start,
+                                format!("{}: entry {i} is cut short", s.name),
+                            );
                             continue;
                         };
                         let osec = self.out_table(&s.name, s);
@@ -548,7 +559,11 @@ impl<'a> Cloner<'a> {
                 ipd.get((i * 4) as usize..(i * 4 + 4) as usize),
                 unwd.get((i * 6) as usize..(i * 6 + 6) as usize),
             ) else {
-                self.malformed(ip, i * 4, format!(".orc_unwind_ip: entry {i} has no .orc_unwind entry"));
+                self.malformed(
+                    ip,
+                    i * 4,
+                    format!(".orc_unwind_ip: entry {i} has no .orc_unwind entry"),
+                );
                 continue;
             };
             let oip = self.out_table(".orc_unwind_ip", p.section(ip));
