@@ -3,8 +3,9 @@
 //! out-of-range fields, special sections cut to a partial entry), each diffed against its original
 //! by the real `klp-build diff` binary, which must exit 0 or 3 (a clean result) or 1 with a message
 //! naming the file, within a time limit: never a panic (exit 101), never a hang. The symbol
-//! listing readers (kallsyms text, `Module.symvers`) get the same treatment in process. A failing
-//! input is kept under `target/tmp/robustness/` with the mutation that made it.
+//! listing readers (kallsyms text, `Module.symvers`, a module's symbol table) get the same
+//! treatment in process. A failing input is kept under `target/tmp/robustness/` with the
+//! mutation that made it.
 
 mod kobj;
 mod support;
@@ -185,7 +186,7 @@ fn mutate(rng: &mut Rng, orig: &[u8], l: &Layout) -> (Vec<u8>, String) {
                 format!("symbol {k} {field}={v:#x}")
             }
         }
-        5 | 6 => {
+        5 | 6 if !l.relas.is_empty() => {
             let (off, size) = l.relas[rng.below(l.relas.len())];
             let n = size / 24;
             if n == 0 {
@@ -278,6 +279,9 @@ fn mutate(rng: &mut Rng, orig: &[u8], l: &Layout) -> (Vec<u8>, String) {
                 .filter(|(_, s)| s.2.starts_with(".text") && s.1 > 0)
                 .map(|(i, _)| i)
                 .collect();
+            if texts.is_empty() {
+                return (d, "nothing".into());
+            }
             let i = rng.pick(&texts);
             let (off, size, ref name, _) = l.sections[i];
             let at = off + rng.below(size);
@@ -463,6 +467,28 @@ fn damaged_symbol_listings_are_errors_not_panics() {
         match r {
             Err(_) => panic!("Module.symvers input {n} panicked the reader"),
             Ok(Err(e)) => assert!(format!("{e:#}").contains("line "), "{e:#}"),
+            Ok(Ok(())) => {}
+        }
+    }
+    // A module's symbol table, read for its kallsyms order: the ELF mutations of the diff test.
+    let ko = lab.modules.join("kernel/net/vmw_vsock/vsock_loopback.ko");
+    let bytes = std::fs::read(&ko).unwrap_or_else(|e| panic!("{}: {e}", ko.display()));
+    let l = layout(&bytes);
+    let tmp = tempfile::tempdir().unwrap();
+    for n in 0..100 {
+        let (mutated, what) = mutate(&mut rng, &bytes, &l);
+        let path = tmp.path().join(format!("vsock_loopback-mut{n}.ko"));
+        std::fs::write(&path, &mutated).unwrap();
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            klp_build::kernel::symbols::SymbolListing::empty(&lab.kallsyms)
+                .add_module("vsock_loopback", &path)
+        }));
+        match r {
+            Err(_) => panic!("{} ({what}) panicked the module reader", path.display()),
+            Ok(Err(e)) => assert!(
+                format!("{e:#}").contains(&*path.to_string_lossy()),
+                "{what}: {e:#}"
+            ),
             Ok(Ok(())) => {}
         }
     }
