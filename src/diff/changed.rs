@@ -12,10 +12,11 @@ use super::correlate::Twins;
 use super::reloc_target::{resolve, InsnEnds, RelocTarget};
 
 /// The byte range of a symbol in its section.
-pub fn range<R: Role>(obj: &ElfObject<R>, sym: SymbolId<R>) -> (SectionId<R>, u64, u64) {
+/// `None` for a symbol not defined in a section; the reader checked that the range lies in it.
+pub fn range<R: Role>(obj: &ElfObject<R>, sym: SymbolId<R>) -> Option<(SectionId<R>, u64, u64)> {
     let s = obj.symbol(sym);
-    let sec = s.section_id().expect("defined symbol");
-    (sec, s.st_value, s.st_value + s.st_size)
+    let sec = s.section_id()?;
+    Some((sec, s.st_value, s.st_value.saturating_add(s.st_size)))
 }
 
 /// Relocations of `sec` within `[start, end)`, sorted by offset.
@@ -46,7 +47,7 @@ impl<R: Role> Decoded<R> {
                 let data = obj.data(sec);
                 let (a, b) = (
                     s.st_value as usize,
-                    ((s.st_value + s.st_size) as usize).min(data.len()),
+                    (s.st_value.saturating_add(s.st_size) as usize).min(data.len()),
                 );
                 if a < b {
                     let ends = InsnEnds::decode(&data[a..b], s.st_value);
@@ -79,8 +80,9 @@ pub fn symbol_difference(
     o: SymbolId<Orig>,
     p: SymbolId<Patched>,
 ) -> Option<String> {
-    let (osec, oa, ob) = range(orig, o);
-    let (psec, pa, pb) = range(patched, p);
+    let (Some((osec, oa, ob)), Some((psec, pa, pb))) = (range(orig, o), range(patched, p)) else {
+        return Some("not defined in a section on both sides".into());
+    };
     if ob - oa != pb - pa {
         return Some(format!("size {} -> {}", ob - oa, pb - pa));
     }

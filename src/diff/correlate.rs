@@ -113,7 +113,9 @@ pub fn correlate(
     let ps = candidates(patched);
     let same_kind = |o: SymbolId<Orig>, p: SymbolId<Patched>| {
         let (a, b) = (orig.symbol(o), patched.symbol(p));
-        a.kind() == b.kind() && a.is_undef() == b.is_undef()
+        a.kind() == b.kind()
+            && a.is_undef() == b.is_undef()
+            && a.section_id().is_some() == b.section_id().is_some()
     };
 
     // Exact names, unique on both sides.
@@ -156,15 +158,18 @@ pub fn correlate(
         .collect();
     let left_o = group(orig, &unpaired_o, strip_suffix);
     let left_p = group(patched, &unpaired_p, strip_suffix);
+    let mut users: Option<(Users<Orig>, Users<Patched>)> = None;
     for (name, pv) in &left_p {
         let Some(ov) = left_o.get(name) else { continue };
         match (ov.as_slice(), pv.as_slice()) {
             ([o], [p]) if same_kind(*o, *p) => twins.pair(*p, *o, Rule::Suffix),
             _ => {
                 // Scope: the (single) function whose relocations refer to each static.
+                let (users_o, users_p) = users
+                    .get_or_insert_with(|| (Users::new(orig, dec.0), Users::new(patched, dec.1)));
                 let mut paired = Vec::new();
                 for &p in pv {
-                    let Some(pf) = sole_user(patched, dec.1, p) else {
+                    let Some(pf) = users_p.sole(p) else {
                         continue;
                     };
                     let Some(of) = twins.orig(pf) else { continue };
@@ -172,7 +177,7 @@ pub fn correlate(
                         .iter()
                         .copied()
                         .filter(|&o| twins.patched(o).is_none() && same_kind(o, p))
-                        .filter(|&o| sole_user(orig, dec.0, o) == Some(of))
+                        .filter(|&o| users_o.sole(o) == Some(of))
                         .collect();
                     if let [o] = hits.as_slice() {
                         paired.push((p, *o));
@@ -202,36 +207,87 @@ pub fn correlate(
     twins
 }
 
-/// The one function whose code refers to `sym` (by name, through its section symbol or a local
-/// label), if exactly one does: how a static local is tied to its scope. Targets are resolved
-/// with the decoded instruction tails, so `cmpb $0, flag(%rip)` (addend -5) names the right flag
-/// of a shared `.data.once`.
-fn sole_user<R: crate::elf::Role>(
-    obj: &ElfObject<R>,
-    dec: &Decoded<R>,
-    sym: SymbolId<R>,
-) -> Option<SymbolId<R>> {
-    let mut user = None;
-    for (_, rs) in obj.live_sections() {
-        let crate::elf::Content::Relocs { target, relocs } = &rs.content else {
-            continue;
-        };
-        if !obj.section(*target).is_text() {
-            continue;
-        }
-        for r in relocs {
-            let hit = matches!(resolve(obj, *target, r, dec.get(*target)), RelocTarget::Symbol(s, _) if s == sym);
-            if hit {
-                let f = crate::diff::func_at(obj, *target, r.r_offset)?;
-                match user {
-                    None => user = Some(f),
-                    Some(u) if u == f => {}
-                    Some(_) => return None,
-                }
+/// Who refers to a symbol from code, for the scope rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum User<R: crate::elf::Role> {
+    /// Only this function does.
+    Sole(SymbolId<R>),
+    /// Several functions do, or code outside any function does.
+    Many,
+}
+
+/// The users of every symbol that code refers to, from one pass over the relocations of the
+/// text sections: how a static local is tied to its scope. Targets are resolved with the decoded
+/// instruction tails, so `cmpb $0, flag(%rip)` (addend -5) names the right flag of a shared
+/// `.data.once`. Built once per object: resolving every relocation again for each static made
+/// kernel/sched/core.o (thousands of relocations, hundreds of numbered statics) take a minute.
+struct Users<R: crate::elf::Role>(HashMap<SymbolId<R>, User<R>>);
+
+impl<R: crate::elf::Role> Users<R> {
+    fn new(obj: &ElfObject<R>, dec: &Decoded<R>) -> Self {
+        let mut m: HashMap<SymbolId<R>, User<R>> = HashMap::new();
+        for (_, rs) in obj.live_sections() {
+            let crate::elf::Content::Relocs { target, relocs } = &rs.content else {
+                continue;
+            };
+            if !obj.section(*target).is_text() {
+                continue;
+            }
+            let funcs = FuncIndex::new(obj, *target);
+            for r in relocs {
+                let RelocTarget::Symbol(s, _) = resolve(obj, *target, r, dec.get(*target)) else {
+                    continue;
+                };
+                let user = match funcs.at(r.r_offset) {
+                    Some(f) => User::Sole(f),
+                    None => User::Many,
+                };
+                m.entry(s)
+                    .and_modify(|u| {
+                        if *u != user {
+                            *u = User::Many;
+                        }
+                    })
+                    .or_insert(user);
             }
         }
+        Users(m)
     }
-    user
+
+    /// The one function whose code refers to `sym` (by name, through its section symbol or a
+    /// local label), if exactly one does.
+    fn sole(&self, sym: SymbolId<R>) -> Option<SymbolId<R>> {
+        match self.0.get(&sym) {
+            Some(User::Sole(f)) => Some(*f),
+            _ => None,
+        }
+    }
+}
+
+/// The functions of one section sorted by start, to find the function at an offset by binary
+/// search rather than by a scan of the symbol table per relocation.
+struct FuncIndex<R: crate::elf::Role>(Vec<(u64, u64, SymbolId<R>)>);
+
+impl<R: crate::elf::Role> FuncIndex<R> {
+    fn new(obj: &ElfObject<R>, sec: crate::elf::SectionId<R>) -> Self {
+        let mut v: Vec<_> = obj
+            .live_symbols()
+            .filter(|(_, s)| s.is_func() && s.section_id() == Some(sec))
+            .map(|(i, s)| (s.st_value, s.st_value.saturating_add(s.st_size), i))
+            .collect();
+        v.sort_unstable_by_key(|&(a, _, i)| (a, i));
+        FuncIndex(v)
+    }
+
+    /// The first function (in symbol order, as [`crate::diff::func_at`]) covering `off`.
+    fn at(&self, off: u64) -> Option<SymbolId<R>> {
+        let n = self.0.partition_point(|&(a, _, _)| a <= off);
+        self.0[..n]
+            .iter()
+            .filter(|&&(_, b, _)| off < b)
+            .map(|&(_, _, i)| i)
+            .min()
+    }
 }
 
 #[cfg(test)]

@@ -109,7 +109,7 @@ pub fn has_fentry<R: Role>(obj: &ElfObject<R>, sym: SymbolId<R>) -> bool {
     };
     obj.relocs_of(sec).iter().any(|r| {
         r.r_offset >= s.st_value
-            && r.r_offset < s.st_value + 16
+            && r.r_offset < s.st_value.saturating_add(16)
             && obj.symbol(r.sym).name == "__fentry__"
     })
 }
@@ -127,11 +127,11 @@ pub fn cold_parent(name: &str) -> Option<&str> {
 /// (seen on Debian 6.1: every kthread reported "sleeping on function __do_sys_getegid"). The
 /// global name is kept (unique in kallsyms), else the first.
 pub fn drop_aliases(patched: &ElfObject<Patched>, changed: &mut Vec<Changed>) {
-    let mut best: std::collections::HashMap<(SectionId<Patched>, u64), SymbolId<Patched>> =
+    let mut best: std::collections::HashMap<(Option<SectionId<Patched>>, u64), SymbolId<Patched>> =
         Default::default();
     for c in changed.iter() {
         let s = patched.symbol(c.sym);
-        let key = (s.section_id().expect("defined"), s.st_value);
+        let key = (s.section_id(), s.st_value);
         best.entry(key)
             .and_modify(|b| {
                 let cur = patched.symbol(*b);
@@ -143,7 +143,7 @@ pub fn drop_aliases(patched: &ElfObject<Patched>, changed: &mut Vec<Changed>) {
     }
     changed.retain(|c| {
         let s = patched.symbol(c.sym);
-        best[&(s.section_id().expect("defined"), s.st_value)] == c.sym
+        best.get(&(s.section_id(), s.st_value)) == Some(&c.sym)
     });
 }
 
@@ -158,6 +158,8 @@ pub fn run(
         .with_context(|| format!("reading original object of {}", object.display()))?;
     let mut p: ElfObject<Patched> = read_file(patched)
         .with_context(|| format!("reading patched object of {}", object.display()))?;
+    special::check(&o).map_err(|e| anyhow::anyhow!("{}: {e}", orig.display()))?;
+    special::check(&p).map_err(|e| anyhow::anyhow!("{}: {e}", patched.display()))?;
     // Messages name the object as the user knows it, not the copy in the work dir.
     o.path = object.to_path_buf();
     p.path = object.to_path_buf();
@@ -179,7 +181,8 @@ pub fn diff(
     let mut warnings = Vec::new();
 
     for (ps, s) in patched.live_symbols() {
-        if !s.is_func() || s.is_undef() {
+        // Functions defined in a section: an `STT_FUNC` at `SHN_ABS` has no code to compare.
+        if !s.is_func() || s.section_id().is_none() {
             continue;
         }
         let Some(os) = twins.orig(ps) else {
@@ -208,7 +211,7 @@ pub fn diff(
     // calling the old copy.
     for (os, s) in orig.live_symbols() {
         if s.is_func()
-            && !s.is_undef()
+            && s.section_id().is_some()
             && twins.patched(os).is_none()
             && cold_parent(&s.name).is_none()
         {
@@ -252,7 +255,7 @@ pub fn diff(
 
     for c in &changed {
         let s = patched.symbol(c.sym);
-        let sec = s.section_id().expect("defined");
+        let Some(sec) = s.section_id() else { continue };
         let loc = Location::new(&patched, sec, s.st_value).to_string();
         if exclude::is_init_section(&patched.section(sec).name) {
             refusals.push(Finding {
@@ -287,7 +290,7 @@ pub fn diff(
         };
         let secname = &patched.section(sec).name;
         if !exclude::is_checked_data_section(secname)
-            || exclude::is_uncorrelated_static_local(&s.name)
+            || exclude::is_uncorrelated_static_local(&s.name, secname)
         {
             continue;
         }

@@ -104,14 +104,15 @@ pub fn resolve<R: Role>(
     ends: Option<&InsnEnds>,
 ) -> RelocTarget<R> {
     let sym = obj.symbol(r.sym);
-    let off = r.r_addend + addend_bias(obj, sec, r, ends);
+    // Wrapping: the addend is any i64 the file holds; both sides wrap alike, so equal stays equal.
+    let off = r.r_addend.wrapping_add(addend_bias(obj, sec, r, ends));
     if !is_section_like(sym) {
         return RelocTarget::Symbol(r.sym, off);
     }
     let Some(tsec) = sym.section_id() else {
         return RelocTarget::Section(SectionId::new(0), off);
     };
-    let off = off + sym.st_value as i64;
+    let off = off.wrapping_add(sym.st_value as i64);
     if let Some(s) = covering_symbol(obj, tsec, off).or_else(|| object_ending_at(obj, tsec, off)) {
         return RelocTarget::Symbol(s, off - obj.symbol(s).st_value as i64);
     }

@@ -5,6 +5,10 @@
 //! `WARN_ON()` into an invalid-opcode oops; a dropped `__ex_table` entry turns a recoverable user
 //! access fault into a crash.
 
+use object::elf;
+
+use crate::elf::{Content, ElfObject, Role, SectionId};
+
 /// What the diff stage does with a section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Special {
@@ -14,9 +18,13 @@ pub enum Special {
         /// Entry size in bytes.
         size: u64,
     },
-    /// `.altinstructions`: 12-byte `struct alt_instr` whose replacement bytes live in
-    /// `.altinstr_replacement` (sliced per entry: offset 4 points at them, byte 11 is their length).
-    Alternatives,
+    /// `.altinstructions`: `struct alt_instr` whose replacement bytes live in
+    /// `.altinstr_replacement` (sliced per entry: offset 4 points at them, the entry's last byte is
+    /// their length). 12 bytes up to 6.2; 14 since 6.3 widened `cpuid` to `ft_flags` (6.12).
+    Alternatives {
+        /// Entry size in bytes, as [`layout`] read it from the object.
+        size: u64,
+    },
     /// `.orc_unwind_ip` (4-byte entries) with its parallel `.orc_unwind` (6-byte entries).
     OrcIp,
     /// Consumed with its partner (`.orc_unwind`, `.altinstr_replacement`).
@@ -46,9 +54,13 @@ const TABLE: &[(&str, u64)] = &[
     (".ibt_endbr_seal", 4),
     // unsigned long addresses of the ftrace call sites (-mrecord-mcount).
     ("__mcount_loc", 8),
-    // struct paravirt_patch_site (before 6.8): instr pointer, type, len, padded to 16.
+    // struct paravirt_patch_site (before 6.8): instr pointer, type, len, padded to 16; since 6.6
+    // the pointer is an s32 offset and the entry 8 bytes ([`layout`] tells them apart).
     (".parainstructions", 16),
 ];
+
+/// `struct alt_instr` before 6.3 (`u16 cpuid`) and since (`u32 ft_flags`).
+const ALT_SIZES: [u64; 2] = [12, 14];
 
 /// How to treat section `name` whose header says `entsize`.
 pub fn classify(name: &str, entsize: u64) -> Option<Special> {
@@ -62,7 +74,11 @@ pub fn classify(name: &str, entsize: u64) -> Option<Special> {
         return Some(Special::Drop);
     }
     match name {
-        ".altinstructions" => return Some(Special::Alternatives),
+        ".altinstructions" => {
+            return Some(Special::Alternatives {
+                size: if entsize != 0 { entsize } else { ALT_SIZES[0] },
+            })
+        }
         ".altinstr_replacement" | ".orc_unwind" => return Some(Special::Partner),
         ".orc_unwind_ip" => return Some(Special::OrcIp),
         _ => {}
@@ -73,6 +89,143 @@ pub fn classify(name: &str, entsize: u64) -> Option<Special> {
         .map(|&(_, size)| Special::Entries {
             size: if entsize != 0 { entsize } else { size },
         })
+}
+
+/// How to treat section `sec` of `obj`, with entry sizes read from the object where kernels
+/// differ, and checked: a table that is not a whole number of entries, or whose entries point
+/// outside their partner section, is an error naming the section and the entry. Objects of
+/// other kernels than the one the table above describes get their own sizes: `.parainstructions`
+/// of 6.6 and 6.7 (`s32 instr_offset`, 8-byte entries, an `R_X86_64_PC32` at each entry) made
+/// the 16-byte slicing run past the section's end.
+pub fn layout<R: Role>(obj: &ElfObject<R>, sec: SectionId<R>) -> Result<Option<Special>, String> {
+    let s = obj.section(sec);
+    let Some(kind) = classify(&s.name, s.sh_entsize) else {
+        return Ok(None);
+    };
+    let len = obj.section_size(sec);
+    let offsets = || {
+        let mut v: Vec<u64> = obj.relocs_of(sec).iter().map(|r| r.r_offset).collect();
+        v.sort_unstable();
+        v
+    };
+    let kind = match kind {
+        Special::Entries { .. } if s.name == ".parainstructions" && s.sh_entsize == 0 => {
+            let relative = obj
+                .relocs_of(sec)
+                .iter()
+                .any(|r| r.r_type == elf::R_X86_64_PC32);
+            Special::Entries {
+                size: if relative { 8 } else { 16 },
+            }
+        }
+        Special::Alternatives { .. } if s.sh_entsize == 0 => {
+            // Each entry has relocations at +0 and +4: the distance between the first and the
+            // third is the entry size; an object with one entry only has its length.
+            let o = offsets();
+            let size = match o.as_slice() {
+                [a, _, c, ..] => c - a,
+                _ => len,
+            };
+            Special::Alternatives {
+                size: if ALT_SIZES.contains(&size) {
+                    size
+                } else {
+                    ALT_SIZES[0]
+                },
+            }
+        }
+        k => k,
+    };
+    let entries = |size: u64| -> Result<(), String> {
+        if size == 0 || !len.is_multiple_of(size) {
+            return Err(format!(
+                "{}: {len:#x} bytes is not a whole number of {size}-byte entries",
+                s.name
+            ));
+        }
+        Ok(())
+    };
+    match kind {
+        Special::Entries { size } => entries(size)?,
+        Special::Alternatives { size } => {
+            entries(size)?;
+            check_alternatives(obj, sec, size)?;
+        }
+        Special::OrcIp => {
+            entries(4)?;
+            let unw = obj.section_by_name(".orc_unwind");
+            let want = len / 4 * 6;
+            let have = unw.map_or(0, |u| obj.section_size(u));
+            if have != want {
+                return Err(format!(
+                    "{}: {} entries need {want:#x} bytes of .orc_unwind, found {have:#x}",
+                    s.name,
+                    len / 4
+                ));
+            }
+        }
+        Special::Partner | Special::Drop => {}
+    }
+    Ok(Some(kind))
+}
+
+/// The replacement bytes of `.altinstructions` entry `start`: the place its +4 relocation points
+/// at in `.altinstr_replacement` and the length in the entry's last byte, checked against that
+/// section. `None` when the entry has no +4 relocation (then it has no replacement to carry).
+pub fn alt_replacement<R: Role>(
+    obj: &ElfObject<R>,
+    sec: SectionId<R>,
+    size: u64,
+    start: u64,
+) -> Result<Option<(SectionId<R>, u64, u64)>, String> {
+    let name = &obj.section(sec).name;
+    let entry = start / size.max(1);
+    let Some(rep) = obj.relocs_of(sec).iter().find(|r| r.r_offset == start + 4) else {
+        return Ok(None);
+    };
+    let rsym = obj.symbol(rep.sym);
+    let Some(repl) = rsym.section_id() else {
+        return Err(format!(
+            "{name} entry {entry}: the replacement points at {:?}, which is not defined in a section",
+            rsym.name
+        ));
+    };
+    let base = if rsym.is_section() { 0 } else { rsym.st_value };
+    let data = obj.data(sec);
+    let rlen = data
+        .get((start + size - 1) as usize)
+        .map_or(0, |&b| u64::from(b));
+    let roff = base.wrapping_add_signed(rep.r_addend);
+    let rsize = obj.section_size(repl);
+    if roff.checked_add(rlen).is_none_or(|end| end > rsize) {
+        return Err(format!(
+            "{name} entry {entry}: replacement {roff:#x}+{rlen} beyond the {rsize:#x} bytes of {}",
+            obj.section(repl).name
+        ));
+    }
+    Ok(Some((repl, roff, rlen)))
+}
+
+fn check_alternatives<R: Role>(
+    obj: &ElfObject<R>,
+    sec: SectionId<R>,
+    size: u64,
+) -> Result<(), String> {
+    let n = obj.section_size(sec) / size;
+    for i in 0..n {
+        alt_replacement(obj, sec, size, i * size)?;
+    }
+    Ok(())
+}
+
+/// Checks the layout of every special section of `obj` (see [`layout`]).
+pub fn check<R: Role>(obj: &ElfObject<R>) -> Result<(), String> {
+    for (sec, s) in obj.live_sections() {
+        if matches!(s.content, Content::Data(_) | Content::Nobits(_)) {
+            layout(obj, sec)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

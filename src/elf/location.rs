@@ -27,7 +27,7 @@ impl Location {
                     && !s.name.is_empty()
                     && s.section == SymSection::Section(sec)
                     && s.st_value <= offset
-                    && (offset < s.st_value + s.st_size.max(1))
+                    && (offset < s.st_value.saturating_add(s.st_size.max(1)))
             })
             .max_by_key(|(_, s)| s.st_value)
             .map(|(_, s)| (s.name.clone(), offset - s.st_value));

@@ -205,25 +205,153 @@ pub fn parse<R: Role>(path: &Path, data: &[u8]) -> Result<ElfObject<R>, Error> {
             deleted: false,
         });
     }
+    check(path, &obj)?;
+    Ok(obj)
+}
+
+/// The number of bytes an x86_64 relocation of type `r_type` writes at its offset; `None` for a
+/// type the psABI does not define.
+pub fn reloc_width(r_type: u32) -> Option<u64> {
+    Some(match r_type {
+        elf::R_X86_64_NONE => 0,
+        elf::R_X86_64_8 | elf::R_X86_64_PC8 => 1,
+        elf::R_X86_64_16 | elf::R_X86_64_PC16 => 2,
+        elf::R_X86_64_64
+        | elf::R_X86_64_PC64
+        | elf::R_X86_64_GOTOFF64
+        | elf::R_X86_64_GOTPC64
+        | elf::R_X86_64_GOT64
+        | elf::R_X86_64_GOTPCREL64
+        | elf::R_X86_64_GOTPLT64
+        | elf::R_X86_64_PLTOFF64
+        | elf::R_X86_64_SIZE64
+        | elf::R_X86_64_DTPMOD64
+        | elf::R_X86_64_DTPOFF64
+        | elf::R_X86_64_TPOFF64
+        | elf::R_X86_64_RELATIVE
+        | elf::R_X86_64_GLOB_DAT
+        | elf::R_X86_64_JUMP_SLOT => 8,
+        elf::R_X86_64_PC32
+        | elf::R_X86_64_PLT32
+        | elf::R_X86_64_32
+        | elf::R_X86_64_32S
+        | elf::R_X86_64_GOT32
+        | elf::R_X86_64_GOTPCREL
+        | elf::R_X86_64_GOTPCRELX
+        | elf::R_X86_64_REX_GOTPCRELX
+        | elf::R_X86_64_GOTPC32
+        | elf::R_X86_64_SIZE32
+        | elf::R_X86_64_TLSGD
+        | elf::R_X86_64_TLSLD
+        | elf::R_X86_64_DTPOFF32
+        | elf::R_X86_64_GOTTPOFF
+        | elf::R_X86_64_TPOFF32
+        | elf::R_X86_64_GOTPC32_TLSDESC => 4,
+        elf::R_X86_64_TLSDESC_CALL => 0,
+        _ => return None,
+    })
+}
+
+/// Checks every cross-reference the file gave against what it points into, so that the stages
+/// can index without checking again: relocation offsets (plus the bytes the type writes) lie in
+/// the section they apply to, relocation and group symbols exist, and a symbol defined in a
+/// section lies inside it (`st_value + st_size`). A fuzzed `fs/proc/cmdline.o` with one
+/// `r_offset` raised to 0x4000 otherwise panicked slicing `.text.cmdline_proc_show`.
+fn check<R: Role>(path: &Path, obj: &ElfObject<R>) -> Result<(), Error> {
     let nsym = obj.symbols.len();
     for (i, s) in obj.sections.iter().enumerate() {
-        let bad_sym = match &s.content {
-            Content::Relocs { relocs, .. } => relocs
-                .iter()
-                .find(|r| r.sym.index() >= nsym)
-                .map(|r| r.r_offset),
-            Content::Group { signature, .. } if signature.index() >= nsym => Some(0),
-            _ => None,
+        match &s.content {
+            Content::Relocs { target, relocs } => {
+                let t = obj.section(*target);
+                let size = obj.section_size(*target);
+                if target.index() == 0 && !relocs.is_empty() {
+                    return Err(bad(
+                        path,
+                        format_args!(
+                            "section [{i}] {}: sh_info 0 names no section to relocate",
+                            s.name
+                        ),
+                    ));
+                }
+                for (k, r) in relocs.iter().enumerate() {
+                    let entry = || format!("section [{i}] {} entry {k}", s.name);
+                    if r.sym.index() >= nsym {
+                        return Err(bad(
+                            path,
+                            format_args!(
+                                "{}: symbol index {} beyond the symbol table's {nsym} entries",
+                                entry(),
+                                r.sym.index()
+                            ),
+                        ));
+                    }
+                    let Some(width) = reloc_width(r.r_type) else {
+                        return Err(bad(
+                            path,
+                            format_args!(
+                                "{}: relocation type {} is not an x86_64 relocation",
+                                entry(),
+                                r.r_type
+                            ),
+                        ));
+                    };
+                    if r.r_offset.checked_add(width).is_none_or(|end| end > size) {
+                        return Err(bad(
+                            path,
+                            format_args!(
+                                "{}: r_offset {:#x} (+{width} bytes) beyond the {size:#x} bytes of {}",
+                                entry(),
+                                r.r_offset,
+                                t.name
+                            ),
+                        ));
+                    }
+                }
+            }
+            Content::Group { signature, .. } if signature.index() >= nsym => {
+                return Err(bad(
+                    path,
+                    format_args!(
+                        "section [{i}] {}: signature symbol {} beyond the symbol table's {nsym} entries",
+                        s.name,
+                        signature.index()
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
+    for (k, sym) in obj.symbols.iter().enumerate() {
+        let SymSection::Section(sec) = sym.section else {
+            continue;
         };
-        if let Some(off) = bad_sym {
+        if sec.index() == 0 {
             return Err(bad(
                 path,
                 format_args!(
-                    "section [{i}] {}+{off:#x}: symbol index out of range",
-                    s.name
+                    "symbol [{k}] {:?}: st_shndx 0 in a defined symbol",
+                    sym.name
+                ),
+            ));
+        }
+        let size = obj.section_size(sec);
+        if sym
+            .st_value
+            .checked_add(sym.st_size)
+            .is_none_or(|end| end > size)
+        {
+            return Err(bad(
+                path,
+                format_args!(
+                    "symbol [{k}] {:?}: st_value {:#x} + st_size {:#x} beyond the {size:#x} bytes of section [{}] {}",
+                    sym.name,
+                    sym.st_value,
+                    sym.st_size,
+                    sec.index(),
+                    obj.section(sec).name
                 ),
             ));
         }
     }
-    Ok(obj)
+    Ok(())
 }

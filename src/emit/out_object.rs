@@ -10,7 +10,7 @@ use object::elf;
 
 use crate::diff::changed::{relocs_in, Decoded};
 use crate::diff::reloc_target::{addend_bias, resolve, RelocTarget};
-use crate::diff::special::{classify, Special};
+use crate::diff::special::{alt_replacement, classify, layout, Special};
 use crate::diff::{cold_parent, exclude, Finding, ObjectDiff};
 use crate::elf::{
     Content, ElfObject, Location, Orig, Out, Patched, Reloc, Section, SectionId, SymSection,
@@ -72,6 +72,8 @@ struct Cloner<'a> {
     /// Included ranges: patched section and start -> out section (start is 0 there).
     ranges: Vec<(SectionId<Patched>, u64, u64, SectionId<Out>)>,
     whole: HashMap<SectionId<Patched>, SectionId<Out>>,
+    /// Special-section tables of the output, by name (`__bug_table`), made by `out_table`.
+    tables: HashMap<String, SectionId<Out>>,
     externs: HashMap<String, SymbolId<Out>>,
     extern_list: Vec<Extern>,
     relocs: HashMap<SectionId<Out>, Vec<Reloc<Out>>>,
@@ -90,6 +92,7 @@ pub fn extract(d: &ObjectDiff, tag: &str) -> Result<OutObject, Vec<Finding>> {
         syms: HashMap::new(),
         ranges: Vec::new(),
         whole: HashMap::new(),
+        tables: HashMap::new(),
         externs: HashMap::new(),
         extern_list: Vec::new(),
         relocs: HashMap::new(),
@@ -111,7 +114,9 @@ pub fn extract(d: &ObjectDiff, tag: &str) -> Result<OutObject, Vec<Finding>> {
 
     let mut funcs = Vec::new();
     for ch in &d.changed {
-        let out_sym = c.syms[&ch.sym];
+        let Some(&out_sym) = c.syms.get(&ch.sym) else {
+            continue;
+        };
         let old_name = d.orig.symbol(ch.orig).name.clone();
         let new_symbol = format!("__klp_new.{tag}.{old_name}");
         let s = c.out.symbol(out_sym).clone();
@@ -162,7 +167,10 @@ impl<'a> Cloner<'a> {
             // A function without twin is new even when the report filtered it (a `.cold` part).
             return self.d.twins.orig(s).is_none();
         }
-        self.d.twins.orig(s).is_none() || exclude::is_uncorrelated_static_local(&sym.name)
+        let secname = sym
+            .section_id()
+            .map_or("", |sec| self.p().section(sec).name.as_str());
+        self.d.twins.orig(s).is_none() || exclude::is_uncorrelated_static_local(&sym.name, secname)
     }
 
     /// Copies symbol `s`'s range into a section of its own and queues its relocations.
@@ -172,8 +180,13 @@ impl<'a> Cloner<'a> {
         }
         let p = self.p();
         let sym = p.symbol(s);
-        let sec = sym.section_id().expect("included symbols are defined");
+        // Callers include defined symbols only (`should_include`, the diff's functions); an
+        // undefined one falls back to an extern rather than stopping here.
+        let Some(sec) = sym.section_id() else {
+            return self.extern_for(s);
+        };
         let psec = p.section(sec);
+        // In the section: the reader checked `st_value + st_size` against it.
         let (a, b) = (sym.st_value, sym.st_value + sym.st_size);
         let content = match &psec.content {
             Content::Nobits(_) => Content::Nobits(sym.st_size),
@@ -210,13 +223,15 @@ impl<'a> Cloner<'a> {
         while let Some(s) = self.queue.pop_front() {
             let p = self.p();
             let sym = p.symbol(s);
-            let sec = sym.section_id().expect("defined");
+            let (Some(sec), Some(osec)) = (
+                sym.section_id(),
+                self.syms
+                    .get(&s)
+                    .and_then(|&o| self.out.symbol(o).section_id()),
+            ) else {
+                continue;
+            };
             let (a, b) = (sym.st_value, sym.st_value + sym.st_size);
-            let osec = self
-                .out
-                .symbol(self.syms[&s])
-                .section_id()
-                .expect("defined");
             for r in relocs_in(p, sec, a, b) {
                 self.carry(sec, r, osec, r.r_offset - a);
             }
@@ -248,7 +263,7 @@ impl<'a> Cloner<'a> {
                 } else {
                     self.extern_for(ts)
                 };
-                (to, toff - bias)
+                (to, toff.wrapping_sub(bias))
             }
             RelocTarget::String(tsec, _) => self.whole_section(r, tsec),
             RelocTarget::Section(tsec, toff) => {
@@ -305,7 +320,10 @@ impl<'a> Cloner<'a> {
                 o
             }
         };
-        (self.section_symbol(osec), offset_in_tsec + r.r_addend)
+        (
+            self.section_symbol(osec),
+            offset_in_tsec.wrapping_add(r.r_addend),
+        )
     }
 
     fn section_symbol(&mut self, osec: SectionId<Out>) -> SymbolId<Out> {
@@ -348,8 +366,10 @@ impl<'a> Cloner<'a> {
             .iter()
             .find(|(s, a, b, _)| {
                 *s == sec
-                    && off >= *a as i64
-                    && ((off as u64) < (*b).max(*a + 1) || (end_ok && off as u64 == *b))
+                    && off >= 0
+                    && off as u64 >= *a
+                    && ((off as u64) < (*b).max(a.saturating_add(1))
+                        || (end_ok && off as u64 == *b))
             })
             .map(|(_, a, _, o)| (*o, off as u64 - a))
     }
@@ -360,21 +380,37 @@ impl<'a> Cloner<'a> {
     }
 
     fn anchor_in(&self, r: &Reloc<Patched>, end_ok: bool) -> bool {
+        self.anchor(r, end_ok).is_some()
+    }
+
+    /// The out place of the code location relocation `r` of a table points at, if included.
+    fn anchor(&self, r: &Reloc<Patched>, end_ok: bool) -> Option<(SectionId<Out>, u64)> {
         let p = self.p();
         let sym = p.symbol(r.sym);
-        let Some(tsec) = sym.section_id() else {
-            return false;
-        };
+        let tsec = sym.section_id()?;
         let off = if sym.is_section() {
             r.r_addend
         } else {
-            sym.st_value as i64 + r.r_addend
+            (sym.st_value as i64).wrapping_add(r.r_addend)
         };
-        self.mapped(tsec, off, end_ok).is_some()
+        self.mapped(tsec, off, end_ok)
+    }
+
+    /// A table entry that does not fit its section: the object is malformed (kernels write
+    /// whole entries), and the build stops with the section and entry named.
+    fn malformed(&mut self, sec: SectionId<Patched>, off: u64, what: String) {
+        let p = self.p();
+        self.refusals.push(Finding {
+            key: "object.malformed",
+            location: Location::new(p, sec, off.min(p.section_size(sec))).to_string(),
+            message: format!(
+                "{what}; rebuild the object, it is not what the compiler and objtool write"
+            ),
+        });
     }
 
     fn out_table(&mut self, name: &str, like: &Section<Patched>) -> SectionId<Out> {
-        if let Some(s) = self.out.section_by_name(name) {
+        if let Some(&s) = self.tables.get(name) {
             return s;
         }
         let mut s = Section::new(
@@ -385,16 +421,21 @@ impl<'a> Cloner<'a> {
             Content::Data(Vec::new()),
         );
         s.sh_entsize = like.sh_entsize;
-        self.out.add_section(s)
+        let id = self.out.add_section(s);
+        self.tables.insert(name.to_string(), id);
+        id
     }
 
     fn append(&mut self, osec: SectionId<Out>, bytes: &[u8]) -> u64 {
-        let Content::Data(d) = &mut self.out.section_mut(osec).content else {
-            unreachable!()
-        };
-        let at = d.len() as u64;
-        d.extend_from_slice(bytes);
-        at
+        // Tables are created by `out_table` with `Content::Data`; nothing else appends.
+        match &mut self.out.section_mut(osec).content {
+            Content::Data(d) => {
+                let at = d.len() as u64;
+                d.extend_from_slice(bytes);
+                at
+            }
+            _ => 0,
+        }
     }
 
     /// Copies the special-section entries of included functions.
@@ -404,8 +445,13 @@ impl<'a> Cloner<'a> {
             if matches!(s.content, Content::Relocs { .. }) {
                 continue;
             }
-            let Some(kind) = classify(&s.name, s.sh_entsize) else {
-                continue;
+            let kind = match layout(p, sec) {
+                Ok(Some(kind)) => kind,
+                Ok(None) => continue,
+                Err(e) => {
+                    self.malformed(sec, 0, e);
+                    continue;
+                }
             };
             let data = p.data(sec);
             match kind {
@@ -424,31 +470,35 @@ impl<'a> Cloner<'a> {
                         if !self.anchor_included(anchor) {
                             continue;
                         }
+                        let Some(bytes) = data.get(start as usize..(start + size) as usize) else {
+                            self.malformed(
+                                sec,
+                                start,
+                                format!("{}: entry {i} is cut short", s.name),
+                            );
+                            continue;
+                        };
                         let osec = self.out_table(&s.name, s);
-                        let at = self.append(osec, &data[start as usize..(start + size) as usize]);
+                        let at = self.append(osec, bytes);
                         for r in rs {
                             self.carry(sec, r, osec, at + r.r_offset - start);
                         }
                     }
                 }
-                Special::Alternatives => self.alternatives(sec),
+                Special::Alternatives { size } => self.alternatives(sec, size),
                 Special::OrcIp => self.orc(sec),
                 Special::Partner | Special::Drop => {}
             }
         }
     }
 
-    fn alternatives(&mut self, sec: SectionId<Patched>) {
-        const SIZE: u64 = 12;
+    fn alternatives(&mut self, sec: SectionId<Patched>, size: u64) {
         let p = self.p();
         let s = p.section(sec);
         let data = p.data(sec);
-        let Some(repl) = p.section_by_name(".altinstr_replacement") else {
-            return;
-        };
         let rs = p.relocs_of(sec);
-        for i in 0..data.len() as u64 / SIZE {
-            let start = i * SIZE;
+        for i in 0..data.len() as u64 / size {
+            let start = i * size;
             let (Some(instr), Some(rep)) = (
                 rs.iter().find(|r| r.r_offset == start),
                 rs.iter().find(|r| r.r_offset == start + 4),
@@ -458,21 +508,28 @@ impl<'a> Cloner<'a> {
             if !self.anchor_included(instr) {
                 continue;
             }
-            let rsym = p.symbol(rep.sym);
-            let roff = if rsym.is_section() {
-                rep.r_addend
-            } else {
-                rsym.st_value as i64 + rep.r_addend
-            } as u64;
-            let rlen = u64::from(data[(start + 11) as usize]);
-            let rdata = p.data(repl);
-            let orepl = self.out_table(".altinstr_replacement", p.section(repl));
-            let at = self.append(orepl, &rdata[roff as usize..(roff + rlen) as usize]);
+            let (repl, roff, rlen) = match alt_replacement(p, sec, size, start) {
+                Ok(Some(x)) => x,
+                Ok(None) => continue,
+                Err(e) => {
+                    self.malformed(sec, start, e);
+                    continue;
+                }
+            };
+            let (Some(rbytes), Some(entry)) = (
+                p.data(repl).get(roff as usize..(roff + rlen) as usize),
+                data.get(start as usize..(start + size) as usize),
+            ) else {
+                self.malformed(sec, start, format!("{}: entry {i} is cut short", s.name));
+                continue;
+            };
+            let orepl = self.out_table(&p.section(repl).name, p.section(repl));
+            let at = self.append(orepl, rbytes);
             for r in relocs_in(p, repl, roff, roff + rlen) {
                 self.carry(repl, r, orepl, at + r.r_offset - roff);
             }
             let oalt = self.out_table(&s.name, s);
-            let eat = self.append(oalt, &data[start as usize..(start + SIZE) as usize]);
+            let eat = self.append(oalt, entry);
             self.carry(sec, instr, oalt, eat);
             let rsec_sym = self.section_symbol(orepl);
             self.relocs.entry(oalt).or_default().push(Reloc {
@@ -498,20 +555,26 @@ impl<'a> Cloner<'a> {
             if !self.anchor_in(r, true) {
                 continue;
             }
+            let (Some(ipb), Some(unwb)) = (
+                ipd.get((i * 4) as usize..(i * 4 + 4) as usize),
+                unwd.get((i * 6) as usize..(i * 6 + 6) as usize),
+            ) else {
+                self.malformed(
+                    ip,
+                    i * 4,
+                    format!(".orc_unwind_ip: entry {i} has no .orc_unwind entry"),
+                );
+                continue;
+            };
             let oip = self.out_table(".orc_unwind_ip", p.section(ip));
             let ounw = self.out_table(".orc_unwind", p.section(unw));
-            let at = self.append(oip, &ipd[(i * 4) as usize..(i * 4 + 4) as usize]);
-            self.append(ounw, &unwd[(i * 6) as usize..(i * 6 + 6) as usize]);
+            let at = self.append(oip, ipb);
+            self.append(ounw, unwb);
             // Point at the copied code directly: the terminating entry sits just past the
             // function, where no symbol covers it.
-            let sym = p.symbol(r.sym);
-            let off = if sym.is_section() {
-                r.r_addend
-            } else {
-                sym.st_value as i64 + r.r_addend
+            let Some((osec, ooff)) = self.anchor(r, true) else {
+                continue;
             };
-            let tsec = sym.section_id().expect("anchor is defined");
-            let (osec, ooff) = self.mapped(tsec, off, true).expect("anchor is included");
             let ssym = self.section_symbol(osec);
             self.relocs.entry(oip).or_default().push(Reloc {
                 r_offset: at,

@@ -41,7 +41,7 @@ fn pointee(ko: &ElfObject<Any>, r: &Reloc<Any>) -> anyhow::Result<(SectionId<Any
             s.name
         )
     };
-    Ok((sec, (s.st_value as i64 + r.r_addend) as u64))
+    Ok((sec, s.st_value.wrapping_add_signed(r.r_addend)))
 }
 
 /// Rewrites the module at `ko` in place.
@@ -107,7 +107,16 @@ pub fn rewrite(ko_path: &Path) -> anyhow::Result<PostLink> {
             i64::from_le_bytes(records[(base + abi::KLP_RELOC_ADDEND) as usize..][..8].try_into()?);
         let data = ko.data(place_sec);
         let width = if r_type == elf::R_X86_64_64 { 8 } else { 4 };
-        let place = data.get(place_off as usize..place_off as usize + width);
+        let place = data.get(place_off as usize..(place_off as usize).saturating_add(width));
+        if place.is_none() {
+            bail!(
+                "{}: klp record {i}: the place of klp relocation {name} ({place_off:#x}, {width} bytes) is \
+                 beyond the {:#x} bytes of {}",
+                ko.display(),
+                data.len(),
+                ko.section(place_sec).name
+            );
+        }
         if place.is_some_and(|b| b.iter().any(|&x| x != 0)) {
             bail!(
                 "{}: the place of klp relocation {name} is not zero; the module loader would refuse it",
