@@ -118,6 +118,7 @@ fn set_0_keeps_atomic_replace_and_reverts_what_only_v1_patched() {
             "2 set0-v2-replaces-v1: livepatches are rk_s0_v2:1:0:0",
             "2 set0-v2-replaces-v1: /proc/cmdline is rk_s0_v2",
             "2 set0-v2-replaces-v1: /proc/version is orig",
+            "2 set0-v2-replaces-v1: rk_s0_v1 was replaced, not unpatched on its own",
             "2 set0-v2-replaces-v1: the replaced rk_s0_v1 unloads",
         ],
     );
