@@ -8,13 +8,29 @@ mkdir -p "$LAB"
 # shellcheck disable=SC2034
 LAB_SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-# What setup.sh last produced, as KEY=VALUE lines; env.sh reads only this file.
-# shellcheck disable=SC2034
-LAB_ENV_FILE="$LAB/lab.env"
+# Debian 12 ships two kernel series, 6.1 (the default, `linux-image-amd64`) and 6.12
+# (`linux-image-6.12-amd64`); the lab handles each by the same code. The series names the source
+# package (linux-source-6.1) and the metapackage whose dependency names the current ABI.
+LAB_SERIES_DEFAULT=6.1
 
-# Debian 12's kernel series: the source package is named after it (linux-source-6.1).
-# shellcheck disable=SC2034
-LAB_SERIES=6.1
+# Select the series $1 (empty: the default) for the rest of the calling script: sets LAB_SERIES,
+# LAB_META (the metapackage apt reads the version from) and LAB_ENV_FILE (what setup.sh last
+# produced for this series, as KEY=VALUE lines; env.sh reads only this file). Each series has its
+# own env file; its version dirs ($LAB/debian-<version>) differ by version anyway.
+lab_series() {
+    LAB_SERIES=${1:-$LAB_SERIES_DEFAULT}
+    case $LAB_SERIES in
+        6.1) LAB_META=linux-image-amd64 ;;
+        [0-9]*.[0-9]*) LAB_META=linux-image-$LAB_SERIES-amd64 ;;
+        *) die "unknown kernel series '$LAB_SERIES': give a Debian 12 series such as 6.1 or 6.12" ;;
+    esac
+    # (The default series keeps lab.env, the name every cache made before 6.12 has.)
+    if [ "$LAB_SERIES" = "$LAB_SERIES_DEFAULT" ]; then
+        LAB_ENV_FILE="$LAB/lab.env"
+    else
+        LAB_ENV_FILE="$LAB/lab-$LAB_SERIES.env"
+    fi
+}
 
 log() { echo "lab: $*" >&2; }
 die() { echo "lab: error: $*" >&2; exit 1; }
@@ -58,22 +74,24 @@ lab_need_packages() {
     # (Read into a variable first: `grep -q` stops reading early, and under pipefail the
     # writer's SIGPIPE would count as a failure.)
     local policy
-    policy=$(apt-cache policy linux-image-amd64)
+    policy=$(apt-cache policy "$LAB_META")
     if ! grep -q 'Candidate: [0-9]' <<<"$policy"; then
         apt-get update -q >&2
     fi
 }
 
-# The version of Debian's current 6.1 kernel packages; it moves with security updates, so it is
-# read from apt, never hard-coded. KLP_LAB_DEBIAN_VERSION pins it for a reproducer.
+# The version of Debian's current kernel packages of the selected series; it moves with security
+# updates, so it is read from apt, never hard-coded. KLP_LAB_DEBIAN_VERSION pins it for a
+# reproducer (for the series being set up).
 lab_debian_version() {
     if [ -n "${KLP_LAB_DEBIAN_VERSION:-}" ]; then echo "$KLP_LAB_DEBIAN_VERSION"; return; fi
-    apt-cache policy linux-image-amd64 | awk '/Candidate:/ {print $2}'
+    apt-cache policy "$LAB_META" | awk '/Candidate:/ {print $2}'
 }
 
-# The ABI name (6.1.0-56) of the image that linux-image-amd64 at version $1 depends on.
+# The ABI name (6.1.0-56, 6.12.117+deb12) of the image that the series' metapackage at version
+# $1 depends on.
 lab_debian_abi() {
-    apt-cache show "linux-image-amd64=$1" | sed -n 's/^Depends: linux-image-\([^ ,]*\)-amd64 .*/\1/p' | head -1
+    apt-cache show "$LAB_META=$1" | sed -n 's/^Depends: linux-image-\([^ ,]*\)-amd64 .*/\1/p' | head -1
 }
 
 # The kernel image of the version dir $1 (fetch.sh's output): its one boot/vmlinuz-<release>.

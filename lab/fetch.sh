@@ -1,26 +1,28 @@
 #!/usr/bin/env bash
-# lab/fetch.sh: fetch and unpack the Debian 6.1 kernel packages that the end-to-end tests build
-# against and boot. Output: $LAB/debian-<version>/{image,srcpkg} under the cache dir, the matching
+# lab/fetch.sh: fetch and unpack the Debian 12 kernel packages of one series that the end-to-end
+# tests build against and boot.
+# Usage: lab/fetch.sh [SERIES]   (6.1, the default, or 6.12). Output: $LAB/debian-<version>/{image,srcpkg} under the cache dir, the matching
 # linux-headers package installed; prints the version dir.
 # Invariant: source, image and headers are all at one package version (kernel-lab.md: a source
 # tree of another version rebuilds objects that do not match the running kernel).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/common.sh"
+lab_series "${1:-}"
 lab_lock fetch
 
 lab_need_packages
 ver=$(lab_debian_version)
-[ -n "$ver" ] || die "apt knows no linux-image-amd64; check /etc/apt/sources.list (Debian 12 bookworm and bookworm-security)"
+[ -n "$ver" ] || die "apt knows no $LAB_META; check /etc/apt/sources.list (Debian 12 bookworm and bookworm-security)"
 abi=$(lab_debian_abi "$ver")
-[ -n "$abi" ] || die "cannot read the ABI of linux-image-amd64=$ver from apt-cache show"
+[ -n "$abi" ] || die "cannot read the ABI of $LAB_META=$ver from apt-cache show"
 dir="$LAB/debian-$ver"
 mkdir -p "$dir"
 
 if [ ! -f "$dir/.fetched" ]; then
     log "fetching Debian kernel packages $ver (abi $abi)"
     srcver=$(apt-cache policy linux-source-$LAB_SERIES | awk '/Candidate:/ {print $2}')
-    [ "$srcver" = "$ver" ] || die "linux-source-$LAB_SERIES is at $srcver but linux-image-amd64 at $ver; run apt-get update"
+    [ "$srcver" = "$ver" ] || die "linux-source-$LAB_SERIES is at $srcver but $LAB_META at $ver; run apt-get update"
     dl="$dir/debs"
     rm -rf "$dl"
     mkdir -p "$dl"
@@ -33,7 +35,7 @@ if [ ! -f "$dir/.fetched" ]; then
 fi
 
 # The headers are installed, not unpacked: their kbuild dir links into
-# /usr/lib/linux-kbuild-6.1 and linux-headers-*-common, which apt wires up.
+# /usr/lib/linux-kbuild-<series> and linux-headers-*-common, which apt wires up.
 if [ ! -f "/usr/src/linux-headers-$abi-amd64/Module.symvers" ]; then
     [ "$(id -u)" = 0 ] || die "linux-headers-$abi-amd64 is not installed; install it as root (apt-get install linux-headers-$abi-amd64=$ver)"
     log "installing linux-headers-$abi-amd64=$ver"

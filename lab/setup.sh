@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # lab/setup.sh: make the kernel lab ready, from a fresh Debian 12 machine or from the cache.
+# Usage: lab/setup.sh [SERIES]   (Debian 12's kernel series: 6.1, the default, or 6.12)
 # Output: KEY=VALUE lines on stdout (LAB_DIR LAB_SRC LAB_KBUILD LAB_CONFIG LAB_VMLINUZ LAB_KALLSYMS
-# LAB_RELEASE LAB_MODULES LAB_VERSION), also kept in $LAB/lab.env for lab/env.sh; progress on stderr.
+# LAB_RELEASE LAB_MODULES LAB_VERSION LAB_SERIES), also kept in the series' env file ($LAB/lab.env
+# for 6.1, $LAB/lab-<series>.env for the others) for lab/env.sh; progress on stderr.
 # Steps: system packages, Debian kernel packages (fetch.sh), the unpacked source tree, kallsyms.
 # Invariant: idempotent and safe to run concurrently (one flock); each step leaves a marker only
 # when complete, so an interrupted run resumes; the source tree is unpacked but never configured,
@@ -9,10 +11,11 @@
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/common.sh"
-lab_lock setup
+lab_series "${1:-}"
+lab_lock "setup-$LAB_SERIES"
 start=$(date +%s)
 
-dir=$("$LAB_SCRIPTS/fetch.sh")
+dir=$("$LAB_SCRIPTS/fetch.sh" "$LAB_SERIES")
 ver=${dir##*/debian-}
 vmlinuz=$(lab_vmlinuz "$dir")
 release=${vmlinuz##*/vmlinuz-}
@@ -58,7 +61,8 @@ LAB_KALLSYMS=$kallsyms
 LAB_RELEASE=$release
 LAB_MODULES=$dir/image/lib/modules/$release
 LAB_VERSION=$ver
+LAB_SERIES=$LAB_SERIES
 EOT
 mv "$env_tmp" "$LAB_ENV_FILE"
-"$LAB_SCRIPTS/env.sh"
+"$LAB_SCRIPTS/env.sh" "$LAB_SERIES"
 log "ready in $(( $(date +%s) - start )) s"

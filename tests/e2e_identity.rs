@@ -151,6 +151,7 @@ fn identity_patch_of_three_files_loads_and_runs() {
         &lab.kbuild,
         &dir.path().join("5-kmod"),
         2,
+        &[],
     )
     .unwrap();
     assert!(

@@ -57,7 +57,7 @@ fn builds_a_livepatch_module_with_kbuild() {
         objects: &objects,
         tables: &tables,
     };
-    let ko = link_module(&kbuild, &dir, &input, 2).unwrap();
+    let ko = link_module(&kbuild, &dir, &input, 2, &[]).unwrap();
     assert_eq!(
         ko,
         dir.canonicalize().unwrap().join("livepatch-kmod-test.ko")
@@ -153,7 +153,7 @@ fn builds_a_livepatch_module_with_kbuild() {
 
     // A second build of the same input relinks nothing and gives the same module.
     let before = std::fs::read(&ko).unwrap();
-    assert_eq!(link_module(&kbuild, &dir, &input, 2).unwrap(), ko);
+    assert_eq!(link_module(&kbuild, &dir, &input, 2, &[]).unwrap(), ko);
     assert_eq!(
         std::fs::read(&ko).unwrap(),
         before,
@@ -177,7 +177,7 @@ fn failed_link_shows_make_output_and_the_kbuild_dir() {
         objects: &[],
         tables: &tables,
     };
-    let err = format!("{:#}", link_module(&kbuild, &dir, &input, 2).unwrap_err());
+    let err = format!("{:#}", link_module(&kbuild, &dir, &input, 2, &[]).unwrap_err());
     assert!(
         err.contains(&kbuild.display().to_string()),
         "error does not name the kbuild dir:\n{err}"
@@ -189,7 +189,7 @@ fn failed_link_shows_make_output_and_the_kbuild_dir() {
 
     let err = format!(
         "{:#}",
-        link_module(Path::new("/nonexistent/kbuild"), &dir, &input, 1).unwrap_err()
+        link_module(Path::new("/nonexistent/kbuild"), &dir, &input, 1, &[]).unwrap_err()
     );
     assert!(err.contains("/nonexistent/kbuild: no Makefile"), "{err}");
 }

@@ -145,7 +145,7 @@ fn module(
         objects,
         tables: &tables,
     };
-    link_module(kbuild, &dir, &input, 2).unwrap_or_else(|e| panic!("{e:#}"))
+    link_module(kbuild, &dir, &input, 2, &[]).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// A module spec with no states.

@@ -32,12 +32,16 @@ pub const TABLES_OBJECT: &str = "klp_tables.o";
 const OUTPUT_TAIL: usize = 40;
 
 /// Writes the module's build dir `dir` (core, headers, config header, Kbuild, objects), runs
-/// `make -C <kbuild_dir> M=<dir> modules` and returns the path of `<name>.ko` in `dir`.
+/// `make -C <kbuild_dir> M=<dir> <make_vars> modules` and returns the path of `<name>.ko` in `dir`.
+/// `make_vars` are the target's toolchain variables ([`crate::kernel::Kernel::toolchain`]): the
+/// headers of Debian's 6.12 were configured with `CC=x86_64-linux-gnu-gcc-12`, and objtool checks
+/// the module with the compiler's view of it.
 pub fn link_module(
     kbuild_dir: &Path,
     dir: &Path,
     input: &KmodInput,
     jobs: usize,
+    make_vars: &[String],
 ) -> anyhow::Result<PathBuf> {
     super::spec::check_module_name(&input.spec.name)?;
     if !kbuild_dir.join("Makefile").is_file() {
@@ -75,7 +79,7 @@ pub fn link_module(
         &kmod_template::kbuild(&input.spec.name, &objects),
     )?;
 
-    make(kbuild_dir, &dir, jobs)?;
+    make(kbuild_dir, &dir, jobs, make_vars)?;
     let ko = dir.join(format!("{}.ko", input.spec.name));
     if !ko.is_file() {
         bail!(
@@ -237,7 +241,7 @@ fn write_bytes(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// Name of make's log (stdout and stderr interleaved) in the module's build dir.
 pub const LOG_FILE: &str = "kbuild.log";
 
-fn make(kbuild_dir: &Path, dir: &Path, jobs: usize) -> anyhow::Result<()> {
+fn make(kbuild_dir: &Path, dir: &Path, jobs: usize, make_vars: &[String]) -> anyhow::Result<()> {
     let log_path = dir.join(LOG_FILE);
     let log = std::fs::File::create(&log_path)
         .with_context(|| format!("creating {}", log_path.display()))?;
@@ -246,6 +250,7 @@ fn make(kbuild_dir: &Path, dir: &Path, jobs: usize) -> anyhow::Result<()> {
         .arg(kbuild_dir)
         .arg(format!("M={}", dir.display()))
         .arg(format!("-j{}", jobs.max(1)))
+        .args(make_vars)
         .arg("modules");
     // One file for both streams keeps modpost's error next to the step that printed it.
     cmd.stdout(

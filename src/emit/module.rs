@@ -210,13 +210,15 @@ pub struct Module {
     pub post_link: PostLink,
 }
 
-/// Links the output objects into module `name` with kbuild against `kbuild_dir`, then rewrites it.
+/// Links the output objects into module `name` with kbuild against `kbuild_dir` (with the target's
+/// toolchain `make_vars`), then rewrites it.
 pub fn module(
     objs: &[EmittedObject],
     spec: &ModuleSpec,
     kbuild_dir: &Path,
     dir: &Path,
     jobs: usize,
+    make_vars: &[String],
 ) -> anyhow::Result<Module> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let entries: Vec<FuncEntry> = objs
@@ -235,6 +237,7 @@ pub fn module(
             tables: &tables,
         },
         jobs,
+        make_vars,
     )?;
     let post_link =
         rewrite(&ko).with_context(|| format!("post-link rewrite of {}", ko.display()))?;

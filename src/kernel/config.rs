@@ -27,8 +27,6 @@ const IGNORED: &[(&str, &str)] = &[
     ("CONFIG_SYSTEM_TRUSTED_KEYS", "certificate bundle path"),
     ("CONFIG_SYSTEM_REVOCATION_KEYS", "certificate bundle path"),
     ("CONFIG_MODULE_SIG_ALL", "signs at modules_install only"),
-    // BTF is generated at link time (vmlinux, .ko), never for a single object.
-    ("CONFIG_PAHOLE_VERSION", "BTF generation at link time"),
 ];
 
 impl KConfig {
@@ -74,6 +72,59 @@ pub struct Difference {
     pub wanted: Option<String>,
     /// Its value in the tree (`None`: not set or absent).
     pub found: Option<String>,
+}
+
+/// Options kconfig detects from the toolchain (it runs `$(CC) --version`, `rustc`, `pahole`, `as`,
+/// `ld` while configuring), with why a difference in them leaves the objects klp-build rebuilds
+/// as the target's. Only version numbers and version strings are here: the features a toolchain
+/// has (`CONFIG_CC_HAS_*`, `CONFIG_AS_HAS_*`) choose code and are compared as code.
+const TOOLCHAIN_DETECTED: &[(&str, &str)] = &[
+    (
+        "CONFIG_CC_VERSION_TEXT",
+        "the compiler's name and version; the compiler check compares the version",
+    ),
+    ("CONFIG_GCC_VERSION", "the compiler check compares the compiler's version"),
+    ("CONFIG_CLANG_VERSION", "the compiler check compares the compiler's version"),
+    ("CONFIG_AS_VERSION", "the assembler's version number, not its features"),
+    ("CONFIG_LD_VERSION", "the linker's version; single objects are not linked"),
+    ("CONFIG_LLD_VERSION", "the linker's version; single objects are not linked"),
+    ("CONFIG_PAHOLE_VERSION", "BTF is generated at link time, never for a single object"),
+];
+
+/// Rust toolchain options: they only change Rust code, so they matter when the target was built
+/// with `CONFIG_RUST` and are toolchain noise otherwise (Debian's 6.12: `CONFIG_RUSTC_VERSION=0`,
+/// a tree configured with a local rustc on PATH: `CONFIG_RUSTC_LLVM_VERSION=220102`).
+const RUST_DETECTED: &[&str] = &[
+    "CONFIG_RUSTC_VERSION",
+    "CONFIG_RUSTC_VERSION_TEXT",
+    "CONFIG_RUSTC_LLVM_VERSION",
+    "CONFIG_RUST_IS_AVAILABLE",
+    "CONFIG_BINDGEN_VERSION_TEXT",
+];
+
+/// Whether a difference can change the objects klp-build rebuilds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Impact {
+    /// A toolchain-detected value that compiled C objects do not depend on; the reason why.
+    Toolchain(&'static str),
+    /// Anything else: the option may change compiled code or data layout.
+    Code,
+}
+
+impl Difference {
+    /// How this difference matters, given the target's config (`CONFIG_RUST` decides whether
+    /// the Rust toolchain's options matter).
+    pub fn impact(&self, target: &KConfig) -> Impact {
+        if let Some((_, why)) = TOOLCHAIN_DETECTED.iter().find(|(n, _)| *n == self.option) {
+            return Impact::Toolchain(why);
+        }
+        let rust_option = RUST_DETECTED.contains(&self.option.as_str())
+            || self.option.starts_with("CONFIG_RUSTC_HAS_");
+        if rust_option && target.get("CONFIG_RUST") != Some("y") {
+            return Impact::Toolchain("the target was built without Rust (CONFIG_RUST is off)");
+        }
+        Impact::Code
+    }
 }
 
 impl std::fmt::Display for Difference {
@@ -189,6 +240,31 @@ mod tests {
             differences(&wanted, &other)[0].option,
             "CONFIG_CC_VERSION_TEXT"
         );
+    }
+
+    #[test]
+    fn toolchain_detected_options_are_told_apart_from_code() {
+        let no_rust = KConfig::parse("# CONFIG_RUST is not set\nCONFIG_RUSTC_VERSION=0\n");
+        let tree = KConfig::parse("CONFIG_RUSTC_VERSION=108200\nCONFIG_RUSTC_LLVM_VERSION=190101\n");
+        let wanted = KConfig::parse(
+            "CONFIG_RUSTC_VERSION=0\nCONFIG_RUSTC_LLVM_VERSION=0\nCONFIG_PAHOLE_VERSION=124\nCONFIG_X86_KERNEL_IBT=y\n",
+        );
+        let d = differences(&wanted, &tree);
+        let impacts: Vec<(&str, bool)> = d
+            .iter()
+            .map(|d| (d.option.as_str(), d.impact(&no_rust) == Impact::Code))
+            .collect();
+        assert_eq!(
+            impacts,
+            vec![
+                ("CONFIG_PAHOLE_VERSION", false),
+                ("CONFIG_RUSTC_LLVM_VERSION", false),
+                ("CONFIG_RUSTC_VERSION", false),
+                ("CONFIG_X86_KERNEL_IBT", true),
+            ]
+        );
+        let rust = KConfig::parse("CONFIG_RUST=y\n");
+        assert_eq!(d[1].impact(&rust), Impact::Code);
     }
 
     #[test]

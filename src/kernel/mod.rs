@@ -1,7 +1,8 @@
 //! The target kernel: options -> [`Kernel`] (source dir, kbuild dir, .config, kernel release,
-//! jobs), and what it can do (its livepatch API, symbols, exports, config, compiler). Invariant:
-//! every path in a `Kernel` exists; the source tree is configured and prepared for single-object
-//! builds once [`Kernel::prepare`] returned.
+//! jobs, toolchain), and what it can do (its livepatch API, symbols, exports, config, compiler).
+//! Invariant: every path in a `Kernel` exists and its compiler is the one that built the target;
+//! the source tree is configured and prepared for single-object builds, with the target's
+//! toolchain view, once [`Kernel::prepare`] returned.
 
 pub mod compiler;
 pub mod config;
@@ -15,7 +16,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
-use config::KConfig;
+use compiler::Toolchain;
+use config::{Impact, KConfig};
 
 /// What the user asked for, before defaults are applied.
 #[derive(Debug, Clone)]
@@ -43,11 +45,17 @@ pub struct Kernel {
     pub release: String,
     /// Parallel make jobs (at least 1).
     pub jobs: usize,
+    /// The target's toolchain view: its make variables go on every make klp-build runs on this
+    /// target (preparing, single-object rebuilds, the module link).
+    pub toolchain: Toolchain,
 }
 
 /// Resolves the options into a [`Kernel`], without compiling anything. Defaults: `--kbuild` is
 /// `--source` when that is a built tree (has `Module.symvers` and `vmlinux`), else
-/// `/lib/modules/<release>/build`; `--config` is the `.config` of `--kbuild`.
+/// `/lib/modules/<release>/build`; `--config` is the `.config` of `--kbuild`. The toolchain is the
+/// target's view ([`compiler::toolchain`]: the compiler `CONFIG_CC_VERSION_TEXT` names, Rust hidden
+/// when the target was built without it, or what a prepared tree was configured with), and its
+/// compiler must be the one that built the target ([`compiler::check`]).
 pub fn resolve(opts: &KernelOptions) -> anyhow::Result<Kernel> {
     let source = absolute_dir(&opts.source, "--source")?;
     if !source.join("Makefile").is_file() || !source.join("scripts/Makefile.build").is_file() {
@@ -83,29 +91,34 @@ pub fn resolve(opts: &KernelOptions) -> anyhow::Result<Kernel> {
         0 => default_jobs(),
         n => n,
     };
+    let target_config = KConfig::read(&config)?;
+    let toolchain = compiler::toolchain(&target_config, &compiler::recorded_vars(&source))?;
+    compiler::check(&target_config, &toolchain.cc)?;
     Ok(Kernel {
         source,
         kbuild,
         config,
         release,
         jobs,
+        toolchain,
     })
 }
 
 impl Kernel {
     /// Prepares the source tree for single-object builds, once (`make olddefconfig
-    /// modules_prepare` from the config, said on stderr: it takes a while), and checks that a
-    /// prepared tree's `.config` agrees with the target's config in every option the config sets
-    /// (the error names what differs, and the fix). Slow the first time, so the plan checks every
-    /// option before it.
+    /// modules_prepare` from the config with the target's toolchain variables, said on stderr: it
+    /// takes a while), and checks that a prepared tree's `.config` agrees with the target's config
+    /// in every option the config sets that can change compiled code (the error names what
+    /// differs, and the fix; toolchain-detected differences are a note on stderr). Slow the first
+    /// time, so the plan checks every option before it.
     pub fn prepare(&self) -> anyhow::Result<()> {
         {
             let _lock = lock::lock(&self.source)?;
             if prepare::missing(&self.source).is_some() {
-                prepare::prepare(&self.source, &self.config, self.jobs)?;
+                prepare::prepare(&self.source, &self.config, self.jobs, &self.toolchain)?;
             }
         }
-        check_config(&self.source, &self.config)
+        check_config(&self.source, &self.config, &KConfig::read(&self.config)?)
     }
 }
 
@@ -192,22 +205,48 @@ fn default_kbuild(source: &Path, config: Option<&Path>) -> anyhow::Result<PathBu
 
 /// The source tree's `.config` must agree with the target's config: objects built from another
 /// configuration have other struct layouts and other code, and would not match the running kernel.
-fn check_config(source: &Path, config_path: &Path) -> anyhow::Result<()> {
+/// Options kconfig only detected from another toolchain (a local rustc for a target built without
+/// Rust) do not change those objects: they are listed on stderr, not refused.
+fn check_config(source: &Path, config_path: &Path, target: &KConfig) -> anyhow::Result<()> {
     let tree_config = source.join(".config");
     if tree_config == config_path {
         return Ok(());
     }
-    let diffs = config::differences(&KConfig::read(config_path)?, &KConfig::read(&tree_config)?);
-    if let Some(first) = diffs.first() {
+    let diffs = config::differences(target, &KConfig::read(&tree_config)?);
+    let (code, toolchain): (Vec<_>, Vec<_>) = diffs
+        .iter()
+        .partition(|d| d.impact(target) == Impact::Code);
+    if !code.is_empty() {
+        const SHOWN: usize = 10;
+        let mut list: Vec<String> = code.iter().take(SHOWN).map(|d| d.to_string()).collect();
+        if code.len() > SHOWN {
+            list.push(format!("... and {} more", code.len() - SHOWN));
+        }
+        let noise = if toolchain.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\n  ({} more differ only in toolchain-detected values that do not change rebuilt objects: {})",
+                toolchain.len(),
+                toolchain.iter().map(|d| d.option.as_str()).collect::<Vec<_>>().join(", ")
+            )
+        };
         bail!(
-            "{} does not match the target's config {}: {first}{}\n  objects built in this tree would not match the \
-             target kernel; reconfigure the tree (remove {} and klp-build prepares it from the config), or pass \
-             the --config the tree was configured with",
+            "{} does not match the target's config {}: {} option{} that change compiled code differ:\n  {}{noise}\n  \
+             objects built in this tree would not match the target kernel; reconfigure the tree (remove {} and \
+             klp-build prepares it from the config), or pass the --config the tree was configured with",
             tree_config.display(),
             config_path.display(),
-            if diffs.len() > 1 { format!(" ({} options differ)", diffs.len()) } else { String::new() },
+            code.len(),
+            if code.len() == 1 { "" } else { "s" },
+            list.join("\n  "),
             tree_config.display(),
         );
+    }
+    for d in toolchain {
+        if let Impact::Toolchain(why) = d.impact(target) {
+            eprintln!("klp-build: note: {d} (harmless for rebuilt objects: {why})");
+        }
     }
     Ok(())
 }

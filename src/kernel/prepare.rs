@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context};
 
+use super::compiler::Toolchain;
 use super::config;
 
 /// Files that exist once `make modules_prepare` ran on a configured tree.
@@ -24,8 +25,16 @@ pub fn missing(source: &Path) -> Option<&'static str> {
 }
 
 /// Configures `source` from `config_path` and runs `make modules_prepare` (kernel-lab.md: 3 s for
-/// `olddefconfig`, 8.5 s for `modules_prepare` with -j2 on the Debian 6.1 tree).
-pub fn prepare(source: &Path, config_path: &Path, jobs: usize) -> anyhow::Result<()> {
+/// `olddefconfig`, 8.5 s for `modules_prepare` with -j2 on the Debian 6.1 tree), both with the
+/// target's toolchain variables: kconfig detects `CONFIG_CC_VERSION_TEXT`, `CONFIG_RUSTC_*` and
+/// `CONFIG_PAHOLE_VERSION` by running the programs they name, so a plain `make olddefconfig` on a
+/// machine with rustc on PATH does not give Debian 6.12's config back.
+pub fn prepare(
+    source: &Path,
+    config_path: &Path,
+    jobs: usize,
+    toolchain: &Toolchain,
+) -> anyhow::Result<()> {
     eprintln!(
         "klp-build: preparing {} from {} (once)",
         source.display(),
@@ -36,9 +45,11 @@ pub fn prepare(source: &Path, config_path: &Path, jobs: usize) -> anyhow::Result
     let dot_config = source.join(".config");
     std::fs::write(&dot_config, config::for_preparing(&text))
         .with_context(|| format!("writing {}", dot_config.display()))?;
-    make(source, &["olddefconfig".to_string()])?;
+    let vars = toolchain.make_vars();
+    make(source, &vars, &["olddefconfig".to_string()])?;
     make(
         source,
+        &vars,
         &[format!("-j{jobs}"), "modules_prepare".to_string()],
     )?;
     if let Some(f) = missing(source) {
@@ -47,10 +58,11 @@ pub fn prepare(source: &Path, config_path: &Path, jobs: usize) -> anyhow::Result
     Ok(())
 }
 
-fn make(source: &Path, args: &[String]) -> anyhow::Result<()> {
+fn make(source: &Path, vars: &[String], args: &[String]) -> anyhow::Result<()> {
     let out = Command::new("make")
         .arg("-C")
         .arg(source)
+        .args(vars)
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -63,9 +75,10 @@ fn make(source: &Path, args: &[String]) -> anyhow::Result<()> {
         let lines: Vec<&str> = text.lines().collect();
         let tail = lines[lines.len().saturating_sub(25)..].join("\n  ");
         bail!(
-            "preparing {}: `make {}` failed ({}):\n  {tail}\n\
+            "preparing {}: `make {} {}` failed ({}):\n  {tail}\n\
              the tree needs the kernel build dependencies (apt-get install flex bison bc libssl-dev libelf-dev)",
             source.display(),
+            vars.join(" "),
             args.join(" "),
             out.status
         );

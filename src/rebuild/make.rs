@@ -23,11 +23,14 @@ pub enum Outcome {
     Failed(Vec<String>),
 }
 
-/// Runs `make -C source -jN -s KCFLAGS=... targets...`, its output going to `log`, tagged `tag`
-/// (see `child`); `what` names the build for an interruption's message.
+/// Runs `make -C source -jN -s KCFLAGS=... VARS... targets...`, its output going to `log`, tagged
+/// `tag` (see `child`); `what` names the build for an interruption's message. `vars` are the
+/// target's toolchain variables ([`crate::kernel::compiler::Toolchain::make_vars`]): the same as
+/// when the tree was prepared, else kbuild reconfigures the tree before building.
 pub fn make(
     source: &Path,
     jobs: usize,
+    vars: &[String],
     targets: &[PathBuf],
     log: &Path,
     tag: &str,
@@ -40,6 +43,7 @@ pub fn make(
         .arg(format!("-j{jobs}"))
         .arg("-s")
         .arg(format!("KCFLAGS={KCFLAGS}"))
+        .args(vars)
         .args(targets)
         .env(child::TAG_VAR, tag)
         .stdin(Stdio::null())

@@ -203,6 +203,7 @@ fn build_once(
     let outcome = make::make(
         &target.source,
         target.jobs,
+        &target.toolchain.make_vars(),
         objects,
         &log,
         &tag,

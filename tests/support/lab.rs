@@ -1,5 +1,7 @@
-//! The kernel lab for end-to-end tests: reads `lab/env.sh` (the cache `lab/setup.sh` fills) into a
-//! [`Lab`], once per test process, and boots its kernel in QEMU with a test script and modules.
+//! The kernel lab for end-to-end tests: reads `lab/env.sh [SERIES]` (the cache `lab/setup.sh
+//! [SERIES]` fills) into a [`Lab`], once per series and test process, and boots its kernel in QEMU
+//! with a test script and modules. Debian 12 has two kernel series, 6.1 ([`lab`]) and 6.12
+//! ([`lab_series`]).
 //! Invariant: a test that needs the lab either gets a complete one or is skipped with a printed
 //! reason, and under `CI=true` the skip is a panic instead, since CI must not pass by skipping.
 
@@ -14,9 +16,11 @@ use anyhow::{bail, Context, Result};
 /// The Debian kernel that the end-to-end tests build against and boot (the keys of `lab/env.sh`).
 #[derive(Debug, Clone)]
 pub struct Lab {
+    /// The Debian kernel series (`6.1`, `6.12`): the argument of `lab/setup.sh`.
+    pub series: String,
     /// `LAB_DIR`: the cache dir of this kernel version; tests may cache their own files under it.
     pub dir: PathBuf,
-    /// `LAB_SRC`: the unpacked Debian source tree (`linux-source-6.1`); treat it as read-only.
+    /// `LAB_SRC`: the unpacked Debian source tree (`linux-source-<series>`); treat it as read-only.
     pub src: PathBuf,
     /// `LAB_KBUILD`: the installed headers' kbuild dir, with `Module.symvers`.
     pub kbuild: PathBuf,
@@ -43,7 +47,14 @@ pub struct Boot {
     pub log_file: PathBuf,
 }
 
+/// The default series, what `lab/setup.sh` without arguments sets up.
+pub const DEFAULT_SERIES: &str = "6.1";
+
+/// The Debian 12 kernel series the end-to-end tests run on.
+pub const SERIES: &[&str] = &["6.1", "6.12"];
+
 static LAB: OnceLock<Result<Lab, String>> = OnceLock::new();
+static LAB_6_12: OnceLock<Result<Lab, String>> = OnceLock::new();
 
 /// QEMU runs one guest at a time per test process: software emulation takes a whole core, and
 /// the machine has two.
@@ -53,7 +64,17 @@ static BOOTS: Mutex<()> = Mutex::new(());
 /// to stderr. Under `CI=true` a missing or unusable lab panics with the reason instead. When the
 /// cache is incomplete and `KLP_LAB=1` or `CI=true`, `lab/setup.sh` runs first.
 pub fn lab(test: &str) -> Option<&'static Lab> {
-    match LAB.get_or_init(load) {
+    lab_series(test, DEFAULT_SERIES)
+}
+
+/// [`lab`] of Debian's kernel series `series` (one of [`SERIES`]).
+pub fn lab_series(test: &str, series: &str) -> Option<&'static Lab> {
+    let cell = match series {
+        "6.1" => &LAB,
+        "6.12" => &LAB_6_12,
+        other => panic!("{test}: no kernel lab series {other:?}; the lab knows {SERIES:?}"),
+    };
+    match cell.get_or_init(|| load(series)) {
         Ok(lab) => Some(lab),
         Err(reason) if ci() => panic!("{test}: the kernel lab is required under CI=true: {reason}"),
         Err(reason) => {
@@ -127,22 +148,25 @@ pub fn boot(lab: &Lab, name: &str, files: &[&Path], script: &str) -> Result<Boot
     })
 }
 
-fn load() -> Result<Lab, String> {
-    let env = match run_script("env.sh", false) {
+fn load(series: &str) -> Result<Lab, String> {
+    let env = match run_script("env.sh", series, false) {
         Ok(env) => env,
         Err(why) if ci() || std::env::var("KLP_LAB").as_deref() == Ok("1") => {
-            let _ = writeln!(std::io::stderr(), "lab: {why}; running lab/setup.sh");
-            run_script("setup.sh", true)?
+            let _ = writeln!(
+                std::io::stderr(),
+                "lab: {why}; running lab/setup.sh {series}"
+            );
+            run_script("setup.sh", series, true)?
         }
         Err(why) => {
             return Err(format!("{why} (or set KLP_LAB=1 to let the tests run it)"));
         }
     };
-    Lab::from_env(&env)
+    Lab::from_env(&env, series)
 }
 
 impl Lab {
-    fn from_env(env: &str) -> Result<Lab, String> {
+    fn from_env(env: &str, series: &str) -> Result<Lab, String> {
         let vars: HashMap<&str, &str> = env.lines().filter_map(|l| l.split_once('=')).collect();
         let get = |key: &str| {
             vars.get(key)
@@ -150,6 +174,7 @@ impl Lab {
                 .ok_or_else(|| format!("lab/env.sh printed no {key}: run bash lab/setup.sh"))
         };
         Ok(Lab {
+            series: series.to_string(),
             dir: get("LAB_DIR")?.into(),
             src: get("LAB_SRC")?.into(),
             kbuild: get("LAB_KBUILD")?.into(),
@@ -162,12 +187,13 @@ impl Lab {
     }
 }
 
-/// Runs `bash lab/<name>` and returns its stdout; the error is its last stderr line, which names
+/// Runs `bash lab/<name> <series>` and returns its stdout; the error is its last stderr line, which names
 /// what is missing or failed. With `show_progress` (setup.sh, which can take minutes) each stderr
 /// line is also passed on to the terminal as it comes.
-fn run_script(name: &str, show_progress: bool) -> Result<String, String> {
+fn run_script(name: &str, series: &str, show_progress: bool) -> Result<String, String> {
     let mut child = Command::new("bash")
         .arg(script_path(name))
+        .arg(series)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

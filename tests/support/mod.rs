@@ -10,4 +10,4 @@ pub mod lab;
 pub mod tree;
 pub mod units;
 
-pub use lab::{boot, lab, Boot, Lab};
+pub use lab::{boot, lab, lab_series, Boot, Lab};
