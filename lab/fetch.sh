@@ -42,6 +42,14 @@ if [ ! -f "/usr/src/linux-headers-$abi-amd64/Module.symvers" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "linux-headers-$abi-amd64=$ver" >&2
 fi
 
+if [ ! -f "$dir/modules.decompressed" ]; then
+    # Debian's 6.12 ships its modules as .ko.xz: klp-build reads the symbol tables of --modules
+    # as ELF, and busybox's insmod in the guest loads plain ELF only. (6.1's are plain .ko.)
+    find "$dir/image/lib/modules" -name '*.ko.xz' -print0 | xargs -0 -r -n 64 -P 2 xz -d
+    find "$dir/image/lib/modules" -name '*.ko.zst' -print0 | xargs -0 -r -n 64 -P 2 zstd -q -d --rm
+    rm -f "$dir/modules.dep.done"
+    touch "$dir/modules.decompressed"
+fi
 if [ ! -f "$dir/modules.dep.done" ]; then
     # The image package has no modules.dep (kernel-lab.md).
     depmod -b "$dir/image" "$abi-amd64"

@@ -1,12 +1,14 @@
-//! The target stage against the lab's Debian 6.1 kernel: defaults (--config from --kbuild,
-//! --kbuild from the config's release), the release from the headers, a config that does not
-//! match the tree, a directory that is not a kernel tree, and preparing a freshly unpacked tree.
+//! The target stage against the lab's Debian kernels: defaults (--config from --kbuild, --kbuild
+//! from the config's release), the release from the headers, a config that does not match the
+//! tree, a directory that is not a kernel tree, preparing a freshly unpacked 6.1 tree, and
+//! preparing Debian's 6.12 tree with the distro's toolchain view.
 
 mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use klp_build::kernel::config::KConfig;
 use klp_build::kernel::{self, KernelOptions};
 
 fn opts(source: &Path, kbuild: Option<&Path>, config: Option<&Path>) -> KernelOptions {
@@ -177,4 +179,78 @@ fn resolve_prepared(o: &KernelOptions) -> anyhow::Result<kernel::Kernel> {
     let k = kernel::resolve(o)?;
     k.prepare()?;
     Ok(k)
+}
+
+/// Debian 12's second kernel, 6.12, prepared on a machine with `rustc` on PATH (CI's has it, as
+/// has every machine that built klp-build from source): kconfig must see the distro's toolchain
+/// (`CC=x86_64-linux-gnu-gcc-12`, no Rust), so the prepared `.config` is the distro's option for
+/// option. The tree's only additions are the four options Debian strips from its
+/// `/boot/config-*`, among them the signing key path preparing points at `certs/`. A plain `make
+/// olddefconfig` here wrote `CONFIG_RUSTC_LLVM_VERSION=<the local LLVM>` and klp-build refused the
+/// tree.
+#[test]
+fn debian_6_12_tree_prepared_with_rustc_on_path_has_the_distros_config() {
+    let test = "debian_6_12_tree_prepared_with_rustc_on_path_has_the_distros_config";
+    let Some(lab) = support::lab_series(test, "6.12") else {
+        return;
+    };
+    let ci = matches!(std::env::var("CI").as_deref(), Ok("true") | Ok("1"));
+    if kernel::compiler::find_program("rustc").is_none() {
+        assert!(!ci, "{test}: rustc must be on PATH under CI=true");
+        eprintln!("SKIP {test}: no rustc on PATH, the case this test is about");
+        return;
+    }
+    let tarball = lab.dir.join("srcpkg/usr/src/linux-source-6.12.tar.xz");
+    assert!(tarball.is_file(), "{} is part of the lab", tarball.display());
+    let dir = tempfile::tempdir_in(&lab.dir).unwrap();
+    let st = Command::new("tar")
+        .arg("-xJf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(st.success(), "unpacking {}", tarball.display());
+    let src = dir.path().join("linux-source-6.12");
+
+    let t = resolve_prepared(&opts(&src, Some(&lab.kbuild), Some(&lab.config)))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(t.toolchain.cc, "x86_64-linux-gnu-gcc-12");
+    assert_eq!(
+        t.toolchain.get("RUSTC"),
+        Some(kernel::compiler::NO_RUSTC),
+        "the distro built 6.12 without Rust"
+    );
+
+    let distro = KConfig::read(&lab.config).unwrap();
+    let tree = KConfig::read(&src.join(".config")).unwrap();
+    for (name, value) in &distro.options {
+        assert_eq!(
+            tree.options.get(name),
+            Some(value),
+            "{name} of {} differs in the prepared tree",
+            lab.config.display()
+        );
+    }
+    let added: Vec<&str> = tree
+        .options
+        .keys()
+        .filter(|k| !distro.options.contains_key(*k))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        added,
+        [
+            "CONFIG_BUILD_SALT",
+            "CONFIG_MODULE_SIG_ALL",
+            "CONFIG_MODULE_SIG_KEY",
+            "CONFIG_SYSTEM_TRUSTED_KEYS"
+        ],
+        "options of the prepared tree that Debian's /boot/config leaves out"
+    );
+    assert_eq!(
+        tree.get("CONFIG_MODULE_SIG_KEY"),
+        Some("\"certs/signing_key.pem\"")
+    );
+    assert_eq!(tree.get("CONFIG_RUSTC_LLVM_VERSION"), Some("0"));
 }

@@ -95,8 +95,71 @@ pub fn convert(out: &mut ElfObject<Out>, klp: &HashMap<SymbolId<Out>, String>) -
     rec_sec.sh_entsize = abi::KLP_RELOC_SIZE;
     let rec_id = out.add_section(rec_sec);
     out.add_section(Section::rela(abi::KLP_RELOC_SECTION, rec_id, rec_relocs));
+    mark_klp_callers(out, &taken);
     for &s in klp.keys() {
         out.symbol_mut(s).deleted = true;
     }
     taken.len()
+}
+
+/// objtool's list of functions it must not follow (`STACK_FRAME_NON_STANDARD`).
+const OBJTOOL_SKIP_SECTION: &str = ".discard.func_stack_frame_non_standard";
+
+/// Names each function with a call through a converted relocation in objtool's skip list. On a
+/// kernel with IBT (Debian's 6.12) kbuild runs objtool on the whole module at its link; a call
+/// whose place is left zero is a call to the next instruction, an "unannotated intra-function
+/// call", and objtool gives up on the module: no `.return_sites`, `.call_sites` or ORC, and the
+/// kernel WARNs "Unpatched return thunk in use" at the module's first return (proc_tty.c's
+/// show_tty_driver calling its file's static t_next). Skipped, objtool still lists the function's
+/// return and call sites; its ORC entries are left undefined, so a stack through it counts as
+/// unreliable and a transition waits for the task to leave it. The section is `.discard.*`: the
+/// module's final link drops it.
+fn mark_klp_callers(out: &mut ElfObject<Out>, taken: &[(SectionId<Out>, Reloc<Out>)]) {
+    let mut funcs: Vec<(SectionId<Out>, u64)> = Vec::new();
+    for (target, r) in taken {
+        if !matches!(r.r_type, elf::R_X86_64_PLT32 | elf::R_X86_64_PC32) {
+            continue;
+        }
+        let data = out.data(*target);
+        let opcode = r
+            .r_offset
+            .checked_sub(1)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| data.get(i));
+        if opcode != Some(&0xe8) {
+            continue;
+        }
+        let func = out.live_symbols().find(|(_, s)| {
+            s.is_func()
+                && s.section_id() == Some(*target)
+                && s.st_value <= r.r_offset
+                && r.r_offset < s.st_value.saturating_add(s.st_size)
+        });
+        if let Some((_, f)) = func {
+            if !funcs.contains(&(*target, f.st_value)) {
+                funcs.push((*target, f.st_value));
+            }
+        }
+    }
+    if funcs.is_empty() {
+        return;
+    }
+    let mut relocs = Vec::with_capacity(funcs.len());
+    for (i, (sec, value)) in funcs.iter().enumerate() {
+        let sym = out.ensure_section_symbol(*sec);
+        relocs.push(Reloc {
+            r_offset: i as u64 * 8,
+            sym,
+            r_type: elf::R_X86_64_64,
+            r_addend: *value as i64,
+        });
+    }
+    let sec = out.add_section(Section::new(
+        OBJTOOL_SKIP_SECTION,
+        elf::SHT_PROGBITS,
+        u64::from(elf::SHF_ALLOC | elf::SHF_WRITE),
+        8,
+        Content::Data(vec![0; funcs.len() * 8]),
+    ));
+    out.add_section(Section::rela(OBJTOOL_SKIP_SECTION, sec, relocs));
 }
