@@ -116,6 +116,33 @@ fn kallsyms_lists_the_distro_kernel() {
     );
 }
 
+/// Debian's 6.12 has IBT and call padding: most functions have a `__pfx_<name>` symbol for the 16
+/// bytes of padding before them, listed right before the function. sympos counts the functions
+/// of one name, so the prefixes are other names and never shift a position.
+#[test]
+fn kallsyms_of_6_12_lists_pfx_symbols_before_their_functions() {
+    let test = "kallsyms_of_6_12_lists_pfx_symbols_before_their_functions";
+    let Some(lab) = support::lab_series(test, "6.12") else {
+        return;
+    };
+    let text = std::fs::read_to_string(&lab.kallsyms).unwrap();
+    let names: Vec<&str> = text
+        .lines()
+        .filter(|l| l.split_whitespace().nth(3).is_none())
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert!(names.len() > 100_000, "{}: only {} vmlinux lines", lab.kallsyms.display(), names.len());
+    let at = names
+        .iter()
+        .position(|n| *n == "cmdline_proc_show")
+        .expect("cmdline_proc_show listed");
+    assert_eq!(names[at - 1], "__pfx_cmdline_proc_show");
+    let count = |name: &str| names.iter().filter(|n| **n == name).count();
+    assert_eq!(count("cmdline_proc_show"), 1);
+    assert!(count("t_next") > 1, "t_next is a static name of several files");
+    assert_eq!(count("__pfx_t_next"), count("t_next"));
+}
+
 #[test]
 fn sample_livepatch_loads() {
     let Some(lab) = support::lab("sample_livepatch_loads") else {
