@@ -227,6 +227,7 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> 
             &plan.kernel.kbuild,
             &work.dir(Stage::Kmod)?,
             plan.kernel.jobs,
+            &plan.kernel.toolchain.make_vars(),
         )
     })?;
     manifest::attach(&module.path, &manifest)?;

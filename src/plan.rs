@@ -128,7 +128,7 @@ impl Plan {
             jobs: args.jobs.unwrap_or(0),
         })?;
         check_config(&kernel, args.config.is_some())?;
-        kernel::compiler::check(&KConfig::read(&kernel.config)?, "gcc")?;
+        // (kernel::resolve checked the compiler: the one the target's config names.)
         let api = LivepatchApi::detect(&kernel.kbuild, &kernel.source)?;
         if !states.is_empty() && !api.states {
             bail!(
