@@ -33,10 +33,7 @@ fn root() -> PathBuf {
 /// `testdata/patches/<series>/<name>` when the series has its own variant, else
 /// `testdata/patches/<name>`.
 fn patch_path(lab: &support::Lab, name: &str) -> PathBuf {
-    let variant = root()
-        .join("testdata/patches")
-        .join(&lab.series)
-        .join(name);
+    let variant = root().join("testdata/patches").join(&lab.series).join(name);
     if variant.is_file() {
         return variant;
     }
@@ -241,7 +238,8 @@ fn kallsyms_sympos(kallsyms: &Path, name: &str, anchor: &str) -> u64 {
             anchor_line = Some(i);
         }
     }
-    let anchor_line = anchor_line.unwrap_or_else(|| panic!("no {anchor} in {}", kallsyms.display()));
+    let anchor_line =
+        anchor_line.unwrap_or_else(|| panic!("no {anchor} in {}", kallsyms.display()));
     let closest = (0..same.len())
         .min_by_key(|&k| same[k].abs_diff(anchor_line))
         .unwrap_or_else(|| panic!("no {name} in {}", kallsyms.display()));
@@ -260,7 +258,12 @@ fn run_case(series: &str, case: Case) {
     if let Some((name, anchor, want)) = case.binds {
         let listed = kallsyms_sympos(&lab.kallsyms, name, anchor);
         if let Some(want) = want.filter(|_| series == support::lab::DEFAULT_SERIES) {
-            assert_eq!(listed, want, "{name} next to {anchor} in {}", lab.kallsyms.display());
+            assert_eq!(
+                listed,
+                want,
+                "{name} next to {anchor} in {}",
+                lab.kallsyms.display()
+            );
         }
         assert_eq!(
             klp_sympos(&ko, "vmlinux", name),

@@ -201,7 +201,11 @@ fn debian_6_12_tree_prepared_with_rustc_on_path_has_the_distros_config() {
         return;
     }
     let tarball = lab.dir.join("srcpkg/usr/src/linux-source-6.12.tar.xz");
-    assert!(tarball.is_file(), "{} is part of the lab", tarball.display());
+    assert!(
+        tarball.is_file(),
+        "{} is part of the lab",
+        tarball.display()
+    );
     let dir = tempfile::tempdir_in(&lab.dir).unwrap();
     let st = Command::new("tar")
         .arg("-xJf")

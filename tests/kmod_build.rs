@@ -177,7 +177,10 @@ fn failed_link_shows_make_output_and_the_kbuild_dir() {
         objects: &[],
         tables: &tables,
     };
-    let err = format!("{:#}", link_module(&kbuild, &dir, &input, 2, &[]).unwrap_err());
+    let err = format!(
+        "{:#}",
+        link_module(&kbuild, &dir, &input, 2, &[]).unwrap_err()
+    );
     assert!(
         err.contains(&kbuild.display().to_string()),
         "error does not name the kbuild dir:\n{err}"

@@ -131,7 +131,12 @@ fn kallsyms_of_6_12_lists_pfx_symbols_before_their_functions() {
         .filter(|l| l.split_whitespace().nth(3).is_none())
         .filter_map(|l| l.split_whitespace().nth(2))
         .collect();
-    assert!(names.len() > 100_000, "{}: only {} vmlinux lines", lab.kallsyms.display(), names.len());
+    assert!(
+        names.len() > 100_000,
+        "{}: only {} vmlinux lines",
+        lab.kallsyms.display(),
+        names.len()
+    );
     let at = names
         .iter()
         .position(|n| *n == "cmdline_proc_show")
@@ -139,7 +144,10 @@ fn kallsyms_of_6_12_lists_pfx_symbols_before_their_functions() {
     assert_eq!(names[at - 1], "__pfx_cmdline_proc_show");
     let count = |name: &str| names.iter().filter(|n| **n == name).count();
     assert_eq!(count("cmdline_proc_show"), 1);
-    assert!(count("t_next") > 1, "t_next is a static name of several files");
+    assert!(
+        count("t_next") > 1,
+        "t_next is a static name of several files"
+    );
     assert_eq!(count("__pfx_t_next"), count("t_next"));
 }
 

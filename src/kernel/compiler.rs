@@ -82,7 +82,10 @@ fn parse_recorded_vars(text: &str) -> BTreeMap<String, String> {
 /// whether its toolchain-detected options differ). A tree still to be prepared gets the distro's
 /// view: the compiler `CONFIG_CC_VERSION_TEXT` names, Rust and pahole hidden when the target was
 /// built without them.
-pub fn toolchain(config: &KConfig, recorded: &BTreeMap<String, String>) -> anyhow::Result<Toolchain> {
+pub fn toolchain(
+    config: &KConfig,
+    recorded: &BTreeMap<String, String>,
+) -> anyhow::Result<Toolchain> {
     let mut vars = Vec::new();
     let cc = match recorded.get("CC") {
         Some(cc) => cc.clone(),
@@ -137,7 +140,11 @@ fn target_cc(config: &KConfig) -> anyhow::Result<String> {
 /// of `... 12.2.0` with `gcc-12`.
 pub fn debian_package(program: &str, text: &str) -> String {
     let base = program.rsplit('-').next().unwrap_or(program);
-    let family = if program.contains("clang") { "clang" } else { "gcc" };
+    let family = if program.contains("clang") {
+        "clang"
+    } else {
+        "gcc"
+    };
     if base.chars().all(|c| c.is_ascii_digit()) && !base.is_empty() {
         return format!("{family}-{base}");
     }
@@ -158,15 +165,24 @@ fn check_rustc(config: &KConfig) -> anyhow::Result<()> {
     let wanted = config
         .get("CONFIG_RUSTC_VERSION_TEXT")
         .map(|t| t.trim_matches('"').to_string())
-        .or_else(|| config.get("CONFIG_RUSTC_VERSION").map(|v| format!("version {v}")))
+        .or_else(|| {
+            config
+                .get("CONFIG_RUSTC_VERSION")
+                .map(|v| format!("version {v}"))
+        })
         .unwrap_or_else(|| "an unknown rustc".to_string());
     let found = match find_program("rustc") {
         Some(_) => version_line("rustc").unwrap_or_default(),
         None => String::new(),
     };
-    let same = match (config.get("CONFIG_RUSTC_VERSION_TEXT"), config.get("CONFIG_RUSTC_VERSION")) {
+    let same = match (
+        config.get("CONFIG_RUSTC_VERSION_TEXT"),
+        config.get("CONFIG_RUSTC_VERSION"),
+    ) {
         (Some(text), _) => text.trim_matches('"') == found,
-        (None, Some(number)) => rustc_version_number(&found).is_some_and(|n| n.to_string() == number),
+        (None, Some(number)) => {
+            rustc_version_number(&found).is_some_and(|n| n.to_string() == number)
+        }
         (None, None) => false,
     };
     if !same {
@@ -229,7 +245,11 @@ pub fn check(config: &KConfig, cc: &str) -> anyhow::Result<()> {
 }
 
 fn cc_program(text: &str) -> String {
-    text.trim_matches('"').split(' ').next().unwrap_or_default().to_string()
+    text.trim_matches('"')
+        .split(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[cfg(test)]
@@ -242,7 +262,10 @@ mod tests {
                     ifneq \"$(CC)\" \"x86_64-linux-gnu-gcc-12\"\ninclude/config/auto.conf: FORCE\nendif\n\
                     ifneq \"$(RUSTC)\" \"rustc\"\ninclude/config/auto.conf: FORCE\nendif\n";
         let v = parse_recorded_vars(text);
-        assert_eq!(v.get("CC").map(String::as_str), Some("x86_64-linux-gnu-gcc-12"));
+        assert_eq!(
+            v.get("CC").map(String::as_str),
+            Some("x86_64-linux-gnu-gcc-12")
+        );
         assert_eq!(v.get("RUSTC").map(String::as_str), Some("rustc"));
         assert_eq!(v.len(), 2);
     }
@@ -252,8 +275,14 @@ mod tests {
         let t = "x86_64-linux-gnu-gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0";
         assert_eq!(debian_package("x86_64-linux-gnu-gcc-12", t), "gcc-12");
         assert_eq!(debian_package("gcc-12", t), "gcc-12");
-        assert_eq!(debian_package("gcc", "gcc (Debian 14.2.0-19) 14.2.0"), "gcc-14");
-        assert_eq!(rustc_version_number("rustc 1.78.0 (9b00956e5 2024-04-29)"), Some(10_78_00));
+        assert_eq!(
+            debian_package("gcc", "gcc (Debian 14.2.0-19) 14.2.0"),
+            "gcc-14"
+        );
+        assert_eq!(
+            rustc_version_number("rustc 1.78.0 (9b00956e5 2024-04-29)"),
+            Some(10_78_00)
+        );
     }
 
     #[test]
@@ -266,7 +295,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("gcc-klp-build-absent-99") && e.contains("apt-get install gcc-99"), "{e}");
+        assert!(
+            e.contains("gcc-klp-build-absent-99") && e.contains("apt-get install gcc-99"),
+            "{e}"
+        );
         let c = KConfig::parse(&format!(
             "CONFIG_CC_VERSION_TEXT=\"{here}\"\nCONFIG_PAHOLE_VERSION=0\n"
         ));

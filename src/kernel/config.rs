@@ -83,12 +83,30 @@ const TOOLCHAIN_DETECTED: &[(&str, &str)] = &[
         "CONFIG_CC_VERSION_TEXT",
         "the compiler's name and version; the compiler check compares the version",
     ),
-    ("CONFIG_GCC_VERSION", "the compiler check compares the compiler's version"),
-    ("CONFIG_CLANG_VERSION", "the compiler check compares the compiler's version"),
-    ("CONFIG_AS_VERSION", "the assembler's version number, not its features"),
-    ("CONFIG_LD_VERSION", "the linker's version; single objects are not linked"),
-    ("CONFIG_LLD_VERSION", "the linker's version; single objects are not linked"),
-    ("CONFIG_PAHOLE_VERSION", "BTF is generated at link time, never for a single object"),
+    (
+        "CONFIG_GCC_VERSION",
+        "the compiler check compares the compiler's version",
+    ),
+    (
+        "CONFIG_CLANG_VERSION",
+        "the compiler check compares the compiler's version",
+    ),
+    (
+        "CONFIG_AS_VERSION",
+        "the assembler's version number, not its features",
+    ),
+    (
+        "CONFIG_LD_VERSION",
+        "the linker's version; single objects are not linked",
+    ),
+    (
+        "CONFIG_LLD_VERSION",
+        "the linker's version; single objects are not linked",
+    ),
+    (
+        "CONFIG_PAHOLE_VERSION",
+        "BTF is generated at link time, never for a single object",
+    ),
 ];
 
 /// Rust toolchain options: they only change Rust code, so they matter when the target was built
@@ -245,7 +263,8 @@ mod tests {
     #[test]
     fn toolchain_detected_options_are_told_apart_from_code() {
         let no_rust = KConfig::parse("# CONFIG_RUST is not set\nCONFIG_RUSTC_VERSION=0\n");
-        let tree = KConfig::parse("CONFIG_RUSTC_VERSION=108200\nCONFIG_RUSTC_LLVM_VERSION=190101\n");
+        let tree =
+            KConfig::parse("CONFIG_RUSTC_VERSION=108200\nCONFIG_RUSTC_LLVM_VERSION=190101\n");
         let wanted = KConfig::parse(
             "CONFIG_RUSTC_VERSION=0\nCONFIG_RUSTC_LLVM_VERSION=0\nCONFIG_PAHOLE_VERSION=124\nCONFIG_X86_KERNEL_IBT=y\n",
         );

@@ -213,9 +213,8 @@ fn check_config(source: &Path, config_path: &Path, target: &KConfig) -> anyhow::
         return Ok(());
     }
     let diffs = config::differences(target, &KConfig::read(&tree_config)?);
-    let (code, toolchain): (Vec<_>, Vec<_>) = diffs
-        .iter()
-        .partition(|d| d.impact(target) == Impact::Code);
+    let (code, toolchain): (Vec<_>, Vec<_>) =
+        diffs.iter().partition(|d| d.impact(target) == Impact::Code);
     if !code.is_empty() {
         const SHOWN: usize = 10;
         let mut list: Vec<String> = code.iter().take(SHOWN).map(|d| d.to_string()).collect();
