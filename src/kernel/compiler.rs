@@ -202,7 +202,7 @@ fn rustc_version_number(line: &str) -> Option<u64> {
     let v = v.split('-').next()?;
     let mut parts = v.split('.').map(|p| p.parse::<u64>().ok());
     let (major, minor, patch) = (parts.next()??, parts.next()??, parts.next()??);
-    Some(major * 10000 + minor * 100 + patch)
+    Some(major * 100_000 + minor * 100 + patch)
 }
 
 /// `program` found on PATH (or as given, when it has a `/`).
