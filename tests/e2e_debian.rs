@@ -296,9 +296,15 @@ fn run_case(series: &str, case: Case) {
         "{}: the guest check failed:\n{}",
         case.name, boot.log
     );
+    // From /init on, when the module is loaded: on a busy host the emulated boot is slow enough
+    // for the crypto self-tests to WARN before it (6.1's CTR-KDF test, seen at 124 s of boot).
+    let from_init = boot
+        .log
+        .split_once("Run /init as init process")
+        .map_or(boot.log.as_str(), |(_, after)| after);
     assert!(
-        case.warns || !boot.log.contains("Call Trace"),
-        "{}: the kernel printed a stack trace:\n{}",
+        case.warns || !from_init.contains("Call Trace"),
+        "{}: the kernel printed a stack trace after /init started:\n{}",
         case.name,
         boot.log
     );
