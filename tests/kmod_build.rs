@@ -354,7 +354,7 @@ fn link(
         objects,
         tables: &tables,
     };
-    link_module(kbuild, &dir, &input, 2).unwrap_or_else(|e| panic!("{e:#}"))
+    link_module(kbuild, &dir, &input, 2, &[]).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// What the spec table of a linked module holds.

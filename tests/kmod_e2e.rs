@@ -345,5 +345,5 @@ fn link(
         objects,
         tables: &tables,
     };
-    link_module(kbuild, &dir, &input, 2).unwrap_or_else(|e| panic!("{e:#}"))
+    link_module(kbuild, &dir, &input, 2, &[]).unwrap_or_else(|e| panic!("{e:#}"))
 }
