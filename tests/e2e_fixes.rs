@@ -63,7 +63,12 @@ fn klp_build(lab: &support::Lab, fix: &Fix) -> (Option<i32>, String, String, Pat
     let work = out.join(format!("work-{}", fix.name));
     let _ = std::fs::remove_file(&ko);
     let res = Command::new(env!("CARGO_BIN_EXE_klp-build"))
-        .args(support::inputs::klp_build_args(lab, &patch(fix), &work, &ko))
+        .args(support::inputs::klp_build_args(
+            lab,
+            &patch(fix),
+            &work,
+            &ko,
+        ))
         .arg("--modules")
         .arg(&lab.modules)
         .arg("--name")
@@ -130,8 +135,7 @@ fn build_all(lab: &support::Lab, fixes: &[Fix]) -> Vec<(Fix, PathBuf)> {
                     "klp-build failed for {}:\n{stderr}",
                     fix.name
                 );
-                let report: serde_json::Value =
-                    serde_json::from_str(&stdout).expect("JSON report");
+                let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
                 check_golden(fix, &functions(&report));
                 let modinfo = Command::new("modinfo").arg(&ko).output().expect("modinfo");
                 let modinfo = String::from_utf8_lossy(&modinfo.stdout);
@@ -150,7 +154,14 @@ fn build_all(lab: &support::Lab, fixes: &[Fix]) -> Vec<(Fix, PathBuf)> {
                 );
                 built.push((*fix, ko));
             }
-            Expect::Refused { code: want, message } | Expect::KnownFailure { code: want, message } => {
+            Expect::Refused {
+                code: want,
+                message,
+            }
+            | Expect::KnownFailure {
+                code: want,
+                message,
+            } => {
                 assert_eq!(
                     code,
                     Some(want),
@@ -162,7 +173,12 @@ fn build_all(lab: &support::Lab, fixes: &[Fix]) -> Vec<(Fix, PathBuf)> {
                     "{}: the refusal does not say \"{message}\":\n{stderr}",
                     fix.name
                 );
-                assert!(!ko.exists(), "{}: a refused fix left {}", fix.name, ko.display());
+                assert!(
+                    !ko.exists(),
+                    "{}: a refused fix left {}",
+                    fix.name,
+                    ko.display()
+                );
             }
         }
     }
@@ -255,7 +271,8 @@ const ONE_BOOT: &[Fix] = &[
         name: "shadow-fork",
         expect: Expect::KnownFailure {
             code: 1,
-            message: "copy_process+0x608 (.text.copy_process+0x608): refers to .altinstr_aux+0x24, \
+            message:
+                "copy_process+0x608 (.text.copy_process+0x608): refers to .altinstr_aux+0x24, \
                       which no symbol covers",
         },
     },
@@ -341,7 +358,8 @@ fn fixes_that_cannot_be_livepatched_are_refused_with_their_message() {
 /// Once they are, these entries become `Works` with guest scripts.
 #[test]
 fn fixes_written_for_kpatch_and_upstream_klp_build_need_their_headers() {
-    let Some(lab) = support::lab("fixes_written_for_kpatch_and_upstream_klp_build_need_their_headers")
+    let Some(lab) =
+        support::lab("fixes_written_for_kpatch_and_upstream_klp_build_need_their_headers")
     else {
         return;
     };
