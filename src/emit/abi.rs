@@ -228,13 +228,13 @@ pub fn parse_klp_sym(s: &str) -> Option<KlpSym<'_>> {
     })
 }
 
-/// `.klp.rela.<obj>.<section>` for the relocation section applying to `section` of `object`, in
-/// the documented form: `.text.cmdline_proc_show` of vmlinux gives
-/// `.klp.rela.vmlinux.text.cmdline_proc_show` (module-elf-format.rst). The kernel reads only
-/// `<obj>` back (`sscanf(".klp.rela.%55[^.]")` in klp_apply_section_relocs()); the target section
-/// comes from `sh_info`.
+/// `.klp.rela.<obj>.<section>` for the relocation section applying to `section` of `object`:
+/// `.text.cmdline_proc_show` of vmlinux gives `.klp.rela.vmlinux..text.cmdline_proc_show`, the
+/// section's whole name after the object's, as kpatch writes it (module-elf-format.rst drops the
+/// section's leading dot in its example). The kernel reads only `<obj>` back
+/// (`sscanf(".klp.rela.%55[^.]")` in klp_apply_section_relocs()); the target section comes from
+/// `sh_info`, so both spellings load. The post-link rewrite is the one producer.
 pub fn klp_rela_name(object: &str, section: &str) -> String {
-    let section = section.strip_prefix('.').unwrap_or(section);
     format!("{KLP_RELA_PREFIX}{object}.{section}")
 }
 
@@ -265,12 +265,14 @@ mod tests {
     fn klp_rela_name_is_the_documented_form() {
         assert_eq!(
             klp_rela_name("vmlinux", ".text.cmdline_proc_show"),
-            ".klp.rela.vmlinux.text.cmdline_proc_show"
+            ".klp.rela.vmlinux..text.cmdline_proc_show"
         );
-        assert_eq!(
-            klp_rela_name("ext4", ".text.ext4_attr_store"),
-            ".klp.rela.ext4.text.ext4_attr_store"
-        );
+        // What the kernel parses back: the object name, up to the first dot.
+        let name = klp_rela_name("ext4", ".text.ext4_attr_store");
+        let object = name
+            .strip_prefix(KLP_RELA_PREFIX)
+            .and_then(|r| r.split('.').next());
+        assert_eq!(object, Some("ext4"));
     }
 
     #[test]

@@ -177,11 +177,7 @@ pub fn rewrite(ko_path: &Path) -> anyhow::Result<PostLink> {
             });
         }
         out.sort_by_key(|r| r.r_offset);
-        let name = format!(
-            "{}{object}.{}",
-            abi::KLP_RELA_PREFIX,
-            ko.section(target).name
-        );
+        let name = abi::klp_rela_name(&object, &ko.section(target).name);
         report.sections.push((name.clone(), out.len()));
         let mut s = Section::new(
             &name,

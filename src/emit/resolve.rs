@@ -42,7 +42,14 @@ impl Binding {
                 object,
                 name,
                 sympos,
-            } => Some(format!(".klp.sym.{object}.{name},{sympos}")),
+            } => Some(
+                super::abi::KlpSym {
+                    object,
+                    name,
+                    sympos: *sympos,
+                }
+                .to_name(),
+            ),
         }
     }
 }

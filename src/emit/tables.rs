@@ -333,6 +333,23 @@ mod tests {
 
     #[test]
     fn same_name_at_two_positions_is_two_entries() {
-        tables_object(&[entry(None, "show", 1), entry(None, "show", 2)]).unwrap();
+        let bytes = tables_object(&[entry(None, "show", 1), entry(None, "show", 2)]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("klp_tables.o");
+        std::fs::write(&path, bytes).unwrap();
+        let parsed: crate::elf::ElfObject<crate::elf::Any> = crate::elf::read_file(&path).unwrap();
+        let funcs = parsed
+            .section_by_name(abi::FUNCS_SECTION)
+            .expect("the function table");
+        let data = parsed.data(funcs);
+        let size = abi::FUNC_SIZE as usize;
+        // klp_build_funcs[2] then klp_build_nr_funcs (a u32): two entries, not one merged.
+        assert_eq!(data.len(), 2 * size + 4, "{data:x?}");
+        assert_eq!(u32::from_le_bytes(data[2 * size..].try_into().unwrap()), 2);
+        let sympos = |i: usize| {
+            let at = i * size + abi::FUNC_OLD_SYMPOS as usize;
+            u64::from_le_bytes(data[at..at + 8].try_into().unwrap())
+        };
+        assert_eq!((sympos(0), sympos(1)), (1, 2));
     }
 }
