@@ -5,26 +5,7 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-fn klp_build(dir: &Path, args: &[std::ffi::OsString]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_klp-build"))
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run klp-build")
-}
-
-fn describe(o: &Output) -> String {
-    format!(
-        "exit {:?}\n```stderr\n{}```\n```stdout\n{}```",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    )
-}
+use support::run::{describe, klp_build};
 
 #[test]
 fn a_release_that_drops_a_fix_is_refused_unless_allowed() {

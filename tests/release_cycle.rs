@@ -8,27 +8,10 @@
 //! `also_replace_sets=1` replaces set 1 at load.
 
 mod refkernel_support;
+mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-fn klp_build(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_klp-build"))
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run klp-build")
-}
-
-fn describe(o: &Output) -> String {
-    format!(
-        "exit {:?}\n```stderr\n{}```\n```stdout\n{}```",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    )
-}
+use support::run::{describe, klp_build};
 
 fn patch(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -343,13 +343,7 @@ mod tests {
     }
 
     fn api(replace: ReplaceField, list: Option<&'static str>) -> LivepatchApi {
-        LivepatchApi {
-            replace,
-            supersedes_field: list,
-            states: true,
-            callbacks: true,
-            shadow: true,
-        }
+        LivepatchApi::with_replace(replace, list)
     }
 
     #[test]

@@ -388,13 +388,7 @@ mod tests {
     use super::*;
 
     fn api(replace: ReplaceField, list: Option<&'static str>) -> LivepatchApi {
-        LivepatchApi {
-            replace,
-            supersedes_field: list,
-            states: true,
-            callbacks: true,
-            shadow: true,
-        }
+        LivepatchApi::with_replace(replace, list)
     }
 
     fn req(set: Option<u32>, supersedes: &[u32], no_replace: bool) -> ReplaceRequest {

@@ -85,6 +85,21 @@ impl LivepatchApi {
         Ok(Self::parse(&String::from_utf8_lossy(&text)))
     }
 
+    /// A kernel with states, callbacks and shadow variables (5.5 and later) and the given replace
+    /// field: what every kernel klp-build targets has but for the replace-set variants.
+    pub fn with_replace(
+        replace: ReplaceField,
+        supersedes_field: Option<&'static str>,
+    ) -> LivepatchApi {
+        LivepatchApi {
+            replace,
+            supersedes_field,
+            states: true,
+            callbacks: true,
+            shadow: true,
+        }
+    }
+
     /// Detects the API from the header's text.
     pub fn parse(header: &str) -> LivepatchApi {
         let norm = normalise(header);

@@ -7,6 +7,7 @@
 
 pub mod inputs;
 pub mod lab;
+pub mod run;
 pub mod tree;
 pub mod units;
 
