@@ -207,3 +207,88 @@ fn release_cycle_on_the_replace_set_kernel() {
         );
     }
 }
+
+/// A `.h` change in the built tree rebuilds exactly the objects whose kbuild dep files name the
+/// header (found independently here by reading every `.<object>.cmd` of the tree), and a change
+/// that alters no function is "no functional change" (exit 3), the tree left as it was.
+#[test]
+fn header_patch_in_the_built_tree_rebuilds_exactly_its_dependents() {
+    let Some(kernel) = refkernel_support::ref_kernel(
+        "header_patch_in_the_built_tree_rebuilds_exactly_its_dependents",
+    ) else {
+        return;
+    };
+    let header = "fs/proc/internal.h";
+    let mut want = std::collections::BTreeSet::new();
+    let mut stack = vec![kernel.tree.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if p.is_dir() && !p.is_symlink() {
+                stack.push(p);
+            } else if let Some(obj) = name
+                .strip_prefix('.')
+                .and_then(|n| n.strip_suffix(".o.cmd"))
+            {
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                if text
+                    .lines()
+                    .any(|l| l.trim_end_matches(" \\").trim().ends_with(header))
+                {
+                    let rel = p
+                        .parent()
+                        .unwrap()
+                        .strip_prefix(&kernel.tree)
+                        .unwrap()
+                        .join(format!("{obj}.o"));
+                    want.insert(rel);
+                }
+            }
+        }
+    }
+    assert!(
+        want.len() > 5,
+        "the dep files name {header} in only {want:?}"
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = kernel.tree.display().to_string();
+    let vmlinux = kernel.vmlinux.display().to_string();
+    let p = patch("header-unused");
+    let out = klp_build(
+        tmp.path(),
+        &[
+            "--diff",
+            &p,
+            "--source",
+            &tree,
+            "--symbols",
+            &vmlinux,
+            "--work-dir",
+            "w",
+            "-o",
+            "x.ko",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no functional change"),
+        "{}",
+        describe(&out)
+    );
+    let orig = tmp.path().join("w/2-rebuild/orig");
+    let mut got = std::collections::BTreeSet::new();
+    let mut stack = vec![orig.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "o") {
+                got.insert(p.strip_prefix(&orig).unwrap().to_path_buf());
+            }
+        }
+    }
+    assert_eq!(got, want, "rebuilt objects vs the dependents of {header}");
+}
