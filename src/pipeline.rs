@@ -223,7 +223,7 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> 
     let module = t.time("emit", progress, || {
         emit::module::module(
             &objects,
-            &plan.spec,
+            &spec,
             &plan.kernel.kbuild,
             &work.dir(Stage::Kmod)?,
             plan.kernel.jobs,

@@ -77,3 +77,38 @@ fn allow_drop_without_previous_is_a_usage_error() {
         describe(&run)
     );
 }
+
+#[test]
+fn state_declared_in_the_patch_reaches_the_manifest_and_modinfo() {
+    let Some(lab) = support::lab("state_declared_in_the_patch_reaches_the_manifest_and_modinfo")
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let ko = tmp.path().join("state.ko");
+    let mut args = support::inputs::klp_build_args(
+        lab,
+        &support::inputs::patch("state-decl.patch"),
+        &tmp.path().join("w"),
+        &ko,
+    );
+    args.extend(["--report".into(), "json".into()]);
+    let run = klp_build(tmp.path(), &args);
+    assert!(run.status.success(), "{}", describe(&run));
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(
+        report["manifest"]["states"],
+        serde_json::json!([{ "id": 0x4b4c_5001u64, "version": 2 }]),
+        "{}",
+        describe(&run)
+    );
+    let modinfo = std::process::Command::new("modinfo")
+        .arg(&ko)
+        .output()
+        .expect("modinfo");
+    let text = String::from_utf8_lossy(&modinfo.stdout);
+    assert!(
+        text.contains("klp_build_states:") && text.contains(&format!("{}:2", 0x4b4c_5001u64)),
+        "{text}"
+    );
+}
