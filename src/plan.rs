@@ -23,8 +23,6 @@ pub struct Plan {
     pub diffs: Vec<PathBuf>,
     /// The target kernel: source tree (prepared), kbuild dir, config, release, jobs.
     pub kernel: Kernel,
-    /// What the target's `struct klp_patch` can do.
-    pub api: LivepatchApi,
     /// The symbol source (`--symbols` or its default).
     pub symbols: PathBuf,
     /// Its listing, read once.
@@ -130,12 +128,6 @@ impl Plan {
         check_config(&kernel, args.config.is_some())?;
         // (kernel::resolve checked the compiler: the one the target's config names.)
         let api = LivepatchApi::detect(&kernel.kbuild, &kernel.source)?;
-        if !states.is_empty() && !api.states {
-            bail!(
-                "--state: the target kernel's struct klp_patch has no `states` (klp_state arrived in 5.5); build \
-                 without --state"
-            );
-        }
         let spec = ModuleSpec::new(
             &name,
             &ReplaceRequest {
@@ -144,7 +136,7 @@ impl Plan {
                 no_replace: args.no_replace,
             },
             &states,
-            api.clone(),
+            api,
         )
         .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let symbols = match &args.symbols {
@@ -161,7 +153,6 @@ impl Plan {
         Ok(Plan {
             diffs,
             kernel,
-            api: api.clone(),
             symbols,
             listing,
             modules,

@@ -302,27 +302,27 @@ impl ModuleSpec {
         };
         if !fits {
             bail!(
-                "module {}: the replace mode `{}` does not fit the target kernel, which has {what}; resolve                  the replace options against the target (ReplaceMode::resolve)",
+                "module {}: the replace mode `{}` does not fit the target kernel, which has {what}; resolve the replace options against the target (ReplaceMode::resolve)",
                 self.name,
                 self.replace.describe()
             );
         }
         if !self.states.is_empty() && !self.api.states {
             bail!(
-                "module {}: states {} declared, but the target kernel's struct klp_patch has no `states`                  (added in Linux 5.5); drop --state and the KLP_BUILD_STATE declarations",
+                "module {}: states {} declared, but the target kernel's struct klp_patch has no `states` (added in Linux 5.5); drop --state and the KLP_BUILD_STATE declarations",
                 self.name,
                 states_text(&self.states)
             );
         }
         if self.states.iter().any(|s| s.id == 0) {
             bail!(
-                "module {}: state id 0 ends the kernel's klp_patch.states array, so the kernel would never                  see it or the states after it; use a non-zero id (e.g. 0x4b4c5001)",
+                "module {}: state id 0 ends the kernel's klp_patch.states array, so the kernel would never see it or the states after it; use a non-zero id (e.g. 0x4b4c5001)",
                 self.name
             );
         }
         if self.states.windows(2).any(|w| w[0].id >= w[1].id) {
             bail!(
-                "module {}: states {} are not sorted by id with unique ids; build the spec with                  ModuleSpec::new",
+                "module {}: states {} are not sorted by id with unique ids; build the spec with ModuleSpec::new",
                 self.name,
                 states_text(&self.states)
             );
@@ -374,7 +374,7 @@ pub fn merge_states(states: &[StateSpec]) -> anyhow::Result<Vec<StateSpec>> {
     v.dedup();
     if let Some(w) = v.windows(2).find(|w| w[0].id == w[1].id) {
         bail!(
-            "state id {:#x} is declared with version {} and with version {}; a module carries one version              of each state (give the newest in --state or in KLP_BUILD_STATE)",
+            "state id {:#x} is declared with version {} and with version {}; a module carries one version of each state (give the newest in --state or in KLP_BUILD_STATE)",
             w[0].id,
             w[0].version,
             w[1].version
