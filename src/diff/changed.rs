@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use crate::elf::{ElfObject, Orig, Patched, Role, SectionId, SymbolId};
 
+use super::aux_code;
 use super::correlate::Twins;
 use super::reloc_target::{resolve, InsnEnds, RelocTarget};
 
@@ -145,7 +146,14 @@ pub fn same_target(
         }
         (RelocTarget::String(_, a), RelocTarget::String(_, b)) => a == b,
         (RelocTarget::Section(a, x), RelocTarget::Section(b, y)) => {
-            x == y && orig.section(*a).name == patched.section(*b).name
+            let name = &orig.section(*a).name;
+            if name != &patched.section(*b).name {
+                false
+            } else if aux_code::is_aux_code(name) {
+                aux_code::same_place(orig, (*a, *x), patched, (*b, *y))
+            } else {
+                x == y
+            }
         }
         _ => false,
     }

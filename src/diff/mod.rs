@@ -2,6 +2,7 @@
 //! (and why), the new functions, and the refusals. Invariant: every unpatchable change of the
 //! object is collected before the stage fails, each with its location and the fix.
 
+pub mod aux_code;
 pub mod changed;
 pub mod correlate;
 pub mod exclude;

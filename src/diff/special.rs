@@ -118,6 +118,9 @@ pub fn layout<R: Role>(obj: &ElfObject<R>, sec: SectionId<R>) -> Result<Option<S
                 size: if relative { 8 } else { 16 },
             }
         }
+        Special::Entries { size } if s.sh_entsize == 0 => Special::Entries {
+            size: entry_size(size, len, &offsets()),
+        },
         Special::Alternatives { .. } if s.sh_entsize == 0 => {
             // Each entry has relocations at +0 and +4: the distance between the first and the
             // third is the entry size; an object with one entry only has its length.
@@ -167,6 +170,33 @@ pub fn layout<R: Role>(obj: &ElfObject<R>, sec: SectionId<R>) -> Result<Option<S
         Special::Partner | Special::Drop => {}
     }
     Ok(Some(kind))
+}
+
+/// Whether `size` fits a table of `len` bytes whose relocations sit at `offsets` (sorted): every
+/// entry starts with a relocation, and every entry has its relocations at the same places.
+fn fits(size: u64, len: u64, offsets: &[u64]) -> bool {
+    size != 0
+        && len.is_multiple_of(size)
+        && (0..len / size).all(|i| offsets.binary_search(&(i * size)).is_ok())
+        && offsets
+            .iter()
+            .all(|&o| o + size >= len || offsets.binary_search(&(o + size)).is_ok())
+}
+
+/// The entry size of a table without `sh_entsize`: `default` (the size of the kernels
+/// [`TABLE`] describes) when the relocations fit it, else the smallest size they fit, read from
+/// the object. `struct bug_entry` is 12 bytes with `CONFIG_DEBUG_BUGVERBOSE` (relocations at +0
+/// and +4), 8 without (one at +0), and grew a format pointer in later kernels: assuming 12 would
+/// slice such a `__bug_table` into pieces of two entries. When nothing fits, `default` stays and
+/// [`layout`]'s whole-entries check names the section.
+fn entry_size(default: u64, len: u64, offsets: &[u64]) -> u64 {
+    if offsets.is_empty() || fits(default, len, offsets) {
+        return default;
+    }
+    (1..=len)
+        .filter(|d| d % 4 == 0)
+        .find(|&d| fits(d, len, offsets))
+        .unwrap_or(default)
 }
 
 /// The replacement bytes of `.altinstructions` entry `start`: the place its +4 relocation points
@@ -248,5 +278,22 @@ mod tests {
         );
         assert_eq!(classify(".discard.addressable", 0), Some(Special::Drop));
         assert_eq!(classify(".data.foo", 0), None);
+    }
+
+    #[test]
+    fn entry_sizes_are_read_from_the_relocations_when_the_default_does_not_fit() {
+        // __bug_table of 12-byte entries (relocations at +0 and +4): the default fits.
+        assert_eq!(entry_size(12, 36, &[0, 4, 12, 16, 24, 28]), 12);
+        // Without DEBUG_BUGVERBOSE: 8-byte entries, one relocation each.
+        assert_eq!(entry_size(12, 24, &[0, 8, 16]), 8);
+        // 16-byte entries with relocations at +0, +4, +8: 48 bytes are four 12-byte pieces
+        // too, and 8 would put an entry start at +8 of each; only 16 repeats the pattern.
+        assert_eq!(entry_size(12, 48, &[0, 4, 8, 16, 20, 24, 32, 36, 40]), 16);
+        // One entry: its length.
+        assert_eq!(entry_size(12, 16, &[0, 4, 8]), 16);
+        // static_call_sites: relocations at every 4 bytes fit the default of 8.
+        assert_eq!(entry_size(8, 32, &[0, 4, 8, 12, 16, 20, 24, 28]), 8);
+        // Nothing fits (an entry without relocation at its start): the default, for layout's check.
+        assert_eq!(entry_size(12, 20, &[4]), 12);
     }
 }

@@ -8,6 +8,7 @@ use std::collections::{HashMap, VecDeque};
 
 use object::elf;
 
+use crate::diff::aux_code;
 use crate::diff::changed::{relocs_in, Decoded};
 use crate::diff::reloc_target::{addend_bias, resolve, RelocTarget};
 use crate::diff::special::{alt_replacement, classify, layout, Special};
@@ -81,6 +82,10 @@ struct Cloner<'a> {
     refusals: Vec<Finding>,
     warnings: Vec<Finding>,
     changed: HashMap<SymbolId<Patched>, SymbolId<Orig>>,
+    /// Fragment starts of auxiliary code sections, computed on first use.
+    aux_entries: HashMap<SectionId<Patched>, Vec<u64>>,
+    /// Auxiliary code fragments already copied: (section, start) -> place in the out section.
+    aux_done: HashMap<(SectionId<Patched>, u64), u64>,
 }
 
 /// Builds the output object; `tag` makes the global aliases unique within the module.
@@ -100,6 +105,8 @@ pub fn extract(d: &ObjectDiff, tag: &str) -> Result<OutObject, Vec<Finding>> {
         refusals: Vec::new(),
         warnings: Vec::new(),
         changed: d.changed.iter().map(|c| (c.sym, c.orig)).collect(),
+        aux_entries: HashMap::new(),
+        aux_done: HashMap::new(),
     };
     for ch in &d.changed {
         c.include(ch.sym);
@@ -270,6 +277,11 @@ impl<'a> Cloner<'a> {
                 let name = &p.section(tsec).name;
                 if is_anonymous_constant(p, tsec) {
                     self.whole_section(r, tsec)
+                } else if aux_code::is_aux_code(name) {
+                    match self.aux_fragment(sec, r, tsec, toff) {
+                        Some(out) => (out.0, out.1.wrapping_sub(bias)),
+                        None => return,
+                    }
                 } else {
                     self.refusals.push(Finding {
                         key: "reloc.anonymous",
@@ -289,6 +301,67 @@ impl<'a> Cloner<'a> {
             r_type: r.r_type,
             r_addend: addend,
         });
+    }
+
+    /// Copies the fragment of auxiliary code section `tsec` that holds `toff` (see
+    /// [`aux_code`]) once, with its relocations; returns the out section's symbol and the place of
+    /// `toff` in it. A fragment that jumps into a function the module does not carry was cut
+    /// wrong (the section holds code klp-build does not know): refused, since the module would
+    /// jump into the middle of the kernel's old function.
+    fn aux_fragment(
+        &mut self,
+        sec: SectionId<Patched>,
+        r: &Reloc<Patched>,
+        tsec: SectionId<Patched>,
+        toff: i64,
+    ) -> Option<(SymbolId<Out>, i64)> {
+        let p = self.p();
+        let entries = self
+            .aux_entries
+            .entry(tsec)
+            .or_insert_with(|| aux_code::entries(p, tsec))
+            .clone();
+        let name = &p.section(tsec).name;
+        let Some((a, b)) = aux_code::fragment(&entries, p.section_size(tsec), toff) else {
+            self.refusals.push(Finding {
+                key: "reloc.aux",
+                location: Location::new(p, sec, r.r_offset).to_string(),
+                message: format!(
+                    "refers to {name}{toff:+#x}, where no jump of the object's code lands; \
+                     rebuild the object, it is not what the compiler writes for static_cpu_has()"
+                ),
+            });
+            return None;
+        };
+        let osec = self.out_table(name, p.section(tsec));
+        let at = match self.aux_done.get(&(tsec, a)) {
+            Some(&at) => at,
+            None => {
+                let bytes = p.data(tsec).get(a as usize..b as usize).unwrap_or_default();
+                let at = self.append(osec, bytes);
+                self.aux_done.insert((tsec, a), at);
+                for ar in relocs_in(p, tsec, a, b) {
+                    if let RelocTarget::Symbol(ts, _) = resolve(p, tsec, ar, None) {
+                        let t = p.symbol(ts);
+                        if t.is_func() && !self.should_include(ts) {
+                            self.refusals.push(Finding {
+                                key: "reloc.aux",
+                                location: Location::new(p, sec, r.r_offset).to_string(),
+                                message: format!(
+                                    "its code in {name}{a:+#x} jumps into {}, which the module \
+                                     does not carry; report this object to klp-build",
+                                    t.name
+                                ),
+                            });
+                            return None;
+                        }
+                    }
+                    self.carry(tsec, ar, osec, at + ar.r_offset - a);
+                }
+                at
+            }
+        };
+        Some((self.section_symbol(osec), (at + (toff as u64 - a)) as i64))
     }
 
     /// Copies a whole section (strings, constant pools) once; returns its section symbol and the addend.
