@@ -37,8 +37,9 @@ static BUILT: OnceLock<Result<Samples, String>> = OnceLock::new();
 fn samples(test: &str) -> Option<&'static Samples> {
     let lab = support::lab(test)?;
     let built = BUILT.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("check-samples-{}", std::process::id()));
+        // One dir, emptied by each run (cargo runs one process of a test binary at a time), so
+        // runs do not pile up copies.
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("check-samples");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let mut kbuild = String::new();

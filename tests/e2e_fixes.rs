@@ -241,17 +241,10 @@ const ONE_BOOT: &[Fix] = &[
         name: "static-local",
         expect: Expect::Works,
     },
-    // static_cpu_has() is an asm goto whose alternative jumps to a run-time test in
-    // .altinstr_aux; the patched function's relocation to that section (no symbol covers it) is
-    // refused by the output object writer (src/emit/out_object.rs) instead of the aux code being
-    // carried into the module with the function.
+    // static_cpu_has(): the patched function carries its fragment of .altinstr_aux.
     Fix {
         name: "meminfo-cpu-has",
-        expect: Expect::KnownFailure {
-            code: 1,
-            message: "meminfo_proc_show+0x814 (.text.meminfo_proc_show+0x814): refers to \
-                      .altinstr_aux+0x0, which no symbol covers",
-        },
+        expect: Expect::Works,
     },
     Fix {
         name: "static-key",
@@ -266,15 +259,10 @@ const ONE_BOOT: &[Fix] = &[
         expect: Expect::Works,
     },
     // Attached in copy_process(), which (through its inlined FPU and cpufeature helpers) uses
-    // static_cpu_has(): the same .altinstr_aux refusal as meminfo-cpu-has.
+    // static_cpu_has(): its .altinstr_aux fragments come along.
     Fix {
         name: "shadow-fork",
-        expect: Expect::KnownFailure {
-            code: 1,
-            message:
-                "copy_process+0x608 (.text.copy_process+0x608): refers to .altinstr_aux+0x24, \
-                      which no symbol covers",
-        },
+        expect: Expect::Works,
     },
     // The same shadow variable attached in kernel_clone(), right after copy_process() returns.
     Fix {
@@ -283,6 +271,10 @@ const ONE_BOOT: &[Fix] = &[
     },
     Fix {
         name: "module-cold",
+        expect: Expect::Works,
+    },
+    Fix {
+        name: "cross-object-global",
         expect: Expect::Works,
     },
 ];

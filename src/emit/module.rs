@@ -18,9 +18,9 @@ use crate::rebuild::KlpObject;
 
 use super::kbuild::{link_module, KmodInput};
 use super::klp_relocs;
-use super::out_object::extract;
+use super::out_object::{extract, new_globals};
 use super::post_link::{rewrite, PostLink};
-use super::resolve::{resolve, translation_unit, Binding};
+use super::resolve::{resolve, translation_unit, Binding, PatchGlobals};
 use super::spec::ModuleSpec;
 use super::tables::{write_tables, FuncEntry};
 
@@ -66,10 +66,11 @@ pub fn objects(
     dir: &Path,
 ) -> anyhow::Result<Vec<EmittedObject>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let globals = PatchGlobals::collect(diffs).map_err(Refused)?;
     let mut problems = Vec::new();
     let mut out = Vec::new();
     for (i, d) in diffs.iter().enumerate() {
-        if d.is_empty() {
+        if d.is_empty() && new_globals(d).is_empty() {
             continue;
         }
         let mut o = match extract(d, &i.to_string()) {
@@ -79,7 +80,7 @@ pub fn objects(
                 continue;
             }
         };
-        let bindings = match resolve(&o, d, listing, exports) {
+        let bindings = match resolve(&o, d, listing, exports, &globals) {
             Ok(b) => b,
             Err(f) => {
                 problems.extend(f);

@@ -114,6 +114,9 @@ pub fn extract(d: &ObjectDiff, tag: &str) -> Result<OutObject, Vec<Finding>> {
     for &a in &d.added {
         c.include(a);
     }
+    for g in new_globals(d) {
+        c.include(g);
+    }
     c.drain();
     c.special_sections();
     c.drain();
@@ -149,6 +152,28 @@ pub fn extract(d: &ObjectDiff, tag: &str) -> Result<OutObject, Vec<Finding>> {
         externs: c.extern_list,
         warnings: c.warnings,
     })
+}
+
+/// The functions and variables with external linkage that the patch adds to this object: they
+/// stay global in the output object, so that another object of the same patch that uses them
+/// (a new helper in fs/proc/version.c called from fs/proc/cmdline.c) binds to them when the
+/// module links, and they are carried even when nothing in their own object uses them.
+pub fn new_globals(d: &ObjectDiff) -> Vec<SymbolId<Patched>> {
+    d.patched
+        .live_symbols()
+        .filter(|(s, sym)| {
+            (sym.is_func() || sym.is_object())
+                && !sym.is_local()
+                && !sym.is_undef()
+                && sym.section_id().is_some()
+                && d.twins.orig(*s).is_none()
+                && !exclude::is_init_section(
+                    sym.section_id()
+                        .map_or("", |sec| d.patched.section(sec).name.as_str()),
+                )
+        })
+        .map(|(s, _)| s)
+        .collect()
 }
 
 impl<'a> Cloner<'a> {
@@ -211,9 +236,16 @@ impl<'a> Cloner<'a> {
         );
         section.sh_entsize = psec.sh_entsize;
         let osec = self.out.add_section(section);
+        // New external symbols keep their binding (see `new_globals`); everything else is the
+        // module's private copy and must not clash with the kernel's or another object's.
+        let bind = if !sym.is_local() && self.d.twins.orig(s).is_none() {
+            elf::STB_GLOBAL
+        } else {
+            elf::STB_LOCAL
+        };
         let osym = self.out.add_symbol(Symbol {
             name: sym.name.clone(),
-            st_info: (elf::STB_LOCAL << 4) | sym.kind(),
+            st_info: (bind << 4) | sym.kind(),
             st_other: sym.st_other,
             section: SymSection::Section(osec),
             st_value: 0,

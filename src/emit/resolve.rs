@@ -6,6 +6,9 @@
 //! file, and every klp symbol has a sympos the listing confirmed; problems are collected, each
 //! naming the symbol and its candidates.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+
 use serde::Serialize;
 
 use crate::diff::{Finding, ObjectDiff};
@@ -14,7 +17,7 @@ use crate::kernel::symbols::{SymbolListing, TranslationUnit, TuKind, TuSymbol};
 use crate::kernel::symvers::Exports;
 use crate::rebuild::KlpObject;
 
-use super::out_object::OutObject;
+use super::out_object::{new_globals, OutObject};
 
 /// How one external reference is bound.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -92,6 +95,7 @@ pub fn resolve(
     d: &ObjectDiff,
     listing: &SymbolListing,
     exports: &Exports,
+    patch_globals: &PatchGlobals,
 ) -> Result<Vec<(SymbolId<Out>, Binding)>, Vec<Finding>> {
     let source = d.object.with_extension("c").display().to_string();
     let tu = translation_unit(&d.orig, &source);
@@ -99,6 +103,12 @@ pub fn resolve(
     let mut done = Vec::new();
     let mut problems = Vec::new();
     for e in &out.externs {
+        // Defined by another object of the patch for the same kernel object: the module link
+        // binds it, whatever the kernel has of that name.
+        if e.orig.is_none() && patch_globals.defines(&obj, &e.name) {
+            done.push((e.out, Binding::Normal));
+            continue;
+        }
         let local = e.orig.map(|o| d.orig.symbol(o).is_local());
         let export = exports.get(&e.name);
         // A module's own export would make the livepatch module depend on that module and
@@ -139,6 +149,52 @@ pub fn resolve(
         Ok(done)
     } else {
         Err(problems)
+    }
+}
+
+/// The new external symbols of every object of the patch, by the livepatch object (`vmlinux`,
+/// a module name) whose objects may use them.
+#[derive(Debug, Default)]
+pub struct PatchGlobals(HashMap<(String, String), PathBuf>);
+
+impl PatchGlobals {
+    /// Collects the new globals of `diffs`. Two objects that both define a name are refused: in
+    /// one kernel object the kernel's own link would have failed the same way, and in two (two
+    /// modules each gaining a `helper()`) the livepatch module, which holds both, cannot link.
+    pub fn collect(diffs: &[ObjectDiff]) -> Result<Self, Vec<Finding>> {
+        let mut m: HashMap<(String, String), PathBuf> = HashMap::new();
+        let mut by_name: HashMap<String, PathBuf> = HashMap::new();
+        let mut problems = Vec::new();
+        for d in diffs {
+            for g in new_globals(d) {
+                let name = d.patched.symbol(g).name.clone();
+                let key = (d.klp_object.name().to_string(), name.clone());
+                if let Some(first) = by_name.get(&name) {
+                    problems.push(Finding {
+                        key: "symbol.duplicate",
+                        location: format!("{}: {name}", d.object.display()),
+                        message: format!(
+                            "{} defines {name} as well; the livepatch module holds both: make one of them \
+                             static or rename it",
+                            first.display()
+                        ),
+                    });
+                } else {
+                    by_name.insert(name, d.object.clone());
+                    m.insert(key, d.object.clone());
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(PatchGlobals(m))
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Whether an object of the patch defines `name` for livepatch object `obj`.
+    pub fn defines(&self, obj: &str, name: &str) -> bool {
+        self.0.contains_key(&(obj.to_string(), name.to_string()))
     }
 }
 
