@@ -277,6 +277,10 @@ const ONE_BOOT: &[Fix] = &[
         name: "cross-object-global",
         expect: Expect::Works,
     },
+    Fix {
+        name: "jump-label-cold",
+        expect: Expect::Works,
+    },
 ];
 
 #[test]

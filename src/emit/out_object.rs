@@ -292,6 +292,13 @@ impl<'a> Cloner<'a> {
         osec: SectionId<Out>,
         off: u64,
     ) {
+        // R_X86_64_NONE writes nothing: objtool leaves one where it turned a jump-label `jmp`
+        // into a NOP (6.1's `static_branch_unlikely()` in kpatch's nfsd e_show test points it
+        // at `.text.unlikely.e_show-4`, before any symbol). The module loader skips it too; the
+        // jump target is carried through the `__jump_table` entry.
+        if r.r_type == elf::R_X86_64_NONE {
+            return;
+        }
         let p = self.p();
         let t = resolve(p, sec, r, self.dec.get(sec));
         let bias = addend_bias(p, sec, r, self.dec.get(sec));

@@ -103,9 +103,9 @@ pub fn resolve(
     let mut done = Vec::new();
     let mut problems = Vec::new();
     for e in &out.externs {
-        // Defined by another object of the patch for the same kernel object: the module link
-        // binds it, whatever the kernel has of that name.
-        if e.orig.is_none() && patch_globals.defines(&obj, &e.name) {
+        // Defined by another object of the patch: the module link binds it, whatever the kernel
+        // has of that name.
+        if e.orig.is_none() && patch_globals.defines(&e.name) {
             done.push((e.out, Binding::Normal));
             continue;
         }
@@ -152,24 +152,24 @@ pub fn resolve(
     }
 }
 
-/// The new external symbols of every object of the patch, by the livepatch object (`vmlinux`,
-/// a module name) whose objects may use them.
+/// The new external symbols of every object of the patch, by name, with the object that defines
+/// each. They are all in the one livepatch module, so any object of the patch may use them, also
+/// across kernel objects: kpatch's module test has fs/nfsd/export.c (the nfsd module) call a
+/// `kpatch_string()` the same patch adds to net/netlink/af_netlink.c (vmlinux).
 #[derive(Debug, Default)]
-pub struct PatchGlobals(HashMap<(String, String), PathBuf>);
+pub struct PatchGlobals(HashMap<String, PathBuf>);
 
 impl PatchGlobals {
     /// Collects the new globals of `diffs`. Two objects that both define a name are refused: in
     /// one kernel object the kernel's own link would have failed the same way, and in two (two
     /// modules each gaining a `helper()`) the livepatch module, which holds both, cannot link.
     pub fn collect(diffs: &[ObjectDiff]) -> Result<Self, Vec<Finding>> {
-        let mut m: HashMap<(String, String), PathBuf> = HashMap::new();
-        let mut by_name: HashMap<String, PathBuf> = HashMap::new();
+        let mut m: HashMap<String, PathBuf> = HashMap::new();
         let mut problems = Vec::new();
         for d in diffs {
             for g in new_globals(d) {
                 let name = d.patched.symbol(g).name.clone();
-                let key = (d.klp_object.name().to_string(), name.clone());
-                if let Some(first) = by_name.get(&name) {
+                if let Some(first) = m.get(&name) {
                     problems.push(Finding {
                         key: "symbol.duplicate",
                         location: format!("{}: {name}", d.object.display()),
@@ -180,8 +180,7 @@ impl PatchGlobals {
                         ),
                     });
                 } else {
-                    by_name.insert(name, d.object.clone());
-                    m.insert(key, d.object.clone());
+                    m.insert(name, d.object.clone());
                 }
             }
         }
@@ -192,9 +191,9 @@ impl PatchGlobals {
         }
     }
 
-    /// Whether an object of the patch defines `name` for livepatch object `obj`.
-    pub fn defines(&self, obj: &str, name: &str) -> bool {
-        self.0.contains_key(&(obj.to_string(), name.to_string()))
+    /// Whether an object of the patch defines `name`.
+    pub fn defines(&self, name: &str) -> bool {
+        self.0.contains_key(name)
     }
 }
 
