@@ -113,6 +113,16 @@ cases! {
     function_pointer_table => "function-pointer-table",
     new_global_variable => "new-global-variable",
     unchanged_statics_stay_external => "unchanged-statics-stay-external",
+    // Kernel idioms, objects without #line and the 6.12 flags (issue 8).
+    jump_label => "jump-label",
+    static_call => "static-call",
+    #[ignore = "engine: the copy's jump into .altinstr_aux (static_cpu_has) is refused as reloc.anonymous, the aux code is not carried"]
+    static_cpu_has => "static-cpu-has",
+    ex_table_user_access => "ex-table-user-access",
+    bug_table_warn => "bug-table-warn",
+    percpu_data => "percpu-data",
+    ksymtab_export => "ksymtab-export",
+    tracepoint_user => "tracepoint-user",
 }
 
 fn cases_dir() -> PathBuf {
