@@ -119,6 +119,15 @@ cases! {
     #[ignore = "engine: the copy's jump into .altinstr_aux (static_cpu_has) is refused as reloc.anonymous, the aux code is not carried"]
     static_cpu_has => "static-cpu-has",
     ex_table_user_access => "ex-table-user-access",
+    warn_once_data_once => "warn-once-data-once",
+    special_static_func_name => "special-static-func-name",
+    ratelimit_state => "ratelimit-state",
+    lockdep_key => "lockdep-key",
+    dyndbg_descriptor => "dyndbg-descriptor",
+    warned_once => "warned-once",
+    #[ignore = "engine: a changed CSWTCH table (switch conversion) is not seen, the function using it is not reported"]
+    cswtch_switch_table => "cswtch-switch-table",
+    static_local_keeps_value => "static-local-keeps-value",
     bug_table_warn => "bug-table-warn",
     percpu_data => "percpu-data",
     ksymtab_export => "ksymtab-export",
