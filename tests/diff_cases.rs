@@ -143,6 +143,10 @@ cases! {
     percpu_data => "percpu-data",
     ksymtab_export => "ksymtab-export",
     tracepoint_user => "tracepoint-user",
+    #[ignore = "engine: a __LINE__-only change is reported as func.changed, not func.line-only"]
+    warn_line_shift_without_line_directive => "warn-line-shift-without-line-directive",
+    warn_line_shift_with_line_directive => "warn-line-shift-with-line-directive",
+    line_shift_and_real_change => "line-shift-and-real-change",
 }
 
 fn cases_dir() -> PathBuf {
