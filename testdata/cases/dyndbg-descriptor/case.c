@@ -8,6 +8,7 @@
 //#ExpectNot: func.changed tcp_reset_debug
 //#ExpectNot: data.changed descriptor
 //#Included: tcp_probe_debug
+//#Included: descriptor.3
 //#Extern: __dynamic_pr_debug
 
 struct _ddebug {

@@ -8,6 +8,7 @@
 //#ExpectNot: func.changed pipe_reset
 //#ExpectNot: data.changed __key
 //#Included: pipe_alloc
+//#Included: __key.1
 //#Extern: __mutex_init
 
 struct lock_class_key {

@@ -8,6 +8,7 @@
 //#ExpectNot: func.changed nfs_warn_busy
 //#ExpectNot: data.changed _rs
 //#Included: nfs_warn_stale
+//#Included: _rs.3
 //#Extern: ___ratelimit
 
 struct ratelimit_state {

@@ -7,6 +7,7 @@
 //#ExpectNot: func.changed usb_kill_check
 //#ExpectNot: data.changed __func__
 //#Included: usb_submit_check
+//#Included: __func__.1
 //#Extern: _printk
 
 extern int _printk(const char *fmt, ...);

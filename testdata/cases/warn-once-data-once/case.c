@@ -8,6 +8,8 @@
 //#ExpectNot: func.changed check_inode
 //#ExpectNot: data.changed __already_done
 //#Included: check_quota
+//#Included: __already_done.1
+//#Included: __already_done.2
 //#Extern: warn_slowpath_fmt
 
 #define __section(s) __attribute__((__section__(s)))

@@ -7,6 +7,7 @@
 //#ExpectNot: func.changed page_map_check
 //#ExpectNot: data.changed __warned
 //#Included: page_ref_check
+//#Included: __warned.1
 //#Extern: dump_page
 
 #define __section(s) __attribute__((__section__(s)))
