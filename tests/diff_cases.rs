@@ -118,7 +118,6 @@ cases! {
     // Kernel idioms, objects without #line and the 6.12 flags (issue 8).
     jump_label => "jump-label",
     static_call => "static-call",
-    #[ignore = "engine: the copy's jump into .altinstr_aux (static_cpu_has) is refused as reloc.anonymous, the aux code is not carried"]
     static_cpu_has => "static-cpu-has",
     ex_table_user_access => "ex-table-user-access",
     cold_part_hot_change => "cold-part-hot-change",
@@ -152,7 +151,7 @@ cases! {
     anonymous_data_ref_fail => "anonymous-data-ref-fail",
     ibt_address_taken => "ibt-address-taken",
     new_function_ibt => "new-function-ibt",
-    ex_table_old_layout_fail => "ex-table-old-layout-fail",
+    altinstr_overrun_fail => "altinstr-overrun-fail",
 }
 
 fn cases_dir() -> PathBuf {
