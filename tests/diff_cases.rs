@@ -152,6 +152,8 @@ cases! {
     ibt_address_taken => "ibt-address-taken",
     new_function_ibt => "new-function-ibt",
     altinstr_overrun_fail => "altinstr-overrun-fail",
+    smp_locks_atomic => "smp-locks-atomic",
+    paravirt_call_site => "paravirt-call-site",
 }
 
 fn cases_dir() -> PathBuf {

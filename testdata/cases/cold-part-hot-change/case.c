@@ -12,6 +12,7 @@
 //#Included: ext4_fill_opts
 //#Included: ext4_fill_opts.cold
 //#Extern: _printk
+//#Entries: __mcount_loc 1
 
 #define __cold __attribute__((__cold__))
 

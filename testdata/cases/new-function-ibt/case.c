@@ -11,6 +11,7 @@
 //#Included: n_tty_write_fixed
 //#Included: tty_write_room_clamp
 //#Included: n_tty_write_hook
+//#Entries: __mcount_loc 3
 
 struct tty {
 	long room;
