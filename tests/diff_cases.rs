@@ -148,6 +148,9 @@ cases! {
     warn_line_shift_without_line_directive => "warn-line-shift-without-line-directive",
     warn_line_shift_with_line_directive => "warn-line-shift-with-line-directive",
     line_shift_and_real_change => "line-shift-and-real-change",
+    warn_only_line_shift => "warn-only-line-shift",
+    #[ignore = "engine: a __LINE__-only change is reported as func.changed, not func.line-only"]
+    printk_line_only_shift => "printk-line-only-shift",
     anonymous_data_ref_fail => "anonymous-data-ref-fail",
     ibt_address_taken => "ibt-address-taken",
     new_function_ibt => "new-function-ibt",
