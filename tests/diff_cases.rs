@@ -143,6 +143,7 @@ cases! {
     string_literal_rodata_str => "string-literal-rodata-str",
     percpu_data => "percpu-data",
     ksymtab_export => "ksymtab-export",
+    export_symbol_6_12 => "export-symbol-6.12",
     tracepoint_user => "tracepoint-user",
     #[ignore = "engine: a __LINE__-only change is reported as func.changed, not func.line-only"]
     warn_line_shift_without_line_directive => "warn-line-shift-without-line-directive",

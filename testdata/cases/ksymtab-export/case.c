@@ -3,7 +3,8 @@
 // __ksymtab_strings). The kernel's export stays: modules keep calling the kernel's function,
 // which ftrace redirects. The module must not export the name again (loading it would fail on a
 // duplicate symbol), so the export table is not carried; the function is patched as usual.
-//#Flags: 6.1 6.12
+// Debian 6.1 only: since 6.5 exports are .export_symbol entries that modpost turns into the
+// table (export-symbol-6.12).
 //#Expect: func.changed kstrtobool_fixed
 //#ExpectNot: func.changed kstrtobool_plain
 //#Included: kstrtobool_fixed
