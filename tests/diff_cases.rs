@@ -119,6 +119,7 @@ cases! {
     jump_label => "jump-label",
     static_call => "static-call",
     static_cpu_has => "static-cpu-has",
+    static_cpu_has_6_12 => "static-cpu-has-6.12",
     ex_table_user_access => "ex-table-user-access",
     cold_part_hot_change => "cold-part-hot-change",
     init_name_in_text => "init-name-in-text",
