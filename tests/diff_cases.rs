@@ -118,6 +118,7 @@ cases! {
     // Kernel idioms, objects without #line and the 6.12 flags (issue 8).
     jump_label => "jump-label",
     static_call => "static-call",
+    static_call_6_12 => "static-call-6.12",
     static_cpu_has => "static-cpu-has",
     static_cpu_has_6_12 => "static-cpu-has-6.12",
     ex_table_user_access => "ex-table-user-access",

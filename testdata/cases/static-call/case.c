@@ -4,7 +4,8 @@
 // static_call_site {s32 addr, s32 key} in .static_call_sites whose key relocation names
 // __SCK__<name>. The fix's copy must carry its site (so static_call_update() rewrites the call in
 // the module too) with the key left to the kernel (an extern); the unchanged caller's site stays.
-//#Flags: 6.1 6.12
+// Debian 6.1 only: objtool writes the sites when it runs on each object, as 6.1 does; with IBT
+// (6.12) it runs on vmlinux.o and at the module link instead (static-call-6.12).
 //#Expect: func.changed sched_clock_cpu_fixed
 //#ExpectNot: func.changed sched_clock_idle
 //#Included: sched_clock_cpu_fixed

@@ -1,14 +1,17 @@
-// A fix in a function that fires a tracepoint (include/linux/tracepoint.h: trace_<name>() tests
-// the static key __tracepoint_<name>.key with a jump label, then calls through the static call
-// or __traceiter_<name>). The tracepoint is the kernel's: the module's copy refers to
-// __tracepoint_sched_wakeup and __traceiter_sched_wakeup as externs and carries its own
-// __jump_table entry for the key. The other function firing it is not reported.
+// A fix in a function that fires a tracepoint (include/linux/tracepoint.h with
+// CONFIG_HAVE_STATIC_CALL: trace_<name>() tests the static key __tracepoint_<name>.key with a
+// jump label, then calls static_call(tp_func_<name>)). The tracepoint is the kernel's: the
+// module's copy refers to __tracepoint_sched_wakeup and __SCT__tp_func_sched_wakeup as externs
+// and carries its own __jump_table entry for the key. The other function firing it is not
+// reported. The static call's site is objtool's: written into each object on 6.1, at the
+// vmlinux.o and module links on IBT kernels (gcc's __CET__, as -fcf-protection=branch defines it,
+// is the kernel's own test: CONFIG_X86_KERNEL_IBT delays objtool).
 //#Flags: 6.1 6.12
 //#Expect: func.changed try_wake_task
 //#ExpectNot: func.changed wake_idle_task
 //#Included: try_wake_task
 //#Extern: __tracepoint_sched_wakeup
-//#Extern: __traceiter_sched_wakeup
+//#Extern: __SCT__tp_func_sched_wakeup
 //#Entries: __jump_table 1
 
 struct static_key {
@@ -27,7 +30,23 @@ struct task_struct {
 };
 
 extern struct tracepoint __tracepoint_sched_wakeup;
-extern int __traceiter_sched_wakeup(void *data, struct task_struct *p);
+struct tracepoint_func {
+	void *func;
+	void *data;
+};
+
+extern void __SCT__tp_func_sched_wakeup(void *data, struct task_struct *p);
+
+#ifdef __CET__
+#define STATIC_CALL_SITE(key) ""
+#else
+#define STATIC_CALL_SITE(key)						\
+	".pushsection .static_call_sites, \"aw\"\n\t"			\
+	".balign 4\n\t"							\
+	".long 1b - .\n\t"						\
+	".long " #key " - .\n\t"					\
+	".popsection\n\t"
+#endif
 
 static inline __attribute__((__always_inline__)) _Bool arch_static_branch(struct static_key *key, _Bool branch)
 {
@@ -47,8 +66,19 @@ l_yes:
 
 static inline __attribute__((__always_inline__)) void trace_sched_wakeup(struct task_struct *p)
 {
-	if (__builtin_expect(arch_static_branch(&__tracepoint_sched_wakeup.key, 0), 0))
-		__traceiter_sched_wakeup(0, p);
+	if (__builtin_expect(arch_static_branch(&__tracepoint_sched_wakeup.key, 0), 0)) {
+		struct tracepoint_func *it = *(struct tracepoint_func *volatile *)&__tracepoint_sched_wakeup.funcs;
+
+		if (it) {
+			register void *rdi asm("rdi") = it->data;
+			register struct task_struct *rsi asm("rsi") = p;
+
+			asm volatile("1: call __SCT__tp_func_sched_wakeup\n\t"
+				     STATIC_CALL_SITE(__SCK__tp_func_sched_wakeup)
+				     : "+r"(rdi), "+r"(rsi)
+				     : : "memory", "rax", "rcx", "rdx", "r8", "r9", "r10", "r11");
+		}
+	}
 }
 
 int try_wake_task(struct task_struct *p, int state)
