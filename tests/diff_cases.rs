@@ -18,7 +18,11 @@
 //! line (see [`FlagSet`]): `6.1` is `testdata/cases/kernel-cflags` (Debian 6.1's distro build:
 //! -O2, retpolines, return thunks, SLS, stack protector, -g), `6.12` is
 //! `testdata/cases/kernel-cflags-6.12` (the lab's built 6.12 reference tree: IBT's endbr64,
-//! -Os, 16-byte function alignment, no debug info). A case is compiled with `6.1` unless a
+//! -Os, 16-byte function alignment, no debug info). `6.1+objtool` is `6.1` followed by the
+//! objtool run kbuild makes on each 6.1 object (`testdata/cases/kernel-objtool-6.1`, the lab's
+//! `linux-headers-6.1` objtool): ORC tables, return and retpoline sites and static-call sites
+//! as a real 6.1 object has them; it needs the kernel lab (skipped without it, failed under
+//! `CI=true`); 6.12 with IBT runs objtool at the links only. A case is compiled with `6.1` unless a
 //! `//#Flags: <set> [<set>]` line names its sets; with two sets the case is compiled, diffed and
 //! checked once per set, against the same directives, and a failure names the set. Each set is
 //! a directive of its own and not a run of every case twice: the two builds make other inlining
@@ -160,6 +164,7 @@ cases! {
     altinstr_overrun_fail => "altinstr-overrun-fail",
     smp_locks_atomic => "smp-locks-atomic",
     paravirt_call_site => "paravirt-call-site",
+    objtool_orc_return_sites => "objtool-orc-return-sites",
 }
 
 fn cases_dir() -> PathBuf {
@@ -171,40 +176,76 @@ fn cases_dir() -> PathBuf {
 enum FlagSet {
     /// `kernel-cflags`: Debian 6.1's distro kernel, from `fs/proc/.cmdline.o.cmd` of the lab tree.
     Debian61,
+    /// `kernel-cflags`, then objtool with `kernel-objtool-6.1`, as kbuild builds each 6.1 object.
+    Debian61Objtool,
     /// `kernel-cflags-6.12`: the lab's built 6.12 reference tree (`lab/refkernel.sh`).
     Ref612,
 }
 
 impl FlagSet {
-    const ALL: [FlagSet; 2] = [FlagSet::Debian61, FlagSet::Ref612];
+    const ALL: [FlagSet; 3] = [FlagSet::Debian61, FlagSet::Debian61Objtool, FlagSet::Ref612];
 
     fn name(self) -> &'static str {
         match self {
             FlagSet::Debian61 => "6.1",
+            FlagSet::Debian61Objtool => "6.1+objtool",
             FlagSet::Ref612 => "6.12",
         }
     }
 
     fn file(self) -> &'static str {
         match self {
-            FlagSet::Debian61 => "kernel-cflags",
+            FlagSet::Debian61 | FlagSet::Debian61Objtool => "kernel-cflags",
             FlagSet::Ref612 => "kernel-cflags-6.12",
         }
     }
 }
 
-/// The flags of `set` from its file, one or more a line, `#` comments.
+/// The words of a flags file, one or more a line, `#` comments.
+fn words_of(file: &str) -> Vec<String> {
+    let path = cases_dir().join(file);
+    let text =
+        fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .flat_map(|l| l.split_whitespace().map(str::to_string))
+        .collect()
+}
+
+/// The compiler flags of `set`.
 fn kernel_cflags(set: FlagSet) -> &'static [String] {
-    static FLAGS: [OnceLock<Vec<String>>; 2] = [OnceLock::new(), OnceLock::new()];
-    FLAGS[set as usize].get_or_init(|| {
-        let path = cases_dir().join(set.file());
-        let text =
-            fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-        text.lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .flat_map(|l| l.split_whitespace().map(str::to_string))
-            .collect()
-    })
+    static DEBIAN_61: OnceLock<Vec<String>> = OnceLock::new();
+    static REF_612: OnceLock<Vec<String>> = OnceLock::new();
+    let flags = match set {
+        FlagSet::Debian61 | FlagSet::Debian61Objtool => &DEBIAN_61,
+        FlagSet::Ref612 => &REF_612,
+    };
+    flags.get_or_init(|| words_of(set.file()))
+}
+
+/// objtool's arguments for the 6.1 objects.
+fn objtool_args() -> &'static [String] {
+    static ARGS: OnceLock<Vec<String>> = OnceLock::new();
+    ARGS.get_or_init(|| words_of("kernel-objtool-6.1"))
+}
+
+/// The lab's 6.1 objtool and the hash of its binary (part of the cache key), or `None` when the
+/// lab is missing (printed by `support::lab`; a panic under `CI=true`).
+fn objtool() -> Option<&'static (PathBuf, String)> {
+    static OBJTOOL: OnceLock<Option<(PathBuf, String)>> = OnceLock::new();
+    OBJTOOL
+        .get_or_init(|| {
+            let lab = support::lab("diff cases with the 6.1+objtool flag set")?;
+            let bin = lab.kbuild.join("tools/objtool/objtool");
+            let bytes = fs::read(&bin).unwrap_or_else(|e| {
+                panic!(
+                    "reading {}: {e}; the lab's linux-headers-6.1 package has objtool there",
+                    bin.display()
+                )
+            });
+            Some((bin, format!("{:x}", Sha256::digest(bytes))))
+        })
+        .as_ref()
 }
 
 /// The flag sets a case names in its `//#Flags:` lines; `6.1` when it names none.
@@ -222,7 +263,7 @@ fn flag_sets(file: &Path) -> Vec<FlagSet> {
                 .find(|s| s.name() == name)
                 .unwrap_or_else(|| {
                     panic!(
-                        "{}: unknown flag set {name:?} (known: 6.1, 6.12)",
+                        "{}: unknown flag set {name:?} (known: 6.1, 6.1+objtool, 6.12)",
                         file.display()
                     )
                 });
@@ -313,6 +354,13 @@ fn inputs_hash(set: FlagSet, side: Side, defines: &[&str], inputs: &[PathBuf]) -
         h.update([0]);
     }
     h.update(side.name());
+    if set == FlagSet::Debian61Objtool {
+        h.update(objtool().map_or("", |(_, hash)| hash.as_str()));
+        for a in objtool_args() {
+            h.update(a);
+            h.update([0]);
+        }
+    }
     for p in inputs {
         h.update(p.to_string_lossy().as_bytes());
         h.update(fs::read(p).ok()?);
@@ -367,6 +415,22 @@ fn compile(case: &str, set: FlagSet, side: Side) -> PathBuf {
         side.name(),
         String::from_utf8_lossy(&out.stderr)
     );
+    if set == FlagSet::Debian61Objtool {
+        // run_case_with made sure the lab is there before compiling.
+        let (bin, _) = objtool().expect("objtool of the lab");
+        let out = Command::new(bin)
+            .args(objtool_args())
+            .arg(&tobj)
+            .output()
+            .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
+        assert!(
+            out.status.success(),
+            "objtool failed on {} ({}):\n{}",
+            src.display(),
+            side.name(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let inputs = depfile_inputs(&tdep).expect("gcc wrote a depfile");
     let h = inputs_hash(set, side, &defines, &inputs).expect("inputs readable");
     fs::rename(&tobj, &obj).expect("caching the object");
@@ -495,6 +559,9 @@ fn run_case_with(
     directive_file: &Path,
     directives: &[Directive],
 ) -> Option<String> {
+    if set == FlagSet::Debian61Objtool && objtool().is_none() {
+        return None; // skipped, with the reason printed
+    }
     let orig = compile(name, set, Side::Orig);
     let patched = compile(name, set, Side::Patched);
 
@@ -702,7 +769,8 @@ fn every_case_folder_has_a_test() {
 
 /// Keeps `kernel-cflags` honest: every flag in it (but the `-Werror=` ones that only keep cases
 /// well-formed) is on the real kbuild command line of fs/proc/cmdline.o, compiled in the lab's
-/// tree with klp-build's flags. Skipped without the lab, failed under `CI=true`.
+/// tree with klp-build's flags; and every argument of `kernel-objtool-6.1` is on the objtool
+/// command kbuild ran on that object. Skipped without the lab, failed under `CI=true`.
 #[test]
 fn kernel_cflags_come_from_a_kbuild_command() {
     let Some(lab) = support::lab("kernel_cflags_come_from_a_kbuild_command") else {
@@ -725,6 +793,25 @@ fn kernel_cflags_come_from_a_kbuild_command() {
     assert!(
         missing.is_empty(),
         "flags of testdata/cases/kernel-cflags not in {}: {missing:?}",
+        cmd.display()
+    );
+
+    // The objtool run that follows the compile in the same command.
+    let objtool_cmd = first
+        .split(';')
+        .find_map(|part| {
+            let words: Vec<&str> = part.split_whitespace().collect();
+            let at = words.iter().position(|w| w.ends_with("objtool"))?;
+            Some(words[at + 1..].to_vec())
+        })
+        .unwrap_or_else(|| panic!("{}: no objtool command", cmd.display()));
+    let missing: Vec<&String> = objtool_args()
+        .iter()
+        .filter(|a| !objtool_cmd.contains(&a.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "arguments of testdata/cases/kernel-objtool-6.1 not in the objtool command of {} ({objtool_cmd:?}): {missing:?}",
         cmd.display()
     );
 }

@@ -5,6 +5,7 @@
 // the unchanged part follows it into the output object (a relocation into a part the module
 // lacks would jump into the kernel's copy of the old parent), and the part is not reported.
 // Debian 6.1 flags only: at -Os (the 6.12 reference tree) gcc makes no .cold parts here.
+//#Flags: 6.1 6.1+objtool
 //#Expect: func.changed ext4_fill_opts
 //#ExpectNot: func.changed ext4_fill_opts.cold
 //#ExpectNot: func.added ext4_fill_opts.cold

@@ -3,7 +3,7 @@
 // function calling mutex_init() gets a module copy with its own __key (a new lock class for locks
 // it initialises from then on), never correlated nor a data change; the unchanged initialiser is
 // not reported.
-//#Flags: 6.1 6.12
+//#Flags: 6.1 6.1+objtool 6.12
 //#Expect: func.changed pipe_alloc
 //#ExpectNot: func.changed pipe_reset
 //#ExpectNot: data.changed __key

@@ -3,7 +3,7 @@
 // be taken). Issue 8's 7.2 report was objtool's "unannotated intra-function call" on the
 // module's copy of such a fix. Both are new (func.added) and go into the module with the
 // changed caller; the unchanged function beside them is not reported.
-//#Flags: 6.1 6.12
+//#Flags: 6.1 6.1+objtool 6.12
 //#Expect: func.changed n_tty_write_fixed
 //#Expect: func.added tty_write_room_clamp
 //#Expect: func.added n_tty_write_hook

@@ -3,7 +3,7 @@
 // back). The fix adds an atomic to a function that had one: its copy needs both entries (the
 // module's lock prefixes are patched with the kernel's when CPUs come and go), and the
 // unchanged function's entry stays in the kernel.
-//#Flags: 6.1 6.12
+//#Flags: 6.1 6.1+objtool 6.12
 //#Expect: func.changed sk_refcnt_get
 //#ExpectNot: func.changed sk_refcnt_put
 //#Included: sk_refcnt_get

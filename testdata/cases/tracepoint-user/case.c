@@ -3,10 +3,9 @@
 // jump label, then calls static_call(tp_func_<name>)). The tracepoint is the kernel's: the
 // module's copy refers to __tracepoint_sched_wakeup and __SCT__tp_func_sched_wakeup as externs
 // and carries its own __jump_table entry for the key. The other function firing it is not
-// reported. The static call's site is objtool's: written into each object on 6.1, at the
-// vmlinux.o and module links on IBT kernels (gcc's __CET__, as -fcf-protection=branch defines it,
-// is the kernel's own test: CONFIG_X86_KERNEL_IBT delays objtool).
-//#Flags: 6.1 6.12
+// reported. The static call's site is objtool's: written into each object on 6.1 (the
+// 6.1+objtool set), at the vmlinux.o and module links on IBT kernels (6.12).
+//#Flags: 6.1+objtool 6.12
 //#Expect: func.changed try_wake_task
 //#ExpectNot: func.changed wake_idle_task
 //#Included: try_wake_task
@@ -37,16 +36,15 @@ struct tracepoint_func {
 
 extern void __SCT__tp_func_sched_wakeup(void *data, struct task_struct *p);
 
-#ifdef __CET__
-#define STATIC_CALL_SITE(key) ""
-#else
-#define STATIC_CALL_SITE(key)						\
-	".pushsection .static_call_sites, \"aw\"\n\t"			\
-	".balign 4\n\t"							\
-	".long 1b - .\n\t"						\
-	".long " #key " - .\n\t"					\
-	".popsection\n\t"
-#endif
+struct static_call_key {
+	void *func;
+};
+
+extern struct static_call_key __SCK__tp_func_sched_wakeup;
+
+// static_call() takes the key's address (__STATIC_CALL_ADDRESSABLE), where objtool finds it.
+static void *__attribute__((__section__(".discard.addressable"), __used__))
+	__UNIQUE_ID_addressable___SCK__tp_func_sched_wakeup = &__SCK__tp_func_sched_wakeup;
 
 static inline __attribute__((__always_inline__)) _Bool arch_static_branch(struct static_key *key, _Bool branch)
 {
@@ -69,15 +67,8 @@ static inline __attribute__((__always_inline__)) void trace_sched_wakeup(struct 
 	if (__builtin_expect(arch_static_branch(&__tracepoint_sched_wakeup.key, 0), 0)) {
 		struct tracepoint_func *it = *(struct tracepoint_func *volatile *)&__tracepoint_sched_wakeup.funcs;
 
-		if (it) {
-			register void *rdi asm("rdi") = it->data;
-			register struct task_struct *rsi asm("rsi") = p;
-
-			asm volatile("1: call __SCT__tp_func_sched_wakeup\n\t"
-				     STATIC_CALL_SITE(__SCK__tp_func_sched_wakeup)
-				     : "+r"(rdi), "+r"(rsi)
-				     : : "memory", "rax", "rcx", "rdx", "r8", "r9", "r10", "r11");
-		}
+		if (it)
+			__SCT__tp_func_sched_wakeup(it->data, p);
 	}
 }
 
