@@ -1,7 +1,7 @@
 //! Fixture tests of the diff stage and the output-object cloner: kernel idioms in small C files,
 //! compiled at test time by gcc with the kernel's code-generation flags, diffed by
 //! [`klp_build::diff::run`] and cloned by [`klp_build::emit::out_object::extract`]. Needs gcc, not a
-//! kernel tree. Invariant: each case asserts what its directives say and nothing passes trivially.
+//! kernel tree (the `6.1+objtool` flag set also needs the kernel lab's objtool). Invariant: each case asserts what its directives say and nothing passes trivially.
 //!
 //! # Cases
 //!
@@ -22,16 +22,14 @@
 //! objtool run kbuild makes on each 6.1 object (`testdata/cases/kernel-objtool-6.1`, the lab's
 //! `linux-headers-6.1` objtool): ORC tables, return and retpoline sites and static-call sites
 //! as a real 6.1 object has them; it needs the kernel lab (skipped without it, failed under
-//! `CI=true`); 6.12 with IBT runs objtool at the links only. A case is compiled with `6.1` unless a
-//! `//#Flags: <set> [<set>]` line names its sets; with two sets the case is compiled, diffed and
-//! checked once per set, against the same directives, and a failure names the set. Each set is
-//! a directive of its own and not a run of every case twice: the two builds make other inlining
-//! and cloning choices (`-Os`), so a case names the sets its idiom has the same shape in. Both
-//! files are checked against their kbuild command by a lab test below.
-//!
-//! A case that the diff stage must refuse has a name ending in `-fail`, and only such a case has
-//! `ExpectError` lines. Each case is its own test function (see [`cases!`]), so one failing case
-//! does not hide the others.
+//! `CI=true`); 6.12 with IBT runs objtool at the links only, so its objects have none of those.
+//! A case is compiled with `6.1` unless a `//#Flags: <set> [<set>..]` line names its sets; with
+//! several sets it is compiled, diffed and checked once per set against the same directives, and
+//! a failure names the set. Sets are chosen per case rather than every case run with every set:
+//! `-Os` makes other inlining and cloning choices (no `.cold` or `.part` clones where `-O2` has
+//! them) and some idioms have another layout on newer kernels (alternatives, exports), so a case
+//! names the sets its idiom has the same shape in. The flag files are checked against their
+//! kbuild commands by the lab tests at the end of this file.
 //!
 //! # Directives
 //!
@@ -51,7 +49,8 @@
 //! - `//#Entries: <section> <n>`: the output object's special section (`__jump_table`,
 //!   `__ex_table`, `.altinstructions`, ...) holds `n` entries, sized as the diff stage reads them
 //!   ([`klp_build::diff::special::layout`]); `0` when the section must not be there.
-//! - `//#Flags: <set> [<set>]`: the flag sets the case is compiled with (`6.1`, `6.12`; see above).
+//! - `//#Flags: <set> [<set>..]`: the flag sets the case is compiled with (`6.1`, `6.1+objtool`,
+//!   `6.12`; see above).
 //!
 //! Beyond the directives, each case checks that every `func.changed` and `func.added` finding is
 //! expected, that every refusal matches an `ExpectError`, and that a case has at least one
