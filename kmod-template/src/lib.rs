@@ -10,6 +10,14 @@ pub const CORE_C: &str = include_str!("../c/klp_build_core.c");
 /// `klp-build.h`: the header for patch authors (shadow variable helpers, `KLP_BUILD_STATE`), put
 /// on the include path of the patched build.
 pub const KLP_BUILD_H: &str = include_str!("../c/klp-build.h");
+/// `kpatch-macros.h`: kpatch-build's callback, hook, ignore and printk macros over
+/// `klp-build.h`, for fixes written for kpatch-build.
+pub const KPATCH_MACROS_H: &str = include_str!("../c/kpatch-macros.h");
+/// `kpatch-syscall.h`: kpatch-build's `KPATCH_SYSCALL_DEFINEn` over `klp-build.h`.
+pub const KPATCH_SYSCALL_H: &str = include_str!("../c/kpatch-syscall.h");
+/// `livepatch_helpers.h`: the kernel's `<linux/livepatch_helpers.h>` interface (Linux 6.19+) over
+/// `klp-build.h`, for trees without it.
+pub const LIVEPATCH_HELPERS_H: &str = include_str!("../c/livepatch_helpers.h");
 /// The Kbuild template, with `@NAME@` and `@OBJECTS@` placeholders; fill it with [`kbuild`].
 pub const KBUILD_TEMPLATE: &str = include_str!("../c/Kbuild.in");
 
@@ -19,6 +27,17 @@ pub const ABI_H_NAME: &str = "klp_build_abi.h";
 pub const CORE_C_NAME: &str = "klp_build_core.c";
 /// File name of [`KLP_BUILD_H`] on the include path of the patched build.
 pub const KLP_BUILD_H_NAME: &str = "klp-build.h";
+
+/// The headers a fix may include, by the name it includes them with, and their text: each is
+/// written beside the others, so that their own `#include "klp-build.h"` finds it.
+pub const AUTHOR_HEADERS: &[(&str, &str)] = &[
+    (KLP_BUILD_H_NAME, KLP_BUILD_H),
+    ("kpatch-macros.h", KPATCH_MACROS_H),
+    ("kpatch-syscall.h", KPATCH_SYSCALL_H),
+    (LIVEPATCH_HELPERS_H_NAME, LIVEPATCH_HELPERS_H),
+];
+/// How a fix includes [`LIVEPATCH_HELPERS_H`]: `#include <linux/livepatch_helpers.h>`.
+pub const LIVEPATCH_HELPERS_H_NAME: &str = "linux/livepatch_helpers.h";
 
 /// The files a module's build dir needs besides the generated config header, the Kbuild file and
 /// the prebuilt objects: `(file name, contents)`.

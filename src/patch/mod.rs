@@ -209,7 +209,7 @@ pub fn run(diffs: &[PathBuf], source: &Path, stage_dir: &Path) -> anyhow::Result
                 .with_context(|| format!("reading {} (not UTF-8 text?)", p.display()))
         };
         let text = line_directives::inject(&read(&orig)?, &read(&applied)?);
-        let text = author_headers::point_at_copies(&text, &stage.join("include"))?;
+        let text = author_headers::point_at_copies(&text, &stage.join("include"), source)?;
         let patched = patched_root.join(name);
         create_parent(&patched)?;
         std::fs::write(&patched, text).with_context(|| format!("writing {}", patched.display()))?;
