@@ -89,4 +89,35 @@ extern const unsigned int klp_build_supersedes[];
  */
 #define KLP_BUILD_STATE_DECL_SECTION	".discard.klp_build.states"
 
+/*
+ * The callback table, in klp_tables.o beside the function table: one entry per callback a
+ * patched object registers (klp-build.h, KLP_BUILD_*_CALLBACK and the compatible macros, which
+ * write pointer variables into KLP_BUILD_CALLBACK_PTRS_SECTION of the patched object).
+ */
+#define KLP_BUILD_CALLBACKS_SECTION	".rodata.klp_build.callbacks"
+#define KLP_BUILD_CALLBACKS_SYMBOL	"klp_build_callbacks"
+#define KLP_BUILD_NR_CALLBACKS_SYMBOL	"klp_build_nr_callbacks"
+#define KLP_BUILD_CALLBACK_PTRS_SECTION	".discard.klp_callback_ptrs"
+
+/* struct klp_build_callback.kind: which field of struct klp_callbacks. */
+#define KLP_BUILD_CB_PRE_PATCH		0
+#define KLP_BUILD_CB_POST_PATCH		1
+#define KLP_BUILD_CB_PRE_UNPATCH	2
+#define KLP_BUILD_CB_POST_UNPATCH	3
+#define KLP_BUILD_NR_CB_KINDS		4
+
+/* One callback: 24 bytes on x86_64. */
+struct klp_build_callback {
+	/* NULL: vmlinux, else the module name, as in struct klp_build_func */
+	const char *objname;
+	/* KLP_BUILD_CB_* */
+	unsigned long kind;
+	/* the function, with the signature of that field of struct klp_callbacks */
+	void *fn;
+};
+
+/* Sorted by object (vmlinux first), then kind; at most one entry per object and kind. */
+extern const struct klp_build_callback klp_build_callbacks[];
+extern const unsigned int klp_build_nr_callbacks;
+
 #endif /* _KLP_BUILD_ABI_H */

@@ -3,10 +3,12 @@
  * klp_build_core.c - runtime core of a livepatch module built by klp-build
  *
  * Input: klp_build_funcs[] (klp_build_abi.h), written by klp-build into klp_tables.o, sorted so
- * that the functions of one object (vmlinux or a module) are consecutive; the spec table in
- * klp_spec.o (set, states, superseded sets); the also_replace_sets module parameter.
- * Output: one struct klp_patch whose klp_objects are those runs of entries, with the replace
- * field, supersedes and states the target kernel has, enabled at load time.
+ * that the functions of one object (vmlinux or a module) are consecutive; klp_build_callbacks[]
+ * beside it (the pre/post patch/unpatch callbacks of each object); the spec table in klp_spec.o
+ * (set, states, superseded sets); the also_replace_sets module parameter.
+ * Output: one struct klp_patch whose klp_objects are those runs of entries, each with its
+ * callbacks, with the replace field, supersedes and states the target kernel has, enabled at
+ * load time.
  * Invariant: the tables are data only; this file is the same for every module, and the only
  * per-module C is the generated klp_build_config.h, which says which fields of struct klp_patch
  * the target has.
@@ -98,6 +100,73 @@ static int klp_build_count_objects(unsigned int *nr_objs)
 	return 0;
 }
 
+/*
+ * Checks the callback table against the function table: a known kind, a function, an object
+ * that has functions (klp_enable_patch() refuses an object without), and one entry per object
+ * and kind. klp-build checks the same when it writes the table; a table that fails here was not
+ * written by it.
+ */
+static int klp_build_check_callbacks(void)
+{
+	const struct klp_build_callback *cb, *other;
+	unsigned int i, j;
+
+	for (i = 0; i < klp_build_nr_callbacks; i++) {
+		cb = &klp_build_callbacks[i];
+		if (cb->kind >= KLP_BUILD_NR_CB_KINDS || !cb->fn) {
+			pr_err("callback table entry %u (object %s) has %s; the table in klp_tables.o is corrupt, rebuild the module\n",
+			       i, klp_build_objname(cb->objname),
+			       cb->fn ? "an unknown kind" : "no function");
+			return -EINVAL;
+		}
+		for (j = 0; j < klp_build_nr_funcs; j++)
+			if (klp_build_same_object(cb->objname, klp_build_funcs[j].objname))
+				break;
+		if (j == klp_build_nr_funcs) {
+			pr_err("callback table entry %u is for object %s, which has no patched function; rebuild the module\n",
+			       i, klp_build_objname(cb->objname));
+			return -EINVAL;
+		}
+		for (j = 0; j < i; j++) {
+			other = &klp_build_callbacks[j];
+			if (other->kind == cb->kind &&
+			    klp_build_same_object(other->objname, cb->objname)) {
+				pr_err("callback table entries %u and %u are both of kind %lu for object %s; rebuild the module\n",
+				       j, i, cb->kind, klp_build_objname(cb->objname));
+				return -EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Sets obj->callbacks from the entries of the callback table for the object named objname. */
+static void klp_build_set_callbacks(struct klp_object *obj, const char *objname)
+{
+	const struct klp_build_callback *cb;
+	unsigned int i;
+
+	for (i = 0; i < klp_build_nr_callbacks; i++) {
+		cb = &klp_build_callbacks[i];
+		if (!klp_build_same_object(cb->objname, objname))
+			continue;
+		switch (cb->kind) {
+		case KLP_BUILD_CB_PRE_PATCH:
+			obj->callbacks.pre_patch = cb->fn;
+			break;
+		case KLP_BUILD_CB_POST_PATCH:
+			obj->callbacks.post_patch = cb->fn;
+			break;
+		case KLP_BUILD_CB_PRE_UNPATCH:
+			obj->callbacks.pre_unpatch = cb->fn;
+			break;
+		case KLP_BUILD_CB_POST_UNPATCH:
+			obj->callbacks.post_unpatch = cb->fn;
+			break;
+		}
+	}
+}
+
 /* Frees what klp_build_alloc_objects() allocated; safe on a partly filled array. */
 static void klp_build_free_objects(struct klp_object *objs)
 {
@@ -142,6 +211,7 @@ static struct klp_object *klp_build_alloc_objects(unsigned int nr_objs)
 		}
 		obj->name = klp_build_funcs[start].objname;
 		obj->funcs = funcs;
+		klp_build_set_callbacks(obj, obj->name);
 		obj++;
 	}
 	return objs;
@@ -340,6 +410,9 @@ static int __init klp_build_init(void)
 		return -EINVAL;
 	}
 	ret = klp_build_count_objects(&nr_objs);
+	if (ret)
+		return ret;
+	ret = klp_build_check_callbacks();
 	if (ret)
 		return ret;
 

@@ -113,6 +113,41 @@ pub const STATE_VERSION: u64 = 8;
 /// `struct klp_build_state`.
 pub const STATE_DECL_SECTION: &str = ".discard.klp_build.states";
 
+// ---------------------------------------------------------------------------------------------
+// The callback table: produced by `tables.rs` (klp_tables.o, from the registrations that
+// `callbacks.rs` reads out of the patched objects), consumed by `klp_build_core.c`, which sets
+// `klp_object.callbacks` of the object each entry names.
+// ---------------------------------------------------------------------------------------------
+
+/// Size of one `struct klp_build_callback` on x86_64.
+pub const CALLBACK_SIZE: u64 = 24;
+/// `const char *objname`: NULL for vmlinux, else the module name, as in `struct klp_build_func`.
+pub const CALLBACK_OBJNAME: u64 = 0;
+/// `unsigned long kind`: one of the `CALLBACK_*` kinds.
+pub const CALLBACK_KIND: u64 = 8;
+/// `void *fn`: the callback, an undefined symbol defined by another object of the module.
+pub const CALLBACK_FN: u64 = 16;
+/// Section of klp_tables.o holding `klp_build_callbacks[]` followed by `klp_build_nr_callbacks`.
+pub const CALLBACKS_SECTION: &str = ".rodata.klp_build.callbacks";
+/// `extern const struct klp_build_callback klp_build_callbacks[]`, sorted by object then kind.
+pub const CALLBACKS_SYMBOL: &str = "klp_build_callbacks";
+/// `extern const unsigned int klp_build_nr_callbacks`.
+pub const NR_CALLBACKS_SYMBOL: &str = "klp_build_nr_callbacks";
+/// `kind` of `klp_callbacks.pre_patch`.
+pub const CALLBACK_PRE_PATCH: u64 = 0;
+/// `kind` of `klp_callbacks.post_patch`.
+pub const CALLBACK_POST_PATCH: u64 = 1;
+/// `kind` of `klp_callbacks.pre_unpatch`.
+pub const CALLBACK_PRE_UNPATCH: u64 = 2;
+/// `kind` of `klp_callbacks.post_unpatch`.
+pub const CALLBACK_POST_UNPATCH: u64 = 3;
+
+/// Where a patched object registers its callbacks: the `KLP_*_CALLBACK` macros of `klp-build.h`
+/// and its compatibility headers, and those of the kernel's own `<linux/livepatch_helpers.h>`,
+/// write one pointer variable per registration here, named
+/// `__klp_<pre|post>_<patch|unpatch>_callback_<suffix>`.
+pub const CALLBACK_PTRS_SECTION: &str = ".discard.klp_callback_ptrs";
+
 /// Module parameter of the runtime core: `also_replace_sets=X[,Y]`, sets whose enabled patches
 /// the module also replaces (added to `supersedes` at load).
 pub const PARAM_ALSO_REPLACE_SETS: &str = "also_replace_sets";

@@ -1,6 +1,7 @@
 //! Stages 4 and 5, resolve and emit: output objects -> a livepatch module.
 
 pub mod abi;
+pub mod callbacks;
 pub mod declarations;
 pub mod kbuild;
 pub mod klp_relocs;

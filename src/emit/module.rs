@@ -22,7 +22,8 @@ use super::out_object::{extract, new_globals};
 use super::post_link::{rewrite, PostLink};
 use super::resolve::{resolve, translation_unit, Binding, PatchGlobals};
 use super::spec::ModuleSpec;
-use super::tables::{write_tables, FuncEntry};
+use super::callbacks::{self, Kind};
+use super::tables::{write_tables_with, CallbackEntry, FuncEntry};
 
 /// A patched function as registered in the module.
 #[derive(Debug, Clone, Serialize)]
@@ -52,10 +53,14 @@ pub struct EmittedObject {
     pub bindings: Vec<(String, Binding)>,
     /// Klp relocations recorded.
     pub klp_relocs: usize,
+    /// Callbacks registered, `(kind, function)`.
+    pub callbacks: Vec<(String, String)>,
     /// Non-fatal findings.
     pub warnings: Vec<Finding>,
     #[serde(skip)]
     entries: Vec<FuncEntry>,
+    #[serde(skip)]
+    callback_entries: Vec<CallbackEntry>,
 }
 
 /// Writes the output object of every diff into `dir`.
@@ -73,6 +78,13 @@ pub fn objects(
         if d.is_empty() && new_globals(d).is_empty() {
             continue;
         }
+        let registrations = match callbacks::registrations(&d.patched) {
+            Ok(r) => r,
+            Err(f) => {
+                problems.extend(f);
+                continue;
+            }
+        };
         let mut o = match extract(d, &i.to_string()) {
             Ok(o) => o,
             Err(f) => {
@@ -129,6 +141,29 @@ pub fn objects(
             .filter_map(|(s, b)| b.klp_symbol().map(|n| (*s, n)))
             .collect();
         let klp_relocs = klp_relocs::convert(&mut o.elf, &klp);
+        let mut callback_entries = Vec::new();
+        for r in &registrations {
+            let name = &d.patched.symbol(r.func).name;
+            match callback_alias(&mut o.elf, name, i, r.kind) {
+                Some(new_symbol) => callback_entries.push(CallbackEntry {
+                    objname: match &d.klp_object {
+                        KlpObject::Vmlinux => None,
+                        KlpObject::Module(m) => Some(m.clone()),
+                    },
+                    kind: r.kind,
+                    new_symbol,
+                    source: format!("{}: {name}", d.object.display()),
+                }),
+                None => problems.push(Finding {
+                    key: "callback.not_carried",
+                    location: format!("{}: {name}", d.object.display()),
+                    message: format!(
+                        "the {} callback ({}) did not reach the output object; report this with the object",
+                        r.kind, r.variable
+                    ),
+                }),
+            }
+        }
         let path = dir.join(format!("klp_out_{i}_{}.o", flat_name(&d.object)));
         o.elf.write_to(&path)?;
         let names: HashMap<_, _> = o.externs.iter().map(|e| (e.out, e.name.clone())).collect();
@@ -146,14 +181,37 @@ pub fn objects(
                 .map(|(s, b)| (names[&s].clone(), b))
                 .collect(),
             klp_relocs,
+            callbacks: callback_entries
+                .iter()
+                .map(|c| (c.kind.to_string(), c.source.clone()))
+                .collect(),
             warnings: o.warnings,
             entries,
+            callback_entries,
         });
     }
     if !problems.is_empty() {
         return Err(Refused(problems).into());
     }
     Ok(out)
+}
+
+/// Gives the carried callback function `name` of output object `i` a global hidden alias that
+/// the callback table names (`__klp_cb.0.pre_patch`); `None` if the function is not there.
+fn callback_alias(out: &mut ElfObject<Out>, name: &str, i: usize, kind: Kind) -> Option<String> {
+    let id = out.symbol_by_name(name)?;
+    let s = out.symbol(id).clone();
+    if !s.is_func() || s.section_id().is_none() {
+        return None;
+    }
+    let alias = format!("__klp_cb.{i}.{}", kind.field());
+    out.add_symbol(crate::elf::Symbol {
+        name: alias.clone(),
+        st_info: (object::elf::STB_GLOBAL << 4) | object::elf::STT_FUNC,
+        st_other: object::elf::STV_HIDDEN,
+        ..s
+    });
+    Some(alias)
 }
 
 /// Jump labels and static calls whose key lives in a module: the module loader processes
@@ -226,8 +284,12 @@ pub fn module(
         .iter()
         .flat_map(|o| o.entries.iter().cloned())
         .collect();
+    let callbacks: Vec<CallbackEntry> = objs
+        .iter()
+        .flat_map(|o| o.callback_entries.iter().cloned())
+        .collect();
     let tables = dir.join("klp_tables.o");
-    write_tables(&entries, &tables)?;
+    write_tables_with(&entries, &callbacks, &tables)?;
     let objects: Vec<PathBuf> = objs.iter().map(|o| o.path.clone()).collect();
     let ko = link_module(
         kbuild_dir,

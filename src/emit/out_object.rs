@@ -117,6 +117,10 @@ pub fn extract(d: &ObjectDiff, tag: &str) -> Result<OutObject, Vec<Finding>> {
     for g in new_globals(d) {
         c.include(g);
     }
+    // Registered callbacks go into the module even when unchanged (emit/callbacks.rs).
+    for f in super::callbacks::functions(&d.patched) {
+        c.include(f);
+    }
     c.drain();
     c.special_sections();
     c.drain();

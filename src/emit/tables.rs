@@ -1,9 +1,10 @@
 //! The table objects of a module, x86_64 ELF relocatables in the layouts of
-//! `abi.rs`/`klp_build_abi.h`: [`FuncEntry`]s -> `klp_tables.o` (`klp_build_funcs[]`,
-//! `klp_build_nr_funcs`), and the [`ModuleSpec`] -> `klp_spec.o` (set, states, superseded sets).
-//! Invariant: the entries are sorted by object (vmlinux first), so the runtime core can turn each
-//! run of one object into one `klp_object`; the spec table holds only what the spec's check let
-//! through.
+//! `abi.rs`/`klp_build_abi.h`: [`FuncEntry`]s and [`CallbackEntry`]s -> `klp_tables.o`
+//! (`klp_build_funcs[]`, `klp_build_nr_funcs`, `klp_build_callbacks[]`,
+//! `klp_build_nr_callbacks`), and the [`ModuleSpec`] -> `klp_spec.o` (set, states, superseded
+//! sets). Invariant: the entries are sorted by object (vmlinux first), so the runtime core can
+//! turn each run of one object into one `klp_object`; every callback belongs to an object that
+//! has functions, once per kind; the spec table holds only what the spec's check let through.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,6 +15,7 @@ use object::{elf, Architecture, BinaryFormat, Endianness, RelocationFlags, Secti
 use object::{SymbolFlags, SymbolKind, SymbolScope};
 
 use super::abi;
+use super::callbacks::Kind;
 use super::spec::{ModuleSpec, ReplaceMode};
 
 /// One function the module replaces.
@@ -35,16 +37,55 @@ impl FuncEntry {
     }
 }
 
-/// Writes `klp_tables.o` for `entries` at `path`.
+/// One callback the module registers for an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackEntry {
+    /// `None` for vmlinux, else the module name, as in [`FuncEntry`].
+    pub objname: Option<String>,
+    /// Which field of `struct klp_callbacks`.
+    pub kind: Kind,
+    /// The global symbol of the callback, defined by another object of the module.
+    pub new_symbol: String,
+    /// Where it was registered, for messages: `kernel/ksysfs.o: fix_pre_patch`.
+    pub source: String,
+}
+
+impl CallbackEntry {
+    fn object(&self) -> &str {
+        self.objname.as_deref().unwrap_or("vmlinux")
+    }
+}
+
+/// Writes `klp_tables.o` for `entries` at `path`, with no callbacks.
 pub fn write_tables(entries: &[FuncEntry], path: &Path) -> anyhow::Result<()> {
-    let bytes = tables_object(entries)
+    write_tables_with(entries, &[], path)
+}
+
+/// Writes `klp_tables.o` for `entries` and `callbacks` at `path`.
+pub fn write_tables_with(
+    entries: &[FuncEntry],
+    callbacks: &[CallbackEntry],
+    path: &Path,
+) -> anyhow::Result<()> {
+    let bytes = tables_object_with(entries, callbacks)
         .with_context(|| format!("writing the function table {}", path.display()))?;
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
-/// The bytes of `klp_tables.o` for `entries`.
+/// The bytes of `klp_tables.o` for `entries`, with no callbacks.
 pub fn tables_object(entries: &[FuncEntry]) -> anyhow::Result<Vec<u8>> {
+    tables_object_with(entries, &[])
+}
+
+/// The bytes of `klp_tables.o` for `entries` and `callbacks`.
+pub fn tables_object_with(
+    entries: &[FuncEntry],
+    callbacks: &[CallbackEntry],
+) -> anyhow::Result<Vec<u8>> {
     check(entries)?;
+    check_callbacks(entries, callbacks)?;
+    let mut cbs: Vec<&CallbackEntry> = callbacks.iter().collect();
+    cbs.sort_by(|a, b| (&a.objname, a.kind).cmp(&(&b.objname, b.kind)));
     let mut sorted: Vec<&FuncEntry> = entries.iter().collect();
     // `None` (vmlinux) sorts first; within an object the order is fixed by name so that the same
     // patch always gives the same table.
@@ -73,8 +114,12 @@ pub fn tables_object(entries: &[FuncEntry]) -> anyhow::Result<Vec<u8>> {
     );
 
     let mut string_offsets: BTreeMap<&str, u64> = BTreeMap::new();
-    for e in &sorted {
-        for s in e.objname.iter().chain([&e.old_name]) {
+    let names = sorted
+        .iter()
+        .flat_map(|e| e.objname.iter().chain([&e.old_name]))
+        .chain(cbs.iter().flat_map(|c| c.objname.iter()));
+    {
+        for s in names {
             if !string_offsets.contains_key(s.as_str()) {
                 let mut data = s.as_bytes().to_vec();
                 data.push(0);
@@ -122,7 +167,73 @@ pub fn tables_object(entries: &[FuncEntry]) -> anyhow::Result<Vec<u8>> {
     let table_offset = obj.append_section_data(table, &data, abi::FUNC_ALIGN);
     debug_assert_eq!(table_offset, 0);
 
-    for (offset, symbol, addend) in relocs {
+    // The callback table: always present (the core refers to it), possibly empty.
+    let cb_table = obj.add_section(
+        Vec::new(),
+        abi::CALLBACKS_SECTION.as_bytes().to_vec(),
+        SectionKind::ReadOnlyData,
+    );
+    let mut cb_data = vec![0u8; cbs.len() * abi::CALLBACK_SIZE as usize];
+    let mut cb_relocs = Vec::new();
+    for (i, c) in cbs.iter().enumerate() {
+        let base = i as u64 * abi::CALLBACK_SIZE;
+        if let Some(objname) = &c.objname {
+            cb_relocs.push((
+                base + abi::CALLBACK_OBJNAME,
+                strings_sym,
+                string_offsets[objname.as_str()] as i64,
+            ));
+        }
+        let kind = base as usize + abi::CALLBACK_KIND as usize;
+        cb_data[kind..kind + 8].copy_from_slice(&c.kind.abi().to_le_bytes());
+        let fn_sym = obj.add_symbol(Symbol {
+            name: c.new_symbol.as_bytes().to_vec(),
+            value: 0,
+            size: 0,
+            kind: SymbolKind::Unknown,
+            scope: SymbolScope::Dynamic,
+            weak: false,
+            section: SymbolSection::Undefined,
+            flags: SymbolFlags::None,
+        });
+        cb_relocs.push((base + abi::CALLBACK_FN, fn_sym, 0));
+    }
+    let nr_cbs = u32::try_from(cbs.len()).context("more than 2^32 callbacks")?;
+    cb_data.extend_from_slice(&nr_cbs.to_le_bytes());
+    obj.append_section_data(cb_table, &cb_data, abi::FUNC_ALIGN);
+    for (name, value, size) in [
+        (
+            abi::CALLBACKS_SYMBOL,
+            0,
+            cbs.len() as u64 * abi::CALLBACK_SIZE,
+        ),
+        (
+            abi::NR_CALLBACKS_SYMBOL,
+            cbs.len() as u64 * abi::CALLBACK_SIZE,
+            4,
+        ),
+    ] {
+        obj.add_symbol(Symbol {
+            name: name.as_bytes().to_vec(),
+            value,
+            size,
+            kind: SymbolKind::Data,
+            scope: SymbolScope::Dynamic,
+            weak: false,
+            section: SymbolSection::Section(cb_table),
+            flags: SymbolFlags::None,
+        });
+    }
+
+    let all_relocs = relocs
+        .into_iter()
+        .map(|r| (table, abi::FUNCS_SECTION, r))
+        .chain(
+            cb_relocs
+                .into_iter()
+                .map(|r| (cb_table, abi::CALLBACKS_SECTION, r)),
+        );
+    for (table, secname, (offset, symbol, addend)) in all_relocs {
         let flags = RelocationFlags::Elf {
             r_type: elf::R_X86_64_64,
         };
@@ -135,7 +246,7 @@ pub fn tables_object(entries: &[FuncEntry]) -> anyhow::Result<Vec<u8>> {
                 flags,
             },
         )
-        .with_context(|| format!("relocation at {}+{offset:#x}", abi::FUNCS_SECTION))?;
+        .with_context(|| format!("relocation at {secname}+{offset:#x}"))?;
     }
     for (name, value, size) in [
         (abi::FUNCS_SYMBOL, 0, sorted.len() as u64 * abi::FUNC_SIZE),
@@ -241,6 +352,45 @@ pub fn spec_object(spec: &ModuleSpec) -> anyhow::Result<Vec<u8>> {
         });
     }
     obj.write().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Refuses callbacks the runtime core could not register: one for an object the module patches
+/// no function of (`klp_enable_patch()` refuses a `klp_object` without functions), or a second
+/// one of a kind for an object (`struct klp_callbacks` holds one), naming both.
+fn check_callbacks(entries: &[FuncEntry], callbacks: &[CallbackEntry]) -> anyhow::Result<()> {
+    let mut seen: BTreeMap<(&Option<String>, Kind), &CallbackEntry> = BTreeMap::new();
+    for c in callbacks {
+        if c.new_symbol.is_empty() || c.new_symbol.contains('\0') {
+            bail!(
+                "{} callback of {} ({}): empty or NUL-containing symbol",
+                c.kind,
+                c.object(),
+                c.source
+            );
+        }
+        if !entries.iter().any(|e| e.objname == c.objname) {
+            bail!(
+                "the {} callback {} is registered for {}, of which the module patches no function; \
+                 livepatch runs callbacks only for objects with patched functions: register it in a \
+                 file whose patched functions belong to {}, or patch a function of it",
+                c.kind,
+                c.source,
+                c.object(),
+                c.object()
+            );
+        }
+        if let Some(first) = seen.insert((&c.objname, c.kind), c) {
+            bail!(
+                "two {} callbacks for {}: {} and {}; struct klp_callbacks holds one of each kind per \
+                 object: register one function that does both",
+                c.kind,
+                c.object(),
+                first.source,
+                c.source
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Refuses tables that the runtime core or the livepatch core would reject at load time, naming
