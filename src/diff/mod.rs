@@ -6,6 +6,7 @@ pub mod aux_code;
 pub mod changed;
 pub mod correlate;
 pub mod exclude;
+pub mod ignore;
 pub mod reloc_target;
 pub mod special;
 
@@ -253,6 +254,7 @@ pub fn diff(
         }
     }
     added.retain(|&a| cold_parent(&patched.symbol(a).name).is_none());
+    ignore::apply(&patched, &mut changed, &mut refusals, &mut warnings);
 
     for c in &changed {
         let s = patched.symbol(c.sym);

@@ -1,0 +1,531 @@
+//! Fixes written with the patch-author headers: kpatch-build's `kpatch-macros.h` and
+//! `kpatch-syscall.h`, the kernel's `<linux/livepatch_helpers.h>` (which Debian's 6.1 tree lacks)
+//! and klp-build's own `klp-build.h` (`testdata/patches/fixes/{kpatch,klp}-*.patch`), built by
+//! klp-build against Debian's 6.1 source, loaded one after another in one QEMU boot of Debian's
+//! vmlinuz (each script loads its module, checks the new behaviour and the callbacks' lines in
+//! dmesg in order, disables and unloads it: they cannot interfere). Fixes that must be refused are
+//! checked for their exit code and message. The reading of callback registrations and the
+//! callback table are tested on objects gcc compiles here, without the lab.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use klp_build::elf::{read_file, Patched};
+use klp_build::emit::abi;
+use klp_build::emit::callbacks::{registrations, Kind};
+use klp_build::emit::tables::{tables_object_with, CallbackEntry, FuncEntry};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn out_dir() -> PathBuf {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let dir = tmp.parent().unwrap_or(tmp).join("klp-e2e-author-headers");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn module(name: &str) -> String {
+    format!("livepatch-ah-{name}")
+}
+
+/// Runs klp-build on `testdata/patches/fixes/<name>.patch`: (exit code, stdout, stderr, module).
+fn klp_build(lab: &support::Lab, name: &str) -> (Option<i32>, String, String, PathBuf) {
+    let out = out_dir();
+    let ko = out.join(format!("{}.ko", module(name)));
+    let _ = std::fs::remove_file(&ko);
+    let patch = root().join(format!("testdata/patches/fixes/{name}.patch"));
+    let res = Command::new(env!("CARGO_BIN_EXE_klp-build"))
+        .args(support::inputs::klp_build_args(
+            lab,
+            &patch,
+            &out.join(format!("work-{name}")),
+            &ko,
+        ))
+        .arg("--modules")
+        .arg(&lab.modules)
+        .arg("--name")
+        .arg(module(name))
+        .args(["--report", "json", "-j", "2"])
+        .output()
+        .expect("run klp-build");
+    (
+        res.status.code(),
+        String::from_utf8_lossy(&res.stdout).into_owned(),
+        String::from_utf8_lossy(&res.stderr).into_owned(),
+        ko,
+    )
+}
+
+/// A fix that builds: the functions it must patch, the callbacks it must register (`kind
+/// function` of the report), and its guest script.
+struct Works {
+    name: &'static str,
+    functions: &'static [&'static str],
+    callbacks: &'static [&'static str],
+    script: &'static str,
+}
+
+/// The guest part of a callback fix: the attribute shows `tag` while patched, and the four
+/// callbacks print `<prefix> pre-patch callback` and the others, in the kernel's order.
+const fn callbacks_script() -> &'static str {
+    r#"
+cb_check() { # name tag prefix
+    dmesg -c > /dev/null
+    grep -q "^[01]$" /sys/kernel/fscaps || fail "$1: fscaps reads $(cat /sys/kernel/fscaps) before the patch"
+    load_patch "livepatch-ah-$1"
+    grep -q "^[01] $2$" /sys/kernel/fscaps || fail "$1: fscaps reads $(cat /sys/kernel/fscaps) while patched"
+    unload_patch "livepatch-ah-$1"
+    grep -q "^[01]$" /sys/kernel/fscaps || fail "$1: fscaps reads $(cat /sys/kernel/fscaps) after the patch"
+    got=$(dmesg | grep -o "klp-build: $3 .*" | tr '\n' ';')
+    want="klp-build: $3 pre-patch callback;klp-build: $3 post-patch callback;klp-build: $3 pre-unpatch callback;klp-build: $3 post-unpatch callback;"
+    [ "$got" = "$want" ] || fail "$1: callbacks printed '$got', want '$want'"
+    step "$1: fscaps tagged while patched, callbacks in order: $got"
+}
+"#
+}
+
+const WORKS: &[Works] = &[
+    Works {
+        name: "kpatch-syscall",
+        functions: &["__ia32_sys_sethostname", "__x64_sys_sethostname"],
+        callbacks: &[],
+        script: r#"
+hostname a/b || fail "kpatch-syscall: hostname a/b refused before the patch"
+hostname klp-guest
+load_patch livepatch-ah-kpatch-syscall
+hostname a/b 2> /dev/null && fail "kpatch-syscall: hostname a/b accepted while patched"
+[ "$(hostname)" = klp-guest ] || fail "kpatch-syscall: hostname changed to $(hostname)"
+hostname klp-ok || fail "kpatch-syscall: a hostname without a slash refused"
+unload_patch livepatch-ah-kpatch-syscall
+hostname a/b || fail "kpatch-syscall: hostname a/b refused after the patch"
+step "kpatch-syscall: sethostname refuses a slash only while patched"
+"#,
+    },
+    Works {
+        name: "klp-syscall",
+        functions: &["__ia32_sys_setdomainname", "__x64_sys_setdomainname"],
+        callbacks: &[],
+        script: r#"
+/modules/setdomain a/b || fail "klp-syscall: setdomainname a/b refused before the patch"
+/modules/setdomain klp-domain
+load_patch livepatch-ah-klp-syscall
+out=$(/modules/setdomain a/b) && fail "klp-syscall: setdomainname a/b accepted while patched"
+[ "$out" = "setdomainname: Invalid argument" ] || fail "klp-syscall: setdomainname a/b said '$out'"
+[ "$(cat /proc/sys/kernel/domainname)" = klp-domain ] || fail "klp-syscall: domainname changed"
+unload_patch livepatch-ah-klp-syscall
+/modules/setdomain a/b || fail "klp-syscall: setdomainname a/b refused after the patch"
+step "klp-syscall: setdomainname refuses a slash only while patched"
+"#,
+    },
+    Works {
+        name: "kpatch-callbacks",
+        functions: &["fscaps_show"],
+        callbacks: &[
+            "pre-patch klp_fscaps_pre_patch",
+            "post-patch klp_fscaps_post_patch",
+            "pre-unpatch klp_fscaps_pre_unpatch",
+            "post-unpatch klp_fscaps_post_unpatch",
+        ],
+        script: "cb_check kpatch-callbacks kpatch kpatch\n",
+    },
+    Works {
+        name: "klp-callbacks",
+        functions: &["fscaps_show"],
+        callbacks: &[
+            "pre-patch klp_fscaps_pre_patch",
+            "post-patch klp_fscaps_post_patch",
+            "pre-unpatch klp_fscaps_pre_unpatch",
+            "post-unpatch klp_fscaps_post_unpatch",
+        ],
+        script: "cb_check klp-callbacks klp klp\n",
+    },
+    Works {
+        name: "klp-build-callbacks",
+        functions: &["fscaps_show"],
+        callbacks: &[
+            "pre-patch fscaps_pre_patch",
+            "post-patch fscaps_post_patch",
+            "pre-unpatch fscaps_pre_unpatch",
+            "post-unpatch fscaps_post_unpatch",
+        ],
+        script: "cb_check klp-build-callbacks klp-build klp-build.h\n",
+    },
+    Works {
+        name: "kpatch-hooks",
+        // profiling_show changed too, but is marked KPATCH_IGNORE_FUNCTION.
+        functions: &["fscaps_show"],
+        callbacks: &[
+            "post-patch __kpatch_load_hook_cb",
+            "pre-unpatch __kpatch_unload_hook_cb",
+        ],
+        script: r#"
+dmesg -c > /dev/null
+load_patch livepatch-ah-kpatch-hooks
+grep -q "^[01] hooks$" /sys/kernel/fscaps || fail "kpatch-hooks: fscaps reads $(cat /sys/kernel/fscaps)"
+grep -q "ignored" /sys/kernel/profiling && fail "kpatch-hooks: the ignored profiling_show was patched"
+unload_patch livepatch-ah-kpatch-hooks
+got=$(dmesg | grep -o "klp-build: kpatch .* hook" | tr '\n' ';')
+[ "$got" = "klp-build: kpatch load hook;klp-build: kpatch unload hook;" ] || fail "kpatch-hooks: hooks printed '$got'"
+step "kpatch-hooks: load and unload hooks ran, the ignored function was left alone: $got"
+"#,
+    },
+];
+
+/// `kind function` of every callback of the JSON report, and the patched functions' names.
+fn report_of(stdout: &str) -> (Vec<String>, Vec<String>) {
+    let report: serde_json::Value = serde_json::from_str(stdout).expect("JSON report");
+    let objects = report["objects"].as_array().expect("report.objects");
+    let mut funcs: Vec<String> = objects
+        .iter()
+        .flat_map(|o| o["funcs"].as_array().cloned().unwrap_or_default())
+        .map(|f| f["name"].as_str().unwrap_or("?").to_string())
+        .collect();
+    funcs.sort();
+    let callbacks = objects
+        .iter()
+        .flat_map(|o| o["callbacks"].as_array().cloned().unwrap_or_default())
+        .map(|c| {
+            let source = c[1].as_str().unwrap_or("?");
+            let func = source.rsplit(": ").next().unwrap_or(source);
+            format!("{} {func}", c[0].as_str().unwrap_or("?"))
+        })
+        .collect();
+    (funcs, callbacks)
+}
+
+/// A static program for the guest: setdomainname(argv[1]), printing the error (busybox has no
+/// applet that calls it).
+fn setdomain_program() -> PathBuf {
+    let dir = out_dir();
+    let src = dir.join("setdomain.c");
+    let bin = dir.join("setdomain");
+    std::fs::write(
+        &src,
+        r#"#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+	if (argc != 2)
+		return 2;
+	if (setdomainname(argv[1], strlen(argv[1]))) {
+		printf("setdomainname: %s\n", strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+"#,
+    )
+    .unwrap();
+    let st = Command::new("gcc")
+        .args(["-static", "-Os", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .expect("run gcc");
+    assert!(
+        st.success(),
+        "gcc -static failed for {}: install libc6-dev",
+        src.display()
+    );
+    bin
+}
+
+#[test]
+fn fixes_with_author_headers_load_work_and_run_their_callbacks_in_one_boot() {
+    let Some(lab) =
+        support::lab("fixes_with_author_headers_load_work_and_run_their_callbacks_in_one_boot")
+    else {
+        return;
+    };
+    let mut modules = Vec::new();
+    let mut script = std::fs::read_to_string(root().join("testdata/e2e/lib.sh")).unwrap();
+    script.push_str(callbacks_script());
+    for w in WORKS {
+        let (code, stdout, stderr, ko) = klp_build(lab, w.name);
+        assert_eq!(code, Some(0), "klp-build failed for {}:\n{stderr}", w.name);
+        let (funcs, callbacks) = report_of(&stdout);
+        assert_eq!(funcs, w.functions, "{}: patched functions", w.name);
+        assert_eq!(callbacks, w.callbacks, "{}: registered callbacks", w.name);
+        modules.push(ko);
+        script.push_str(w.script);
+    }
+    let setdomain = setdomain_program();
+    let mut files: Vec<&Path> = modules.iter().map(PathBuf::as_path).collect();
+    files.push(&setdomain);
+    let boot = support::boot(lab, "author-headers", &files, &script).expect("boot");
+    assert!(
+        boot.passed,
+        "the guest check failed (log {}):\n{}",
+        boot.log_file.display(),
+        boot.log
+    );
+    for w in WORKS {
+        assert!(
+            boot.log.contains(&format!("E2E-STEP: {}:", w.name)),
+            "{} did not finish its checks:\n{}",
+            w.name,
+            boot.log
+        );
+    }
+    assert!(
+        !boot.log.contains("Call Trace"),
+        "the kernel printed a stack trace:\n{}",
+        boot.log
+    );
+}
+
+#[test]
+fn force_unsafe_and_duplicate_callbacks_are_refused_with_their_message() {
+    let Some(lab) =
+        support::lab("force_unsafe_and_duplicate_callbacks_are_refused_with_their_message")
+    else {
+        return;
+    };
+    for (name, message) in [
+        (
+            "kpatch-err-force-unsafe",
+            "func.force_unsafe kernel/ksysfs.o: fscaps_show+0x0 (.text.fscaps_show+0x0): \
+             KPATCH_FORCE_UNSAFE(fscaps_show) asks to patch the function outside the livepatch \
+             consistency model",
+        ),
+        (
+            "klp-err-duplicate-callbacks",
+            "two pre-patch callbacks for vmlinux: kernel/ksysfs.o: fscaps_pre_patch and \
+             fs/proc/cmdline.o: cmdline_pre_patch",
+        ),
+    ] {
+        let (code, _, stderr, ko) = klp_build(lab, name);
+        assert_eq!(code, Some(1), "{name}: expected exit 1; got {code:?}\n{stderr}");
+        assert!(
+            stderr.contains(message),
+            "{name}: the refusal does not say \"{message}\":\n{stderr}"
+        );
+        assert!(!ko.exists(), "{name}: a refused fix left {}", ko.display());
+    }
+}
+
+/// Compiles `c` with gcc the way the kernel compiles a patched file (one section per function)
+/// and reads it as a patched object.
+fn compiled(name: &str, c: &str) -> klp_build::elf::ElfObject<Patched> {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join(format!("{name}.c"));
+    let obj = dir.path().join(format!("{name}.o"));
+    std::fs::write(&src, c).unwrap();
+    let out = Command::new("gcc")
+        .args(["-c", "-O2", "-ffunction-sections", "-fdata-sections", "-o"])
+        .arg(&obj)
+        .arg(&src)
+        .output()
+        .expect("run gcc");
+    assert!(
+        out.status.success(),
+        "gcc {name}.c: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    read_file(&obj).unwrap()
+}
+
+/// The registrations of `klp-build.h` and of the kernel's `livepatch_helpers.h`, spelled out
+/// without kernel headers: a `static` and a global pointer variable in the section.
+const REGISTRATIONS: &str = r#"
+struct klp_object;
+#define SEC __attribute__((used, section(".discard.klp_callback_ptrs")))
+int printf(const char *, ...);
+static int fix_pre(struct klp_object *o) { return printf("pre\n"); }
+static void fix_post(struct klp_object *o) { printf("post\n"); }
+void fix_post_unpatch(struct klp_object *o) { printf("post-unpatch\n"); }
+static int (*__klp_pre_patch_callback_klp_build)(struct klp_object *) SEC = fix_pre;
+void (*__klp_post_patch_callback_vmlinux)(struct klp_object *) SEC = fix_post;
+static void (*__klp_post_unpatch_callback_klp_build)(struct klp_object *) SEC = fix_post_unpatch;
+"#;
+
+#[test]
+fn registrations_are_read_from_a_gcc_object_sorted_by_kind() {
+    let p = compiled("regs", REGISTRATIONS);
+    let regs = registrations(&p).expect("registrations");
+    let got: Vec<(Kind, &str, &str)> = regs
+        .iter()
+        .map(|r| (r.kind, p.symbol(r.func).name.as_str(), r.variable.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                Kind::PrePatch,
+                "fix_pre",
+                "__klp_pre_patch_callback_klp_build"
+            ),
+            (
+                Kind::PostPatch,
+                "fix_post",
+                "__klp_post_patch_callback_vmlinux"
+            ),
+            (
+                Kind::PostUnpatch,
+                "fix_post_unpatch",
+                "__klp_post_unpatch_callback_klp_build"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_kind_registered_twice_or_a_callback_of_another_file_is_refused_by_name() {
+    let twice = compiled(
+        "twice",
+        &format!(
+            "{REGISTRATIONS}\nstatic int other_pre(struct klp_object *o) {{ return 1; }}\n\
+             int (*__klp_pre_patch_callback_vmlinux)(struct klp_object *) SEC = other_pre;\n"
+        ),
+    );
+    let err: Vec<String> = registrations(&twice)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(err.len(), 1, "{err:#?}");
+    assert!(err[0].starts_with("callback.duplicate"), "{}", err[0]);
+    assert!(
+        err[0].contains("two pre-patch callbacks: fix_pre (__klp_pre_patch_callback_klp_build) and other_pre (__klp_pre_patch_callback_vmlinux)")
+            || err[0].contains("two pre-patch callbacks: other_pre (__klp_pre_patch_callback_vmlinux) and fix_pre (__klp_pre_patch_callback_klp_build)"),
+        "{}",
+        err[0]
+    );
+
+    let extern_fn = compiled(
+        "extern",
+        "struct klp_object;\nvoid elsewhere(struct klp_object *o);\n\
+         void (*__klp_pre_unpatch_callback_vmlinux)(struct klp_object *) \
+         __attribute__((used, section(\".discard.klp_callback_ptrs\"))) = elsewhere;\n",
+    );
+    let err = registrations(&extern_fn).unwrap_err();
+    assert_eq!(err.len(), 1, "{err:#?}");
+    assert!(
+        err[0]
+            .to_string()
+            .contains("__klp_pre_unpatch_callback_vmlinux registers elsewhere+0x0, which is not a function defined in this file"),
+        "{}",
+        err[0]
+    );
+}
+
+fn entry(objname: Option<&str>, old: &str) -> FuncEntry {
+    FuncEntry {
+        objname: objname.map(str::to_string),
+        old_name: old.to_string(),
+        new_symbol: format!("__klp_new.0.{old}"),
+        sympos: 0,
+    }
+}
+
+fn callback(objname: Option<&str>, kind: Kind, func: &str) -> CallbackEntry {
+    CallbackEntry {
+        objname: objname.map(str::to_string),
+        kind,
+        new_symbol: format!("__klp_cb.0.{}.{func}", kind.field()),
+        source: format!("kernel/ksysfs.o: {func}"),
+    }
+}
+
+#[test]
+fn callback_table_holds_object_kind_and_function_of_each_entry() {
+    let funcs = [entry(None, "fscaps_show"), entry(Some("xfs"), "xfs_foo")];
+    let cbs = [
+        callback(Some("xfs"), Kind::PostUnpatch, "xfs_done"),
+        callback(None, Kind::PostPatch, "fix_post"),
+        callback(None, Kind::PrePatch, "fix_pre"),
+    ];
+    let bytes = tables_object_with(&funcs, &cbs).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("klp_tables.o");
+    std::fs::write(&path, bytes).unwrap();
+    let o: klp_build::elf::ElfObject<klp_build::elf::Any> = read_file(&path).unwrap();
+    let sec = o
+        .section_by_name(abi::CALLBACKS_SECTION)
+        .expect("the callback table");
+    let data = o.data(sec);
+    let n = 3;
+    let size = abi::CALLBACK_SIZE as usize;
+    assert_eq!(data.len(), n * size + 4);
+    assert_eq!(u32::from_le_bytes(data[n * size..].try_into().unwrap()), 3);
+    let strings = o.section_by_name(abi::FUNC_STRINGS_SECTION).unwrap();
+    let mut rows = Vec::new();
+    for i in 0..n {
+        let base = (i * size) as u64;
+        let kind = u64::from_le_bytes(
+            data[base as usize + abi::CALLBACK_KIND as usize..][..8]
+                .try_into()
+                .unwrap(),
+        );
+        let at = |off: u64| o.relocs_of(sec).iter().find(|r| r.r_offset == base + off);
+        let objname = at(abi::CALLBACK_OBJNAME).map(|r| {
+            let s = &o.data(strings)[r.r_addend as usize..];
+            String::from_utf8_lossy(&s[..s.iter().position(|&b| b == 0).unwrap()]).into_owned()
+        });
+        let func = o
+            .symbol(at(abi::CALLBACK_FN).expect("fn relocation").sym)
+            .name
+            .clone();
+        rows.push((objname, kind, func));
+    }
+    // vmlinux (NULL objname) first, then by kind.
+    assert_eq!(
+        rows,
+        [
+            (None, abi::CALLBACK_PRE_PATCH, "__klp_cb.0.pre_patch.fix_pre".into()),
+            (None, abi::CALLBACK_POST_PATCH, "__klp_cb.0.post_patch.fix_post".into()),
+            (
+                Some("xfs".to_string()),
+                abi::CALLBACK_POST_UNPATCH,
+                "__klp_cb.0.post_unpatch.xfs_done".into()
+            ),
+        ]
+    );
+    for name in [abi::CALLBACKS_SYMBOL, abi::NR_CALLBACKS_SYMBOL] {
+        assert!(o.symbol_by_name(name).is_some(), "{name} missing");
+    }
+}
+
+#[test]
+fn callback_table_refuses_a_second_callback_of_a_kind_and_an_object_without_functions() {
+    let funcs = [entry(None, "fscaps_show")];
+    let err = tables_object_with(
+        &funcs,
+        &[
+            callback(None, Kind::PrePatch, "a_pre"),
+            CallbackEntry {
+                source: "fs/proc/cmdline.o: b_pre".into(),
+                ..callback(None, Kind::PrePatch, "b_pre")
+            },
+        ],
+    )
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains(
+            "two pre-patch callbacks for vmlinux: kernel/ksysfs.o: a_pre and fs/proc/cmdline.o: b_pre"
+        ),
+        "{err:#}"
+    );
+    let err = tables_object_with(&funcs, &[callback(Some("xfs"), Kind::PostPatch, "x")])
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("registered for xfs, of which the module patches no function"),
+        "{err:#}"
+    );
+    // An empty callback table is still written: the core refers to it.
+    let bytes = tables_object_with(&funcs, &[]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.o");
+    std::fs::write(&path, bytes).unwrap();
+    let o: klp_build::elf::ElfObject<klp_build::elf::Any> = read_file(&path).unwrap();
+    let sec = o.section_by_name(abi::CALLBACKS_SECTION).unwrap();
+    assert_eq!(o.data(sec), 0u32.to_le_bytes());
+}
