@@ -303,7 +303,11 @@ fn force_unsafe_and_duplicate_callbacks_are_refused_with_their_message() {
         ),
     ] {
         let (code, _, stderr, ko) = klp_build(lab, name);
-        assert_eq!(code, Some(1), "{name}: expected exit 1; got {code:?}\n{stderr}");
+        assert_eq!(
+            code,
+            Some(1),
+            "{name}: expected exit 1; got {code:?}\n{stderr}"
+        );
         assert!(
             stderr.contains(message),
             "{name}: the refusal does not say \"{message}\":\n{stderr}"
@@ -480,8 +484,16 @@ fn callback_table_holds_object_kind_and_function_of_each_entry() {
     assert_eq!(
         rows,
         [
-            (None, abi::CALLBACK_PRE_PATCH, "__klp_cb.0.pre_patch.fix_pre".into()),
-            (None, abi::CALLBACK_POST_PATCH, "__klp_cb.0.post_patch.fix_post".into()),
+            (
+                None,
+                abi::CALLBACK_PRE_PATCH,
+                "__klp_cb.0.pre_patch.fix_pre".into()
+            ),
+            (
+                None,
+                abi::CALLBACK_POST_PATCH,
+                "__klp_cb.0.post_patch.fix_post".into()
+            ),
             (
                 Some("xfs".to_string()),
                 abi::CALLBACK_POST_UNPATCH,
@@ -514,8 +526,8 @@ fn callback_table_refuses_a_second_callback_of_a_kind_and_an_object_without_func
         ),
         "{err:#}"
     );
-    let err = tables_object_with(&funcs, &[callback(Some("xfs"), Kind::PostPatch, "x")])
-        .unwrap_err();
+    let err =
+        tables_object_with(&funcs, &[callback(Some("xfs"), Kind::PostPatch, "x")]).unwrap_err();
     assert!(
         format!("{err:#}").contains("registered for xfs, of which the module patches no function"),
         "{err:#}"
@@ -528,4 +540,86 @@ fn callback_table_refuses_a_second_callback_of_a_kind_and_an_object_without_func
     let o: klp_build::elf::ElfObject<klp_build::elf::Any> = read_file(&path).unwrap();
     let sec = o.section_by_name(abi::CALLBACKS_SECTION).unwrap();
     assert_eq!(o.data(sec), 0u32.to_le_bytes());
+}
+
+/// The callback table read through `klp_build_abi.h` the way `klp_build_core.c` reads it: a C
+/// program linked with a `klp_tables.o` gets back each entry's object, kind and function, and the
+/// header's sizes, offsets, names and kinds equal `abi.rs`.
+#[test]
+fn callback_table_reads_back_through_the_c_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let funcs = [entry(None, "fscaps_show"), entry(Some("xfs"), "xfs_foo")];
+    let cbs = [
+        callback(Some("xfs"), Kind::PrePatch, "x"),
+        callback(None, Kind::PostUnpatch, "y"),
+    ];
+    let tables = dir.path().join("klp_tables.o");
+    std::fs::write(&tables, tables_object_with(&funcs, &cbs).unwrap()).unwrap();
+    std::fs::write(dir.path().join(kmod_template::ABI_H_NAME), kmod_template::ABI_H).unwrap();
+    let main_c = r#"
+#include <stdio.h>
+#include <stddef.h>
+#include "klp_build_abi.h"
+#define DEF(c, name) void c(void) __asm__(name); void c(void) {}
+DEF(f0, "__klp_new.0.fscaps_show")
+DEF(f1, "__klp_new.0.xfs_foo")
+DEF(cx, "__klp_cb.0.pre_patch.x")
+DEF(cy, "__klp_cb.0.post_unpatch.y")
+int main(void)
+{
+	unsigned int i;
+
+	printf("size %zu objname %zu kind %zu fn %zu\n", sizeof(struct klp_build_callback),
+	       offsetof(struct klp_build_callback, objname),
+	       offsetof(struct klp_build_callback, kind), offsetof(struct klp_build_callback, fn));
+	printf("kinds %d %d %d %d %d\n", KLP_BUILD_CB_PRE_PATCH, KLP_BUILD_CB_POST_PATCH,
+	       KLP_BUILD_CB_PRE_UNPATCH, KLP_BUILD_CB_POST_UNPATCH, KLP_BUILD_NR_CB_KINDS);
+	printf("names %s %s %s %s\n", KLP_BUILD_CALLBACKS_SECTION, KLP_BUILD_CALLBACKS_SYMBOL,
+	       KLP_BUILD_NR_CALLBACKS_SYMBOL, KLP_BUILD_CALLBACK_PTRS_SECTION);
+	for (i = 0; i < klp_build_nr_callbacks; i++)
+		printf("%s %lu %s\n",
+		       klp_build_callbacks[i].objname ? klp_build_callbacks[i].objname : "vmlinux",
+		       klp_build_callbacks[i].kind,
+		       klp_build_callbacks[i].fn == (void *)cx ? "x" :
+		       klp_build_callbacks[i].fn == (void *)cy ? "y" : "?");
+	return 0;
+}
+"#;
+    std::fs::write(dir.path().join("main.c"), main_c).unwrap();
+    let exe = dir.path().join("main");
+    // -no-pie: the table holds absolute pointers in a read-only section, as in a kernel module.
+    let out = Command::new("gcc")
+        .args(["-std=gnu11", "-Wall", "-Werror", "-no-pie", "-o"])
+        .arg(&exe)
+        .arg(dir.path().join("main.c"))
+        .arg(&tables)
+        .output()
+        .expect("run gcc");
+    assert!(
+        out.status.success(),
+        "gcc: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = Command::new(&exe).output().unwrap();
+    assert!(run.status.success());
+    let got = String::from_utf8(run.stdout).unwrap();
+    let want = format!(
+        "size {} objname {} kind {} fn {}\nkinds {} {} {} {} 4\nnames {} {} {} {}\n\
+         vmlinux {} y\nxfs {} x\n",
+        abi::CALLBACK_SIZE,
+        abi::CALLBACK_OBJNAME,
+        abi::CALLBACK_KIND,
+        abi::CALLBACK_FN,
+        abi::CALLBACK_PRE_PATCH,
+        abi::CALLBACK_POST_PATCH,
+        abi::CALLBACK_PRE_UNPATCH,
+        abi::CALLBACK_POST_UNPATCH,
+        abi::CALLBACKS_SECTION,
+        abi::CALLBACKS_SYMBOL,
+        abi::NR_CALLBACKS_SYMBOL,
+        abi::CALLBACK_PTRS_SECTION,
+        abi::CALLBACK_POST_UNPATCH,
+        abi::CALLBACK_PRE_PATCH,
+    );
+    assert_eq!(got, want);
 }

@@ -29,7 +29,9 @@ pub fn apply(
     let sections = marked_sections(p, refusals);
     changed.retain(|c| {
         let s = p.symbol(c.sym);
-        let secname = s.section_id().map_or("", |sec| p.section(sec).name.as_str());
+        let secname = s
+            .section_id()
+            .map_or("", |sec| p.section(sec).name.as_str());
         let why = if functions.contains(&c.sym) {
             "KPATCH_IGNORE_FUNCTION".to_string()
         } else if sections.iter().any(|n| n == secname) {

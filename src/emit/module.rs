@@ -16,13 +16,13 @@ use crate::kernel::symbols::SymbolListing;
 use crate::kernel::symvers::Exports;
 use crate::rebuild::KlpObject;
 
+use super::callbacks::{self, Kind};
 use super::kbuild::{link_module, KmodInput};
 use super::klp_relocs;
 use super::out_object::{extract, new_globals};
 use super::post_link::{rewrite, PostLink};
 use super::resolve::{resolve, translation_unit, Binding, PatchGlobals};
 use super::spec::ModuleSpec;
-use super::callbacks::{self, Kind};
 use super::tables::{write_tables_with, CallbackEntry, FuncEntry};
 
 /// A patched function as registered in the module.

@@ -29,11 +29,7 @@ pub fn point_at_copies(text: &str, include_dir: &Path, source: &Path) -> anyhow:
     let mut wrote = false;
     for line in text.split_inclusive('\n') {
         let provided = included(line)
-            .filter(|name| {
-                kmod_template::AUTHOR_HEADERS
-                    .iter()
-                    .any(|(n, _)| n == name)
-            })
+            .filter(|name| kmod_template::AUTHOR_HEADERS.iter().any(|(n, _)| n == name))
             .filter(|name| !(*name == kmod_template::LIVEPATCH_HELPERS_H_NAME && tree_has(name)));
         match provided {
             Some(name) => {
@@ -41,7 +37,10 @@ pub fn point_at_copies(text: &str, include_dir: &Path, source: &Path) -> anyhow:
                     write_headers(include_dir)?;
                     wrote = true;
                 }
-                out.push_str(&format!("#include \"{}\"", copy_of(include_dir, name).display()));
+                out.push_str(&format!(
+                    "#include \"{}\"",
+                    copy_of(include_dir, name).display()
+                ));
                 out.push_str(if line.ends_with('\n') { "\n" } else { "" });
             }
             None => out.push_str(line),
