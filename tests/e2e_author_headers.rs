@@ -555,7 +555,11 @@ fn callback_table_reads_back_through_the_c_header() {
     ];
     let tables = dir.path().join("klp_tables.o");
     std::fs::write(&tables, tables_object_with(&funcs, &cbs).unwrap()).unwrap();
-    std::fs::write(dir.path().join(kmod_template::ABI_H_NAME), kmod_template::ABI_H).unwrap();
+    std::fs::write(
+        dir.path().join(kmod_template::ABI_H_NAME),
+        kmod_template::ABI_H,
+    )
+    .unwrap();
     let main_c = r#"
 #include <stdio.h>
 #include <stddef.h>
@@ -622,4 +626,99 @@ int main(void)
         abi::CALLBACK_PRE_PATCH,
     );
     assert_eq!(got, want);
+}
+
+/// Compiles `c` with the kernel's code-generation flags (`testdata/cases/kernel-cflags`: ftrace
+/// call sites, one section per function) into `dir/<name>.o`.
+fn kernel_object(dir: &Path, name: &str, c: &str) -> PathBuf {
+    let flags = std::fs::read_to_string(root().join("testdata/cases/kernel-cflags")).unwrap();
+    let src = dir.join(format!("{name}.c"));
+    let obj = dir.join(format!("{name}.o"));
+    std::fs::write(&src, c).unwrap();
+    let out = Command::new("gcc")
+        .args(
+            flags
+                .lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .flat_map(str::split_whitespace),
+        )
+        .arg("-c")
+        .arg(&src)
+        .arg("-o")
+        .arg(&obj)
+        .output()
+        .expect("run gcc");
+    assert!(
+        out.status.success(),
+        "gcc {name}.c: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    obj
+}
+
+/// Three functions that each return a different number in the patched file: `KPATCH_IGNORE_*`
+/// marks (written as kpatch-macros.h writes them) keep two out of the patch, and
+/// `KPATCH_FORCE_UNSAFE` on the third is refused.
+#[test]
+fn kpatch_marks_ignore_functions_and_sections_and_refuse_force_unsafe() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = |n: i32, marks: &str| {
+        format!(
+            "int kept(int x) {{ return x + {n}; }}\n\
+             int ignored(int x) {{ return x * {n}; }}\n\
+             __attribute__((section(\".text.quirks\"))) int quirk(int x) {{ return x - {n}; }}\n\
+             {marks}"
+        )
+    };
+    let orig = kernel_object(dir.path(), "orig", &body(1, ""));
+    let ignore = "static void *__kpatch_ignore_func_ignored __attribute__((used, \
+                  section(\".kpatch.ignore.functions\"))) = ignored;\n\
+                  static const char *__kpatch_ignore_section_0 __attribute__((used, \
+                  section(\".kpatch.ignore.sections\"))) = \".text.quirks\";\n";
+    let patched = kernel_object(dir.path(), "patched", &body(2, ignore));
+    let d = klp_build::diff::run(
+        Path::new("marks.o"),
+        klp_build::rebuild::KlpObject::Vmlinux,
+        &orig,
+        &patched,
+    )
+    .unwrap();
+    let changed: Vec<&str> = d
+        .changed
+        .iter()
+        .map(|c| d.patched.symbol(c.sym).name.as_str())
+        .collect();
+    assert_eq!(changed, ["kept"]);
+    assert!(d.refusals.is_empty(), "{:#?}", d.refusals);
+    let ignored: Vec<String> = d
+        .warnings
+        .iter()
+        .filter(|w| w.key == "func.ignored")
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(ignored.len(), 2, "{ignored:#?}");
+    assert!(ignored
+        .iter()
+        .any(|w| w.contains("marks.o: ignored: changed") && w.contains("KPATCH_IGNORE_FUNCTION")));
+    assert!(ignored.iter().any(|w| w.contains("marks.o: quirk: changed")
+        && w.contains("KPATCH_IGNORE_SECTION(\".text.quirks\")")));
+
+    let force = "static void *__kpatch_force_func_kept __attribute__((used, \
+                 section(\".kpatch.force\"))) = kept;\n";
+    let forced = kernel_object(dir.path(), "forced", &body(2, force));
+    let d = klp_build::diff::run(
+        Path::new("marks.o"),
+        klp_build::rebuild::KlpObject::Vmlinux,
+        &orig,
+        &forced,
+    )
+    .unwrap();
+    let refusals: Vec<String> = d.refusals.iter().map(ToString::to_string).collect();
+    assert_eq!(refusals.len(), 1, "{refusals:#?}");
+    assert!(
+        refusals[0].starts_with("func.force_unsafe marks.o: kept+0x0")
+            && refusals[0].contains("KPATCH_FORCE_UNSAFE(kept)"),
+        "{}",
+        refusals[0]
+    );
 }
