@@ -23,7 +23,9 @@ enum Expect {
     /// Must be refused: the exit code and a fragment of stderr.
     Refused { code: i32, message: &'static str },
     /// A fix that should build, refused today for a known reason (the exit code and the stderr
-    /// fragment); the reason is documented at the case.
+    /// fragment); the reason is documented at the case. No fix is in that state at the moment;
+    /// the variant stays so that the next one is a table entry, not a new mechanism.
+    #[allow(dead_code)]
     KnownFailure { code: i32, message: &'static str },
 }
 
