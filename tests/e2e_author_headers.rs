@@ -4,7 +4,8 @@
 //! klp-build against Debian's 6.1 source, loaded one after another in one QEMU boot of Debian's
 //! vmlinuz (each script loads its module, checks the new behaviour and the callbacks' lines in
 //! dmesg in order, disables and unloads it: they cannot interfere). Fixes that must be refused are
-//! checked for their exit code and message. The reading of callback registrations and the
+//! checked for their exit code and message. The syscall fixes and an upstream-callbacks fix also
+//! load and work on Debian's 6.12. The reading of callback registrations and the
 //! callback table are tested on objects gcc compiles here, without the lab.
 
 mod support;
@@ -34,7 +35,9 @@ fn module(name: &str) -> String {
 
 /// Runs klp-build on `testdata/patches/fixes/<name>.patch`: (exit code, stdout, stderr, module).
 fn klp_build(lab: &support::Lab, name: &str) -> (Option<i32>, String, String, PathBuf) {
-    let out = out_dir();
+    // Per series: the two series' tests run in parallel and build fixes of the same name.
+    let out = out_dir().join(&lab.series);
+    std::fs::create_dir_all(&out).unwrap();
     let ko = out.join(format!("{}.ko", module(name)));
     let _ = std::fs::remove_file(&ko);
     let patch = root().join(format!("testdata/patches/fixes/{name}.patch"));
@@ -175,6 +178,31 @@ step "kpatch-hooks: load and unload hooks ran, the ignored function was left alo
     },
 ];
 
+/// The fixes of [`WORKS`] that apply to Debian's 6.12 tree, and the klp-callbacks fix written for
+/// that tree (its fscaps_show() uses sysfs_emit()): 6.12 has no `<linux/livepatch_helpers.h>`
+/// either, and its syscall wrappers are those KLP_BUILD_SYSCALL_DEFINEn follows.
+const WORKS_6_12: &[Works] = &[
+    Works {
+        name: "kpatch-syscall",
+        ..WORKS[0]
+    },
+    Works {
+        name: "klp-syscall",
+        ..WORKS[1]
+    },
+    Works {
+        name: "klp-callbacks-612",
+        functions: &["fscaps_show"],
+        callbacks: &[
+            "pre-patch klp_fscaps_pre_patch",
+            "post-patch klp_fscaps_post_patch",
+            "pre-unpatch klp_fscaps_pre_unpatch",
+            "post-unpatch klp_fscaps_post_unpatch",
+        ],
+        script: "cb_check klp-callbacks-612 klp612 klp612\n",
+    },
+];
+
 /// `kind function` of every callback of the JSON report, and the patched functions' names.
 fn report_of(stdout: &str) -> (Vec<String>, Vec<String>) {
     let report: serde_json::Value = serde_json::from_str(stdout).expect("JSON report");
@@ -238,19 +266,20 @@ int main(int argc, char **argv)
     bin
 }
 
-#[test]
-fn fixes_with_author_headers_load_work_and_run_their_callbacks_in_one_boot() {
-    let Some(lab) =
-        support::lab("fixes_with_author_headers_load_work_and_run_their_callbacks_in_one_boot")
-    else {
-        return;
-    };
+/// Builds `works` on `lab` and runs their guest scripts in one boot.
+fn build_and_boot(lab: &support::Lab, boot_name: &str, works: &[Works]) {
     let mut modules = Vec::new();
     let mut script = std::fs::read_to_string(root().join("testdata/e2e/lib.sh")).unwrap();
     script.push_str(callbacks_script());
-    for w in WORKS {
+    for w in works {
         let (code, stdout, stderr, ko) = klp_build(lab, w.name);
-        assert_eq!(code, Some(0), "klp-build failed for {}:\n{stderr}", w.name);
+        assert_eq!(
+            code,
+            Some(0),
+            "klp-build failed for {} on {}:\n{stderr}",
+            w.name,
+            lab.series
+        );
         let (funcs, callbacks) = report_of(&stdout);
         assert_eq!(funcs, w.functions, "{}: patched functions", w.name);
         assert_eq!(callbacks, w.callbacks, "{}: registered callbacks", w.name);
@@ -260,26 +289,47 @@ fn fixes_with_author_headers_load_work_and_run_their_callbacks_in_one_boot() {
     let setdomain = setdomain_program();
     let mut files: Vec<&Path> = modules.iter().map(PathBuf::as_path).collect();
     files.push(&setdomain);
-    let boot = support::boot(lab, "author-headers", &files, &script).expect("boot");
+    let boot = support::boot(lab, boot_name, &files, &script).expect("boot");
     assert!(
         boot.passed,
-        "the guest check failed (log {}):\n{}",
+        "{boot_name}: the guest check failed (log {}):\n{}",
         boot.log_file.display(),
         boot.log
     );
-    for w in WORKS {
+    for w in works {
         assert!(
             boot.log.contains(&format!("E2E-STEP: {}:", w.name)),
-            "{} did not finish its checks:\n{}",
+            "{boot_name}: {} did not finish its checks:\n{}",
             w.name,
             boot.log
         );
     }
     assert!(
         !boot.log.contains("Call Trace"),
-        "the kernel printed a stack trace:\n{}",
+        "{boot_name}: the kernel printed a stack trace:\n{}",
         boot.log
     );
+}
+
+#[test]
+fn fixes_with_author_headers_load_work_and_run_their_callbacks_in_one_boot() {
+    let Some(lab) =
+        support::lab("fixes_with_author_headers_load_work_and_run_their_callbacks_in_one_boot")
+    else {
+        return;
+    };
+    build_and_boot(lab, "author-headers", WORKS);
+}
+
+#[test]
+fn syscall_and_callback_fixes_load_and_work_on_debian_6_12() {
+    let Some(lab) = support::lab_series(
+        "syscall_and_callback_fixes_load_and_work_on_debian_6_12",
+        "6.12",
+    ) else {
+        return;
+    };
+    build_and_boot(lab, "author-headers-6.12", WORKS_6_12);
 }
 
 #[test]
