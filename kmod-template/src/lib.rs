@@ -7,8 +7,9 @@
 pub const ABI_H: &str = include_str!("../c/klp_build_abi.h");
 /// `klp_build_core.c`: builds and enables the `struct klp_patch` from the tables at load time.
 pub const CORE_C: &str = include_str!("../c/klp_build_core.c");
-/// `klp-build.h`: the header for patch authors (shadow variable helpers, `KLP_BUILD_STATE`), put
-/// on the include path of the patched build.
+/// `klp-build.h`: the header for patch authors (shadow variable helpers, `KLP_BUILD_STATE`,
+/// per-object callbacks, `KLP_BUILD_SYSCALL_DEFINEn`), put on the include path of the patched
+/// build.
 pub const KLP_BUILD_H: &str = include_str!("../c/klp-build.h");
 /// `kpatch-macros.h`: kpatch-build's callback, hook, ignore and printk macros over
 /// `klp-build.h`, for fixes written for kpatch-build.
