@@ -6,9 +6,8 @@
 //! behaviour and that the transition finished, disables it, checks the kernel's own behaviour is
 //! back and unloads it. The patched functions must match `testdata/e2e/fixes/<name>.functions`
 //! (regenerate with `KLP_BLESS=1`). Fixes that must be refused are checked for their exit code and
-//! message without QEMU. A fix klp-build cannot build today is a table entry with the exact
-//! refusal the test asserts, so it is seen, and the test fails once the refusal is gone and the
-//! entry must become `Works`.
+//! message without QEMU. Fixes written for kpatch-build's and the kernel's own headers are in
+//! `tests/e2e_author_headers.rs`.
 
 mod support;
 
@@ -22,11 +21,6 @@ enum Expect {
     Works,
     /// Must be refused: the exit code and a fragment of stderr.
     Refused { code: i32, message: &'static str },
-    /// A fix that should build, refused today for a known reason (the exit code and the stderr
-    /// fragment); the reason is documented at the case. No fix is in that state at the moment;
-    /// the variant stays so that the next one is a table entry, not a new mechanism.
-    #[allow(dead_code)]
-    KnownFailure { code: i32, message: &'static str },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -157,10 +151,6 @@ fn build_all(lab: &support::Lab, fixes: &[Fix]) -> Vec<(Fix, PathBuf)> {
                 built.push((*fix, ko));
             }
             Expect::Refused {
-                code: want,
-                message,
-            }
-            | Expect::KnownFailure {
                 code: want,
                 message,
             } => {
