@@ -138,13 +138,8 @@ fn object_ending_at<R: Role>(
     sec: SectionId<R>,
     off: i64,
 ) -> Option<SymbolId<R>> {
-    obj.live_symbols()
-        .find(|(_, s)| {
-            s.is_object()
-                && s.st_size > 0
-                && s.section_id() == Some(sec)
-                && (s.st_value + s.st_size) as i64 == off
-        })
+    obj.symbols_in(sec)
+        .find(|(_, s)| s.is_object() && s.st_size > 0 && (s.st_value + s.st_size) as i64 == off)
         .map(|(i, _)| i)
 }
 
@@ -158,12 +153,10 @@ pub fn covering_symbol<R: Role>(
         return None;
     }
     let off = off as u64;
-    obj.live_symbols()
+    obj.symbols_in(sec)
+        .take_while(|(_, s)| s.st_value <= off)
         .filter(|(_, s)| {
-            (s.is_func() || s.is_object())
-                && s.section_id() == Some(sec)
-                && s.st_value <= off
-                && (off < s.st_value + s.st_size || off == s.st_value)
+            (s.is_func() || s.is_object()) && (off < s.st_value + s.st_size || off == s.st_value)
         })
         .min_by_key(|(_, s)| (off - s.st_value, s.is_local()))
         .map(|(i, _)| i)

@@ -5,9 +5,11 @@
 //! `WARN_ON()` into an invalid-opcode oops; a dropped `__ex_table` entry turns a recoverable user
 //! access fault into a crash.
 
+use std::collections::HashMap;
+
 use object::elf;
 
-use crate::elf::{Content, ElfObject, Role, SectionId};
+use crate::elf::{Content, ElfObject, Reloc, Role, SectionId};
 
 /// What the diff stage does with a section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,15 +204,17 @@ fn entry_size(default: u64, len: u64, offsets: &[u64]) -> u64 {
 /// The replacement bytes of `.altinstructions` entry `start`: the place its +4 relocation points
 /// at in `.altinstr_replacement` and the length in the entry's last byte, checked against that
 /// section. `None` when the entry has no +4 relocation (then it has no replacement to carry).
+/// `relocs` is the section's [`ElfObject::relocs_by_offset`].
 pub fn alt_replacement<R: Role>(
     obj: &ElfObject<R>,
     sec: SectionId<R>,
+    relocs: &HashMap<u64, &Reloc<R>>,
     size: u64,
     start: u64,
 ) -> Result<Option<(SectionId<R>, u64, u64)>, String> {
     let name = &obj.section(sec).name;
     let entry = start / size.max(1);
-    let Some(rep) = obj.relocs_of(sec).iter().find(|r| r.r_offset == start + 4) else {
+    let Some(rep) = relocs.get(&(start + 4)) else {
         return Ok(None);
     };
     let rsym = obj.symbol(rep.sym);
@@ -242,8 +246,9 @@ fn check_alternatives<R: Role>(
     size: u64,
 ) -> Result<(), String> {
     let n = obj.section_size(sec) / size;
+    let relocs = obj.relocs_by_offset(sec);
     for i in 0..n {
-        alt_replacement(obj, sec, size, i * size)?;
+        alt_replacement(obj, sec, &relocs, size, i * size)?;
     }
     Ok(())
 }

@@ -3,7 +3,9 @@
 //! and shstrtab are placeholders whose contents are regenerated on write, so the model holds names
 //! and links, never string offsets.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use object::elf;
 
@@ -22,8 +24,14 @@ pub struct ElfObject<R: Role> {
     pub e_flags: u32,
     /// Sections by id; index 0 is the null section.
     pub sections: Vec<Section<R>>,
-    /// Symbols by id; index 0 is the null symbol.
+    /// Symbols by id; index 0 is the null symbol. Change them through [`ElfObject::symbol_mut`]
+    /// and [`ElfObject::add_symbol`], which keep the per-section index right.
     pub symbols: Vec<Symbol<R>>,
+    /// Live symbols by the section that defines them, sorted by value: built on first use by
+    /// [`ElfObject::symbols_in`], dropped by every change of the symbols. Finding the symbol that
+    /// covers a relocation's target scanned every symbol for every relocation: 72,000
+    /// relocations by 3,400 symbols in fs/ext4/super.o.
+    by_section: OnceLock<HashMap<usize, Vec<usize>>>,
 }
 
 /// One section header and its contents.
@@ -202,6 +210,7 @@ impl<R: Role> ElfObject<R> {
                 st_size: 0,
                 deleted: false,
             }],
+            by_section: OnceLock::new(),
         }
     }
 
@@ -222,7 +231,29 @@ impl<R: Role> ElfObject<R> {
 
     /// The symbol `id`, mutable.
     pub fn symbol_mut(&mut self, id: SymbolId<R>) -> &mut Symbol<R> {
+        self.by_section.take();
         &mut self.symbols[id.index()]
+    }
+
+    /// The live symbols defined in section `sec`, by value (ties in id order).
+    pub fn symbols_in(&self, sec: SectionId<R>) -> impl Iterator<Item = (SymbolId<R>, &Symbol<R>)> {
+        let index = self.by_section.get_or_init(|| {
+            let mut m: HashMap<usize, Vec<usize>> = HashMap::new();
+            for (id, s) in self.live_symbols() {
+                if let Some(sec) = s.section_id() {
+                    m.entry(sec.index()).or_default().push(id.index());
+                }
+            }
+            for v in m.values_mut() {
+                v.sort_by_key(|&i| (self.symbols[i].st_value, i));
+            }
+            m
+        });
+        index
+            .get(&sec.index())
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .map(|&i| (SymbolId::new(i), &self.symbols[i]))
     }
 
     /// Ids and sections that are not deleted, null section excluded.
@@ -265,6 +296,17 @@ impl<R: Role> ElfObject<R> {
             Some(Content::Relocs { relocs, .. }) => relocs,
             _ => &[],
         }
+    }
+
+    /// The relocations of `target` by offset, the first one where several share an offset: for
+    /// tables read entry by entry (`.altinstructions`, `.orc_unwind_ip` with thousands of
+    /// entries), where a search per entry made reading them quadratic.
+    pub fn relocs_by_offset(&self, target: SectionId<R>) -> HashMap<u64, &Reloc<R>> {
+        let mut m = HashMap::new();
+        for r in self.relocs_of(target) {
+            m.entry(r.r_offset).or_insert(r);
+        }
+        m
     }
 
     /// The `STT_SECTION` symbol of `sec`, if the object has one.
@@ -332,6 +374,7 @@ impl<R: Role> ElfObject<R> {
 
     /// Appends a symbol and returns its id (write puts locals first, whatever the order here).
     pub fn add_symbol(&mut self, symbol: Symbol<R>) -> SymbolId<R> {
+        self.by_section.take();
         self.symbols.push(symbol);
         SymbolId::new(self.symbols.len() - 1)
     }

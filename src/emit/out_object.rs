@@ -612,19 +612,16 @@ impl<'a> Cloner<'a> {
         let p = self.p();
         let s = p.section(sec);
         let data = p.data(sec);
-        let rs = p.relocs_of(sec);
+        let rs = p.relocs_by_offset(sec);
         for i in 0..data.len() as u64 / size {
             let start = i * size;
-            let (Some(instr), Some(rep)) = (
-                rs.iter().find(|r| r.r_offset == start),
-                rs.iter().find(|r| r.r_offset == start + 4),
-            ) else {
+            let (Some(&instr), Some(&rep)) = (rs.get(&start), rs.get(&(start + 4))) else {
                 continue;
             };
             if !self.anchor_included(instr) {
                 continue;
             }
-            let (repl, roff, rlen) = match alt_replacement(p, sec, size, start) {
+            let (repl, roff, rlen) = match alt_replacement(p, sec, &rs, size, start) {
                 Ok(Some(x)) => x,
                 Ok(None) => continue,
                 Err(e) => {
@@ -663,9 +660,9 @@ impl<'a> Cloner<'a> {
             return;
         };
         let (ipd, unwd) = (p.data(ip), p.data(unw));
-        let rs = p.relocs_of(ip);
+        let rs = p.relocs_by_offset(ip);
         for i in 0..ipd.len() as u64 / 4 {
-            let Some(r) = rs.iter().find(|r| r.r_offset == i * 4) else {
+            let Some(&r) = rs.get(&(i * 4)) else {
                 continue;
             };
             if !self.anchor_in(r, true) {
