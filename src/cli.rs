@@ -152,6 +152,11 @@ pub struct DiffArgs {
     /// The object is part of this module (default: vmlinux).
     #[arg(long, value_name = "NAME")]
     pub module: Option<String>,
+    /// Explain why function FUNC counts as changed: the correlation rule, and the first
+    /// differing instruction of each side (decoded) or relocation or special-section entry;
+    /// writes no output object.
+    #[arg(long, value_name = "FUNC")]
+    pub explain: Option<String>,
     /// Report format.
     #[arg(long, value_enum, default_value_t)]
     pub report: ReportFormat,

@@ -26,6 +26,15 @@ pub fn diff_pair(args: &DiffArgs) -> anyhow::Result<u8> {
         KlpObject::Module(m.replace('-', "_"))
     });
     let d = diff::run(&args.patched, klp_object, &args.orig, &args.patched)?;
+    if let Some(func) = &args.explain {
+        let e = diff::explain::explain(&d, func)
+            .with_context(|| format!("--explain {func} ({})", args.patched.display()))?;
+        match args.report {
+            ReportFormat::Text => print!("{e}"),
+            ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&e)?),
+        }
+        return Ok(0);
+    }
     match args.report {
         ReportFormat::Text => print!("{d}"),
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&d.findings())?),
@@ -36,7 +45,14 @@ pub fn diff_pair(args: &DiffArgs) -> anyhow::Result<u8> {
     if d.is_empty() {
         return Err(ExitError {
             code: EXIT_NO_CHANGE,
-            message: format!("{}: no functional change", args.patched.display()),
+            message: if d.line_only.is_empty() {
+                format!("{}: no functional change", args.patched.display())
+            } else {
+                format!(
+                    "{}: no functional change (only __LINE__ values differ)",
+                    args.patched.display()
+                )
+            },
         }
         .into());
     }

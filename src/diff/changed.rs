@@ -1,15 +1,19 @@
 //! Which functions and data changed. Input: the orig and patched objects and their [`Twins`].
-//! Output: the changed functions with the first difference found, the new functions, and the
-//! changed data. Invariant: a function is unchanged only when its bytes are equal and every
-//! relocation addresses the same thing in both objects ([`super::reloc_target`]); equality never depends
-//! on symbol indices, string offsets or section numbering.
+//! Output: per function pair a [`Verdict`] (same, `__LINE__` values only, changed and why), per
+//! data pair the first difference. Invariant: a function is the same only when its bytes are
+//! equal, every relocation addresses the same thing in both objects ([`super::reloc_target`]) and
+//! so do its special-section entries ([`super::entries`]); line-only only when every difference
+//! is a line value ([`super::line_only`]); equality never depends on symbol indices, string
+//! offsets or section numbering.
 
 use std::collections::HashMap;
 
 use crate::elf::{ElfObject, Orig, Patched, Role, SectionId, SymbolId};
 
 use super::aux_code;
-use super::correlate::Twins;
+use super::correlate::{dont_correlate, strip_suffix, Twins};
+use super::entries::{entry_bytes, entry_relocs, Entries, Entry, BUG_ENTRY_LINE, BUG_ENTRY_SIZE};
+use super::line_only;
 use super::reloc_target::{resolve, InsnEnds, RelocTarget};
 
 /// The byte range of a symbol in its section.
@@ -69,6 +73,204 @@ impl<R: Role> Decoded<R> {
     /// The instruction ends of `sec`, if it is code.
     pub fn get(&self, sec: SectionId<R>) -> Option<&InsnEnds> {
         self.0.get(&sec)
+    }
+}
+
+/// What comparing a function with its twin found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Same code, relocations and entries.
+    Same,
+    /// Only `__LINE__` values differ; each string says where and how.
+    LineOnly(Vec<String>),
+    /// A real difference: the first one found.
+    Changed(String),
+}
+
+/// Both objects with what the comparisons share: twins, decoded code, entries per function.
+pub struct Pair<'a> {
+    /// The original object.
+    pub orig: &'a ElfObject<Orig>,
+    /// The patched object.
+    pub patched: &'a ElfObject<Patched>,
+    /// Symbol correlation.
+    pub twins: &'a Twins,
+    /// Instruction ends of both sides.
+    pub dec: (&'a Decoded<Orig>, &'a Decoded<Patched>),
+    /// Special-section entries per function, both sides.
+    pub entries: (&'a Entries<Orig>, &'a Entries<Patched>),
+}
+
+impl Pair<'_> {
+    /// Compares function `o` with its twin `p`: size, bytes (where line values may differ),
+    /// relocations, then the special-section entries that point into them.
+    pub fn function(&self, o: SymbolId<Orig>, p: SymbolId<Patched>) -> Verdict {
+        let (orig, patched) = (self.orig, self.patched);
+        let (Some((osec, oa, ob)), Some((psec, pa, pb))) = (range(orig, o), range(patched, p))
+        else {
+            return Verdict::Changed("not defined in a section on both sides".into());
+        };
+        if ob - oa != pb - pa {
+            return Verdict::Changed(format!("size {} -> {}", ob - oa, pb - pa));
+        }
+        let odata = slice(orig.data(osec), oa, ob);
+        let pdata = slice(patched.data(psec), pa, pb);
+        let mut lines = Vec::new();
+        if odata != pdata {
+            let callee = |insn: &iced_x86::Instruction| self.callee(psec, insn);
+            match line_only::compare_code(odata, pdata, oa, pa, callee) {
+                Ok(l) => lines = l,
+                Err(why) => return Verdict::Changed(why),
+            }
+        }
+        if let Some(why) = self.relocs(osec, (oa, ob), psec, (pa, pb)) {
+            return Verdict::Changed(why);
+        }
+        match self.entries_of(o, p) {
+            Err(why) => Verdict::Changed(why),
+            Ok(l) => {
+                lines.extend(l);
+                if lines.is_empty() {
+                    Verdict::Same
+                } else {
+                    Verdict::LineOnly(lines)
+                }
+            }
+        }
+    }
+
+    /// The function a patched call or jump reaches through its relocation.
+    fn callee(&self, sec: SectionId<Patched>, insn: &iced_x86::Instruction) -> Option<String> {
+        let (a, b) = (insn.ip(), insn.next_ip());
+        let r = self
+            .patched
+            .relocs_of(sec)
+            .iter()
+            .find(|r| r.r_offset > a && r.r_offset < b)?;
+        match resolve(self.patched, sec, r, self.dec.1.get(sec)) {
+            RelocTarget::Symbol(s, _) => Some(self.patched.symbol(s).name.clone()),
+            _ => None,
+        }
+    }
+
+    /// The first relocation of the two ranges that differs.
+    fn relocs(
+        &self,
+        osec: SectionId<Orig>,
+        (oa, ob): (u64, u64),
+        psec: SectionId<Patched>,
+        (pa, pb): (u64, u64),
+    ) -> Option<String> {
+        let (orig, patched) = (self.orig, self.patched);
+        let ors = relocs_in(orig, osec, oa, ob);
+        let prs = relocs_in(patched, psec, pa, pb);
+        if ors.len() != prs.len() {
+            return Some(format!("{} relocations -> {}", ors.len(), prs.len()));
+        }
+        for (ro, rp) in ors.iter().zip(&prs) {
+            let off = rp.r_offset - pa;
+            if ro.r_offset - oa != off || ro.r_type != rp.r_type {
+                return Some(format!("relocation at +{off:#x} differs"));
+            }
+            let to = resolve(orig, osec, ro, self.dec.0.get(osec));
+            let tp = resolve(patched, psec, rp, self.dec.1.get(psec));
+            if !same_target(orig, patched, self.twins, &to, &tp) {
+                return Some(format!(
+                    "relocation at +{off:#x}: {} -> {}",
+                    describe(orig, &to),
+                    describe(patched, &tp)
+                ));
+            }
+        }
+        None
+    }
+
+    /// Compares the special-section entries of a function pair, table by table and in code
+    /// order. `Ok` lists the `__bug_table` lines that differ (`WARN_ON()` moved down); `Err` the
+    /// first other difference: an entry more or less, other flags (`WARN_ON` -> `WARN_ON_ONCE`),
+    /// another key, fixup or file.
+    pub fn entries_of(&self, o: SymbolId<Orig>, p: SymbolId<Patched>) -> Result<Vec<String>, String> {
+        let (orig, patched) = (self.orig, self.patched);
+        let (oe, pe) = (self.entries.0.of(o), self.entries.1.of(p));
+        let name_o = |e: &Entry<Orig>| orig.section(e.table).name.as_str();
+        let name_p = |e: &Entry<Patched>| patched.section(e.table).name.as_str();
+        let mut tables: Vec<&str> = oe.iter().map(name_o).chain(pe.iter().map(name_p)).collect();
+        tables.sort_unstable();
+        tables.dedup();
+        let mut lines = Vec::new();
+        for t in tables {
+            let ov: Vec<_> = oe.iter().filter(|e| name_o(e) == t).collect();
+            let pv: Vec<_> = pe.iter().filter(|e| name_p(e) == t).collect();
+            if ov.len() != pv.len() {
+                return Err(format!("{} {t} entries -> {}", ov.len(), pv.len()));
+            }
+            for (eo, ep) in ov.into_iter().zip(pv) {
+                if eo.at != ep.at || eo.size != ep.size {
+                    return Err(format!(
+                        "{t} entry for +{:#x} -> +{:#x}",
+                        eo.at, ep.at
+                    ));
+                }
+                if let Some(why) = self.entry_relocs_differ(eo, ep) {
+                    return Err(format!("{t} entry for +{:#x}: {why}", ep.at));
+                }
+                let (bo, bp) = (entry_bytes(orig, eo), entry_bytes(patched, ep));
+                if bo == bp {
+                    continue;
+                }
+                let line = BUG_ENTRY_LINE as usize;
+                let only_line = t == "__bug_table"
+                    && ep.size == BUG_ENTRY_SIZE
+                    && bo.len() == bp.len()
+                    && bo.iter().zip(bp).enumerate().all(|(i, (x, y))| {
+                        (line..line + 2).contains(&i) || x == y
+                    });
+                let u16_at = |b: &[u8]| b.get(line..line + 2).map_or(0, |x| u16::from_le_bytes([x[0], x[1]]));
+                if !only_line {
+                    return Err(format!(
+                        "{t} entry for +{:#x}: bytes differ at +{:#x} of the entry",
+                        ep.at,
+                        line_only::first_difference(bo, bp)
+                    ));
+                }
+                lines.push(format!(
+                    "+{:#x}: {} -> {} in its __bug_table entry (WARN/BUG line)",
+                    ep.at,
+                    u16_at(bo),
+                    u16_at(bp)
+                ));
+            }
+        }
+        Ok(lines)
+    }
+
+    /// The first relocation of an entry pair that differs (the first field, which points into
+    /// the function, was compared as the entry's place).
+    fn entry_relocs_differ(&self, eo: &Entry<Orig>, ep: &Entry<Patched>) -> Option<String> {
+        let (orig, patched) = (self.orig, self.patched);
+        let (ro, rp) = (entry_relocs(orig, eo), entry_relocs(patched, ep));
+        if ro.len() != rp.len() {
+            return Some(format!("{} relocations -> {}", ro.len(), rp.len()));
+        }
+        for (a, b) in ro.iter().zip(&rp) {
+            let off = b.r_offset - ep.start;
+            if a.r_offset - eo.start != off || a.r_type != b.r_type {
+                return Some(format!("relocation at +{off:#x} of the entry differs"));
+            }
+            if off == 0 {
+                continue;
+            }
+            let to = resolve(orig, eo.table, a, None);
+            let tp = resolve(patched, ep.table, b, None);
+            if !same_target(orig, patched, self.twins, &to, &tp) {
+                return Some(format!(
+                    "{} -> {}",
+                    describe(orig, &to),
+                    describe(patched, &tp)
+                ));
+            }
+        }
+        None
     }
 }
 
@@ -138,10 +340,10 @@ pub fn same_target(
             ao == ap
                 && match twins.orig(*sp) {
                     Some(t) => t == *so,
-                    None => {
+                    None if orig.symbol(*so).is_undef() => {
                         orig.symbol(*so).name == patched.symbol(*sp).name
-                            && orig.symbol(*so).is_undef()
                     }
+                    None => twins.patched(*so).is_none() && same_carried(orig, patched, *so, *sp),
                 }
         }
         (RelocTarget::String(_, a), RelocTarget::String(_, b)) => a == b,
@@ -157,6 +359,32 @@ pub fn same_target(
         }
         _ => false,
     }
+}
+
+/// Two special statics that the funnel left unpaired (the `dont_correlate` gate), compared by
+/// what they are: the same stripped name, size and bytes. A patch that adds a `WARN_ONCE()` to
+/// one function renumbers the `__already_done.N` flags of the others and leaves two of one
+/// function unpaired; that function still does the same thing.
+fn same_carried(
+    orig: &ElfObject<Orig>,
+    patched: &ElfObject<Patched>,
+    so: SymbolId<Orig>,
+    sp: SymbolId<Patched>,
+) -> bool {
+    let (a, b) = (orig.symbol(so), patched.symbol(sp));
+    if !dont_correlate(orig, so) || !dont_correlate(patched, sp) {
+        return false;
+    }
+    if strip_suffix(&a.name) != strip_suffix(&b.name) || a.st_size != b.st_size {
+        return false;
+    }
+    let (Some((os, oa, ob)), Some((ps, pa, pb))) = (range(orig, so), range(patched, sp)) else {
+        return false;
+    };
+    // Contents with relocations (`descriptor` points at strings) are not compared here.
+    slice(orig.data(os), oa, ob) == slice(patched.data(ps), pa, pb)
+        && relocs_in(orig, os, oa, ob).is_empty()
+        && relocs_in(patched, ps, pa, pb).is_empty()
 }
 
 /// A target for messages: `saved_command_line+0x0`, `"%d\n"`, `.data+0x10`.

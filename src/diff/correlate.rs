@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::elf::{ElfObject, Orig, Patched, SymbolId};
 
 use super::changed::Decoded;
+use super::exclude;
 use super::reloc_target::{resolve, RelocTarget};
 
 /// The funnel rule that paired two symbols, recorded for the report and `--debug=correlate`.
@@ -18,8 +19,9 @@ use super::reloc_target::{resolve, RelocTarget};
 pub enum Rule {
     /// Same name and type on both sides.
     Exact,
-    /// Same name once compiler-numbered suffixes are removed: `__key.12` / `__key.14`,
-    /// `__UNIQUE_ID_ddebug412` / `__UNIQUE_ID_ddebug415`, when the patch shifts the counters.
+    /// Same name once compiler-numbered suffixes are removed, unique on both sides: a
+    /// function's only `static int count` named `count.3` here and `count.5` there, when the
+    /// patch adds static locals elsewhere in the file and shifts gcc's counter.
     Suffix,
     /// Same stripped name, told apart by the twin functions that reference them: the static
     /// locals `__already_done.N` of two different functions.
@@ -28,11 +30,31 @@ pub enum Rule {
     Position,
 }
 
+impl Rule {
+    /// The rule's name in reports (`exact`, `suffix`, `scope`, `position`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::Exact => "exact",
+            Rule::Suffix => "suffix",
+            Rule::Scope => "scope",
+            Rule::Position => "position",
+        }
+    }
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The twins of one object pair.
 #[derive(Debug, Default)]
 pub struct Twins {
     to_orig: HashMap<SymbolId<Patched>, (SymbolId<Orig>, Rule)>,
     to_patched: HashMap<SymbolId<Orig>, SymbolId<Patched>>,
+    left_orig: Vec<SymbolId<Orig>>,
+    left_patched: Vec<SymbolId<Patched>>,
 }
 
 impl Twins {
@@ -51,6 +73,10 @@ impl Twins {
     fn pair(&mut self, p: SymbolId<Patched>, o: SymbolId<Orig>, rule: Rule) {
         self.to_orig.insert(p, (o, rule));
         self.to_patched.insert(o, p);
+    }
+    /// The candidates the funnel left unpaired, in object order: original and patched.
+    pub fn leftovers(&self) -> (&[SymbolId<Orig>], &[SymbolId<Patched>]) {
+        (&self.left_orig, &self.left_patched)
     }
     /// Number of pairs.
     pub fn len(&self) -> usize {
@@ -92,119 +118,259 @@ fn candidates<R: crate::elf::Role>(obj: &ElfObject<R>) -> Vec<SymbolId<R>> {
 /// Symbols grouped by `key(name)`, each group in object order (BTreeMap for a stable result).
 fn group<'a, R: crate::elf::Role>(
     obj: &'a ElfObject<R>,
-    ids: &[SymbolId<R>],
+    ids: impl IntoIterator<Item = SymbolId<R>>,
     key: fn(&str) -> &str,
 ) -> BTreeMap<&'a str, Vec<SymbolId<R>>> {
     let mut m: BTreeMap<&str, Vec<SymbolId<R>>> = BTreeMap::new();
-    for &i in ids {
+    for i in ids {
         m.entry(key(&obj.symbol(i).name)).or_default().push(i);
     }
     m
 }
 
-/// Runs the funnel.
+/// The `dont_correlate` gate: symbols that the guessing rules (suffix, position) never pair,
+/// because a wrong pair is worse than none. They are still paired by exact name and by scope,
+/// and left unpaired they are carried: the functions that use them get their own copy.
+///
+/// - The special statics of [`exclude::is_uncorrelated_static_local`] (`__already_done`,
+///   `__func__`, `__warned`, `_rs`, `__key`, `descriptor`, `CSWTCH`, everything in
+///   `.data..once`): a patch that adds a `WARN_ONCE()` renumbers every `__already_done.N` of the
+///   file, and pairing the survivors by position hands one call site's flag to another.
+/// - String labels (`.LC4` of `WARN_ON()`'s file name, clang's `.L.str.2`) and symbols in
+///   `SHF_STRINGS` sections: they stand for bytes, which [`super::reloc_target`] compares by
+///   content; their numbers say nothing about which string is which.
+pub fn dont_correlate<R: crate::elf::Role>(obj: &ElfObject<R>, sym: SymbolId<R>) -> bool {
+    let s = obj.symbol(sym);
+    if s.is_section() || s.kind() == object::elf::STT_FILE || s.name.starts_with(".L") {
+        return true;
+    }
+    let Some(sec) = s.section_id() else {
+        return false;
+    };
+    let sec = obj.section(sec);
+    sec.sh_flags & u64::from(object::elf::SHF_STRINGS) != 0
+        || exclude::is_uncorrelated_static_local(&s.name, &sec.name)
+}
+
+/// The state of the funnel: both objects, the twins so far, and what the rules share.
+struct Funnel<'a> {
+    orig: &'a ElfObject<Orig>,
+    patched: &'a ElfObject<Patched>,
+    dec: (&'a Decoded<Orig>, &'a Decoded<Patched>),
+    os: Vec<SymbolId<Orig>>,
+    ps: Vec<SymbolId<Patched>>,
+    twins: Twins,
+    /// Who uses each symbol, built on the first scope pass (it resolves every code relocation).
+    users: Option<(Users<Orig>, Users<Patched>)>,
+    /// How many candidates share each stripped name, on each side (see `numbered_family`).
+    family: (HashMap<&'a str, usize>, HashMap<&'a str, usize>),
+}
+
+impl<'a> Funnel<'a> {
+    fn new(
+        orig: &'a ElfObject<Orig>,
+        patched: &'a ElfObject<Patched>,
+        dec: (&'a Decoded<Orig>, &'a Decoded<Patched>),
+    ) -> Self {
+        let (os, ps) = (candidates(orig), candidates(patched));
+        let mut family: (HashMap<&str, usize>, HashMap<&str, usize>) = Default::default();
+        for &o in &os {
+            *family.0.entry(strip_suffix(&orig.symbol(o).name)).or_default() += 1;
+        }
+        for &p in &ps {
+            *family.1.entry(strip_suffix(&patched.symbol(p).name)).or_default() += 1;
+        }
+        Funnel {
+            orig,
+            patched,
+            dec,
+            os,
+            ps,
+            twins: Twins::default(),
+            users: None,
+            family,
+        }
+    }
+    /// Same symbol type, both defined or both undefined, both in a section or both not.
+    fn same_kind(&self, o: SymbolId<Orig>, p: SymbolId<Patched>) -> bool {
+        let (a, b) = (self.orig.symbol(o), self.patched.symbol(p));
+        a.kind() == b.kind()
+            && a.is_undef() == b.is_undef()
+            && a.section_id().is_some() == b.section_id().is_some()
+    }
+    fn unpaired_o(&self) -> impl Iterator<Item = SymbolId<Orig>> + '_ {
+        self.os
+            .iter()
+            .copied()
+            .filter(|&o| self.twins.patched(o).is_none())
+    }
+    fn unpaired_p(&self) -> impl Iterator<Item = SymbolId<Patched>> + '_ {
+        self.ps
+            .iter()
+            .copied()
+            .filter(|&p| self.twins.orig(p).is_none())
+    }
+    /// Whether `name` belongs to a compiler-numbered family (`calls.1`, `__func__.2`) with more
+    /// than one member on either side: a patch that adds a static local renumbers the others, and
+    /// `calls.1` may then belong to another function, so such names are never paired by name.
+    fn numbered_family(&self, name: &str) -> bool {
+        let base = strip_suffix(name);
+        if base == name {
+            return false;
+        }
+        self.family.0.get(base).copied().unwrap_or(0) > 1
+            || self.family.1.get(base).copied().unwrap_or(0) > 1
+    }
+}
+
+/// One rule of the funnel: pairs what it can among the unpaired symbols, returns how many.
+type RuleFn = fn(&mut Funnel<'_>) -> usize;
+
+/// The deterministic rules, widest first; repeated while any of them makes progress, since a
+/// pair found late (a function paired by position) lets scope pair the statics it uses.
+const DETERMINISTIC: &[(Rule, RuleFn)] = &[
+    (Rule::Exact, exact),
+    (Rule::Suffix, suffix),
+    (Rule::Scope, scope),
+];
+
+/// Same name and kind, unique on both sides, outside numbered families.
+fn exact(f: &mut Funnel<'_>) -> usize {
+    let by_o = group(f.orig, f.unpaired_o().collect::<Vec<_>>(), |n| n);
+    let by_p = group(f.patched, f.unpaired_p().collect::<Vec<_>>(), |n| n);
+    let mut pairs = Vec::new();
+    for (name, pv) in &by_p {
+        if let (Some([o]), [p]) = (by_o.get(name).map(Vec::as_slice), pv.as_slice()) {
+            if f.same_kind(*o, *p) && !f.numbered_family(name) {
+                pairs.push((*p, *o));
+            }
+        }
+    }
+    for &(p, o) in &pairs {
+        f.twins.pair(p, o, Rule::Exact);
+    }
+    pairs.len()
+}
+
+/// Same name once the compiler's numbers are removed (`__UNIQUE_ID_ddebug412` /
+/// `__UNIQUE_ID_ddebug415`), when that stripped name has one symbol on each side in the whole
+/// object, not just among the unpaired: pairing the last two `calls.N` left after scope would pair
+/// a removed function's counter with a new function's.
+fn suffix(f: &mut Funnel<'_>) -> usize {
+    let all_o = group(f.orig, f.os.iter().copied(), strip_suffix);
+    let all_p = group(f.patched, f.ps.iter().copied(), strip_suffix);
+    let mut pairs = Vec::new();
+    for (name, pv) in &all_p {
+        let (Some([o]), [p]) = (all_o.get(name).map(Vec::as_slice), pv.as_slice()) else {
+            continue;
+        };
+        let (o, p) = (*o, *p);
+        if f.twins.orig(p).is_none()
+            && f.twins.patched(o).is_none()
+            && f.same_kind(o, p)
+            && !dont_correlate(f.orig, o)
+            && !dont_correlate(f.patched, p)
+        {
+            pairs.push((p, o));
+        }
+    }
+    for &(p, o) in &pairs {
+        f.twins.pair(p, o, Rule::Suffix);
+    }
+    pairs.len()
+}
+
+/// Same stripped name and used by twin functions: `__already_done.N` of `warn_b()` is the one
+/// that only `warn_b()`'s code refers to, whatever its number. Unique on both sides: two
+/// `WARN_ONCE()`s in one function stay unpaired (and carried).
+fn scope(f: &mut Funnel<'_>) -> usize {
+    let left_o = group(f.orig, f.unpaired_o().collect::<Vec<_>>(), strip_suffix);
+    let left_p = group(f.patched, f.unpaired_p().collect::<Vec<_>>(), strip_suffix);
+    if !left_p.keys().any(|k| left_o.contains_key(k)) {
+        return 0;
+    }
+    let (orig, patched, dec) = (f.orig, f.patched, f.dec);
+    let (users_o, users_p) = f
+        .users
+        .get_or_insert_with(|| (Users::new(orig, dec.0), Users::new(patched, dec.1)));
+    let mut hits: Vec<(SymbolId<Patched>, SymbolId<Orig>)> = Vec::new();
+    for (name, pv) in &left_p {
+        let Some(ov) = left_o.get(name) else { continue };
+        for &p in pv {
+            let Some(of) = users_p.sole(p).and_then(|pf| f.twins.orig(pf)) else {
+                continue;
+            };
+            let same_scope: Vec<_> = ov
+                .iter()
+                .copied()
+                .filter(|&o| users_o.sole(o) == Some(of))
+                .collect();
+            if let [o] = same_scope.as_slice() {
+                hits.push((p, *o));
+            }
+        }
+    }
+    // Unique on the original side too: two patched statics of one scope claiming one original.
+    let mut made = 0;
+    for &(p, o) in &hits {
+        let (a, b) = (orig.symbol(o), patched.symbol(p));
+        let same_kind = a.kind() == b.kind() && a.is_undef() == b.is_undef();
+        if same_kind && hits.iter().filter(|h| h.1 == o).count() == 1 {
+            f.twins.pair(p, o, Rule::Scope);
+            made += 1;
+        }
+    }
+    made
+}
+
+/// The last resort: the symbols left with one stripped name, paired in object order when both
+/// sides have as many, of the same kinds; never for gated symbols. Warned about in the report.
+fn position(f: &mut Funnel<'_>) -> usize {
+    let gate_o: Vec<_> = f
+        .unpaired_o()
+        .filter(|&o| !dont_correlate(f.orig, o))
+        .collect();
+    let gate_p: Vec<_> = f
+        .unpaired_p()
+        .filter(|&p| !dont_correlate(f.patched, p))
+        .collect();
+    let left_o = group(f.orig, gate_o, strip_suffix);
+    let left_p = group(f.patched, gate_p, strip_suffix);
+    let mut pairs = Vec::new();
+    for (name, pv) in &left_p {
+        let Some(ov) = left_o.get(name) else { continue };
+        if ov.len() == pv.len() && ov.iter().zip(pv).all(|(&o, &p)| f.same_kind(o, p)) {
+            pairs.extend(pv.iter().copied().zip(ov.iter().copied()));
+        }
+    }
+    for &(p, o) in &pairs {
+        f.twins.pair(p, o, Rule::Position);
+    }
+    pairs.len()
+}
+
+/// Runs the funnel: the deterministic rules until a pass pairs nothing, then position, and again
+/// until neither makes progress. What is left is recorded in [`Twins::leftovers`].
 pub fn correlate(
     orig: &ElfObject<Orig>,
     patched: &ElfObject<Patched>,
     dec: (&Decoded<Orig>, &Decoded<Patched>),
 ) -> Twins {
-    let mut twins = Twins::default();
-    let os = candidates(orig);
-    let ps = candidates(patched);
-    let same_kind = |o: SymbolId<Orig>, p: SymbolId<Patched>| {
-        let (a, b) = (orig.symbol(o), patched.symbol(p));
-        a.kind() == b.kind()
-            && a.is_undef() == b.is_undef()
-            && a.section_id().is_some() == b.section_id().is_some()
-    };
-
-    // Exact names, unique on both sides.
-    let by_name_o = group(orig, &os, |n| n);
-    let by_name_p = group(patched, &ps, |n| n);
-    // A compiler-numbered name (`calls.1`, `__func__.2`) is only an exact match when its family
-    // has one member on each side: a patch that adds a static local renumbers the others, and
-    // `calls.1` may then belong to another function. Larger families go to the scope rule.
-    let family_o = group(orig, &os, strip_suffix);
-    let family_p = group(patched, &ps, strip_suffix);
-    let numbered_family = |name: &str| {
-        let base = strip_suffix(name);
-        base != name
-            && (family_o.get(base).map_or(0, Vec::len) > 1
-                || family_p.get(base).map_or(0, Vec::len) > 1)
-    };
-    for (name, pv) in &by_name_p {
-        if numbered_family(name) {
-            continue;
+    let mut f = Funnel::new(orig, patched, dec);
+    loop {
+        let mut made: usize = DETERMINISTIC.iter().map(|(_, rule)| rule(&mut f)).sum();
+        if made == 0 {
+            made = position(&mut f);
         }
-        if let (Some(ov), [p]) = (by_name_o.get(name), pv.as_slice()) {
-            if let [o] = ov.as_slice() {
-                if same_kind(*o, *p) {
-                    twins.pair(*p, *o, Rule::Exact);
-                }
-            }
+        if made == 0 {
+            break;
         }
     }
-
-    // The rest grouped by stripped name, in object order (BTreeMap for a stable result).
-    let unpaired_o: Vec<_> = os
-        .iter()
-        .copied()
-        .filter(|&o| twins.patched(o).is_none())
-        .collect();
-    let unpaired_p: Vec<_> = ps
-        .iter()
-        .copied()
-        .filter(|&p| twins.orig(p).is_none())
-        .collect();
-    let left_o = group(orig, &unpaired_o, strip_suffix);
-    let left_p = group(patched, &unpaired_p, strip_suffix);
-    let mut users: Option<(Users<Orig>, Users<Patched>)> = None;
-    for (name, pv) in &left_p {
-        let Some(ov) = left_o.get(name) else { continue };
-        match (ov.as_slice(), pv.as_slice()) {
-            ([o], [p]) if same_kind(*o, *p) => twins.pair(*p, *o, Rule::Suffix),
-            _ => {
-                // Scope: the (single) function whose relocations refer to each static.
-                let (users_o, users_p) = users
-                    .get_or_insert_with(|| (Users::new(orig, dec.0), Users::new(patched, dec.1)));
-                let mut paired = Vec::new();
-                for &p in pv {
-                    let Some(pf) = users_p.sole(p) else {
-                        continue;
-                    };
-                    let Some(of) = twins.orig(pf) else { continue };
-                    let hits: Vec<_> = ov
-                        .iter()
-                        .copied()
-                        .filter(|&o| twins.patched(o).is_none() && same_kind(o, p))
-                        .filter(|&o| users_o.sole(o) == Some(of))
-                        .collect();
-                    if let [o] = hits.as_slice() {
-                        paired.push((p, *o));
-                    }
-                }
-                for (p, o) in paired {
-                    twins.pair(p, o, Rule::Scope);
-                }
-                let ro: Vec<_> = ov
-                    .iter()
-                    .copied()
-                    .filter(|&o| twins.patched(o).is_none())
-                    .collect();
-                let rp: Vec<_> = pv
-                    .iter()
-                    .copied()
-                    .filter(|&p| twins.orig(p).is_none())
-                    .collect();
-                if ro.len() == rp.len() && ro.iter().zip(&rp).all(|(&o, &p)| same_kind(o, p)) {
-                    for (o, p) in ro.into_iter().zip(rp) {
-                        twins.pair(p, o, Rule::Position);
-                    }
-                }
-            }
-        }
-    }
-    twins
+    let left_o: Vec<_> = f.unpaired_o().collect();
+    let left_p: Vec<_> = f.unpaired_p().collect();
+    f.twins.left_orig = left_o;
+    f.twins.left_patched = left_p;
+    f.twins
 }
 
 /// Who refers to a symbol from code, for the scope rule.

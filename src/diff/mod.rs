@@ -5,8 +5,11 @@
 pub mod aux_code;
 pub mod changed;
 pub mod correlate;
+pub mod entries;
 pub mod exclude;
+pub mod explain;
 pub mod ignore;
+pub mod line_only;
 pub mod reloc_target;
 pub mod special;
 
@@ -19,8 +22,9 @@ use serde::Serialize;
 use crate::elf::{read_file, ElfObject, Location, Orig, Patched, Role, SectionId, SymbolId};
 use crate::rebuild::KlpObject;
 
-use changed::{symbol_difference, Decoded};
-use correlate::{correlate, Rule, Twins};
+use changed::{symbol_difference, Decoded, Pair, Verdict};
+use correlate::{correlate, dont_correlate, Rule, Twins};
+use entries::Entries;
 
 /// The result of diffing one object pair.
 pub struct ObjectDiff {
@@ -38,6 +42,8 @@ pub struct ObjectDiff {
     pub changed: Vec<Changed>,
     /// Functions that are new in the patched source.
     pub added: Vec<SymbolId<Patched>>,
+    /// Functions whose only differences are `__LINE__` values: not patched.
+    pub line_only: Vec<LineOnly>,
     /// Findings that make the change unpatchable.
     pub refusals: Vec<Finding>,
     /// Findings that deserve attention but do not stop the build.
@@ -53,6 +59,19 @@ pub struct Changed {
     pub orig: SymbolId<Orig>,
     /// The first difference found.
     pub why: String,
+    /// The funnel rule that paired it with its original.
+    pub rule: Rule,
+}
+
+/// A function whose only differences are `__LINE__` values (objects built without `#line`).
+#[derive(Debug, Clone)]
+pub struct LineOnly {
+    /// The patched function.
+    pub sym: SymbolId<Patched>,
+    /// The funnel rule that paired it with its original.
+    pub rule: Rule,
+    /// Each line value that differs, with where and for which call or table.
+    pub lines: Vec<String>,
 }
 
 /// One finding of the report, with a stable dotted key (`func.changed`, `data.changed`, ...).
@@ -177,8 +196,17 @@ pub fn diff(
 ) -> ObjectDiff {
     let dec = (Decoded::new(&orig), Decoded::new(&patched));
     let twins = correlate(&orig, &patched, (&dec.0, &dec.1));
+    let ent = (Entries::new(&orig), Entries::new(&patched));
+    let pair = Pair {
+        orig: &orig,
+        patched: &patched,
+        twins: &twins,
+        dec: (&dec.0, &dec.1),
+        entries: (&ent.0, &ent.1),
+    };
     let mut changed = Vec::new();
     let mut added = Vec::new();
+    let mut line_only = Vec::new();
     let mut refusals = Vec::new();
     let mut warnings = Vec::new();
 
@@ -187,25 +215,26 @@ pub fn diff(
         if !s.is_func() || s.section_id().is_none() {
             continue;
         }
-        let Some(os) = twins.orig(ps) else {
+        let (Some(os), Some(rule)) = (twins.orig(ps), twins.rule(ps)) else {
             added.push(ps);
             continue;
         };
-        if let Some(why) = symbol_difference(&orig, &patched, &twins, (&dec.0, &dec.1), os, ps) {
-            changed.push(Changed {
+        match pair.function(os, ps) {
+            Verdict::Same => {}
+            Verdict::LineOnly(lines) => line_only.push(LineOnly {
+                sym: ps,
+                rule,
+                lines,
+            }),
+            Verdict::Changed(why) => changed.push(Changed {
                 sym: ps,
                 orig: os,
                 why,
-            });
-        }
-        if twins.rule(ps) == Some(Rule::Position) {
-            warnings.push(Finding {
-                key: "correlate.position",
-                location: format!("{}: {}", object.display(), s.name),
-                message: "paired with its original by position only".into(),
-            });
+                rule,
+            }),
         }
     }
+    warnings.extend(correlation_warnings(&orig, &patched, &twins, &object));
 
     // A function of the original without a patched twin: the patch removed it, or gcc now
     // inlines or renames it (`foo` -> `foo.isra.0`). The kernel's copy stays; its callers in this
@@ -249,11 +278,18 @@ pub fn diff(
                     sym: ps,
                     orig: os,
                     why: format!("its part {child} changed"),
+                    rule: twins.rule(ps).unwrap_or(Rule::Exact),
                 });
             }
         }
     }
     added.retain(|&a| cold_parent(&patched.symbol(a).name).is_none());
+    // A `.cold` part whose only changes are line values (its `might_sleep()` moved) is its
+    // parent's: the parent is line-only too unless it changed.
+    line_only.retain(|l| {
+        let name = &patched.symbol(l.sym).name;
+        cold_parent(name).is_none_or(|p| !changed.iter().any(|c| patched.symbol(c.sym).name == p))
+    });
     ignore::apply(&patched, &mut changed, &mut refusals, &mut warnings);
 
     for c in &changed {
@@ -298,6 +334,7 @@ pub fn diff(
             continue;
         }
         if let Some(why) = symbol_difference(&orig, &patched, &twins, (&dec.0, &dec.1), os, ps) {
+            let rule = twins.rule(ps).unwrap_or(Rule::Exact);
             let resized = orig.symbol(os).st_size != s.st_size;
             refusals.push(Finding {
                 key: if resized { "data.resized" } else { "data.changed" },
@@ -305,7 +342,7 @@ pub fn diff(
                 message: format!(
                     "{} ({secname}) {}: {why}; a livepatch cannot change data the kernel already holds: keep the \
                      variable as it is and attach new state with a shadow variable (klp_shadow_get_or_alloc), \
-                     or change the code that uses it",
+                     or change the code that uses it [correlated: {rule}]",
                     s.name,
                     if resized { "changes size" } else { "changes its initial value" }
                 ),
@@ -316,6 +353,8 @@ pub fn diff(
     drop_aliases(&patched, &mut changed);
     changed.sort_by(|a, b| patched.symbol(a.sym).name.cmp(&patched.symbol(b.sym).name));
     added.sort_by(|a, b| patched.symbol(*a).name.cmp(&patched.symbol(*b).name));
+    line_only.sort_by(|a, b| patched.symbol(a.sym).name.cmp(&patched.symbol(b.sym).name));
+    drop(pair);
     ObjectDiff {
         object,
         klp_object,
@@ -324,9 +363,89 @@ pub fn diff(
         twins,
         changed,
         added,
+        line_only,
         refusals,
         warnings,
     }
+}
+
+/// The funnel's warnings: each pair made by position, and each symbol it left unpaired, by name.
+/// Functions left unpaired are reported as `func.added` / `func.removed` instead, `.cold` parts
+/// follow their parents, undefined symbols are the kernel's (the resolve stage finds them), and
+/// string labels are compared by content.
+fn correlation_warnings(
+    orig: &ElfObject<Orig>,
+    patched: &ElfObject<Patched>,
+    twins: &Twins,
+    object: &Path,
+) -> Vec<Finding> {
+    let mut v = Vec::new();
+    for (ps, s) in patched.live_symbols() {
+        if twins.rule(ps) == Some(Rule::Position) {
+            v.push(Finding {
+                key: "correlate.position",
+                location: format!("{}: {}", object.display(), s.name),
+                message: format!(
+                    "paired with its original {} by position only: the exact, suffix and scope rules found no \
+                     unique twin",
+                    twins.orig(ps).map_or("", |o| orig.symbol(o).name.as_str())
+                ),
+            });
+        }
+    }
+    let (left_o, left_p) = twins.leftovers();
+    let reported = |name: &str, s_is_func: bool, undef: bool| {
+        s_is_func || undef || name.starts_with(".L") || cold_parent(name).is_some()
+    };
+    for &ps in left_p {
+        let s = patched.symbol(ps);
+        if reported(&s.name, s.is_func(), s.is_undef() || s.section_id().is_none()) {
+            continue;
+        }
+        let (key, message) = if dont_correlate(patched, ps) {
+            (
+                "correlate.gated",
+                "special static (dont_correlate: never paired by suffix or position) without a twin: carried \
+                 with the functions that use it, a fresh copy in the module",
+            )
+        } else {
+            (
+                "correlate.none",
+                "no twin in the original object (exact, suffix, scope and position found none): new data, \
+                 carried in the module",
+            )
+        };
+        v.push(Finding {
+            key,
+            location: format!("{}: {}", object.display(), s.name),
+            message: message.into(),
+        });
+    }
+    for &os in left_o {
+        let s = orig.symbol(os);
+        if reported(&s.name, s.is_func(), s.is_undef() || s.section_id().is_none()) {
+            continue;
+        }
+        let (key, message) = if dont_correlate(orig, os) {
+            (
+                "correlate.gated",
+                "special static of the original (dont_correlate) without a twin: the patched code uses copies of \
+                 its own",
+            )
+        } else {
+            (
+                "correlate.none",
+                "of the original, no twin in the patched object (exact, suffix, scope and position found none): \
+                 removed or renamed; the kernel's copy stays",
+            )
+        };
+        v.push(Finding {
+            key,
+            location: format!("{}: {} (original)", object.display(), s.name),
+            message: message.into(),
+        });
+    }
+    v
 }
 
 impl ObjectDiff {
@@ -346,7 +465,23 @@ impl ObjectDiff {
                     self.object.display(),
                     self.patched.symbol(c.sym).name
                 ),
-                message: c.why.clone(),
+                message: format!("{} [correlated: {}]", c.why, c.rule),
+            });
+        }
+        for l in &self.line_only {
+            v.push(Finding {
+                key: "func.line-only",
+                location: format!(
+                    "{}: {}",
+                    self.object.display(),
+                    self.patched.symbol(l.sym).name
+                ),
+                message: format!(
+                    "only __LINE__ values differ, so it is not patched (the objects were built without #line \
+                     directives): {} [correlated: {}]",
+                    l.lines.join("; "),
+                    l.rule
+                ),
             });
         }
         for &a in &self.added {
