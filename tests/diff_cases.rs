@@ -51,6 +51,19 @@
 //!   ([`klp_build::diff::special::layout`]); `0` when the section must not be there.
 //! - `//#Flags: <set> [<set>..]`: the flag sets the case is compiled with (`6.1`, `6.1+objtool`,
 //!   `6.12`; see above).
+//! - `//#Rule: <symbol> <rule>`: the correlation funnel paired the patched symbol with its original
+//!   by this rule (`exact`, `suffix`, `scope`, `content`, `position`), or `none` when it left it
+//!   unpaired.
+//! - `//#Explain: <function>`: the golden report also holds `klp-build diff --explain <function>`
+//!   (the explanation, or the error that names the function).
+//!
+//! # Golden reports
+//!
+//! Each case folder holds its golden report per flag set: `report.txt` for `6.1`,
+//! `report-<set>.txt` for the others. It is the diff's text report (object named `<case>.o`, no
+//! absolute paths) followed by the explanations the case asks for. A case whose report differs
+//! fails with both texts; after reading the difference, `KLP_BLESS=1 cargo test --test
+//! diff_cases` rewrites the files (and writes those of new cases).
 //!
 //! Beyond the directives, each case checks that every `func.changed` and `func.added` finding is
 //! expected, that every refusal matches an `ExpectError`, and that a case has at least one
@@ -164,6 +177,15 @@ cases! {
     smp_locks_atomic => "smp-locks-atomic",
     paravirt_call_site => "paravirt-call-site",
     objtool_orc_return_sites => "objtool-orc-return-sites",
+    // The correlation funnel, func.line-only and --explain (issue 8).
+    correlate_suffix => "correlate-suffix",
+    correlate_position => "correlate-position",
+    correlate_gate => "correlate-gate",
+    line_only_warn => "line-only-warn",
+    line_only_bug => "line-only-bug",
+    warn_flags_changed => "warn-flags-changed",
+    immediate_not_a_line => "immediate-not-a-line",
+    explain => "explain",
 }
 
 fn cases_dir() -> PathBuf {
@@ -450,6 +472,8 @@ enum Directive {
     Extern(String),
     Included(String),
     Entries { section: String, count: u64 },
+    Explain(String),
+    Rule { sym: String, rule: String },
 }
 
 fn parse_directives(file: &Path) -> Vec<Directive> {
@@ -495,6 +519,11 @@ fn parse_directives(file: &Path) -> Vec<Directive> {
                     .parse()
                     .unwrap_or_else(|e| panic!("{}: bad entry count {n:?}: {e}", at()));
                 Directive::Entries { section, count }
+            }
+            "Explain" => Directive::Explain(arg.to_string()),
+            "Rule" => {
+                let (sym, rule) = key_sym();
+                Directive::Rule { sym, rule }
             }
             _ => panic!("{}: unknown directive {name:?}", at()),
         });
@@ -596,6 +625,11 @@ fn run_case_with(
     };
 
     let mut failures = check(name, directives, &d, &findings, &errors, out.as_ref());
+    failures.extend(golden(
+        &cases_dir().join(name),
+        set,
+        &golden_report(&d, directives),
+    ));
     if let Some(out) = &out {
         // The output object must be writable and read back as an object.
         let tmp = tempfile::tempdir().expect("temp dir");
@@ -641,6 +675,52 @@ fn entries_of(out: &OutObject, name: &str) -> Result<u64, String> {
         other => return Err(format!("not a table of entries ({other:?})")),
     };
     Ok(out.elf.section_size(sec) / size)
+}
+
+/// The golden report of a case: the diff's report and the explanations its directives ask for.
+fn golden_report(d: &ObjectDiff, directives: &[Directive]) -> String {
+    let mut s = d.to_string();
+    for x in directives {
+        if let Directive::Explain(func) = x {
+            let _ = writeln!(s, "\n--explain {func}:");
+            match diff::explain::explain(d, func) {
+                Ok(e) => s.push_str(&e.to_string()),
+                Err(e) => {
+                    let _ = writeln!(s, "error: {e}");
+                }
+            }
+        }
+    }
+    s
+}
+
+/// Compares `report` with the case's golden report for flag set `set` (rewrites it under
+/// `KLP_BLESS=1`); returns the failure, with both texts, when they differ.
+fn golden(dir: &Path, set: FlagSet, report: &str) -> Option<String> {
+    let path = match set {
+        FlagSet::Debian61 => dir.join("report.txt"),
+        _ => dir.join(format!("report-{}.txt", set.name())),
+    };
+    if std::env::var_os("KLP_BLESS").is_some_and(|v| v == "1") {
+        fs::write(&path, report).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        return None;
+    }
+    let want = match fs::read_to_string(&path) {
+        Ok(w) => w,
+        Err(e) => {
+            return Some(format!(
+                "no golden report {} ({e}); read the report below and write it with KLP_BLESS=1",
+                path.display()
+            ))
+        }
+    };
+    (want != report).then(|| {
+        format!(
+            "the report differs from {}; if the difference is right, rewrite it with KLP_BLESS=1\n\
+             expected:\n```\n{want}```\ngot:\n```\n{report}```",
+            path.display()
+        )
+    })
 }
 
 /// Every check of a case; returns what failed.
@@ -726,6 +806,19 @@ fn check(
                     Err(e) => failures.push(format!("{section} of the output object: {e}")),
                 },
             },
+            Directive::Explain(_) => {}
+            Directive::Rule { sym, rule } => {
+                let got = d
+                    .patched
+                    .symbol_by_name(sym)
+                    .map(|p| d.twins.rule(p).map_or("none", |r| r.name()));
+                if got != Some(rule.as_str()) {
+                    failures.push(format!(
+                        "{sym} correlated by {}, expected {rule}",
+                        got.unwrap_or("(no such symbol in the patched object)")
+                    ));
+                }
+            }
         }
     }
 

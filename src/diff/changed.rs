@@ -218,26 +218,41 @@ impl Pair<'_> {
                 if bo == bp {
                     continue;
                 }
-                let line = BUG_ENTRY_LINE as usize;
-                let only_line = t == "__bug_table"
-                    && ep.size == BUG_ENTRY_SIZE
-                    && bo.len() == bp.len()
-                    && bo.iter().zip(bp).enumerate().all(|(i, (x, y))| {
-                        (line..line + 2).contains(&i) || x == y
-                    });
-                let u16_at = |b: &[u8]| b.get(line..line + 2).map_or(0, |x| u16::from_le_bytes([x[0], x[1]]));
-                if !only_line {
-                    return Err(format!(
-                        "{t} entry for +{:#x}: bytes differ at +{:#x} of the entry",
+                let is_bug = t == "__bug_table" && ep.size == BUG_ENTRY_SIZE;
+                let field = |b: &[u8], at: u64| {
+                    let at = at as usize;
+                    b.get(at..at + 2).map_or(0, |x| u16::from_le_bytes([x[0], x[1]]))
+                };
+                let (line, flags) = (BUG_ENTRY_LINE, BUG_ENTRY_LINE + 2);
+                let rest_equal = |skip: std::ops::Range<usize>| {
+                    bo.len() == bp.len()
+                        && bo.iter().zip(bp).enumerate().all(|(i, (x, y))| skip.contains(&i) || x == y)
+                };
+                let line_range = line as usize..line as usize + 2;
+                if is_bug && rest_equal(line_range) {
+                    lines.push(format!(
+                        "+{:#x}: {} -> {} in its __bug_table entry (WARN/BUG line)",
                         ep.at,
-                        line_only::first_difference(bo, bp)
+                        field(bo, line),
+                        field(bp, line)
+                    ));
+                    continue;
+                }
+                if is_bug && rest_equal(line as usize..flags as usize + 2) {
+                    // WARN_ON() -> WARN_ON_ONCE(): the same ud2, other flags.
+                    return Err(format!(
+                        "{t} entry for +{:#x}: flags {:#x} -> {:#x} (line {} -> {})",
+                        ep.at,
+                        field(bo, flags),
+                        field(bp, flags),
+                        field(bo, line),
+                        field(bp, line)
                     ));
                 }
-                lines.push(format!(
-                    "+{:#x}: {} -> {} in its __bug_table entry (WARN/BUG line)",
+                return Err(format!(
+                    "{t} entry for +{:#x}: bytes differ at +{:#x} of the entry",
                     ep.at,
-                    u16_at(bo),
-                    u16_at(bp)
+                    line_only::first_difference(bo, bp)
                 ));
             }
         }

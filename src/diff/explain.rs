@@ -238,16 +238,21 @@ fn insn<R: Role>(
     let mut asm = String::new();
     let mut f = GasFormatter::new();
     f.options_mut().set_uppercase_hex(false);
+    f.options_mut().set_branch_leading_zeros(false);
     f.format(i, &mut asm);
     let relocs = inside(relocs, i)
         .into_iter()
         .map(|r| {
             let t: RelocTarget<R> = resolve(obj, sec, r, dec.get(sec));
+            let addend = if r.r_addend < 0 {
+                format!("-{:#x}", r.r_addend.unsigned_abs())
+            } else {
+                format!("+{:#x}", r.r_addend)
+            };
             format!(
-                "{} {}{:+#x} at +{:#x} -> {}",
+                "{} {}{addend} at +{:#x} -> {}",
                 reloc_type_name(r.r_type),
                 obj.symbol_display_name(r.sym),
-                r.r_addend,
                 r.r_offset - i.ip(),
                 describe(obj, &t)
             )
