@@ -186,6 +186,8 @@ cases! {
     warn_flags_changed => "warn-flags-changed",
     immediate_not_a_line => "immediate-not-a-line",
     explain => "explain",
+    line_only_func_line => "line-only-func-line",
+    correlate_content => "correlate-content",
 }
 
 fn cases_dir() -> PathBuf {
@@ -1025,5 +1027,95 @@ fn cli_diff_exit_codes_and_output_object() {
         !defined_func("show_other"),
         "readelf -s {}:\n{syms}",
         out.display()
+    );
+}
+
+/// `klp-build diff --explain FUNC`: the first differing instruction of each side, decoded, in text
+/// and JSON; an error naming FUNC when it did not change or is in neither object; and a diff whose
+/// only differences are line values ends as no functional change (exit 3), saying so.
+#[test]
+fn cli_diff_explain_and_line_only() {
+    let (o, p) = (
+        compile("immediate-not-a-line", Side::Orig),
+        compile("immediate-not-a-line", Side::Patched),
+    );
+    let r = klp_build()
+        .arg("diff")
+        .arg(&o)
+        .arg(&p)
+        .args(["--explain", "clear_buf"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(stdout.contains("clear_buf changed [correlated: exact]"), "{stdout}");
+    assert!(stdout.contains("mov $0x10,%edx"), "{stdout}");
+    assert!(stdout.contains("mov $0x20,%edx"), "{stdout}");
+
+    let r = klp_build()
+        .arg("diff")
+        .arg(&o)
+        .arg(&p)
+        .args(["--explain", "clear_buf", "--report", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(0));
+    let e: serde_json::Value = serde_json::from_slice(&r.stdout).expect("--report json prints JSON");
+    assert_eq!(e["function"], "clear_buf");
+    assert_eq!(e["rule"], "exact");
+    assert_eq!(e["verdict"], "changed");
+    assert_eq!(e["instructions"]["orig"]["asm"], "mov $0x10,%edx");
+    assert_eq!(e["instructions"]["patched"]["asm"], "mov $0x20,%edx");
+    assert_eq!(e["instructions"]["patched"]["offset"], 6);
+
+    for (func, says) in [
+        ("no_such_function", "no_such_function: no function of that name"),
+        ("use_buf", "use_buf: no function of that name"),
+    ] {
+        let r = klp_build()
+            .arg("diff")
+            .arg(&o)
+            .arg(&p)
+            .args(["--explain", func])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
+    let (o, p) = (
+        compile("explain", Side::Orig),
+        compile("explain", Side::Patched),
+    );
+    let r = klp_build()
+        .arg("diff")
+        .arg(&o)
+        .arg(&p)
+        .args(["--explain", "show_name"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("show_name did not change"), "{stderr}");
+
+    let (o, p) = (
+        compile("line-only-warn", Side::Orig),
+        compile("line-only-warn", Side::Patched),
+    );
+    let r = klp_build().arg("diff").arg(&o).arg(&p).output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr),
+    );
+    assert_eq!(r.status.code(), Some(3), "{stdout}{stderr}");
+    assert!(stdout.contains("func.line-only"), "{stdout}");
+    assert!(
+        stderr.contains("no functional change (only __LINE__ values differ)"),
+        "{stderr}"
     );
 }

@@ -117,7 +117,8 @@ impl Pair<'_> {
         let pdata = slice(patched.data(psec), pa, pb);
         let mut lines = Vec::new();
         if odata != pdata {
-            let callee = |insn: &iced_x86::Instruction| self.callee(psec, insn);
+            let prs = relocs_in(patched, psec, pa, pb);
+            let callee = |insn: &iced_x86::Instruction| self.callee(psec, &prs, insn);
             match line_only::compare_code(odata, pdata, oa, pa, callee) {
                 Ok(l) => lines = l,
                 Err(why) => return Verdict::Changed(why),
@@ -139,14 +140,17 @@ impl Pair<'_> {
         }
     }
 
-    /// The function a patched call or jump reaches through its relocation.
-    fn callee(&self, sec: SectionId<Patched>, insn: &iced_x86::Instruction) -> Option<String> {
+    /// The symbol a patched instruction refers to through its relocation: the function a call
+    /// or jump reaches, the `__func__` a `mov` loads. `relocs` are the function's, sorted.
+    fn callee(
+        &self,
+        sec: SectionId<Patched>,
+        relocs: &[&crate::elf::Reloc<Patched>],
+        insn: &iced_x86::Instruction,
+    ) -> Option<String> {
         let (a, b) = (insn.ip(), insn.next_ip());
-        let r = self
-            .patched
-            .relocs_of(sec)
-            .iter()
-            .find(|r| r.r_offset > a && r.r_offset < b)?;
+        let i = relocs.partition_point(|r| r.r_offset <= a);
+        let r = relocs.get(i).filter(|r| r.r_offset < b)?;
         match resolve(self.patched, sec, r, self.dec.1.get(sec)) {
             RelocTarget::Symbol(s, _) => Some(self.patched.symbol(s).name.clone()),
             _ => None,

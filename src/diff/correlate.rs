@@ -26,6 +26,10 @@ pub enum Rule {
     /// Same stripped name, told apart by the twin functions that reference them: the static
     /// locals `__already_done.N` of two different functions.
     Scope,
+    /// Same stripped name and the same contents (bytes, and what the relocations address), for
+    /// read-only data: the `__func__` strings of two functions of which one is inlined into the
+    /// other have one scope, but their bytes are the functions' names.
+    Content,
     /// Same stripped name, paired by order of appearance; the last resort, warned about.
     Position,
 }
@@ -37,6 +41,7 @@ impl Rule {
             Rule::Exact => "exact",
             Rule::Suffix => "suffix",
             Rule::Scope => "scope",
+            Rule::Content => "content",
             Rule::Position => "position",
         }
     }
@@ -164,6 +169,11 @@ struct Funnel<'a> {
     users: Option<(Users<Orig>, Users<Patched>)>,
     /// How many candidates share each stripped name, on each side (see `numbered_family`).
     family: (HashMap<&'a str, usize>, HashMap<&'a str, usize>),
+    /// The content rule's fingerprints, computed once per symbol.
+    prints: (
+        HashMap<SymbolId<Orig>, Option<String>>,
+        HashMap<SymbolId<Patched>, Option<String>>,
+    ),
 }
 
 impl<'a> Funnel<'a> {
@@ -189,6 +199,7 @@ impl<'a> Funnel<'a> {
             twins: Twins::default(),
             users: None,
             family,
+            prints: Default::default(),
         }
     }
     /// Same symbol type, both defined or both undefined, both in a section or both not.
@@ -232,6 +243,7 @@ const DETERMINISTIC: &[(Rule, RuleFn)] = &[
     (Rule::Exact, exact),
     (Rule::Suffix, suffix),
     (Rule::Scope, scope),
+    (Rule::Content, content),
 ];
 
 /// Same name and kind, unique on both sides, outside numbered families.
@@ -280,10 +292,23 @@ fn suffix(f: &mut Funnel<'_>) -> usize {
     pairs.len()
 }
 
-/// Same stripped name and used by twin functions: `__already_done.N` of `warn_b()` is the one
-/// that only `warn_b()`'s code refers to, whatever its number. Unique on both sides: two
-/// `WARN_ONCE()`s in one function stay unpaired (and carried).
+/// Same stripped name and used by the twins of the same functions: `__already_done.N` of
+/// `warn_b()` is the one that only `warn_b()`'s code refers to, whatever its number; the
+/// `__func__` of an inline function is the one its callers use (`__func__.419` of
+/// ext4_update_dynamic_rev(), inlined in two other functions of fs/ext4/super.c). A function's
+/// `.cold` and `.part.N` pieces count as the function. Unique on both sides: two `WARN_ONCE()`s in
+/// one function stay unpaired (and carried).
 fn scope(f: &mut Funnel<'_>) -> usize {
+    let same = scope_pass(f, false);
+    same + scope_pass(f, true)
+}
+
+/// One pass of the scope rule. Strict: the static's users, mapped to their twins, are exactly
+/// the original's users. Overlap (after the strict pass): they share a function, and no other
+/// unpaired static of that name does; this pairs the `__func__` of a function that the patch
+/// stopped inlining (ext4_update_dynamic_rev() in fs/ext4/super.c, used by three functions in
+/// the original and by itself in the patched object).
+fn scope_pass(f: &mut Funnel<'_>, overlap: bool) -> usize {
     let left_o = group(f.orig, f.unpaired_o().collect::<Vec<_>>(), strip_suffix);
     let left_p = group(f.patched, f.unpaired_p().collect::<Vec<_>>(), strip_suffix);
     if !left_p.keys().any(|k| left_o.contains_key(k)) {
@@ -297,14 +322,24 @@ fn scope(f: &mut Funnel<'_>) -> usize {
     for (name, pv) in &left_p {
         let Some(ov) = left_o.get(name) else { continue };
         for &p in pv {
-            let Some(of) = users_p.sole(p).and_then(|pf| f.twins.orig(pf)) else {
+            let Some(users) = users_p.scope(p) else {
                 continue;
             };
-            let same_scope: Vec<_> = ov
-                .iter()
-                .copied()
-                .filter(|&o| users_o.sole(o) == Some(of))
-                .collect();
+            // The patched users mapped to their originals. Strict: a user without twin (a new
+            // function) leaves the static without a scope to compare.
+            let mapped: Vec<Option<SymbolId<Orig>>> =
+                users.iter().map(|&pf| f.twins.orig(pf)).collect();
+            let mut of: Vec<SymbolId<Orig>> = mapped.iter().flatten().copied().collect();
+            if of.is_empty() || (!overlap && of.len() != mapped.len()) {
+                continue;
+            }
+            of.sort_unstable();
+            let matches = |o: SymbolId<Orig>| match users_o.scope(o) {
+                None => false,
+                Some(u) if overlap => u.iter().any(|x| of.binary_search(x).is_ok()),
+                Some(u) => u == of.as_slice(),
+            };
+            let same_scope: Vec<_> = ov.iter().copied().filter(|&o| matches(o)).collect();
             if let [o] = same_scope.as_slice() {
                 hits.push((p, *o));
             }
@@ -321,6 +356,90 @@ fn scope(f: &mut Funnel<'_>) -> usize {
         }
     }
     made
+}
+
+/// Same stripped name and the same contents, for read-only data, when the contents are unique in
+/// the group on both sides. Contents are the bytes plus what each relocation addresses (a string
+/// by its bytes, a symbol by its name without gcc's number): ext4_enable_quotas() in
+/// fs/ext4/super.c refers to its own `__func__` and to that of the inlined ext4_quota_enable()
+/// (one scope, two strings), and each trace event's output function keeps its `__print_symbolic()`
+/// tables `symbols.N`, constant arrays of values and string pointers.
+fn content(f: &mut Funnel<'_>) -> usize {
+    let left_o = group(f.orig, f.unpaired_o().collect::<Vec<_>>(), strip_suffix);
+    let left_p = group(f.patched, f.unpaired_p().collect::<Vec<_>>(), strip_suffix);
+    let mut pairs = Vec::new();
+    for (name, pv) in &left_p {
+        let Some(ov) = left_o.get(name) else { continue };
+        // Each fingerprint with its symbols on both sides, in object order.
+        type Sides = (Vec<SymbolId<Orig>>, Vec<SymbolId<Patched>>);
+        let mut by_print: BTreeMap<String, Sides> = BTreeMap::new();
+        for &o in ov {
+            if let Some(fp) = fingerprint(f.orig, o, &mut f.prints.0) {
+                by_print.entry(fp).or_default().0.push(o);
+            }
+        }
+        for &p in pv {
+            if let Some(fp) = fingerprint(f.patched, p, &mut f.prints.1) {
+                if let Some(e) = by_print.get_mut(&fp) {
+                    e.1.push(p);
+                }
+            }
+        }
+        // As many on both sides: identical constants, so pairing them in object order is as good
+        // as any other pairing (the ten equal `symbols.N` tables of trace_raw_output_ext4_fc_stats).
+        for (os, ps) in by_print.into_values() {
+            if os.len() == ps.len() && os.iter().zip(&ps).all(|(&o, &p)| f.same_kind(o, p)) {
+                pairs.extend(ps.into_iter().zip(os));
+            }
+        }
+    }
+    for &(p, o) in &pairs {
+        f.twins.pair(p, o, Rule::Content);
+    }
+    pairs.len()
+}
+
+/// The contents of a read-only data symbol for the content rule, computed once per symbol:
+/// `None` for code, writable data (a counter's zeros say nothing) and empty symbols.
+fn fingerprint<R: crate::elf::Role>(
+    obj: &ElfObject<R>,
+    s: SymbolId<R>,
+    cache: &mut HashMap<SymbolId<R>, Option<String>>,
+) -> Option<String> {
+    cache
+        .entry(s)
+        .or_insert_with(|| {
+            let sym = obj.symbol(s);
+            let sec = sym.section_id()?;
+            let section = obj.section(sec);
+            let (a, b) = (sym.st_value, sym.st_value.checked_add(sym.st_size)?);
+            if sym.st_size == 0
+                || !sym.is_object()
+                || section.sh_flags & u64::from(object::elf::SHF_WRITE) != 0
+                || section.is_text()
+            {
+                return None;
+            }
+            let mut fp = format!("{:x?}", obj.data(sec).get(a as usize..b as usize)?);
+            let mut relocs: Vec<_> = obj
+                .relocs_of(sec)
+                .iter()
+                .filter(|r| r.r_offset >= a && r.r_offset < b)
+                .collect();
+            relocs.sort_by_key(|r| r.r_offset);
+            for r in relocs {
+                let target = match resolve(obj, sec, r, None) {
+                    RelocTarget::Symbol(t, off) => {
+                        format!("{}{off:+}", strip_suffix(&obj.symbol(t).name))
+                    }
+                    RelocTarget::String(_, bytes) => format!("{bytes:?}"),
+                    RelocTarget::Section(t, off) => format!("{}{off:+}", obj.section(t).name),
+                };
+                fp.push_str(&format!(";{:x}:{}:{target}", r.r_offset - a, r.r_type));
+            }
+            Some(fp)
+        })
+        .clone()
 }
 
 /// The last resort: the symbols left with one stripped name, paired in object order when both
@@ -373,25 +492,21 @@ pub fn correlate(
     f.twins
 }
 
-/// Who refers to a symbol from code, for the scope rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum User<R: crate::elf::Role> {
-    /// Only this function does.
-    Sole(SymbolId<R>),
-    /// Several functions do, or code outside any function does.
-    Many,
-}
+/// The functions whose code refers to a symbol, for the scope rule: a sorted set, or `None` when
+/// code outside any function refers to it too.
+type Scope<R> = Option<Vec<SymbolId<R>>>;
 
 /// The users of every symbol that code refers to, from one pass over the relocations of the
 /// text sections: how a static local is tied to its scope. Targets are resolved with the decoded
 /// instruction tails, so `cmpb $0, flag(%rip)` (addend -5) names the right flag of a shared
 /// `.data.once`. Built once per object: resolving every relocation again for each static made
 /// kernel/sched/core.o (thousands of relocations, hundreds of numbered statics) take a minute.
-struct Users<R: crate::elf::Role>(HashMap<SymbolId<R>, User<R>>);
+struct Users<R: crate::elf::Role>(HashMap<SymbolId<R>, Scope<R>>);
 
 impl<R: crate::elf::Role> Users<R> {
     fn new(obj: &ElfObject<R>, dec: &Decoded<R>) -> Self {
-        let mut m: HashMap<SymbolId<R>, User<R>> = HashMap::new();
+        let mut m: HashMap<SymbolId<R>, Scope<R>> = HashMap::new();
+        let mut owners: HashMap<SymbolId<R>, SymbolId<R>> = HashMap::new();
         for (_, rs) in obj.live_sections() {
             let crate::elf::Content::Relocs { target, relocs } = &rs.content else {
                 continue;
@@ -404,30 +519,46 @@ impl<R: crate::elf::Role> Users<R> {
                 let RelocTarget::Symbol(s, _) = resolve(obj, *target, r, dec.get(*target)) else {
                     continue;
                 };
-                let user = match funcs.at(r.r_offset) {
-                    Some(f) => User::Sole(f),
-                    None => User::Many,
-                };
-                m.entry(s)
-                    .and_modify(|u| {
-                        if *u != user {
-                            *u = User::Many;
+                let user = funcs
+                    .at(r.r_offset)
+                    .map(|f| *owners.entry(f).or_insert_with(|| owner(obj, f)));
+                let scope = m.entry(s).or_insert_with(|| Some(Vec::new()));
+                match (user, scope.as_mut()) {
+                    (Some(f), Some(v)) => {
+                        if !v.contains(&f) {
+                            v.push(f);
                         }
-                    })
-                    .or_insert(user);
+                    }
+                    _ => *scope = None,
+                }
             }
+        }
+        for v in m.values_mut().flatten() {
+            v.sort_unstable();
         }
         Users(m)
     }
 
-    /// The one function whose code refers to `sym` (by name, through its section symbol or a
-    /// local label), if exactly one does.
-    fn sole(&self, sym: SymbolId<R>) -> Option<SymbolId<R>> {
-        match self.0.get(&sym) {
-            Some(User::Sole(f)) => Some(*f),
-            _ => None,
-        }
+    /// The functions whose code refers to `sym` (by name, through its section symbol or a local
+    /// label), when only functions do.
+    fn scope(&self, sym: SymbolId<R>) -> Option<&[SymbolId<R>]> {
+        self.0.get(&sym)?.as_deref().filter(|v| !v.is_empty())
     }
+}
+
+/// The function whose scope a part of gcc's belongs to: `foo` for `foo.cold` and `foo.part.0`,
+/// when the object has `foo`. ext4_put_super() of fs/ext4/super.o refers to its `__func__.435`
+/// from its body and from `ext4_put_super.cold`: both are the one function's scope.
+fn owner<R: crate::elf::Role>(obj: &ElfObject<R>, f: SymbolId<R>) -> SymbolId<R> {
+    let name = &obj.symbol(f).name;
+    let parent = super::cold_parent(name).or_else(|| {
+        let (base, n) = name.rsplit_once(".part.")?;
+        n.bytes().all(|b| b.is_ascii_digit()).then_some(base)
+    });
+    parent
+        .and_then(|p| obj.symbol_by_name(p))
+        .filter(|&p| obj.symbol(p).is_func())
+        .unwrap_or(f)
 }
 
 /// The functions of one section sorted by start, to find the function at an offset by binary

@@ -35,7 +35,18 @@ const LINE_CALLEES: &[(&str, &[u8])] = &[
     ("_printk_deferred", &[2, 3, 4, 5, 6]),
     ("__btrfs_handle_fs_error", &[3]),
     ("__btrfs_abort_transaction", &[3]),
+    // ext4_journal_start_sb(sb, __LINE__, type, blocks, rsv_blocks, revoke_creds) in
+    // fs/ext4/ext4_jbd2.h: the line without a __func__ before it.
+    ("__ext4_journal_start_sb", &[2]),
 ];
+
+/// Whether a symbol is a `__func__` string (`__func__.435`): an argument register loaded with one
+/// right before the line's register marks the `(__func__, __LINE__)` pair of a subsystem's error
+/// helper, such as `__ext4_error(sb, __func__, __LINE__, ...)` or `__ext4_iget(sb, ino, flags,
+/// __func__, __LINE__)` in fs/ext4/super.c, which the table above cannot list one by one.
+fn is_func_name(sym: &str) -> bool {
+    sym == "__func__" || sym.strip_prefix("__func__.").is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+}
 
 /// The x86_64 argument position of a register (SysV: rdi, rsi, rdx, rcx, r8, r9).
 fn arg_position(r: Register) -> Option<u8> {
@@ -100,6 +111,8 @@ pub fn compare_code(
     let mut lines = Vec::new();
     // Line values loaded since the last call: (offset, register, old, new).
     let mut pending: Vec<(u64, Register, u64, u64)> = Vec::new();
+    // Argument positions loaded with a `__func__` string since the last call.
+    let mut func_args: Vec<u8> = Vec::new();
     while pd.can_decode() && od.can_decode() {
         let at = pd.position();
         od.decode_out(&mut oi);
@@ -117,8 +130,27 @@ pub fn compare_code(
             pending.push((at as u64, reg, old, new));
             continue;
         }
+        // `mov $__func__.N, %esi` (the same on both sides, or the bytes would differ).
+        if matches!(
+            pi.code(),
+            Code::Mov_r32_imm32 | Code::Mov_rm64_imm32 | Code::Mov_rm32_imm32
+        ) && pi.op0_kind() == iced_x86::OpKind::Register
+        {
+            if let Some(a) = arg_position(pi.op0_register()) {
+                func_args.retain(|&x| x != a);
+                if callee(&pi).is_some_and(|n| is_func_name(&n)) {
+                    func_args.push(a);
+                }
+            }
+        }
         // A call, a tail call (a jump with a relocation) or a return ends the argument setup
         // of the line values loaded before it; a jump inside the function does not.
+        if pending.is_empty() {
+            if matches!(pi.flow_control(), FlowControl::Call | FlowControl::Return) {
+                func_args.clear();
+            }
+            continue;
+        }
         let name = match pi.flow_control() {
             FlowControl::Call | FlowControl::Return => callee(&pi),
             FlowControl::UnconditionalBranch => match callee(&pi) {
@@ -127,21 +159,20 @@ pub fn compare_code(
             },
             _ => continue,
         };
-        if pending.is_empty() {
-            continue;
-        }
         for (off, reg, old, new) in pending.drain(..) {
-            let taken = name.as_deref().and_then(|n| {
+            let arg = arg_position(reg);
+            let listed = name.as_deref().is_some_and(|n| {
                 LINE_CALLEES
                     .iter()
-                    .find(|(c, _)| *c == n)
-                    .filter(|(_, pos)| arg_position(reg).is_some_and(|a| pos.contains(&a)))
+                    .any(|(c, pos)| *c == n && arg.is_some_and(|a| pos.contains(&a)))
             });
-            match taken {
-                Some((c, _)) => lines.push(format!(
-                    "+{off:#x}: {old} -> {new} passed to {c} as its line"
+            let after_func = arg.is_some_and(|a| func_args.contains(&(a - 1)));
+            match (&name, listed || after_func) {
+                (Some(c), true) => lines.push(format!(
+                    "+{off:#x}: {old} -> {new} passed to {c} as its line{}",
+                    if listed { "" } else { " (after __func__)" }
                 )),
-                None => {
+                _ => {
                     return Err(format!(
                         "bytes differ at +{off:#x}: the immediate {old} -> {new} in {reg:?} {}",
                         match &name {
@@ -152,6 +183,7 @@ pub fn compare_code(
                 }
             }
         }
+        func_args.clear();
     }
     if let Some((off, reg, old, new)) = pending.first() {
         return Err(format!(

@@ -284,8 +284,10 @@ pub fn diff(
         }
     }
     added.retain(|&a| cold_parent(&patched.symbol(a).name).is_none());
-    // A `.cold` part whose only changes are line values (its `might_sleep()` moved) is its
-    // parent's: the parent is line-only too unless it changed.
+    // A function that changed through its `.cold` part is changed, not line-only
+    // (ext4_put_super() of fs/ext4/super.o: a line value in its body, a change in its part); a
+    // `.cold` part whose parent changed goes with the parent.
+    line_only.retain(|l| !changed.iter().any(|c| c.sym == l.sym));
     line_only.retain(|l| {
         let name = &patched.symbol(l.sym).name;
         cold_parent(name).is_none_or(|p| !changed.iter().any(|c| patched.symbol(c.sym).name == p))
