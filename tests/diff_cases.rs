@@ -1053,7 +1053,10 @@ fn cli_diff_explain_and_line_only() {
         "{}",
         String::from_utf8_lossy(&r.stderr)
     );
-    assert!(stdout.contains("clear_buf changed [correlated: exact]"), "{stdout}");
+    assert!(
+        stdout.contains("clear_buf changed [correlated: exact]"),
+        "{stdout}"
+    );
     assert!(stdout.contains("mov $0x10,%edx"), "{stdout}");
     assert!(stdout.contains("mov $0x20,%edx"), "{stdout}");
 
@@ -1065,7 +1068,8 @@ fn cli_diff_explain_and_line_only() {
         .output()
         .unwrap();
     assert_eq!(r.status.code(), Some(0));
-    let e: serde_json::Value = serde_json::from_slice(&r.stdout).expect("--report json prints JSON");
+    let e: serde_json::Value =
+        serde_json::from_slice(&r.stdout).expect("--report json prints JSON");
     assert_eq!(e["function"], "clear_buf");
     assert_eq!(e["rule"], "exact");
     assert_eq!(e["verdict"], "changed");
@@ -1074,7 +1078,10 @@ fn cli_diff_explain_and_line_only() {
     assert_eq!(e["instructions"]["patched"]["offset"], 6);
 
     for (func, says) in [
-        ("no_such_function", "no_such_function: no function of that name"),
+        (
+            "no_such_function",
+            "no_such_function: no function of that name",
+        ),
         ("use_buf", "use_buf: no function of that name"),
     ] {
         let r = klp_build()

@@ -43,6 +43,7 @@ fn identity(lab: &support::Lab, rel: &str) -> ObjectDiff {
                 sym: ps,
                 orig: os,
                 why: "identity".into(),
+                rule: diff::correlate::Rule::Exact,
             });
         }
     }

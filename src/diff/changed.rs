@@ -193,7 +193,11 @@ impl Pair<'_> {
     /// order. `Ok` lists the `__bug_table` lines that differ (`WARN_ON()` moved down); `Err` the
     /// first other difference: an entry more or less, other flags (`WARN_ON` -> `WARN_ON_ONCE`),
     /// another key, fixup or file.
-    pub fn entries_of(&self, o: SymbolId<Orig>, p: SymbolId<Patched>) -> Result<Vec<String>, String> {
+    pub fn entries_of(
+        &self,
+        o: SymbolId<Orig>,
+        p: SymbolId<Patched>,
+    ) -> Result<Vec<String>, String> {
         let (orig, patched) = (self.orig, self.patched);
         let (oe, pe) = (self.entries.0.of(o), self.entries.1.of(p));
         let name_o = |e: &Entry<Orig>| orig.section(e.table).name.as_str();
@@ -210,10 +214,7 @@ impl Pair<'_> {
             }
             for (eo, ep) in ov.into_iter().zip(pv) {
                 if eo.at != ep.at || eo.size != ep.size {
-                    return Err(format!(
-                        "{t} entry for +{:#x} -> +{:#x}",
-                        eo.at, ep.at
-                    ));
+                    return Err(format!("{t} entry for +{:#x} -> +{:#x}", eo.at, ep.at));
                 }
                 if let Some(why) = self.entry_relocs_differ(eo, ep) {
                     return Err(format!("{t} entry for +{:#x}: {why}", ep.at));
@@ -225,12 +226,17 @@ impl Pair<'_> {
                 let is_bug = t == "__bug_table" && ep.size == BUG_ENTRY_SIZE;
                 let field = |b: &[u8], at: u64| {
                     let at = at as usize;
-                    b.get(at..at + 2).map_or(0, |x| u16::from_le_bytes([x[0], x[1]]))
+                    b.get(at..at + 2)
+                        .map_or(0, |x| u16::from_le_bytes([x[0], x[1]]))
                 };
                 let (line, flags) = (BUG_ENTRY_LINE, BUG_ENTRY_LINE + 2);
                 let rest_equal = |skip: std::ops::Range<usize>| {
                     bo.len() == bp.len()
-                        && bo.iter().zip(bp).enumerate().all(|(i, (x, y))| skip.contains(&i) || x == y)
+                        && bo
+                            .iter()
+                            .zip(bp)
+                            .enumerate()
+                            .all(|(i, (x, y))| skip.contains(&i) || x == y)
                 };
                 let line_range = line as usize..line as usize + 2;
                 if is_bug && rest_equal(line_range) {

@@ -121,11 +121,11 @@ fn candidates<R: crate::elf::Role>(obj: &ElfObject<R>) -> Vec<SymbolId<R>> {
 }
 
 /// Symbols grouped by `key(name)`, each group in object order (BTreeMap for a stable result).
-fn group<'a, R: crate::elf::Role>(
-    obj: &'a ElfObject<R>,
+fn group<R: crate::elf::Role>(
+    obj: &ElfObject<R>,
     ids: impl IntoIterator<Item = SymbolId<R>>,
     key: fn(&str) -> &str,
-) -> BTreeMap<&'a str, Vec<SymbolId<R>>> {
+) -> BTreeMap<&str, Vec<SymbolId<R>>> {
     let mut m: BTreeMap<&str, Vec<SymbolId<R>>> = BTreeMap::new();
     for i in ids {
         m.entry(key(&obj.symbol(i).name)).or_default().push(i);
@@ -157,6 +157,9 @@ pub fn dont_correlate<R: crate::elf::Role>(obj: &ElfObject<R>, sym: SymbolId<R>)
         || exclude::is_uncorrelated_static_local(&s.name, &sec.name)
 }
 
+/// The content rule's fingerprint of each symbol, `None` when it has none.
+type Prints<R> = HashMap<SymbolId<R>, Option<String>>;
+
 /// The state of the funnel: both objects, the twins so far, and what the rules share.
 struct Funnel<'a> {
     orig: &'a ElfObject<Orig>,
@@ -170,10 +173,7 @@ struct Funnel<'a> {
     /// How many candidates share each stripped name, on each side (see `numbered_family`).
     family: (HashMap<&'a str, usize>, HashMap<&'a str, usize>),
     /// The content rule's fingerprints, computed once per symbol.
-    prints: (
-        HashMap<SymbolId<Orig>, Option<String>>,
-        HashMap<SymbolId<Patched>, Option<String>>,
-    ),
+    prints: (Prints<Orig>, Prints<Patched>),
 }
 
 impl<'a> Funnel<'a> {
@@ -185,10 +185,16 @@ impl<'a> Funnel<'a> {
         let (os, ps) = (candidates(orig), candidates(patched));
         let mut family: (HashMap<&str, usize>, HashMap<&str, usize>) = Default::default();
         for &o in &os {
-            *family.0.entry(strip_suffix(&orig.symbol(o).name)).or_default() += 1;
+            *family
+                .0
+                .entry(strip_suffix(&orig.symbol(o).name))
+                .or_default() += 1;
         }
         for &p in &ps {
-            *family.1.entry(strip_suffix(&patched.symbol(p).name)).or_default() += 1;
+            *family
+                .1
+                .entry(strip_suffix(&patched.symbol(p).name))
+                .or_default() += 1;
         }
         Funnel {
             orig,
@@ -404,7 +410,7 @@ fn content(f: &mut Funnel<'_>) -> usize {
 fn fingerprint<R: crate::elf::Role>(
     obj: &ElfObject<R>,
     s: SymbolId<R>,
-    cache: &mut HashMap<SymbolId<R>, Option<String>>,
+    cache: &mut Prints<R>,
 ) -> Option<String> {
     cache
         .entry(s)

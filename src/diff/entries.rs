@@ -35,6 +35,9 @@ pub struct Entry<R: Role> {
     pub at: u64,
 }
 
+/// A function's range in its section: start, end, symbol.
+type Span<R> = (u64, u64, SymbolId<R>);
+
 /// The entries of every function of an object.
 pub struct Entries<R: Role>(HashMap<SymbolId<R>, Vec<Entry<R>>>);
 
@@ -42,13 +45,14 @@ impl<R: Role> Entries<R> {
     /// Indexes the entries of every fixed-size table of `obj`. Linear in the tables' relocations:
     /// the function at a place is found by binary search over the functions of its section.
     pub fn new(obj: &ElfObject<R>) -> Self {
-        let mut funcs: HashMap<SectionId<R>, Vec<(u64, u64, SymbolId<R>)>> = HashMap::new();
+        let mut funcs: HashMap<SectionId<R>, Vec<Span<R>>> = HashMap::new();
         for (i, s) in obj.live_symbols() {
             if let (true, Some(sec)) = (s.is_func(), s.section_id()) {
-                funcs
-                    .entry(sec)
-                    .or_default()
-                    .push((s.st_value, s.st_value.saturating_add(s.st_size), i));
+                funcs.entry(sec).or_default().push((
+                    s.st_value,
+                    s.st_value.saturating_add(s.st_size),
+                    i,
+                ));
             }
         }
         for v in funcs.values_mut() {

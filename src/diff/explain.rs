@@ -73,7 +73,9 @@ pub enum NotExplained {
     #[error("{0} is new in the patched object (func.added): it has no original to compare with")]
     Added(String),
     /// Only in the original object.
-    #[error("{0} is only in the original object (func.removed: removed, inlined or renamed by gcc)")]
+    #[error(
+        "{0} is only in the original object (func.removed: removed, inlined or renamed by gcc)"
+    )]
     Removed(String),
     /// Paired and equal.
     #[error(
@@ -148,7 +150,10 @@ fn first_instruction(pair: &Pair<'_>, o: SymbolId<Orig>, p: SymbolId<Patched>) -
     let (osec, oa, ob) = range(orig, o)?;
     let (psec, pa, pb) = range(patched, p)?;
     let (ocode, pcode) = (code(orig, osec, oa, ob), code(patched, psec, pa, pb));
-    let (ors, prs) = (relocs_in(orig, osec, oa, ob), relocs_in(patched, psec, pa, pb));
+    let (ors, prs) = (
+        relocs_in(orig, osec, oa, ob),
+        relocs_in(patched, psec, pa, pb),
+    );
     let mut od = Decoder::with_ip(64, ocode, oa, DecoderOptions::NONE);
     let mut pd = Decoder::with_ip(64, pcode, pa, DecoderOptions::NONE);
     let (mut oi, mut pi) = (Instruction::default(), Instruction::default());
@@ -300,7 +305,11 @@ impl fmt::Display for Explanation {
             for (side, i) in [("orig", &p.orig), ("patched", &p.patched)] {
                 match i {
                     Some(i) => {
-                        writeln!(f, "  {side:<7} +{:#06x}: {:<30} {}", i.offset, i.bytes, i.asm)?;
+                        writeln!(
+                            f,
+                            "  {side:<7} +{:#06x}: {:<30} {}",
+                            i.offset, i.bytes, i.asm
+                        )?;
                         for r in &i.relocs {
                             writeln!(f, "  {:<7}   reloc {r}", "")?;
                         }

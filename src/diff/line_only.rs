@@ -12,7 +12,9 @@
 //! (`kpatch_line_macro_change_only()`, create-diff-object.c): `mov` to `%esi` or `%edx` before a
 //! call to `__might_sleep`, `__warn_printk`, `printk`, `lockdep_rcu_suspicious` and a few more.
 
-use iced_x86::{Code, ConstantOffsets, Decoder, DecoderOptions, FlowControl, Instruction, Register};
+use iced_x86::{
+    Code, ConstantOffsets, Decoder, DecoderOptions, FlowControl, Instruction, Register,
+};
 
 /// Functions that take `__LINE__`, with the argument positions (1-based) it may sit in.
 /// `__might_sleep(file, line)` and its relatives take it second; printk-style functions take it
@@ -45,7 +47,10 @@ const LINE_CALLEES: &[(&str, &[u8])] = &[
 /// helper, such as `__ext4_error(sb, __func__, __LINE__, ...)` or `__ext4_iget(sb, ino, flags,
 /// __func__, __LINE__)` in fs/ext4/super.c, which the table above cannot list one by one.
 fn is_func_name(sym: &str) -> bool {
-    sym == "__func__" || sym.strip_prefix("__func__.").is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+    sym == "__func__"
+        || sym
+            .strip_prefix("__func__.")
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The x86_64 argument position of a register (SysV: rdi, rsi, rdx, rcx, r8, r9).
@@ -81,10 +86,7 @@ fn immediate_only(
     if reg == Register::None || reg != p.op0_register() || !offs.has_immediate() {
         return None;
     }
-    let (a, n) = (
-        usize::from(offs.immediate_offset()),
-        usize::from(offs.immediate_size()),
-    );
+    let (a, n) = (offs.immediate_offset(), offs.immediate_size());
     let outside_equal = ob
         .iter()
         .zip(pb)
@@ -124,7 +126,10 @@ pub fn compare_code(
         let (ob, pb) = (&o_code[at..at + oi.len()], &p_code[at..at + pi.len()]);
         if ob != pb {
             let Some((reg, old, new)) = immediate_only(&oi, &pi, ob, pb, &offs) else {
-                return Err(format!("bytes differ at +{:#x}", first_difference(ob, pb) + at));
+                return Err(format!(
+                    "bytes differ at +{:#x}",
+                    first_difference(ob, pb) + at
+                ));
             };
             pending.retain(|x| x.1.full_register() != reg.full_register());
             pending.push((at as u64, reg, old, new));

@@ -356,7 +356,6 @@ pub fn diff(
     changed.sort_by(|a, b| patched.symbol(a.sym).name.cmp(&patched.symbol(b.sym).name));
     added.sort_by(|a, b| patched.symbol(*a).name.cmp(&patched.symbol(*b).name));
     line_only.sort_by(|a, b| patched.symbol(a.sym).name.cmp(&patched.symbol(b.sym).name));
-    drop(pair);
     ObjectDiff {
         object,
         klp_object,
@@ -401,7 +400,11 @@ fn correlation_warnings(
     };
     for &ps in left_p {
         let s = patched.symbol(ps);
-        if reported(&s.name, s.is_func(), s.is_undef() || s.section_id().is_none()) {
+        if reported(
+            &s.name,
+            s.is_func(),
+            s.is_undef() || s.section_id().is_none(),
+        ) {
             continue;
         }
         let (key, message) = if dont_correlate(patched, ps) {
@@ -425,7 +428,11 @@ fn correlation_warnings(
     }
     for &os in left_o {
         let s = orig.symbol(os);
-        if reported(&s.name, s.is_func(), s.is_undef() || s.section_id().is_none()) {
+        if reported(
+            &s.name,
+            s.is_func(),
+            s.is_undef() || s.section_id().is_none(),
+        ) {
             continue;
         }
         let (key, message) = if dont_correlate(orig, os) {
