@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use crate::elf::{ElfObject, Orig, Patched, Role, SectionId, SymbolId};
 
 use super::aux_code;
-use super::correlate::{dont_correlate, strip_suffix, Twins};
+use super::correlate::{contents, dont_correlate, strip_suffix, Twins};
 use super::entries::{entry_bytes, entry_relocs, Entries, Entry, BUG_ENTRY_LINE, BUG_ENTRY_SIZE};
 use super::line_only;
 use super::reloc_target::{resolve, InsnEnds, RelocTarget};
@@ -179,6 +179,15 @@ impl Pair<'_> {
             let to = resolve(orig, osec, ro, self.dec.0.get(osec));
             let tp = resolve(patched, psec, rp, self.dec.1.get(psec));
             if !same_target(orig, patched, self.twins, &to, &tp) {
+                if let (RelocTarget::Symbol(so, _), RelocTarget::Symbol(sp, _)) = (&to, &tp) {
+                    if self.twins.orig(*sp) == Some(*so) {
+                        return Some(format!(
+                            "relocation at +{off:#x}: {}, a constant carried with the function, \
+                             holds other contents",
+                            describe(patched, &tp)
+                        ));
+                    }
+                }
                 return Some(format!(
                     "relocation at +{off:#x}: {} -> {}",
                     describe(orig, &to),
@@ -364,7 +373,14 @@ pub fn same_target(
         (RelocTarget::Symbol(so, ao), RelocTarget::Symbol(sp, ap)) => {
             ao == ap
                 && match twins.orig(*sp) {
-                    Some(t) => t == *so,
+                    // A special static is carried with the functions that use it, so a
+                    // constant one is part of what they do: a changed `CSWTCH.N` switch table
+                    // changes its function even when scope pairs it with the original.
+                    Some(t) => {
+                        t == *so
+                            && (!dont_correlate(patched, *sp)
+                                || contents(orig, *so) == contents(patched, *sp))
+                    }
                     None if orig.symbol(*so).is_undef() => {
                         orig.symbol(*so).name == patched.symbol(*sp).name
                     }

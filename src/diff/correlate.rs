@@ -412,40 +412,42 @@ fn fingerprint<R: crate::elf::Role>(
     s: SymbolId<R>,
     cache: &mut Prints<R>,
 ) -> Option<String> {
-    cache
-        .entry(s)
-        .or_insert_with(|| {
-            let sym = obj.symbol(s);
-            let sec = sym.section_id()?;
-            let section = obj.section(sec);
-            let (a, b) = (sym.st_value, sym.st_value.checked_add(sym.st_size)?);
-            if sym.st_size == 0
-                || !sym.is_object()
-                || section.sh_flags & u64::from(object::elf::SHF_WRITE) != 0
-                || section.is_text()
-            {
-                return None;
+    cache.entry(s).or_insert_with(|| contents(obj, s)).clone()
+}
+
+/// The contents of a read-only data symbol: its bytes and, per relocation, its offset, type and
+/// target (a string by its bytes, a symbol by its name without gcc's number). `None` for code,
+/// writable data and empty symbols.
+pub fn contents<R: crate::elf::Role>(obj: &ElfObject<R>, s: SymbolId<R>) -> Option<String> {
+    let sym = obj.symbol(s);
+    let sec = sym.section_id()?;
+    let section = obj.section(sec);
+    let (a, b) = (sym.st_value, sym.st_value.checked_add(sym.st_size)?);
+    if sym.st_size == 0
+        || !sym.is_object()
+        || section.sh_flags & u64::from(object::elf::SHF_WRITE) != 0
+        || section.is_text()
+    {
+        return None;
+    }
+    let mut fp = format!("{:x?}", obj.data(sec).get(a as usize..b as usize)?);
+    let mut relocs: Vec<_> = obj
+        .relocs_of(sec)
+        .iter()
+        .filter(|r| r.r_offset >= a && r.r_offset < b)
+        .collect();
+    relocs.sort_by_key(|r| r.r_offset);
+    for r in relocs {
+        let target = match resolve(obj, sec, r, None) {
+            RelocTarget::Symbol(t, off) => {
+                format!("{}{off:+}", strip_suffix(&obj.symbol(t).name))
             }
-            let mut fp = format!("{:x?}", obj.data(sec).get(a as usize..b as usize)?);
-            let mut relocs: Vec<_> = obj
-                .relocs_of(sec)
-                .iter()
-                .filter(|r| r.r_offset >= a && r.r_offset < b)
-                .collect();
-            relocs.sort_by_key(|r| r.r_offset);
-            for r in relocs {
-                let target = match resolve(obj, sec, r, None) {
-                    RelocTarget::Symbol(t, off) => {
-                        format!("{}{off:+}", strip_suffix(&obj.symbol(t).name))
-                    }
-                    RelocTarget::String(_, bytes) => format!("{bytes:?}"),
-                    RelocTarget::Section(t, off) => format!("{}{off:+}", obj.section(t).name),
-                };
-                fp.push_str(&format!(";{:x}:{}:{target}", r.r_offset - a, r.r_type));
-            }
-            Some(fp)
-        })
-        .clone()
+            RelocTarget::String(_, bytes) => format!("{bytes:?}"),
+            RelocTarget::Section(t, off) => format!("{}{off:+}", obj.section(t).name),
+        };
+        fp.push_str(&format!(";{:x}:{}:{target}", r.r_offset - a, r.r_type));
+    }
+    Some(fp)
 }
 
 /// The last resort: the symbols left with one stripped name, paired in object order when both
