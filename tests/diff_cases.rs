@@ -148,7 +148,6 @@ cases! {
     lockdep_key => "lockdep-key",
     dyndbg_descriptor => "dyndbg-descriptor",
     warned_once => "warned-once",
-    #[ignore = "engine: a changed CSWTCH table (switch conversion) is not seen, the function using it is not reported"]
     cswtch_switch_table => "cswtch-switch-table",
     static_local_keeps_value => "static-local-keeps-value",
     new_static_data => "new-static-data",
@@ -163,12 +162,10 @@ cases! {
     ksymtab_export => "ksymtab-export",
     export_symbol_6_12 => "export-symbol-6.12",
     tracepoint_user => "tracepoint-user",
-    #[ignore = "engine: a __LINE__-only change is reported as func.changed, not func.line-only"]
     warn_line_shift_without_line_directive => "warn-line-shift-without-line-directive",
     warn_line_shift_with_line_directive => "warn-line-shift-with-line-directive",
     line_shift_and_real_change => "line-shift-and-real-change",
     warn_only_line_shift => "warn-only-line-shift",
-    #[ignore = "engine: a __LINE__-only change is reported as func.changed, not func.line-only"]
     printk_line_only_shift => "printk-line-only-shift",
     anonymous_data_ref_fail => "anonymous-data-ref-fail",
     ibt_address_taken => "ibt-address-taken",
@@ -1036,8 +1033,8 @@ fn cli_diff_exit_codes_and_output_object() {
 #[test]
 fn cli_diff_explain_and_line_only() {
     let (o, p) = (
-        compile("immediate-not-a-line", Side::Orig),
-        compile("immediate-not-a-line", Side::Patched),
+        compile("immediate-not-a-line", FlagSet::Debian61, Side::Orig),
+        compile("immediate-not-a-line", FlagSet::Debian61, Side::Patched),
     );
     let r = klp_build()
         .arg("diff")
@@ -1096,8 +1093,8 @@ fn cli_diff_explain_and_line_only() {
         assert!(stderr.contains(says), "{stderr}");
     }
     let (o, p) = (
-        compile("explain", Side::Orig),
-        compile("explain", Side::Patched),
+        compile("explain", FlagSet::Debian61, Side::Orig),
+        compile("explain", FlagSet::Debian61, Side::Patched),
     );
     let r = klp_build()
         .arg("diff")
@@ -1111,8 +1108,8 @@ fn cli_diff_explain_and_line_only() {
     assert!(stderr.contains("show_name did not change"), "{stderr}");
 
     let (o, p) = (
-        compile("line-only-warn", Side::Orig),
-        compile("line-only-warn", Side::Patched),
+        compile("line-only-warn", FlagSet::Debian61, Side::Orig),
+        compile("line-only-warn", FlagSet::Debian61, Side::Patched),
     );
     let r = klp_build().arg("diff").arg(&o).arg(&p).output().unwrap();
     let (stdout, stderr) = (

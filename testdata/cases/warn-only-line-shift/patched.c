@@ -1,9 +1,12 @@
 // A comment block added above a function whose only use of __LINE__ is a WARN_ON_ONCE(), in
 // an object built without #line: the line lives in the __bug_table entry, not in the code, so
-// the function's code and relocations are the same and nothing is reported. The kernel's entry
-// keeps the line of the kernel's code. A pair of files; directives are read from patched.c.
+// the function's code and relocations are the same, and the diff, which compares each
+// function's special-section entries too, reports it as func.line-only: not patched, the
+// kernel's entry keeps the line of the kernel's code. A pair of files; directives are read from
+// patched.c.
 //#Flags: 6.1 6.12
-//#Expect: none
+//#Expect: func.line-only queue_work_check
+//#ExpectNot: func.changed queue_work_check
 
 #define _BUG_FLAGS(ins, flags)						\
 do {									\
