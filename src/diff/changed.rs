@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use crate::elf::{ElfObject, Orig, Patched, Role, SectionId, SymbolId};
 
 use super::aux_code;
-use super::correlate::{contents, dont_correlate, strip_suffix, Twins};
+use super::correlate::{bytes_and_targets, dont_correlate, strip_suffix, Twins};
 use super::entries::{entry_bytes, entry_relocs, Entries, Entry, BUG_ENTRY_LINE, BUG_ENTRY_SIZE};
 use super::line_only;
 use super::reloc_target::{resolve, InsnEnds, RelocTarget};
@@ -180,9 +180,10 @@ impl Pair<'_> {
             let tp = resolve(patched, psec, rp, self.dec.1.get(psec));
             if !same_target(orig, patched, self.twins, &to, &tp) {
                 if let (RelocTarget::Symbol(so, _), RelocTarget::Symbol(sp, _)) = (&to, &tp) {
-                    if self.twins.orig(*sp) == Some(*so) {
+                    let (a, b) = (&orig.symbol(*so).name, &patched.symbol(*sp).name);
+                    if dont_correlate(patched, *sp) && strip_suffix(a) == strip_suffix(b) {
                         return Some(format!(
-                            "relocation at +{off:#x}: {}, a constant carried with the function, \
+                            "relocation at +{off:#x}: {}, a special static carried with the function, \
                              holds other contents",
                             describe(patched, &tp)
                         ));
@@ -370,21 +371,22 @@ pub fn same_target(
     p: &RelocTarget<Patched>,
 ) -> bool {
     match (o, p) {
+        // A special static is carried by value with the functions that use it: which instance
+        // it is does not matter, what it holds does (a changed `CSWTCH.N` switch table changes
+        // its function; two `__already_done` flags of one function are interchangeable).
+        (RelocTarget::Symbol(so, ao), RelocTarget::Symbol(sp, ap))
+            if dont_correlate(orig, *so) && dont_correlate(patched, *sp) =>
+        {
+            ao == ap && same_carried(orig, patched, *so, *sp)
+        }
         (RelocTarget::Symbol(so, ao), RelocTarget::Symbol(sp, ap)) => {
             ao == ap
                 && match twins.orig(*sp) {
-                    // A special static is carried with the functions that use it, so a
-                    // constant one is part of what they do: a changed `CSWTCH.N` switch table
-                    // changes its function even when scope pairs it with the original.
-                    Some(t) => {
-                        t == *so
-                            && (!dont_correlate(patched, *sp)
-                                || contents(orig, *so) == contents(patched, *sp))
-                    }
+                    Some(t) => t == *so,
                     None if orig.symbol(*so).is_undef() => {
                         orig.symbol(*so).name == patched.symbol(*sp).name
                     }
-                    None => twins.patched(*so).is_none() && same_carried(orig, patched, *so, *sp),
+                    None => false,
                 }
         }
         (RelocTarget::String(_, a), RelocTarget::String(_, b)) => a == b,
@@ -402,10 +404,10 @@ pub fn same_target(
     }
 }
 
-/// Two special statics that the funnel left unpaired (the `dont_correlate` gate), compared by
-/// what they are: the same stripped name, size and bytes. A patch that adds a `WARN_ONCE()` to
-/// one function renumbers the `__already_done.N` flags of the others and leaves two of one
-/// function unpaired; that function still does the same thing.
+/// Two special statics (the `dont_correlate` gate), compared by what they are: the same stripped
+/// name, size, bytes and relocation targets. A patch that adds a `WARN_ONCE()` to one function
+/// renumbers the `__already_done.N` flags of the others and leaves two of one function unpaired;
+/// that function still does the same thing.
 fn same_carried(
     orig: &ElfObject<Orig>,
     patched: &ElfObject<Patched>,
@@ -422,10 +424,10 @@ fn same_carried(
     let (Some((os, oa, ob)), Some((ps, pa, pb))) = (range(orig, so), range(patched, sp)) else {
         return false;
     };
-    // Contents with relocations (`descriptor` points at strings) are not compared here.
+    // Bytes, and what relocations address: a `__UNIQUE_ID_ddebug` descriptor points at its
+    // format, function and file strings.
     slice(orig.data(os), oa, ob) == slice(patched.data(ps), pa, pb)
-        && relocs_in(orig, os, oa, ob).is_empty()
-        && relocs_in(patched, ps, pa, pb).is_empty()
+        && bytes_and_targets(orig, so) == bytes_and_targets(patched, sp)
 }
 
 /// A target for messages: `saved_command_line+0x0`, `"%d\n"`, `.data+0x10`.

@@ -252,22 +252,79 @@ const DETERMINISTIC: &[(Rule, RuleFn)] = &[
     (Rule::Content, content),
 ];
 
-/// Same name and kind, unique on both sides, outside numbered families.
+/// Same name and kind, unique on both sides. A compiler-numbered name (`calls.1`,
+/// `__UNIQUE_ID_ddebug1483.78`) of a family with several members is paired by name only when its
+/// users agree: the functions that refer to it on the patched side, mapped to their originals,
+/// share one with the original's users and no other member of the family has the same users on
+/// either side, or neither side's code refers to it (an entry of `.discard.addressable`). A patch that adds a static local renumbers the others, and `calls.1`
+/// may then belong to a new function: its users have no originals, and scope pairs the rest.
 fn exact(f: &mut Funnel<'_>) -> usize {
     let by_o = group(f.orig, f.unpaired_o().collect::<Vec<_>>(), |n| n);
     let by_p = group(f.patched, f.unpaired_p().collect::<Vec<_>>(), |n| n);
-    let mut pairs = Vec::new();
+    let mut plain = Vec::new();
+    let mut numbered = Vec::new();
     for (name, pv) in &by_p {
         if let (Some([o]), [p]) = (by_o.get(name).map(Vec::as_slice), pv.as_slice()) {
-            if f.same_kind(*o, *p) && !f.numbered_family(name) {
-                pairs.push((*p, *o));
+            if f.same_kind(*o, *p) {
+                if f.numbered_family(name) {
+                    numbered.push((*p, *o));
+                } else {
+                    plain.push((*p, *o));
+                }
             }
         }
     }
-    for &(p, o) in &pairs {
+    // Plain names first: the functions they pair are the users the numbered names are checked by.
+    for &(p, o) in &plain {
         f.twins.pair(p, o, Rule::Exact);
     }
-    pairs.len()
+    let mut made = plain.len();
+    if numbered.is_empty() {
+        return made;
+    }
+    let (orig, patched, dec) = (f.orig, f.patched, f.dec);
+    let family_o = group(orig, f.os.iter().copied(), strip_suffix);
+    let family_p = group(patched, f.ps.iter().copied(), strip_suffix);
+    let (users_o, users_p) = f
+        .users
+        .get_or_insert_with(|| (Users::new(orig, dec.0), Users::new(patched, dec.1)));
+    for (p, o) in numbered {
+        // Alone in its family with its users, on both sides: `probe()` refers to its own
+        // `__func__` and to an inlined function's, and the numbers of the two may swap.
+        let alone_o = family_o
+            .get(strip_suffix(&orig.symbol(o).name))
+            .is_some_and(|v| {
+                v.iter()
+                    .filter(|&&x| users_o.scope(x) == users_o.scope(o))
+                    .count()
+                    == 1
+            });
+        let alone_p = family_p
+            .get(strip_suffix(&patched.symbol(p).name))
+            .is_some_and(|v| {
+                v.iter()
+                    .filter(|&&x| users_p.scope(x) == users_p.scope(p))
+                    .count()
+                    == 1
+            });
+        let agree = match (users_p.scope(p), users_o.scope(o)) {
+            (None, None) => true,
+            (Some(up), Some(uo)) => {
+                alone_o
+                    && alone_p
+                    && up
+                        .iter()
+                        .filter_map(|&pf| f.twins.orig(pf))
+                        .any(|of| uo.binary_search(&of).is_ok())
+            }
+            _ => false,
+        };
+        if agree {
+            f.twins.pair(p, o, Rule::Exact);
+            made += 1;
+        }
+    }
+    made
 }
 
 /// Same name once the compiler's numbers are removed (`__UNIQUE_ID_ddebug412` /
@@ -412,7 +469,19 @@ fn fingerprint<R: crate::elf::Role>(
     s: SymbolId<R>,
     cache: &mut Prints<R>,
 ) -> Option<String> {
-    cache.entry(s).or_insert_with(|| contents(obj, s)).clone()
+    cache
+        .entry(s)
+        .or_insert_with(|| {
+            // Special statics are compared by value wherever they are used (`same_target`), so
+            // equal ones pair whatever their section: the `__key`s of a function's three
+            // `init_rwsem()`s are interchangeable zeros.
+            if dont_correlate(obj, s) {
+                bytes_and_targets(obj, s)
+            } else {
+                contents(obj, s)
+            }
+        })
+        .clone()
 }
 
 /// The contents of a read-only data symbol: its bytes and, per relocation, its offset, type and
@@ -422,7 +491,6 @@ pub fn contents<R: crate::elf::Role>(obj: &ElfObject<R>, s: SymbolId<R>) -> Opti
     let sym = obj.symbol(s);
     let sec = sym.section_id()?;
     let section = obj.section(sec);
-    let (a, b) = (sym.st_value, sym.st_value.checked_add(sym.st_size)?);
     if sym.st_size == 0
         || !sym.is_object()
         || section.sh_flags & u64::from(object::elf::SHF_WRITE) != 0
@@ -430,6 +498,18 @@ pub fn contents<R: crate::elf::Role>(obj: &ElfObject<R>, s: SymbolId<R>) -> Opti
     {
         return None;
     }
+    bytes_and_targets(obj, s)
+}
+
+/// A symbol's bytes and, per relocation, its offset, type and target, as [`contents`] gives
+/// them, for any defined symbol.
+pub fn bytes_and_targets<R: crate::elf::Role>(
+    obj: &ElfObject<R>,
+    s: SymbolId<R>,
+) -> Option<String> {
+    let sym = obj.symbol(s);
+    let sec = sym.section_id()?;
+    let (a, b) = (sym.st_value, sym.st_value.checked_add(sym.st_size)?);
     let mut fp = format!("{:x?}", obj.data(sec).get(a as usize..b as usize)?);
     let mut relocs: Vec<_> = obj
         .relocs_of(sec)
