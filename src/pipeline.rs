@@ -188,9 +188,22 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> 
             .iter()
             .map(|p| p.object.display().to_string())
             .collect();
+        let line_only: Vec<String> = diffs
+            .iter()
+            .flat_map(|d| {
+                d.line_only
+                    .iter()
+                    .map(|l| d.patched.symbol(l.sym).name.clone())
+            })
+            .collect();
+        let why = if line_only.is_empty() {
+            String::new()
+        } else {
+            format!(" (only __LINE__ values differ in {})", line_only.join(", "))
+        };
         return Ok(Outcome::NoChange {
             reason: format!(
-                "the patch changes no function's code in {}",
+                "the patch changes no function's code in {}{why}",
                 objects.join(", ")
             ),
             report,
