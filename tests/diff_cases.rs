@@ -23,6 +23,12 @@
 //! `linux-headers-6.1` objtool): ORC tables, return and retpoline sites and static-call sites
 //! as a real 6.1 object has them; it needs the kernel lab (skipped without it, failed under
 //! `CI=true`); 6.12 with IBT runs objtool at the links only, so its objects have none of those.
+//! `clang` is `testdata/cases/kernel-cflags-clang` (Debian 6.1's source and config built with
+//! Debian 12's clang 14, `CC=clang`): clang's string labels (`.L.str`), static locals named
+//! `<function>.<name>`, switch tables in anonymous `.rodata.cst*` constants, and no `.isra`,
+//! `.constprop`, `.part` or `.cold` clones; cases whose directives name gcc's clones or numbered
+//! statics are not compiled with it. It needs clang (skipped without it, failed under `CI=true`;
+//! `.ci/run` installs it).
 //! A case is compiled with `6.1` unless a `//#Flags: <set> [<set>..]` line names its sets; with
 //! several sets it is compiled, diffed and checked once per set against the same directives, and
 //! a failure names the set. Sets are chosen per case rather than every case run with every set:
@@ -50,7 +56,7 @@
 //!   `__ex_table`, `.altinstructions`, ...) holds `n` entries, sized as the diff stage reads them
 //!   ([`klp_build::diff::special::layout`]); `0` when the section must not be there.
 //! - `//#Flags: <set> [<set>..]`: the flag sets the case is compiled with (`6.1`, `6.1+objtool`,
-//!   `6.12`; see above).
+//!   `6.12`, `clang`; see above).
 //! - `//#Rule: <symbol> <rule>`: the correlation funnel paired the patched symbol with its original
 //!   by this rule (`exact`, `suffix`, `scope`, `content`, `position`), or `none` when it left it
 //!   unpaired.
@@ -200,16 +206,32 @@ enum FlagSet {
     Debian61Objtool,
     /// `kernel-cflags-6.12`: the lab's built 6.12 reference tree (`lab/refkernel.sh`).
     Ref612,
+    /// `kernel-cflags-clang`: Debian 6.1's source and config built with clang 14 (`CC=clang`).
+    Clang61,
 }
 
 impl FlagSet {
-    const ALL: [FlagSet; 3] = [FlagSet::Debian61, FlagSet::Debian61Objtool, FlagSet::Ref612];
+    const ALL: [FlagSet; 4] = [
+        FlagSet::Debian61,
+        FlagSet::Debian61Objtool,
+        FlagSet::Ref612,
+        FlagSet::Clang61,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             FlagSet::Debian61 => "6.1",
             FlagSet::Debian61Objtool => "6.1+objtool",
             FlagSet::Ref612 => "6.12",
+            FlagSet::Clang61 => "clang",
+        }
+    }
+
+    /// The compiler the set's flags are for.
+    fn compiler(self) -> &'static str {
+        match self {
+            FlagSet::Clang61 => "clang",
+            _ => "gcc",
         }
     }
 
@@ -217,6 +239,7 @@ impl FlagSet {
         match self {
             FlagSet::Debian61 | FlagSet::Debian61Objtool => "kernel-cflags",
             FlagSet::Ref612 => "kernel-cflags-6.12",
+            FlagSet::Clang61 => "kernel-cflags-clang",
         }
     }
 }
@@ -236,9 +259,11 @@ fn words_of(file: &str) -> Vec<String> {
 fn kernel_cflags(set: FlagSet) -> &'static [String] {
     static DEBIAN_61: OnceLock<Vec<String>> = OnceLock::new();
     static REF_612: OnceLock<Vec<String>> = OnceLock::new();
+    static CLANG_61: OnceLock<Vec<String>> = OnceLock::new();
     let flags = match set {
         FlagSet::Debian61 | FlagSet::Debian61Objtool => &DEBIAN_61,
         FlagSet::Ref612 => &REF_612,
+        FlagSet::Clang61 => &CLANG_61,
     };
     flags.get_or_init(|| words_of(set.file()))
 }
@@ -283,7 +308,7 @@ fn flag_sets(file: &Path) -> Vec<FlagSet> {
                 .find(|s| s.name() == name)
                 .unwrap_or_else(|| {
                     panic!(
-                        "{}: unknown flag set {name:?} (known: 6.1, 6.1+objtool, 6.12)",
+                        "{}: unknown flag set {name:?} (known: 6.1, 6.1+objtool, 6.12, clang)",
                         file.display()
                     )
                 });
@@ -311,6 +336,36 @@ fn gcc_version() -> &'static str {
         assert!(out.status.success(), "gcc --version failed");
         String::from_utf8_lossy(&out.stdout).into_owned()
     })
+}
+
+/// `clang --version`, or `None` when clang is missing: the `clang` flag set is skipped then,
+/// saying why, except under `CI=true`, which fails (`.ci/run` installs clang).
+fn clang_version() -> Option<&'static str> {
+    static VERSION: OnceLock<Option<String>> = OnceLock::new();
+    VERSION
+        .get_or_init(|| match Command::new("clang").arg("--version").output() {
+            Ok(out) if out.status.success() => {
+                Some(String::from_utf8_lossy(&out.stdout).into_owned())
+            }
+            other => {
+                let why = format!(
+                    "the clang flag set needs clang (apt-get install clang): {:?}",
+                    other.map(|o| o.status)
+                );
+                assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+                println!("SKIP diff cases with the clang flag set: {why}");
+                None
+            }
+        })
+        .as_deref()
+}
+
+/// The version text of the compiler of `set`, part of the object's cache key.
+fn compiler_version(set: FlagSet) -> &'static str {
+    match set {
+        FlagSet::Clang61 => clang_version().unwrap_or(""),
+        _ => gcc_version(),
+    }
 }
 
 /// Which side of the patch an object is built from.
@@ -364,7 +419,7 @@ fn depfile_inputs(d: &Path) -> Option<Vec<PathBuf>> {
 /// The cache key of an object: compiler, flags, side, and the contents of its inputs.
 fn inputs_hash(set: FlagSet, side: Side, defines: &[&str], inputs: &[PathBuf]) -> Option<String> {
     let mut h = Sha256::new();
-    h.update(gcc_version());
+    h.update(compiler_version(set));
     for f in kernel_cflags(set)
         .iter()
         .map(String::as_str)
@@ -416,7 +471,7 @@ fn compile(case: &str, set: FlagSet, side: Side) -> PathBuf {
         .tempdir_in(&cache)
         .expect("temp dir in the object cache");
     let (tobj, tdep) = (tmp.path().join("x.o"), tmp.path().join("x.d"));
-    let out = Command::new("gcc")
+    let out = Command::new(set.compiler())
         .args(kernel_cflags(set))
         .args(&defines)
         .arg("-MD")
@@ -427,10 +482,11 @@ fn compile(case: &str, set: FlagSet, side: Side) -> PathBuf {
         .arg("-o")
         .arg(&tobj)
         .output()
-        .expect("running gcc");
+        .unwrap_or_else(|e| panic!("running {}: {e}", set.compiler()));
     assert!(
         out.status.success(),
-        "gcc failed on {} ({}):\n{}",
+        "{} failed on {} ({}):\n{}",
+        set.compiler(),
         src.display(),
         side.name(),
         String::from_utf8_lossy(&out.stderr)
@@ -586,7 +642,9 @@ fn run_case_with(
     directive_file: &Path,
     directives: &[Directive],
 ) -> Option<String> {
-    if set == FlagSet::Debian61Objtool && objtool().is_none() {
+    if (set == FlagSet::Debian61Objtool && objtool().is_none())
+        || (set == FlagSet::Clang61 && clang_version().is_none())
+    {
         return None; // skipped, with the reason printed
     }
     let orig = compile(name, set, Side::Orig);

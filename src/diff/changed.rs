@@ -189,11 +189,7 @@ impl Pair<'_> {
                         ));
                     }
                 }
-                return Some(format!(
-                    "relocation at +{off:#x}: {} -> {}",
-                    describe(orig, &to),
-                    describe(patched, &tp)
-                ));
+                return Some(target_change(orig, patched, off, &to, &tp));
             }
         }
         None
@@ -347,11 +343,7 @@ pub fn symbol_difference(
         let to = resolve(orig, osec, ro, dec.0.get(osec));
         let tp = resolve(patched, psec, rp, dec.1.get(psec));
         if !same_target(orig, patched, twins, &to, &tp) {
-            return Some(format!(
-                "relocation at +{off:#x}: {} -> {}",
-                describe(orig, &to),
-                describe(patched, &tp)
-            ));
+            return Some(target_change(orig, patched, off, &to, &tp));
         }
     }
     None
@@ -397,11 +389,63 @@ pub fn same_target(
             } else if aux_code::is_aux_code(name) {
                 aux_code::same_place(orig, (*a, *x), patched, (*b, *y))
             } else {
-                x == y
+                x == y && same_constant(orig, *a, *x, patched, *b)
             }
         }
         _ => false,
     }
+}
+
+/// Why the relocation at `off` differs: both targets, and when they read the same (an anonymous
+/// constant at the same place, see [`same_constant`]) that what is there differs.
+fn target_change(
+    orig: &ElfObject<Orig>,
+    patched: &ElfObject<Patched>,
+    off: u64,
+    to: &RelocTarget<Orig>,
+    tp: &RelocTarget<Patched>,
+) -> String {
+    let (a, b) = (describe(orig, to), describe(patched, tp));
+    if a == b {
+        format!("relocation at +{off:#x}: {a} holds other bytes")
+    } else {
+        format!("relocation at +{off:#x}: {a} -> {b}")
+    }
+}
+
+/// Whether the read-only bytes that an anonymous reference at `off` addresses are the same in
+/// both objects (writable sections: the data checks own them; `true`). clang puts a switch
+/// lookup table in `.rodata.cst32` with no symbol, addressed as `.rodata.cst32+0`: the same
+/// place in both objects although the fix changed the table, so the offset alone missed the
+/// change ("no functional change" for a fix that changed what the function returns). A
+/// mergeable section compares the one entry at `off`; any other section compares from `off` to
+/// its end, which can only add a function, never miss one.
+fn same_constant(
+    orig: &ElfObject<Orig>,
+    a: SectionId<Orig>,
+    off: i64,
+    patched: &ElfObject<Patched>,
+    b: SectionId<Patched>,
+) -> bool {
+    let (so, sp) = (orig.section(a), patched.section(b));
+    if !so.is_alloc() || so.sh_flags & u64::from(object::elf::SHF_WRITE) != 0 {
+        return true;
+    }
+    let Ok(off) = u64::try_from(off) else {
+        return true;
+    };
+    let range = |d: &[u8], entsize: u64, merge: bool| -> Option<Vec<u8>> {
+        let (start, end) = if merge && entsize > 0 {
+            let start = off - off % entsize;
+            (start, start.checked_add(entsize)?)
+        } else {
+            (off, d.len() as u64)
+        };
+        d.get(start as usize..end as usize).map(<[u8]>::to_vec)
+    };
+    let merge = |flags: u64| flags & u64::from(object::elf::SHF_MERGE) != 0;
+    range(orig.data(a), so.sh_entsize, merge(so.sh_flags))
+        == range(patched.data(b), sp.sh_entsize, merge(sp.sh_flags))
 }
 
 /// Two special statics (the `dont_correlate` gate), compared by what they are: the same stripped

@@ -4,6 +4,7 @@
 // diff stage must not read past the section (a panic, or garbage carried into the module): it
 // stops with the object, the section, the entry and the sizes named.
 //#ExpectError: ^\(diff\) .*orig\.o: \.altinstructions entry 0: replacement 0x0\+64 beyond the 0x3 bytes of \.altinstr_replacement
+//#Flags: 6.1 clang
 
 extern void lfence_fallback(void);
 

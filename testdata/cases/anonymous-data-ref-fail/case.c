@@ -6,6 +6,7 @@
 //#ExpectError: ^\(clone\) reloc\.anonymous .*nmi_count_hit.*\.data\.nmi_counts.*give the object a name
 //#Expect: func.changed nmi_count_hit
 //#ExpectNot: func.changed nmi_count_miss
+//#Flags: 6.1 clang
 
 #define COUNT_EVENT(sec)						\
 	asm volatile(".pushsection " sec ",\"aw\"\n"			\

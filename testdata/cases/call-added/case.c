@@ -4,6 +4,7 @@
 //#Included: release_entry
 //#Extern: kfree
 //#Extern: put_device
+//#Flags: 6.1 clang
 
 struct device;
 struct entry {

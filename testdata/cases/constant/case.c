@@ -2,6 +2,7 @@
 //#Expect: func.changed check_index
 //#ExpectNot: func.changed count_bits
 //#Included: check_index
+//#Flags: 6.1 clang
 
 int check_index(unsigned int idx)
 {

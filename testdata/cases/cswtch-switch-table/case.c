@@ -3,7 +3,7 @@
 // errno-to-status mappings of drivers (scsi_result_to_blk_status-style). The fix changes one
 // mapping: the changed function gets its own table (CSWTCH is constant per copy, never
 // correlated nor a data change), and the function with the other table is not reported.
-//#Flags: 6.1 6.12
+//#Flags: 6.1 6.12 clang
 //#Expect: func.changed result_to_status
 //#ExpectNot: func.changed status_to_errno
 //#ExpectNot: data.changed CSWTCH

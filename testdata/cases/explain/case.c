@@ -9,6 +9,7 @@
 //#Explain: show_count
 //#Explain: show_name
 //#Explain: no_such_function
+//#Flags: 6.1 clang
 
 extern int seq_puts(void *m, const char *s);
 extern int seq_put_decimal(void *m, long v);

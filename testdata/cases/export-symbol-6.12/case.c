@@ -4,7 +4,7 @@
 // an exported function is an ordinary changed function: the kernel's export stays and ftrace
 // redirects calls through it. The record must not reach the module (modpost would export the
 // name a second time and the module would not load).
-//#Flags: 6.12
+//#Flags: 6.12 clang
 //#Expect: func.changed kstrtobool_fixed
 //#ExpectNot: func.changed kstrtobool_plain
 //#Included: kstrtobool_fixed

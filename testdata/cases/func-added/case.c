@@ -5,6 +5,7 @@
 //#Included: validate_len
 //#Included: do_write
 //#Extern: copy_in
+//#Flags: 6.1 clang
 
 extern unsigned long copy_in(void *dst, const void *src, unsigned long len);
 

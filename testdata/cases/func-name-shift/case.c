@@ -9,6 +9,7 @@
 //#ExpectNot: func.changed dev_open
 //#ExpectNot: func.changed dev_close
 //#Included: dev_reset
+//#Flags: 6.1 clang
 
 extern int _printk(const char *fmt, ...);
 extern int hw_state(int id);

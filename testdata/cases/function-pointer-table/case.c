@@ -6,6 +6,7 @@
 //#ExpectNot: func.changed ops_write
 //#ExpectNot: func.changed register_it
 //#Included: ops_read
+//#Flags: 6.1 clang
 
 struct my_ops {
 	long (*read)(char *buf, long n);

@@ -3,6 +3,7 @@
 //#ExpectError: ^data\.resized .*quirk_ids.*changes size.*shadow variable
 //#Expect: data.resized quirk_ids
 //#Expect: func.changed has_quirk
+//#Flags: 6.1 clang
 
 unsigned short quirk_ids[] = {
 	0x1002, 0x10de, 0x8086,

@@ -2,7 +2,7 @@
 // (or adds noinline, as fixes that need a stack frame for a probe do). The helper becomes a new
 // function of the module; its one caller changed (it now calls the helper) and is reported;
 // the helper has no twin in the kernel and is reported as added.
-//#Flags: 6.1 6.12
+//#Flags: 6.1 6.12 clang
 //#Expect: func.changed blk_rq_account
 //#Expect: func.added blk_stat_add
 //#ExpectNot: func.changed blk_rq_bytes

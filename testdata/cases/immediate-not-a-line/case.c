@@ -4,6 +4,7 @@
 //#Expect: func.changed clear_buf
 //#ExpectNot: func.line-only clear_buf
 //#Explain: clear_buf
+//#Flags: 6.1 clang
 
 extern void fill_buf(char *b, int c, unsigned long n);
 extern void use_buf(char *b);

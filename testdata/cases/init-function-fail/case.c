@@ -3,6 +3,7 @@
 //#ExpectError: ^func\.init_changed .*parse_quirks.*__init.*reboot
 //#Expect: func.init_changed parse_quirks
 //#Expect: func.changed parse_quirks
+//#Flags: 6.1 clang
 
 #define __init __attribute__((__section__(".init.text"))) __attribute__((__cold__))
 

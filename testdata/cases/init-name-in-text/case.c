@@ -1,7 +1,7 @@
 // __init is decided by the section, not the name (issue 8: false __init refusals on objects of
 // other kernels): kernel/locking/rwsem.c's __init_rwsem() is ordinary .text code that runs on
 // every rwsem initialisation, despite its name. A fix in it is an ordinary changed function.
-//#Flags: 6.1 6.1+objtool 6.12
+//#Flags: 6.1 6.1+objtool 6.12 clang
 //#Expect: func.changed __init_rwsem
 //#ExpectNot: func.init_changed __init_rwsem
 //#ExpectNot: func.changed init_rwsem_count

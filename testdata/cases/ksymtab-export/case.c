@@ -9,6 +9,7 @@
 //#ExpectNot: func.changed kstrtobool_plain
 //#Included: kstrtobool_fixed
 //#Entries: ___ksymtab+kstrtobool_fixed 0
+//#Flags: 6.1 clang
 
 #define __EXPORT_SYMBOL(sym, sec)					\
 	extern typeof(sym) sym;						\

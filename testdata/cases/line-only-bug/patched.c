@@ -6,6 +6,7 @@
 //#Expect: func.line-only put_page_ref
 //#Expect: func.changed drop_ref
 //#ExpectNot: func.changed put_page_ref
+//#Flags: 6.1 clang
 
 #define __stringify_1(x...) #x
 #define __stringify(x...) __stringify_1(x)

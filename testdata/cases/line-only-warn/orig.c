@@ -8,6 +8,7 @@
 //#ExpectNot: func.changed check_refs
 //#ExpectNot: func.changed get_refs
 //#Explain: check_refs
+//#Flags: 6.1 clang
 
 #define __stringify_1(x...) #x
 #define __stringify(x...) __stringify_1(x)

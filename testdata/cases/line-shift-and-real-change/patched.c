@@ -1,7 +1,7 @@
 // Lines shift above a function that records __LINE__ (no #line directives) and the same fix
 // also changes that function's code: the line-only rule must not hide a real change. The
 // function is func.changed, not func.line-only.
-//#Flags: 6.1 6.12
+//#Flags: 6.1 6.12 clang
 //#Expect: func.changed free_pages_check
 //#ExpectNot: func.line-only free_pages_check
 //#ExpectNot: func.changed zone_watermark_ok

@@ -4,6 +4,7 @@
 // A pair of files, not #ifdef PATCHED: lines skipped by #ifdef still count for __LINE__.
 // Directives are read from patched.c; this header is the same in both files.
 //#Expect: none
+//#Flags: 6.1 clang
 
 extern void __might_sleep(const char *file, int line);
 

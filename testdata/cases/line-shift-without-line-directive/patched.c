@@ -8,6 +8,7 @@
 //#Expect: func.line-only report_state
 //#ExpectNot: func.changed report_state
 //#ExpectNot: func.changed early_check
+//#Flags: 6.1 clang
 
 extern void __might_sleep(const char *file, int line);
 

@@ -5,6 +5,7 @@
 //#Included: throttle
 //#Included: throttle_hits
 //#Extern: throttled
+//#Flags: 6.1 clang
 
 int throttled;
 #ifdef PATCHED

@@ -1,7 +1,7 @@
 // A fix that needs new file-local state (a static variable and a static const table) adds them:
 // they have no twin in the kernel, so they go into the module with the function that uses them,
 // initialised as written, while the file's existing static stays the kernel's (an extern).
-//#Flags: 6.1 6.12
+//#Flags: 6.1 6.12 clang
 //#Expect: func.changed tty_ldisc_pick
 //#ExpectNot: data.changed ldisc_default
 //#Included: tty_ldisc_pick

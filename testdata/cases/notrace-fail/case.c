@@ -4,6 +4,7 @@
 //#Expect: func.no_ftrace read_tsc_raw
 //#Expect: func.changed read_tsc_raw
 //#ExpectNot: func.changed traced_user
+//#Flags: 6.1 clang
 
 #define notrace __attribute__((__no_instrument_function__))
 

@@ -1,7 +1,7 @@
 // The other half of notrace-fail (issue 8: false "no ftrace" refusals for functions that did not
 // change): a notrace function beside the fix, unchanged, is neither reported nor refused; the
 // traced function the fix changes is patched as usual.
-//#Flags: 6.1 6.1+objtool 6.12
+//#Flags: 6.1 6.1+objtool 6.12 clang
 //#Expect: func.changed tsc_to_ns
 //#ExpectNot: func.no_ftrace read_tsc_raw
 //#ExpectNot: func.changed read_tsc_raw

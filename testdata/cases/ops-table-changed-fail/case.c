@@ -7,6 +7,7 @@
 //#Expect: data.changed proc_fops
 //#Expect: func.added proc_release_sync
 //#ExpectNot: func.changed proc_read
+//#Flags: 6.1 clang
 
 struct file_operations {
 	long (*read)(void *f, char *buf, long n);

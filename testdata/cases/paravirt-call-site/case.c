@@ -9,6 +9,7 @@
 //#Included: irq_state_hint
 //#Extern: pv_ops
 //#Entries: .parainstructions 1
+//#Flags: 6.1 clang
 
 #define PARAVIRT_SITE(type, op_offset)					\
 	asm volatile("771:\n\t"						\

@@ -3,7 +3,7 @@
 // variable, arch/x86/include/asm/percpu.h). The variable is the kernel's and keeps its per-CPU
 // values: it must stay an extern of the module, never copied (a copy would be one plain
 // variable, not per CPU) and never a data change. The other user is not reported.
-//#Flags: 6.1 6.1+objtool 6.12
+//#Flags: 6.1 6.1+objtool 6.12 clang
 //#Expect: func.changed account_irq
 //#ExpectNot: func.changed irq_count_now
 //#ExpectNot: data.changed irq_stat_cnt

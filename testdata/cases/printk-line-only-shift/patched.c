@@ -2,7 +2,7 @@
 // drivers and of BUG-style helpers), in an object built without #line: the line is an immediate
 // operand of the call, so the bytes differ and nothing else does. That is func.line-only, as
 // kpatch-build reports it, not a changed function. A pair of files; directives in patched.c.
-//#Flags: 6.1 6.12
+//#Flags: 6.1 6.12 clang
 //#Expect: func.line-only flush_work_check
 //#ExpectNot: func.changed flush_work_check
 

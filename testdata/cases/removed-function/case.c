@@ -3,6 +3,7 @@
 //#Expect: func.removed legacy_fixup
 //#Expect: func.changed setup_dev
 //#ExpectNot: func.added legacy_fixup
+//#Flags: 6.1 clang
 
 extern void write_reg(int reg, int v);
 

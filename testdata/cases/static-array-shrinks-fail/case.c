@@ -1,7 +1,7 @@
 // A fix that shrinks a static table (a static array of limits in a driver): the kernel's array
 // keeps its size and contents; resizing data is refused as data.resized, and both functions
 // whose code changed with the bound are reported as changed too.
-//#Flags: 6.1 6.12
+//#Flags: 6.1 6.12 clang
 //#ExpectError: ^data\.resized .*rate_limits.*changes size
 //#Expect: data.resized rate_limits
 //#Expect: func.changed rate_limit_of

@@ -3,7 +3,7 @@
 // plain `call __SCT__pv_sched_clock` and no .static_call_sites; objtool writes the module's
 // sites at the module link. The diff must still report the changed caller, leave the trampoline
 // to the kernel (an extern) and invent no site of its own.
-//#Flags: 6.12
+//#Flags: 6.12 clang
 //#Expect: func.changed sched_clock_cpu_fixed
 //#ExpectNot: func.changed sched_clock_idle
 //#Included: sched_clock_cpu_fixed

@@ -4,7 +4,7 @@
 // sh_entsize, so the reader must take the 14 from the object: two entries for the changed
 // function, with their replacements and its .altinstr_aux test of boot_cpu_data; the unchanged
 // user of the same feature is not reported.
-//#Flags: 6.12
+//#Flags: 6.12 clang
 //#Expect: func.changed meminfo_show
 //#ExpectNot: func.changed cpuinfo_flags
 //#Included: meminfo_show

@@ -4,6 +4,7 @@
 //#ExpectError: ^data\.changed .*max_retries.*initial value.*shadow variable
 //#Expect: data.changed max_retries
 //#ExpectNot: func.changed should_retry
+//#Flags: 6.1 clang
 
 static int max_retries =
 #ifdef PATCHED

@@ -3,6 +3,7 @@
 //#Expect: func.changed clamp_len
 //#ExpectNot: func.changed do_read
 //#Included: clamp_len
+//#Flags: 6.1 clang
 
 extern unsigned long copy_out(void *dst, const void *src, unsigned long len);
 

@@ -5,6 +5,7 @@
 //#Expect: func.changed set_flags
 //#ExpectNot: func.changed reset
 //#Included: get_flags
+//#Flags: 6.1 clang
 
 struct inode {
 	unsigned int flags;

@@ -3,7 +3,7 @@
 // through a relocation against that section. The function is changed through its relocation's
 // target bytes, not its code; the other function whose strings share nothing is not reported,
 // and the string section is carried with the function.
-//#Flags: 6.1 6.1+objtool 6.12
+//#Flags: 6.1 6.1+objtool 6.12 clang
 //#Expect: func.changed version_show
 //#ExpectNot: func.changed uptime_show
 //#ExpectNot: data.changed version_show

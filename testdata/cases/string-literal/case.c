@@ -4,6 +4,7 @@
 //#ExpectNot: func.changed show_other
 //#Included: show_limit
 //#Extern: _printk
+//#Flags: 6.1 clang
 
 extern int _printk(const char *fmt, ...);
 

@@ -5,6 +5,7 @@
 //#ExpectNot: func.changed remove
 //#ExpectNot: func.changed suspend
 //#Included: probe
+//#Flags: 6.1 clang
 
 extern int _printk(const char *fmt, ...);
 

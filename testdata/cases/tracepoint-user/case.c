@@ -5,7 +5,7 @@
 // and carries its own __jump_table entry for the key. The other function firing it is not
 // reported. The static call's site is objtool's: written into each object on 6.1 (the
 // 6.1+objtool set), at the vmlinux.o and module links on IBT kernels (6.12).
-//#Flags: 6.1+objtool 6.12
+//#Flags: 6.1+objtool 6.12 clang
 //#Expect: func.changed try_wake_task
 //#ExpectNot: func.changed wake_idle_task
 //#Included: try_wake_task

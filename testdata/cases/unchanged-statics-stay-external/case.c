@@ -6,6 +6,7 @@
 //#Included: lookup_rate
 //#Extern: clamp_rate
 //#Extern: rate_table
+//#Flags: 6.1 clang
 
 static const unsigned int rate_table[8] = { 10, 20, 50, 100, 200, 500, 1000, 2000 };
 

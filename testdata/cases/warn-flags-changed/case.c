@@ -4,6 +4,7 @@
 //#Expect: func.changed warn_dev
 //#ExpectNot: func.line-only warn_dev
 //#Explain: warn_dev
+//#Flags: 6.1 clang
 #define __stringify_1(x...) #x
 #define __stringify(x...) __stringify_1(x)
 #define unlikely(x) __builtin_expect(!!(x), 0)

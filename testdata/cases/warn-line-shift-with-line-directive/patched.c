@@ -2,7 +2,7 @@
 // the patch stage injects after each hunk (src/patch: the patched file keeps the original's
 // line numbers below a hunk), so __LINE__ does not move: WARN_ON's __bug_table entry, the
 // might_sleep() and printk line arguments are the same, and the diff finds no change at all.
-//#Flags: 6.1 6.12
+//#Flags: 6.1 6.12 clang
 //#Expect: none
 
 #define BUGFLAG_WARNING (1 << 0)

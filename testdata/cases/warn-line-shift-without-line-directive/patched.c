@@ -4,7 +4,7 @@
 // objects another tool built). Only the line values differ: kpatch-build and issue 8 call this
 // func.line-only, reported with the reason and not patched; no function changed. A pair of
 // files, since #ifdef'd lines still count for __LINE__; directives are read from patched.c.
-//#Flags: 6.1 6.12
+//#Flags: 6.1 6.12 clang
 //#Expect: func.line-only free_pages_check
 //#ExpectNot: func.changed free_pages_check
 //#ExpectNot: func.changed zone_watermark_ok

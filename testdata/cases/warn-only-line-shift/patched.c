@@ -4,7 +4,7 @@
 // function's special-section entries too, reports it as func.line-only: not patched, the
 // kernel's entry keeps the line of the kernel's code. A pair of files; directives are read from
 // patched.c.
-//#Flags: 6.1 6.12
+//#Flags: 6.1 6.12 clang
 //#Expect: func.line-only queue_work_check
 //#ExpectNot: func.changed queue_work_check
 
