@@ -115,6 +115,7 @@ cases! {
     string_shift => "string-shift",
     constant => "constant",
     syscall_alias => "syscall-alias",
+    clang_static_local_names => "clang-static-local-names",
     call_added => "call-added",
     static_helper_changed => "static-helper-changed",
     static_helper_inlined => "static-helper-inlined",
