@@ -165,34 +165,13 @@ impl Pair<'_> {
         psec: SectionId<Patched>,
         (pa, pb): (u64, u64),
     ) -> Option<String> {
-        let (orig, patched) = (self.orig, self.patched);
-        let ors = relocs_in(orig, osec, oa, ob);
-        let prs = relocs_in(patched, psec, pa, pb);
-        if ors.len() != prs.len() {
-            return Some(format!("{} relocations -> {}", ors.len(), prs.len()));
-        }
-        for (ro, rp) in ors.iter().zip(&prs) {
-            let off = rp.r_offset - pa;
-            if ro.r_offset - oa != off || ro.r_type != rp.r_type {
-                return Some(format!("relocation at +{off:#x} differs"));
-            }
-            let to = resolve(orig, osec, ro, self.dec.0.get(osec));
-            let tp = resolve(patched, psec, rp, self.dec.1.get(psec));
-            if !same_target(orig, patched, self.twins, &to, &tp) {
-                if let (RelocTarget::Symbol(so, _), RelocTarget::Symbol(sp, _)) = (&to, &tp) {
-                    let (a, b) = (&orig.symbol(*so).name, &patched.symbol(*sp).name);
-                    if dont_correlate(patched, *sp) && strip_suffix(a) == strip_suffix(b) {
-                        return Some(format!(
-                            "relocation at +{off:#x}: {}, a special static carried with the function, \
-                             holds other contents",
-                            describe(patched, &tp)
-                        ));
-                    }
-                }
-                return Some(target_change(orig, patched, off, &to, &tp));
-            }
-        }
-        None
+        reloc_difference(
+            (self.orig, self.patched),
+            self.twins,
+            self.dec,
+            (osec, oa, ob),
+            (psec, pa, pb),
+        )
     }
 
     /// Compares the special-section entries of a function pair, table by table and in code
@@ -330,6 +309,18 @@ pub fn symbol_difference(
             .unwrap_or(0);
         return Some(format!("bytes differ at +{at:#x}"));
     }
+    reloc_difference((orig, patched), twins, dec, (osec, oa, ob), (psec, pa, pb))
+}
+
+/// The first relocation of the two ranges that differs: in count, place or type, or in what it
+/// addresses (through the twins).
+fn reloc_difference(
+    (orig, patched): (&ElfObject<Orig>, &ElfObject<Patched>),
+    twins: &Twins,
+    dec: (&Decoded<Orig>, &Decoded<Patched>),
+    (osec, oa, ob): (SectionId<Orig>, u64, u64),
+    (psec, pa, pb): (SectionId<Patched>, u64, u64),
+) -> Option<String> {
     let ors = relocs_in(orig, osec, oa, ob);
     let prs = relocs_in(patched, psec, pa, pb);
     if ors.len() != prs.len() {
@@ -343,6 +334,16 @@ pub fn symbol_difference(
         let to = resolve(orig, osec, ro, dec.0.get(osec));
         let tp = resolve(patched, psec, rp, dec.1.get(psec));
         if !same_target(orig, patched, twins, &to, &tp) {
+            if let (RelocTarget::Symbol(so, _), RelocTarget::Symbol(sp, _)) = (&to, &tp) {
+                let (a, b) = (&orig.symbol(*so).name, &patched.symbol(*sp).name);
+                if dont_correlate(patched, *sp) && strip_suffix(a) == strip_suffix(b) {
+                    return Some(format!(
+                        "relocation at +{off:#x}: {}, a special static carried with the function, \
+                         holds other contents",
+                        describe(patched, &tp)
+                    ));
+                }
+            }
             return Some(target_change(orig, patched, off, &to, &tp));
         }
     }
