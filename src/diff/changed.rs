@@ -31,13 +31,7 @@ pub fn relocs_in<R: Role>(
     start: u64,
     end: u64,
 ) -> Vec<&crate::elf::Reloc<R>> {
-    let mut v: Vec<_> = obj
-        .relocs_of(sec)
-        .iter()
-        .filter(|r| r.r_offset >= start && r.r_offset < end)
-        .collect();
-    v.sort_by_key(|r| r.r_offset);
-    v
+    obj.relocs_between(sec, start, end)
 }
 
 /// Decoded instruction ends of every text section, computed once per object.

@@ -104,13 +104,7 @@ impl<R: Role> Entries<R> {
 
 /// The relocations of `table` that lie in `[start, start + size)`, in offset order.
 pub fn entry_relocs<'a, R: Role>(obj: &'a ElfObject<R>, e: &Entry<R>) -> Vec<&'a Reloc<R>> {
-    let mut v: Vec<_> = obj
-        .relocs_of(e.table)
-        .iter()
-        .filter(|r| r.r_offset >= e.start && r.r_offset < e.start.saturating_add(e.size))
-        .collect();
-    v.sort_by_key(|r| r.r_offset);
-    v
+    obj.relocs_between(e.table, e.start, e.start.saturating_add(e.size))
 }
 
 /// The bytes of an entry, empty when the table is shorter (the layout check rules that out).
