@@ -1,7 +1,9 @@
 //! The kbuild link of a module: the runtime core (`kmod-template`), the function table and the
 //! prebuilt output objects -> `<name>.ko`, linked by the target's own kbuild so that vermagic,
 //! modversions and the module layout are the target kernel's. Invariant: kbuild compiles only the
-//! core; every other object is linked exactly as it was given.
+//! core; every other object is linked exactly as it was given (with, where the target's objtool
+//! needs it, an object of objtool annotations, `objtool.rs`), and a link objtool warned about is
+//! an error.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -71,15 +73,22 @@ pub fn link_module(
 
     let mut objects = vec![TABLES_OBJECT.to_string(), abi::SPEC_OBJECT.to_string()];
     place_object(input.tables, &dir, TABLES_OBJECT)?;
+    let objtool_at_link = objtool::runs_at_link(kbuild_dir);
     let notes = dir.join(NOTES_OBJECT);
-    if objtool::write_notes(kbuild_dir, input.tables, input.objects, &notes)? {
+    if objtool_at_link && objtool::write_notes(kbuild_dir, input.tables, input.objects, &notes)? {
         place_object(&notes, &dir, NOTES_OBJECT)?;
         objects.push(NOTES_OBJECT.to_string());
     }
     let reserved = kmod_template::reserved_objects(&input.spec.name);
     for (i, obj) in input.objects.iter().enumerate() {
         let name = object_name(obj, i, &objects, &reserved)?;
-        place_object(obj, &dir, &name)?;
+        if objtool_at_link {
+            let placed = dir.join(&name);
+            objtool::write_for_link(obj, &placed)?;
+            place_object(&placed, &dir, &name)?;
+        } else {
+            place_object(obj, &dir, &name)?;
+        }
         objects.push(name);
     }
     let objects: Vec<&str> = objects.iter().map(String::as_str).collect();

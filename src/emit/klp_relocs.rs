@@ -104,3 +104,99 @@ pub fn convert(out: &mut ElfObject<Out>, klp: &HashMap<SymbolId<Out>, String>) -
     }
     taken.len()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::elf::Symbol;
+    use std::path::PathBuf;
+
+    /// `show` calls `t_next`, a local function of another object of the kernel, and reads
+    /// `key` in `__jump_table`: both klp symbols.
+    fn object() -> (ElfObject<Out>, HashMap<SymbolId<Out>, String>) {
+        let mut o: ElfObject<Out> = ElfObject::new(PathBuf::from("t.o"));
+        let text = o.add_section(Section::new(
+            ".text.show",
+            elf::SHT_PROGBITS,
+            u64::from(elf::SHF_ALLOC | elf::SHF_EXECINSTR),
+            16,
+            Content::Data(vec![0x55, 0xe8, 0, 0, 0, 0, 0x5d, 0xc3]),
+        ));
+        let jt = o.add_section(Section::new(
+            "__jump_table",
+            elf::SHT_PROGBITS,
+            u64::from(elf::SHF_ALLOC | elf::SHF_WRITE),
+            8,
+            Content::Data(vec![0; 16]),
+        ));
+        let undef = |name: &str| Symbol {
+            name: name.to_string(),
+            st_info: (elf::STB_GLOBAL << 4) | elf::STT_NOTYPE,
+            st_other: 0,
+            section: SymSection::Undef,
+            st_value: 0,
+            st_size: 0,
+            deleted: false,
+        };
+        let t_next = o.add_symbol(undef("t_next"));
+        let key = o.add_symbol(undef("key"));
+        let call = Reloc {
+            r_offset: 2,
+            sym: t_next,
+            r_type: elf::R_X86_64_PLT32,
+            r_addend: -4,
+        };
+        o.add_section(Section::rela(".text.show", text, vec![call]));
+        let key_reloc = Reloc {
+            r_offset: 8,
+            sym: key,
+            r_type: elf::R_X86_64_PC64,
+            r_addend: 1,
+        };
+        o.add_section(Section::rela("__jump_table", jt, vec![key_reloc]));
+        let klp = HashMap::from([
+            (t_next, ".klp.sym.vmlinux.t_next,2".to_string()),
+            (key, ".klp.sym.vmlinux.key,0".to_string()),
+        ]);
+        (o, klp)
+    }
+
+    #[test]
+    fn relocations_stay_for_objtool_against_weak_tombstones() {
+        let (mut o, klp) = object();
+        assert_eq!(convert(&mut o, &klp), 2);
+        let text = o.section_by_name(".text.show").unwrap();
+        let call = &o.relocs_of(text)[0];
+        let sym = o.symbol(call.sym);
+        assert_eq!(sym.name, ".klp.tombstone.t_next");
+        assert_eq!(sym.bind(), elf::STB_WEAK);
+        assert!(sym.is_undef());
+        assert_eq!((call.r_type, call.r_addend), (elf::R_X86_64_PLT32, -4));
+        let jt = o.section_by_name("__jump_table").unwrap();
+        let key = &o.relocs_of(jt)[0];
+        assert_eq!(o.symbol(key.sym).name, ".klp.tombstone.key");
+        assert_eq!(key.r_addend, 1);
+        // The place stays zero: the kernel writes it when it applies the klp relocation.
+        assert_eq!(&o.data(text)[2..6], [0; 4]);
+        // No function is hidden from objtool any more.
+        assert!(o
+            .section_by_name(".discard.func_stack_frame_non_standard")
+            .is_none());
+    }
+
+    #[test]
+    fn records_are_loaded_sections_with_one_entry_per_relocation() {
+        let (mut o, klp) = object();
+        convert(&mut o, &klp);
+        let rec = o.section_by_name(abi::KLP_RELOC_SECTION).unwrap();
+        assert!(o.section(rec).is_alloc());
+        assert_eq!(o.data(rec).len() as u64, 2 * abi::KLP_RELOC_SIZE);
+        let strings = o.section_by_name(abi::KLP_STRINGS_SECTION).unwrap();
+        assert!(o.section(strings).is_alloc());
+        let names = String::from_utf8_lossy(o.data(strings)).into_owned();
+        assert!(names.contains(".klp.sym.vmlinux.t_next,2"), "{names}");
+        assert!(names.contains(".klp.sym.vmlinux.key,0"), "{names}");
+        // Each record: a relocation to its place and one to its name.
+        assert_eq!(o.relocs_of(rec).len(), 4);
+    }
+}

@@ -3,7 +3,8 @@
 //! and the output objects of a module; kbuild's log of the link. Output: an annotation object for
 //! the module's build dir, or none; the objtool warnings of the link, as an error that names each.
 //! Invariant: a function is annotated only when it is a replacement function (the function table
-//! points at it) that does not start with ENDBR; nothing else of objtool's checks is switched off.
+//! points at it) that does not start with ENDBR; nothing else of objtool's checks is switched off,
+//! and where objtool runs at the link it makes its sections for the whole module.
 //!
 //! On a kernel with IBT (Debian's 6.12, the lab's reference kernel) kbuild runs objtool on the
 //! whole module when it links it. objtool wants an ENDBR wherever data points into code ("data
@@ -23,6 +24,86 @@ use object::elf;
 
 use super::abi;
 use crate::elf::{read_file, Any, Content, ElfObject, Out, Reloc, Section, SymSection, Symbol};
+
+/// Sections objtool makes when it checks an object (`create_*_sections()` in
+/// tools/objtool/check.c, `orc_create()`), with their relocation sections. objtool refuses to make
+/// one that exists ("file already has .call_sites section, skipping"), so a module part that
+/// carries them from its own objtool run (fs/binfmt_misc.o, a single-object module, is checked when
+/// it is compiled) would leave the whole module, the runtime core included, with only those.
+const OBJTOOL_MADE: &[&str] = &[
+    ".orc_unwind",
+    ".orc_unwind_ip",
+    ".return_sites",
+    ".call_sites",
+    ".retpoline_sites",
+    ".static_call_sites",
+    ".cfi_sites",
+    ".ibt_endbr_seal",
+];
+
+/// Whether the target's kbuild runs objtool on a module when it links it (`delay-objtool` of
+/// scripts/Makefile.build: `CONFIG_X86_KERNEL_IBT` or `CONFIG_LTO_CLANG`), read from the kbuild
+/// dir's `include/config/auto.conf`. Otherwise objtool runs only when kbuild compiles a `.c`, never
+/// on klp-build's prebuilt objects, which then carry what objtool made for their functions.
+pub fn runs_at_link(kbuild_dir: &Path) -> bool {
+    std::fs::read_to_string(kbuild_dir.join("include/config/auto.conf")).is_ok_and(|conf| {
+        conf.lines()
+            .any(|l| l == "CONFIG_X86_KERNEL_IBT=y" || l == "CONFIG_LTO_CLANG=y")
+    })
+}
+
+/// Writes `src` to `dst` the way objtool at the module link reads it: without the sections objtool
+/// makes, so that it makes them for the whole module, and with its annotations (`.discard.*`)
+/// against section symbols: objtool 6.12 reads `.discard.reachable` and most others only so
+/// ("unexpected relocation symbol type in .rela.discard.reachable"), while the emit stage carries
+/// an entry against the symbol of the function it points into.
+pub fn write_for_link(src: &Path, dst: &Path) -> anyhow::Result<()> {
+    let mut o: ElfObject<Any> = read_file(src)?;
+    let annotations: Vec<_> = o
+        .live_sections()
+        .filter_map(|(id, s)| match &s.content {
+            Content::Relocs { target, .. } if o.section(*target).name.starts_with(".discard.") => {
+                Some(id)
+            }
+            _ => None,
+        })
+        .collect();
+    for rela in annotations {
+        let Content::Relocs { relocs, .. } = &o.section(rela).content else {
+            continue;
+        };
+        let mut relocs = relocs.clone();
+        for r in &mut relocs {
+            let sym = o.symbol(r.sym);
+            let (Some(sec), false) = (sym.section_id(), sym.is_section()) else {
+                continue;
+            };
+            let value = sym.st_value;
+            r.sym = o.ensure_section_symbol(sec);
+            r.r_addend = r.r_addend.wrapping_add_unsigned(value);
+        }
+        if let Content::Relocs { relocs: old, .. } = &mut o.section_mut(rela).content {
+            *old = relocs;
+        }
+    }
+    let made: Vec<_> = o
+        .live_sections()
+        .filter(|(_, s)| OBJTOOL_MADE.contains(&s.name.as_str()))
+        .map(|(id, _)| id)
+        .collect();
+    for id in made {
+        if let Some(rela) = o.relocs_for(id) {
+            o.section_mut(rela).deleted = true;
+        }
+        o.section_mut(id).deleted = true;
+        if let Some(sym) = o.section_symbol(id) {
+            o.symbol_mut(sym).deleted = true;
+        }
+    }
+    o.path = dst.to_path_buf();
+    o.write_to(dst)
+        .with_context(|| format!("writing {} for the module link", dst.display()))
+}
 
 /// `endbr64`.
 const ENDBR64: [u8; 4] = [0xf3, 0x0f, 0x1e, 0xfa];

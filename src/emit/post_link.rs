@@ -2,8 +2,10 @@
 //! the intermediate klp relocation records of every output object. Output: the same module with
 //! `.klp.rela.<obj>.<section>` sections (`SHF_RELA_LIVEPATCH`) and `.klp.sym.<obj>.<name>,<pos>`
 //! symbols (`SHN_LIVEPATCH`), as Documentation/livepatch/module-elf-format.rst describes, and the
-//! records removed. Invariant: every record becomes exactly one klp relocation at the place its
-//! `R_X86_64_64` pointed to after linking, and that place is zero.
+//! records removed, with the ordinary relocations to `.klp.tombstone.*` symbols that stood at the
+//! same places for objtool and the symbols themselves. Invariant: every record becomes exactly one
+//! klp relocation at the place its `R_X86_64_64` pointed to after linking, that place is zero, and
+//! no relocation to a tombstone is left.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -250,7 +252,7 @@ fn remove_tombstones(
             r.r_addend
         );
     }
-    let tombstones: Vec<SymbolId<Any>> = ko
+    let tombstones: std::collections::HashSet<SymbolId<Any>> = ko
         .live_symbols()
         .filter(|(_, s)| s.name.starts_with(abi::KLP_TOMBSTONE_PREFIX))
         .map(|(id, _)| id)
