@@ -477,6 +477,25 @@ mod tests {
     }
 
     #[test]
+    fn an_objtool_warning_fails_the_link_naming_the_place() {
+        let dir = Path::new("/w/5-kmod");
+        let log_path = dir.join(LOG_FILE);
+        let clean = "  LD [M]  /w/5-kmod/livepatch-x.o\n  MODPOST /w/5-kmod/Module.symvers\n";
+        assert!(check_objtool(clean, Path::new("/k"), dir, &log_path).is_ok());
+        let warned = format!(
+            "{clean}/w/5-kmod/livepatch-x.o: warning: objtool: __jump_table+0x8: can't find key reloc\n"
+        );
+        let e = format!(
+            "{:#}",
+            check_objtool(&warned, Path::new("/k"), dir, &log_path).unwrap_err()
+        );
+        assert!(
+            e.contains("__jump_table+0x8: can't find key reloc") && e.contains("kbuild.log"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn c_strings_escape_quotes_and_control_bytes() {
         assert_eq!(c_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\012\"");
     }
