@@ -68,6 +68,26 @@ const FIXES: &[Fix] = &[
         patch: "patches/fixes/static-local.patch",
         script: "e2e/fixes/static-local.sh",
     },
+    // A syscall redefined with KPATCH_SYSCALL_DEFINE2 (kpatch-syscall.h), written for kpatch-build.
+    Fix {
+        name: "kpatch-syscall",
+        patch: "patches/fixes/kpatch-syscall.patch",
+        script: "patches/6.12/kpatch-syscall.sh",
+    },
+    // A syscall redefined with KLP_SYSCALL_DEFINE2 (<linux/livepatch_helpers.h>), written for the
+    // kernel's own klp-build; the guest calls it through /modules/setdomain.
+    Fix {
+        name: "klp-syscall",
+        patch: "patches/fixes/klp-syscall.patch",
+        script: "patches/6.12/klp-syscall.sh",
+    },
+    // Pre/post patch/unpatch callbacks that print, registered with KLP_PRE_PATCH_CALLBACK() and
+    // the others (<linux/livepatch_helpers.h>), in the 6.12 variant of the fix.
+    Fix {
+        name: "klp-callbacks-612",
+        patch: "patches/fixes/klp-callbacks-612.patch",
+        script: "patches/6.12/klp-callbacks-612.sh",
+    },
 ];
 
 fn testdata(rel: &str) -> PathBuf {
@@ -162,6 +182,45 @@ fn check_orc(fix: &Fix, ko: &Path) {
     }
 }
 
+/// A static program for the guest, `setdomain NAME`: setdomainname(NAME), printing the error.
+fn setdomain_program(dir: &Path) -> PathBuf {
+    let src = dir.join("setdomain.c");
+    let bin = dir.join("setdomain");
+    std::fs::write(
+        &src,
+        r#"#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+	if (argc != 2)
+		return 2;
+	if (setdomainname(argv[1], strlen(argv[1]))) {
+		printf("setdomainname: %s\n", strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+"#,
+    )
+    .unwrap();
+    let st = std::process::Command::new("gcc")
+        .args(["-static", "-Os", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .expect("run gcc");
+    assert!(
+        st.success(),
+        "gcc -static failed for {}: install libc6-dev",
+        src.display()
+    );
+    bin
+}
+
 #[test]
 fn fixes_built_in_the_reference_tree_load_and_work_in_one_boot() {
     let Some(kernel) = refkernel_support::ref_kernel(
@@ -170,7 +229,8 @@ fn fixes_built_in_the_reference_tree_load_and_work_in_one_boot() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let built: Vec<PathBuf> = FIXES.iter().map(|f| build(kernel, tmp.path(), f)).collect();
+    let mut built: Vec<PathBuf> = FIXES.iter().map(|f| build(kernel, tmp.path(), f)).collect();
+    built.push(setdomain_program(tmp.path()));
 
     let mut script = std::fs::read_to_string(testdata("e2e/lib.sh")).unwrap();
     for fix in FIXES {
