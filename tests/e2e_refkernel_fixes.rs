@@ -3,7 +3,9 @@
 //! every module at its link) and loaded on that kernel in one QEMU boot. Each fix is the 6.1
 //! patch of `testdata/patches/fixes/` where it applies unchanged, else its 6.12 variant in
 //! `testdata/patches/6.12/`; its guest script is the 6.1 one of `testdata/e2e/fixes/` or the one
-//! beside the 6.12 patch. Each build must leave objtool silent in kbuild's log (klp-build refuses
+//! beside the 6.12 patch: a new function, static keys (the fix's own, and a non-exported one of
+//! vmlinux), shadow variables, new data, a static local, syscalls redefined with kpatch's and the
+//! kernel's helpers, and callbacks. Each build must leave objtool silent in kbuild's log (klp-build refuses
 //! a module objtool warns about, so this checks the log it kept) and give every replacement
 //! function ORC entries; in the guest each module loads, its behaviour is checked, the transition
 //! finishes, it is disabled and unloaded, and the kernel prints no stack trace.
