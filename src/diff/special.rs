@@ -31,8 +31,8 @@ pub enum Special {
     OrcIp,
     /// Consumed with its partner (`.orc_unwind`, `.altinstr_replacement`).
     Partner,
-    /// Build-time only or debugging data that the module does not need: `.discard.*`
-    /// (objtool annotations), `.debug_*`, `.comment`, `.note.*`, `.printk_index`.
+    /// Build-time only or debugging data that the module does not need: `.discard.*` (but
+    /// objtool's instruction annotations), `.debug_*`, `.comment`, `.note.*`, `.printk_index`.
     Drop,
 }
 
@@ -64,8 +64,32 @@ const TABLE: &[(&str, u64)] = &[
 /// `struct alt_instr` before 6.3 (`u16 cpuid`) and since (`u32 ft_flags`).
 const ALT_SIZES: [u64; 2] = [12, 14];
 
+/// objtool's annotations of single instructions (`include/linux/objtool.h`): `.long <insn>`
+/// tables objtool reads and the module's final link discards. Kept for included functions, since
+/// kernels with IBT run objtool on the module at its link: without its `.discard.reachable` entry
+/// the instruction after a `WARN_ON()`'s `ud2` is "unreachable" to objtool, which then leaves it
+/// without ORC (`rcu_expedited_store()` of ksysfs-warn.patch on Debian's 6.12). 6.14 merged them
+/// into `.discard.annotate_insn` (8 bytes: the instruction, then the annotation type; its
+/// `sh_entsize` says so).
+const OBJTOOL_ANNOTATIONS: &[(&str, u64)] = &[
+    (".discard.reachable", 4),
+    (".discard.retpoline_safe", 4),
+    (".discard.instr_begin", 4),
+    (".discard.instr_end", 4),
+    (".discard.intra_function_calls", 4),
+    (".discard.noendbr", 4),
+    (".discard.ignore_alts", 4),
+    (".discard.validate_unret", 4),
+    (".discard.annotate_insn", 8),
+];
+
 /// How to treat section `name` whose header says `entsize`.
 pub fn classify(name: &str, entsize: u64) -> Option<Special> {
+    if let Some(&(_, size)) = OBJTOOL_ANNOTATIONS.iter().find(|(n, _)| *n == name) {
+        return Some(Special::Entries {
+            size: if entsize != 0 { entsize } else { size },
+        });
+    }
     if name.starts_with(".discard")
         || name.starts_with(".debug_")
         || name.starts_with(".note")

@@ -167,10 +167,13 @@ pub const MODINFO_STATES: &str = "klp_build_states";
 // turns them into `.klp.rela.*` sections and removes them. Rust on both sides; no C.
 //
 // Why records and not relocations: a klp relocation's symbol is not exported (that is why it is a
-// klp relocation), so as an ordinary undefined symbol it would make modpost fail the link.
+// klp relocation), so as an ordinary undefined symbol it would make modpost fail the link. The
+// place keeps an ordinary relocation to a weak undefined tombstone symbol
+// ([`KLP_TOMBSTONE_PREFIX`]) until the rewrite removes it: objtool checks the module at its link
+// on kernels with IBT and needs the call, jump-label key and static-call relocations it reads.
 // ---------------------------------------------------------------------------------------------
 
-/// `.klp_build.relocs` (non-alloc, `SHT_PROGBITS`, entsize [`KLP_RELOC_SIZE`]): one record per
+/// `.klp_build.relocs` (`SHF_ALLOC`, `SHT_PROGBITS`, entsize [`KLP_RELOC_SIZE`]): one record per
 /// klp relocation, written into each output object by the emit stage, read after the kbuild link
 /// by the post-link rewrite, which removes the section.
 ///
@@ -184,8 +187,17 @@ pub const MODINFO_STATES: &str = "klp_build_states";
 /// offset 24: i64 r_addend
 /// ```
 pub const KLP_RELOC_SECTION: &str = ".klp_build.relocs";
-/// Non-alloc section holding the `.klp.sym.*` names that [`KLP_RELOC_SECTION`] records point to.
+/// Section (`SHF_ALLOC`) holding the `.klp.sym.*` names that [`KLP_RELOC_SECTION`] records point
+/// to. Both sections are `SHF_ALLOC` because modpost warns about a non-alloc `SHT_PROGBITS` section
+/// it does not know ("unexpected non-allocatable section"); the rewrite removes them before the
+/// module is ever loaded.
 pub const KLP_STRINGS_SECTION: &str = ".klp_build.strings";
+/// Prefix of the weak undefined symbol that stands for a klp relocation's symbol in the output
+/// objects and the kbuild-linked module: `.klp.tombstone.<name>`. Weak, so modpost neither fails
+/// nor records a dependency; the prefix keeps objtool from reading `__SCT__*` or `__SCK__*` names
+/// as static calls it would list against a key the module cannot reach. The post-link rewrite
+/// removes every relocation to one (each has a record at the same place) and the symbols.
+pub const KLP_TOMBSTONE_PREFIX: &str = ".klp.tombstone.";
 /// Size (and `sh_entsize`) of one record of [`KLP_RELOC_SECTION`].
 pub const KLP_RELOC_SIZE: u64 = 32;
 /// Offset of the `place` field of a record (filled by an `R_X86_64_64` relocation).

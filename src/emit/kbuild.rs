@@ -1,7 +1,9 @@
 //! The kbuild link of a module: the runtime core (`kmod-template`), the function table and the
 //! prebuilt output objects -> `<name>.ko`, linked by the target's own kbuild so that vermagic,
 //! modversions and the module layout are the target kernel's. Invariant: kbuild compiles only the
-//! core; every other object is linked exactly as it was given.
+//! core; every other object is linked exactly as it was given (with, where the target's objtool
+//! needs it, an object of objtool annotations, `objtool.rs`), and a link objtool warned about is
+//! an error.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -10,6 +12,7 @@ use std::process::Command;
 use anyhow::{bail, Context};
 
 use super::abi;
+use super::objtool;
 use super::spec::{ModuleSpec, ReplaceMode, SetField};
 use super::tables;
 use crate::kernel::livepatch_api::ReplaceField;
@@ -27,6 +30,9 @@ pub struct KmodInput<'a> {
 
 /// Object name of the function table in the module's build dir.
 pub const TABLES_OBJECT: &str = "klp_tables.o";
+
+/// Object name of the objtool annotations ([`objtool::write_notes`]) in the module's build dir.
+pub const NOTES_OBJECT: &str = "klp_objtool.o";
 
 /// Lines of make's output shown in an error.
 const OUTPUT_TAIL: usize = 40;
@@ -67,10 +73,22 @@ pub fn link_module(
 
     let mut objects = vec![TABLES_OBJECT.to_string(), abi::SPEC_OBJECT.to_string()];
     place_object(input.tables, &dir, TABLES_OBJECT)?;
+    let objtool_at_link = objtool::runs_at_link(kbuild_dir);
+    let notes = dir.join(NOTES_OBJECT);
+    if objtool_at_link && objtool::write_notes(kbuild_dir, input.tables, input.objects, &notes)? {
+        place_object(&notes, &dir, NOTES_OBJECT)?;
+        objects.push(NOTES_OBJECT.to_string());
+    }
     let reserved = kmod_template::reserved_objects(&input.spec.name);
     for (i, obj) in input.objects.iter().enumerate() {
         let name = object_name(obj, i, &objects, &reserved)?;
-        place_object(obj, &dir, &name)?;
+        if objtool_at_link {
+            let placed = dir.join(&name);
+            objtool::write_for_link(obj, &placed)?;
+            place_object(&placed, &dir, &name)?;
+        } else {
+            place_object(obj, &dir, &name)?;
+        }
         objects.push(name);
     }
     let objects: Vec<&str> = objects.iter().map(String::as_str).collect();
@@ -273,10 +291,10 @@ fn make(kbuild_dir: &Path, dir: &Path, jobs: usize, make_vars: &[String]) -> any
     }
     // Stopped with its compilers on Ctrl-C or SIGTERM, like the tree build's make.
     let status = crate::rebuild::run_make(&mut cmd, "while linking the module")?;
-    if status.success() {
-        return Ok(());
-    }
     let text = String::from_utf8_lossy(&std::fs::read(&log_path).unwrap_or_default()).into_owned();
+    if status.success() {
+        return check_objtool(&text, kbuild_dir, dir, &log_path);
+    }
     let lines: Vec<&str> = text.lines().collect();
     let tail = lines[lines.len().saturating_sub(OUTPUT_TAIL)..].join("\n");
     let hint = if text.contains("modpost") && text.contains("undefined!") {
@@ -292,6 +310,27 @@ fn make(kbuild_dir: &Path, dir: &Path, jobs: usize, make_vars: &[String]) -> any
          Full log: {}",
         kbuild_dir.display(),
         dir.display(),
+        log_path.display()
+    )
+}
+
+/// objtool's warnings at the module link are errors: kbuild goes on after them, but each is a
+/// check of the kernel's own that the module fails (an unreliable ORC stack through a function, a
+/// missed return thunk, a jump label it could not patch), and the module would load with it.
+fn check_objtool(log: &str, kbuild_dir: &Path, dir: &Path, log_path: &Path) -> anyhow::Result<()> {
+    let found = objtool::findings(log);
+    if found.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "objtool rejected the module's objects at the kbuild link (make -C {} M={} modules):\n  \
+         {}\nThe target checks every module with objtool; a module it warns about keeps the \
+         defect it names (a function without ORC makes the livepatch transition wait on every \
+         task sleeping in it). This is a defect of klp-build for the construct named: keep the \
+         work dir (--keep-tmp) and report it with {}.",
+        kbuild_dir.display(),
+        dir.display(),
+        found.join("\n  "),
         log_path.display()
     )
 }
@@ -435,6 +474,25 @@ mod tests {
             vec![StateSpec { id: 0, version: 1 }],
         ));
         assert!(e.contains("state id 0"), "{e}");
+    }
+
+    #[test]
+    fn an_objtool_warning_fails_the_link_naming_the_place() {
+        let dir = Path::new("/w/5-kmod");
+        let log_path = dir.join(LOG_FILE);
+        let clean = "  LD [M]  /w/5-kmod/livepatch-x.o\n  MODPOST /w/5-kmod/Module.symvers\n";
+        assert!(check_objtool(clean, Path::new("/k"), dir, &log_path).is_ok());
+        let warned = format!(
+            "{clean}/w/5-kmod/livepatch-x.o: warning: objtool: __jump_table+0x8: can't find key reloc\n"
+        );
+        let e = format!(
+            "{:#}",
+            check_objtool(&warned, Path::new("/k"), dir, &log_path).unwrap_err()
+        );
+        assert!(
+            e.contains("__jump_table+0x8: can't find key reloc") && e.contains("kbuild.log"),
+            "{e}"
+        );
     }
 
     #[test]

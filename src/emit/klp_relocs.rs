@@ -1,40 +1,41 @@
-//! Turns the relocations of an output object that target klp symbols into intermediate records
-//! (see `abi.rs`: `.klp_build.relocs` + `.klp_build.strings`), so that kbuild can link the module
-//! without resolving them. Input: an output object and the klp symbol name of each klp extern.
-//! Output: the same object with those relocations moved into records. Invariant: a converted
-//! place is left zero (the x86 loader refuses a klp relocation over non-zero bytes) and every
-//! record points at its place through an ordinary `R_X86_64_64` relocation, which `ld -r` keeps
-//! exact however it merges sections.
+//! Records the relocations of an output object that target klp symbols (see `abi.rs`:
+//! `.klp_build.relocs` + `.klp_build.strings`), so that kbuild can link the module without resolving
+//! them. Input: an output object and the klp symbol name of each klp extern. Output: the same object
+//! with a record per such relocation, the relocation itself kept at its place but retargeted to a
+//! weak undefined `.klp.tombstone.<name>`. Invariant: every record points at its place through an
+//! ordinary `R_X86_64_64` relocation, which `ld -r` keeps exact however it merges sections, and
+//! every tombstone relocation has a record at the same place with the same type and addend; the
+//! place's bytes stay zero (RELA), as the x86 loader wants under a klp relocation.
+//!
+//! Why the relocation stays: on a kernel with IBT (Debian's 6.12, the lab's reference kernel)
+//! kbuild runs objtool on the whole module at its link, and objtool reads relocations. A call
+//! whose relocation were gone would be a call to the next instruction ("unannotated intra-function
+//! call"), and a `__jump_table` entry without its key relocation stops it ("can't find key reloc",
+//! `__set_oom_adj()` with its `oom_score_adj_update` tracepoint). Kept, objtool checks and
+//! annotates every function as it does the kernel's own: ORC, return and call sites, IBT. The
+//! kernel's own klp-build keeps its relocations the same way (`clone_reloc_klp()` in
+//! tools/objtool/klp-diff.c).
 
 use std::collections::HashMap;
 
 use object::elf;
 
-use crate::elf::{Content, ElfObject, Out, Reloc, Section, SectionId, SymbolId};
+use crate::elf::{Content, ElfObject, Out, Reloc, Section, SectionId, SymSection, SymbolId};
 
 use super::abi;
 
-/// Moves relocations against the symbols in `klp` (out symbol -> `.klp.sym...` name) into records;
-/// returns how many were converted.
+/// Records the relocations against the symbols in `klp` (out symbol -> `.klp.sym...` name) and
+/// turns those symbols into tombstones; returns how many relocations were recorded.
 pub fn convert(out: &mut ElfObject<Out>, klp: &HashMap<SymbolId<Out>, String>) -> usize {
     let mut taken: Vec<(SectionId<Out>, Reloc<Out>)> = Vec::new();
-    let rel_secs: Vec<SectionId<Out>> = out
-        .live_sections()
-        .filter(|(_, s)| matches!(s.content, Content::Relocs { .. }))
-        .map(|(i, _)| i)
-        .collect();
-    for rs in rel_secs {
-        if let Content::Relocs { target, relocs } = &mut out.section_mut(rs).content {
-            let target = *target;
-            let mut keep = Vec::with_capacity(relocs.len());
-            for r in relocs.drain(..) {
-                if klp.contains_key(&r.sym) {
-                    taken.push((target, r));
-                } else {
-                    keep.push(r);
-                }
-            }
-            *relocs = keep;
+    for (_, s) in out.live_sections() {
+        if let Content::Relocs { target, relocs } = &s.content {
+            taken.extend(
+                relocs
+                    .iter()
+                    .filter(|r| klp.contains_key(&r.sym))
+                    .map(|r| (*target, r.clone())),
+            );
         }
     }
     if taken.is_empty() {
@@ -58,7 +59,7 @@ pub fn convert(out: &mut ElfObject<Out>, klp: &HashMap<SymbolId<Out>, String>) -
     let str_sec = out.add_section(Section::new(
         abi::KLP_STRINGS_SECTION,
         elf::SHT_PROGBITS,
-        0,
+        u64::from(elf::SHF_ALLOC),
         1,
         Content::Data(strings),
     ));
@@ -88,78 +89,114 @@ pub fn convert(out: &mut ElfObject<Out>, klp: &HashMap<SymbolId<Out>, String>) -
     let mut rec_sec = Section::new(
         abi::KLP_RELOC_SECTION,
         elf::SHT_PROGBITS,
-        0,
+        u64::from(elf::SHF_ALLOC),
         8,
         Content::Data(records),
     );
     rec_sec.sh_entsize = abi::KLP_RELOC_SIZE;
     let rec_id = out.add_section(rec_sec);
     out.add_section(Section::rela(abi::KLP_RELOC_SECTION, rec_id, rec_relocs));
-    mark_klp_callers(out, &taken);
     for &s in klp.keys() {
-        out.symbol_mut(s).deleted = true;
+        let sym = out.symbol_mut(s);
+        sym.name = format!("{}{}", abi::KLP_TOMBSTONE_PREFIX, sym.name);
+        sym.st_info = (elf::STB_WEAK << 4) | sym.kind();
+        sym.section = SymSection::Undef;
     }
     taken.len()
 }
 
-/// objtool's list of functions it must not follow (`STACK_FRAME_NON_STANDARD`).
-const OBJTOOL_SKIP_SECTION: &str = ".discard.func_stack_frame_non_standard";
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::elf::Symbol;
+    use std::path::PathBuf;
 
-/// Names each function with a call through a converted relocation in objtool's skip list. On a
-/// kernel with IBT (Debian's 6.12) kbuild runs objtool on the whole module at its link; a call
-/// whose place is left zero is a call to the next instruction, an "unannotated intra-function
-/// call", and objtool gives up on the module: no `.return_sites`, `.call_sites` or ORC, and the
-/// kernel WARNs "Unpatched return thunk in use" at the module's first return (proc_tty.c's
-/// show_tty_driver calling its file's static t_next). Skipped, objtool still lists the function's
-/// return and call sites; its ORC entries are left undefined, so a stack through it counts as
-/// unreliable and a transition waits for the task to leave it. The section is `.discard.*`: the
-/// module's final link drops it.
-fn mark_klp_callers(out: &mut ElfObject<Out>, taken: &[(SectionId<Out>, Reloc<Out>)]) {
-    let mut funcs: Vec<(SectionId<Out>, u64)> = Vec::new();
-    for (target, r) in taken {
-        if !matches!(r.r_type, elf::R_X86_64_PLT32 | elf::R_X86_64_PC32) {
-            continue;
-        }
-        let data = out.data(*target);
-        let opcode = r
-            .r_offset
-            .checked_sub(1)
-            .and_then(|i| usize::try_from(i).ok())
-            .and_then(|i| data.get(i));
-        if opcode != Some(&0xe8) {
-            continue;
-        }
-        let func = out.live_symbols().find(|(_, s)| {
-            s.is_func()
-                && s.section_id() == Some(*target)
-                && s.st_value <= r.r_offset
-                && r.r_offset < s.st_value.saturating_add(s.st_size)
-        });
-        if let Some((_, f)) = func {
-            if !funcs.contains(&(*target, f.st_value)) {
-                funcs.push((*target, f.st_value));
-            }
-        }
+    /// `show` calls `t_next`, a local function of another object of the kernel, and reads
+    /// `key` in `__jump_table`: both klp symbols.
+    fn object() -> (ElfObject<Out>, HashMap<SymbolId<Out>, String>) {
+        let mut o: ElfObject<Out> = ElfObject::new(PathBuf::from("t.o"));
+        let text = o.add_section(Section::new(
+            ".text.show",
+            elf::SHT_PROGBITS,
+            u64::from(elf::SHF_ALLOC | elf::SHF_EXECINSTR),
+            16,
+            Content::Data(vec![0x55, 0xe8, 0, 0, 0, 0, 0x5d, 0xc3]),
+        ));
+        let jt = o.add_section(Section::new(
+            "__jump_table",
+            elf::SHT_PROGBITS,
+            u64::from(elf::SHF_ALLOC | elf::SHF_WRITE),
+            8,
+            Content::Data(vec![0; 16]),
+        ));
+        let undef = |name: &str| Symbol {
+            name: name.to_string(),
+            st_info: (elf::STB_GLOBAL << 4) | elf::STT_NOTYPE,
+            st_other: 0,
+            section: SymSection::Undef,
+            st_value: 0,
+            st_size: 0,
+            deleted: false,
+        };
+        let t_next = o.add_symbol(undef("t_next"));
+        let key = o.add_symbol(undef("key"));
+        let call = Reloc {
+            r_offset: 2,
+            sym: t_next,
+            r_type: elf::R_X86_64_PLT32,
+            r_addend: -4,
+        };
+        o.add_section(Section::rela(".text.show", text, vec![call]));
+        let key_reloc = Reloc {
+            r_offset: 8,
+            sym: key,
+            r_type: elf::R_X86_64_PC64,
+            r_addend: 1,
+        };
+        o.add_section(Section::rela("__jump_table", jt, vec![key_reloc]));
+        let klp = HashMap::from([
+            (t_next, ".klp.sym.vmlinux.t_next,2".to_string()),
+            (key, ".klp.sym.vmlinux.key,0".to_string()),
+        ]);
+        (o, klp)
     }
-    if funcs.is_empty() {
-        return;
+
+    #[test]
+    fn relocations_stay_for_objtool_against_weak_tombstones() {
+        let (mut o, klp) = object();
+        assert_eq!(convert(&mut o, &klp), 2);
+        let text = o.section_by_name(".text.show").unwrap();
+        let call = &o.relocs_of(text)[0];
+        let sym = o.symbol(call.sym);
+        assert_eq!(sym.name, ".klp.tombstone.t_next");
+        assert_eq!(sym.bind(), elf::STB_WEAK);
+        assert!(sym.is_undef());
+        assert_eq!((call.r_type, call.r_addend), (elf::R_X86_64_PLT32, -4));
+        let jt = o.section_by_name("__jump_table").unwrap();
+        let key = &o.relocs_of(jt)[0];
+        assert_eq!(o.symbol(key.sym).name, ".klp.tombstone.key");
+        assert_eq!(key.r_addend, 1);
+        // The place stays zero: the kernel writes it when it applies the klp relocation.
+        assert_eq!(&o.data(text)[2..6], [0; 4]);
+        // No function is hidden from objtool any more.
+        assert!(o
+            .section_by_name(".discard.func_stack_frame_non_standard")
+            .is_none());
     }
-    let mut relocs = Vec::with_capacity(funcs.len());
-    for (i, (sec, value)) in funcs.iter().enumerate() {
-        let sym = out.ensure_section_symbol(*sec);
-        relocs.push(Reloc {
-            r_offset: i as u64 * 8,
-            sym,
-            r_type: elf::R_X86_64_64,
-            r_addend: *value as i64,
-        });
+
+    #[test]
+    fn records_are_loaded_sections_with_one_entry_per_relocation() {
+        let (mut o, klp) = object();
+        convert(&mut o, &klp);
+        let rec = o.section_by_name(abi::KLP_RELOC_SECTION).unwrap();
+        assert!(o.section(rec).is_alloc());
+        assert_eq!(o.data(rec).len() as u64, 2 * abi::KLP_RELOC_SIZE);
+        let strings = o.section_by_name(abi::KLP_STRINGS_SECTION).unwrap();
+        assert!(o.section(strings).is_alloc());
+        let names = String::from_utf8_lossy(o.data(strings)).into_owned();
+        assert!(names.contains(".klp.sym.vmlinux.t_next,2"), "{names}");
+        assert!(names.contains(".klp.sym.vmlinux.key,0"), "{names}");
+        // Each record: a relocation to its place and one to its name.
+        assert_eq!(o.relocs_of(rec).len(), 4);
     }
-    let sec = out.add_section(Section::new(
-        OBJTOOL_SKIP_SECTION,
-        elf::SHT_PROGBITS,
-        u64::from(elf::SHF_ALLOC | elf::SHF_WRITE),
-        8,
-        Content::Data(vec![0; funcs.len() * 8]),
-    ));
-    out.add_section(Section::rela(OBJTOOL_SKIP_SECTION, sec, relocs));
 }

@@ -7,6 +7,7 @@ pub mod kbuild;
 pub mod klp_relocs;
 pub mod manifest;
 pub mod module;
+pub mod objtool;
 pub mod out_object;
 pub mod post_link;
 pub mod resolve;

@@ -2,8 +2,10 @@
 //! the intermediate klp relocation records of every output object. Output: the same module with
 //! `.klp.rela.<obj>.<section>` sections (`SHF_RELA_LIVEPATCH`) and `.klp.sym.<obj>.<name>,<pos>`
 //! symbols (`SHN_LIVEPATCH`), as Documentation/livepatch/module-elf-format.rst describes, and the
-//! records removed. Invariant: every record becomes exactly one klp relocation at the place its
-//! `R_X86_64_64` pointed to after linking, and that place is zero.
+//! records removed, with the ordinary relocations to `.klp.tombstone.*` symbols that stood at the
+//! same places for objtool and the symbols themselves. Invariant: every record becomes exactly one
+//! klp relocation at the place its `R_X86_64_64` pointed to after linking, that place is zero, and
+//! no relocation to a tombstone is left.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -48,6 +50,15 @@ fn pointee(ko: &ElfObject<Any>, r: &Reloc<Any>) -> anyhow::Result<(SectionId<Any
 pub fn rewrite(ko_path: &Path) -> anyhow::Result<PostLink> {
     let mut ko: ElfObject<Any> = read_file(ko_path)?;
     let Some(rec_sec) = ko.section_by_name(abi::KLP_RELOC_SECTION) else {
+        if let Some((sec, r)) = tombstone_relocs(&ko).next() {
+            bail!(
+                "{}: relocation to {} without a klp record ({} is missing); the module's objects \
+                 were not all written by this klp-build: build the module again",
+                Location::new(&ko, sec, r.r_offset),
+                ko.symbol(r.sym).name,
+                abi::KLP_RELOC_SECTION
+            );
+        }
         return Ok(PostLink::default());
     };
     let str_sec = ko
@@ -140,6 +151,8 @@ pub fn rewrite(ko_path: &Path) -> anyhow::Result<PostLink> {
             .push((place_off, r_type, r_addend, name));
     }
 
+    remove_tombstones(&mut ko, &by_section)?;
+
     // Drop the records and the string table, with their section symbols.
     for s in [rec_sec, rec_rela, str_sec] {
         ko.section_mut(s).deleted = true;
@@ -195,4 +208,65 @@ pub fn rewrite(ko_path: &Path) -> anyhow::Result<PostLink> {
     report.symbols = klp_syms.into_keys().collect();
     ko.write_to(ko_path)?;
     Ok(report)
+}
+
+/// Relocations to a `.klp.tombstone.*` symbol: (the section they apply to, the relocation).
+fn tombstone_relocs(ko: &ElfObject<Any>) -> impl Iterator<Item = (SectionId<Any>, &Reloc<Any>)> {
+    ko.live_sections().flat_map(move |(_, s)| {
+        let (target, relocs) = match &s.content {
+            Content::Relocs { target, relocs } => (Some(*target), relocs.as_slice()),
+            _ => (None, &[][..]),
+        };
+        relocs
+            .iter()
+            .filter(move |r| ko.symbol(r.sym).name.starts_with(abi::KLP_TOMBSTONE_PREFIX))
+            .filter_map(move |r| target.map(|t| (t, r)))
+    })
+}
+
+/// Removes each relocation to a tombstone symbol, which stood at the place of a klp relocation so
+/// that objtool saw the module's calls and keys during the kbuild link, and then the symbols. Each
+/// must have the klp relocation of a record at the same place, type and addend: a tombstone
+/// without one would leave a place the kernel never fills.
+fn remove_tombstones(
+    ko: &mut ElfObject<Any>,
+    records: &BTreeMap<(String, usize), Vec<Pending>>,
+) -> anyhow::Result<()> {
+    let recorded: std::collections::HashSet<(usize, u64, u32, i64)> = records
+        .iter()
+        .flat_map(|((_, sec), relocs)| {
+            relocs
+                .iter()
+                .map(move |(off, r_type, addend, _)| (*sec, *off, *r_type, *addend))
+        })
+        .collect();
+    if let Some((sec, r)) = tombstone_relocs(ko)
+        .find(|(sec, r)| !recorded.contains(&(sec.index(), r.r_offset, r.r_type, r.r_addend)))
+    {
+        bail!(
+            "{}: relocation to {} (type {}, addend {}) has no klp record at that place; the \
+             module's klp relocations do not match its objects: build the module again",
+            Location::new(ko, sec, r.r_offset),
+            ko.symbol(r.sym).name,
+            r.r_type,
+            r.r_addend
+        );
+    }
+    let tombstones: std::collections::HashSet<SymbolId<Any>> = ko
+        .live_symbols()
+        .filter(|(_, s)| s.name.starts_with(abi::KLP_TOMBSTONE_PREFIX))
+        .map(|(id, _)| id)
+        .collect();
+    for i in 0..ko.sections.len() {
+        if ko.sections[i].deleted {
+            continue;
+        }
+        if let Content::Relocs { relocs, .. } = &mut ko.sections[i].content {
+            relocs.retain(|r| !tombstones.contains(&r.sym));
+        }
+    }
+    for s in tombstones {
+        ko.symbol_mut(s).deleted = true;
+    }
+    Ok(())
 }
