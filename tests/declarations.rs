@@ -1,9 +1,10 @@
 //! `KLP_BUILD_STATE` of `klp-build.h` compiled by gcc, read back by
 //! `emit::declarations::states`: the records land in a non-alloc section of the object, repeats
 //! merge, conflicting versions are refused naming both objects, and id 0 fails the compile.
-//! (`klp-build.h` includes `<linux/gfp.h>` and `<linux/livepatch.h>` for its shadow helpers;
-//! outside a kernel build those two includes are satisfied by empty files, the macro under test
-//! is the header's own. `kmod_build` compiles it with the kernel's flags.)
+//! (`klp-build.h` includes `<linux/compiler.h>`, `<linux/gfp.h>`, `<linux/livepatch.h>` and
+//! `<linux/syscalls.h>` for its other helpers; outside a kernel build those includes are
+//! satisfied by empty files, the macro under test is the header's own. `kmod_build` and the
+//! e2e fixes compile it with the kernel's flags.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,8 +18,15 @@ use object::{Object, ObjectSection};
 fn compile(dir: &Path, name: &str, text: &str) -> Result<PathBuf, String> {
     let inc = dir.join("include");
     std::fs::create_dir_all(inc.join("linux")).unwrap();
-    std::fs::write(inc.join("linux/gfp.h"), "").unwrap();
-    std::fs::write(inc.join("linux/livepatch.h"), "").unwrap();
+    for (h, text) in [
+        ("compiler.h", ""),
+        ("gfp.h", ""),
+        // The callback types name it.
+        ("livepatch.h", "struct klp_object;\n"),
+        ("syscalls.h", ""),
+    ] {
+        std::fs::write(inc.join("linux").join(h), text).unwrap();
+    }
     std::fs::write(
         inc.join(kmod_template::KLP_BUILD_H_NAME),
         kmod_template::KLP_BUILD_H,
