@@ -27,6 +27,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Apply the kernel's load rules to a new module against deployed ones, before loading.
     Check(CheckArgs),
+    /// One set of fixes for many kernels: scan, build, plan a CI matrix, collect its parts.
+    Release(ReleaseArgs),
 }
 
 /// `klp-build check NEW.ko --against A.ko [B.ko ...]`.
@@ -160,4 +162,104 @@ pub struct DiffArgs {
     /// Report format.
     #[arg(long, value_enum, default_value_t)]
     pub report: ReportFormat,
+}
+
+/// `klp-build release ...`: one set of fixes for many kernels (docs/release.md).
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// What to do with the release.
+    #[command(subcommand)]
+    pub command: ReleaseCommand,
+}
+
+/// The release's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCommand {
+    /// Build every target's module: DIR/index.json and DIR/<kernel release>/<module>.ko.
+    Build(ReleaseBuildArgs),
+    /// Per target and fix: applies, already fixed, not affected by the config, or refused.
+    Scan(ReleaseScanArgs),
+    /// Write a CI job matrix: one `release build --target` job per target, then `collect`.
+    Plan(ReleasePlanArgs),
+    /// Merge the parts built by the plan's jobs into one release directory.
+    Collect(ReleaseCollectArgs),
+}
+
+/// `klp-build release build RELEASE.toml -o DIR`.
+#[derive(Debug, Args)]
+pub struct ReleaseBuildArgs {
+    /// The release file.
+    pub file: PathBuf,
+    /// The output directory.
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub output: PathBuf,
+    /// Build only this target (a Debian kernel release or a tree's name); repeatable.
+    #[arg(long = "target", value_name = "KERNEL")]
+    pub targets: Vec<String>,
+    /// Parallel jobs, shared by the targets built at once.
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub jobs: Option<u16>,
+    /// Replace an output directory that holds another release.
+    #[arg(long)]
+    pub force: bool,
+    /// Report format (json: index.json).
+    #[arg(long, value_enum, default_value_t)]
+    pub report: ReportFormat,
+}
+
+/// `klp-build release scan RELEASE.toml`.
+#[derive(Debug, Args)]
+pub struct ReleaseScanArgs {
+    /// The release file.
+    pub file: PathBuf,
+    /// Scan only this target; repeatable.
+    #[arg(long = "target", value_name = "KERNEL")]
+    pub targets: Vec<String>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t)]
+    pub report: ReportFormat,
+}
+
+/// `klp-build release plan RELEASE.toml --format github|gitlab|json`.
+#[derive(Debug, Args)]
+pub struct ReleasePlanArgs {
+    /// The release file.
+    pub file: PathBuf,
+    /// The CI system the matrix is written for.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: PlanFormat,
+    /// The directory `collect` writes the release to.
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "DIR",
+        default_value = "release"
+    )]
+    pub output: PathBuf,
+}
+
+/// CI systems `release plan` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum PlanFormat {
+    /// One JSON document: jobs with their commands, then the collect command.
+    #[default]
+    Json,
+    /// A `strategy.matrix` for GitHub Actions (`fromJSON` of this output).
+    Github,
+    /// A GitLab CI child pipeline with `parallel: matrix`.
+    Gitlab,
+}
+
+/// `klp-build release collect PART... -o DIR`.
+#[derive(Debug, Args)]
+pub struct ReleaseCollectArgs {
+    /// The parts' output directories (each with its index.json).
+    #[arg(required = true)]
+    pub parts: Vec<PathBuf>,
+    /// The merged release's directory.
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub output: PathBuf,
+    /// Replace an output directory that holds another release.
+    #[arg(long)]
+    pub force: bool,
 }

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Some(Command::Diff(args)) => run::diff_pair(args),
         Some(Command::Inspect(args)) => klp_build::check::inspect(args),
         Some(Command::Check(args)) => klp_build::check::run(args),
+        Some(Command::Release(args)) => klp_build::release::run(args),
     };
     match result {
         Ok(code) => code.into(),

@@ -77,70 +77,15 @@ pub fn run(diffs: &[PathBuf], source: &Path, stage_dir: &Path) -> anyhow::Result
     let mut refusals = Vec::new();
     let mut touched: Vec<String> = Vec::new();
     for diff in diffs {
-        let bytes =
-            std::fs::read(diff).with_context(|| format!("reading patch {}", diff.display()))?;
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let parsed =
-            parse::parse(&text).with_context(|| format!("{}: not a patch", diff.display()))?;
-        fixes.push(Fix {
-            name: diff.file_stem().map_or_else(
-                || diff.display().to_string(),
-                |s| s.to_string_lossy().into_owned(),
-            ),
-            sha256: Sha256::digest(&bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
-            subject: parsed.subject.clone(),
-        });
-        let strip = apply::strip_level(&parsed.files, source);
-        let mut used = Vec::new();
-        for (i, f) in parsed.files.iter().enumerate() {
-            let change = if f.binary {
-                Change::Binary
-            } else if f.renamed {
-                Change::Rename
-            } else if f.old.is_none() {
-                Change::Create
-            } else if f.new.is_none() {
-                Change::Delete
-            } else {
-                Change::Modify
-            };
-            let Some(name) = apply::target_name(f, strip, source) else {
-                refusals.push(format!(
-                    "{}: section {} names no file",
-                    diff.display(),
-                    i + 1
-                ));
-                continue;
-            };
-            if f.hunks.is_empty() && change == Change::Modify {
-                continue; // a mode change: nothing to compile
-            }
-            match refuse::verdict(Path::new(&name), change) {
-                Verdict::Use if !source.join(&name).is_file() => refusals.push(format!(
-                    "{}: {name}: no such file in {} (tried -p{strip}); is --source the tree the patch was written for?",
-                    diff.display(),
-                    source.display()
-                )),
-                Verdict::Use => {
-                    if !touched.contains(&name) {
-                        touched.push(name.clone());
-                    }
-                    used.push((name, i));
-                }
-                Verdict::Ignore(why) => eprintln!("klp-build: {}: skipping {name} ({why})", diff.display()),
-                Verdict::Refuse(what) => refusals.push(format!("{}: {name}: {what}", diff.display())),
+        let (fix, p, mut refused) = read_one(diff, source)?;
+        fixes.push(fix);
+        refusals.append(&mut refused);
+        for (name, _) in &p.used {
+            if !touched.contains(name) {
+                touched.push(name.clone());
             }
         }
-        planned.push(Planned {
-            path: diff.clone(),
-            text,
-            strip,
-            parsed,
-            used,
-        });
+        planned.push(p);
     }
     if !refusals.is_empty() {
         bail!(
@@ -176,14 +121,7 @@ pub fn run(diffs: &[PathBuf], source: &Path, stage_dir: &Path) -> anyhow::Result
         }
         // Only the used sections go to `patch`: a Documentation/ hunk that does not apply to
         // this tree must not fail the build.
-        let lines: Vec<&str> = p.text.lines().collect();
-        let mut filtered = String::new();
-        for (_, i) in &p.used {
-            for l in &lines[p.parsed.files[*i].lines.clone()] {
-                filtered.push_str(l);
-                filtered.push('\n');
-            }
-        }
+        let filtered = p.used_text();
         let file = diffs_dir.join(format!("{:02}-{}.patch", n + 1, fixes[n].name));
         std::fs::write(&file, filtered).with_context(|| format!("writing {}", file.display()))?;
         let sections: Vec<(String, &parse::FileDiff)> = p
@@ -223,6 +161,119 @@ pub fn run(diffs: &[PathBuf], source: &Path, stage_dir: &Path) -> anyhow::Result
         fixes,
         files,
         warnings,
+    })
+}
+
+/// Reads and classifies one patch against `source`: its [`Fix`], the sections the build uses
+/// (with their tree-relative names) and what cannot be livepatched, each naming the patch.
+/// Sections outside the x86_64 kernel are skipped and said so.
+fn read_one(diff: &Path, source: &Path) -> anyhow::Result<(Fix, Planned, Vec<String>)> {
+    let bytes = std::fs::read(diff).with_context(|| format!("reading patch {}", diff.display()))?;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let parsed = parse::parse(&text).with_context(|| format!("{}: not a patch", diff.display()))?;
+    let fix = Fix {
+        name: diff.file_stem().map_or_else(
+            || diff.display().to_string(),
+            |s| s.to_string_lossy().into_owned(),
+        ),
+        sha256: Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        subject: parsed.subject.clone(),
+    };
+    let strip = apply::strip_level(&parsed.files, source);
+    let mut used = Vec::new();
+    let mut refusals = Vec::new();
+    for (i, f) in parsed.files.iter().enumerate() {
+        let change = if f.binary {
+            Change::Binary
+        } else if f.renamed {
+            Change::Rename
+        } else if f.old.is_none() {
+            Change::Create
+        } else if f.new.is_none() {
+            Change::Delete
+        } else {
+            Change::Modify
+        };
+        let Some(name) = apply::target_name(f, strip, source) else {
+            refusals.push(format!(
+                "{}: section {} names no file",
+                diff.display(),
+                i + 1
+            ));
+            continue;
+        };
+        if f.hunks.is_empty() && change == Change::Modify {
+            continue; // a mode change: nothing to compile
+        }
+        match refuse::verdict(Path::new(&name), change) {
+            Verdict::Use if !source.join(&name).is_file() => refusals.push(format!(
+                "{}: {name}: no such file in {} (tried -p{strip}); is --source the tree the patch was written for?",
+                diff.display(),
+                source.display()
+            )),
+            Verdict::Use => used.push((name, i)),
+            Verdict::Ignore(why) => eprintln!("klp-build: {}: skipping {name} ({why})", diff.display()),
+            Verdict::Refuse(what) => refusals.push(format!("{}: {name}: {what}", diff.display())),
+        }
+    }
+    let planned = Planned {
+        path: diff.to_path_buf(),
+        text,
+        strip,
+        parsed,
+        used,
+    };
+    Ok((fix, planned, refusals))
+}
+
+impl Planned {
+    /// The used sections only, as one patch text: a Documentation/ hunk that does not apply to
+    /// this tree must not fail the build.
+    fn used_text(&self) -> String {
+        let lines: Vec<&str> = self.text.lines().collect();
+        let mut filtered = String::new();
+        for (_, i) in &self.used {
+            for l in lines
+                .get(self.parsed.files[*i].lines.clone())
+                .unwrap_or_default()
+            {
+                filtered.push_str(l);
+                filtered.push('\n');
+            }
+        }
+        filtered
+    }
+}
+
+/// One patch as a release's scan sees it against one tree: its fix, the files the build would
+/// compile from it, the strip level, the used sections as patch text, and why it cannot be
+/// livepatched there (empty when it can).
+#[derive(Debug, Clone)]
+pub struct ScannedPatch {
+    /// The fix (name, sha256, subject).
+    pub fix: Fix,
+    /// `patch -pN`.
+    pub strip: usize,
+    /// Tree-relative names of the files the used sections patch.
+    pub files: Vec<String>,
+    /// The used sections, as one patch.
+    pub text: String,
+    /// Refusals, each naming the patch and file.
+    pub refusals: Vec<String>,
+}
+
+/// Reads `diff` against `source` as the patch stage would, without writing anything.
+pub fn scan(diff: &Path, source: &Path) -> anyhow::Result<ScannedPatch> {
+    let (fix, p, refusals) = read_one(diff, source)?;
+    Ok(ScannedPatch {
+        fix,
+        strip: p.strip,
+        files: p.used.iter().map(|(n, _)| n.clone()).collect(),
+        text: p.used_text(),
+        refusals,
     })
 }
 
