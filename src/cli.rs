@@ -202,6 +202,10 @@ pub struct ReleaseBuildArgs {
     /// Replace an output directory that holds another release.
     #[arg(long)]
     pub force: bool,
+    /// Run every compile through this launcher (ccache, sccache, distcc), or `none`; default:
+    /// ccache when it is installed.
+    #[arg(long, value_name = "PROGRAM")]
+    pub compiler_launcher: Option<String>,
     /// Report format (json: index.json).
     #[arg(long, value_enum, default_value_t)]
     pub report: ReportFormat,

@@ -149,7 +149,7 @@ fn absolute_dir(path: &Path, option: &str) -> anyhow::Result<PathBuf> {
 /// `UTS_RELEASE` of a kbuild dir: the release its modules' vermagic names. Debian's headers have
 /// `include/config/kernel.release` = `6.1.192` but `UTS_RELEASE` = `6.1.0-56-amd64`; the module
 /// loader compares the latter.
-fn uts_release(kbuild: &Path) -> anyhow::Result<String> {
+pub fn uts_release(kbuild: &Path) -> anyhow::Result<String> {
     let path = kbuild.join("include/generated/utsrelease.h");
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(

@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use anyhow::{bail, Context};
 
 use super::index::{self, Index, IndexFix, IndexPatch, IndexTarget, ReleaseInfo};
+use super::launcher::{CacheStats, Launcher};
 use super::progress::Lines;
 use super::scan::{self, FixStatus, ScannedFix};
 use super::spec::{self, Release, TargetSpec};
@@ -41,6 +42,11 @@ pub fn build(args: &ReleaseBuildArgs) -> anyhow::Result<u8> {
     let fixes = index_fixes(&release, previous.as_ref().map(|p| &p.1))?;
     let dropped = check_drops(&release, previous.as_ref().map(|p| &p.1))?;
     need_tools(&["patch", "make"])?;
+    let launcher = Launcher::choose(
+        args.compiler_launcher
+            .as_deref()
+            .or(release.compiler_launcher.as_deref()),
+    )?;
     let cache = super::cache_dir()?;
     let jobs = args.jobs.map(usize::from).unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
@@ -54,14 +60,14 @@ pub fn build(args: &ReleaseBuildArgs) -> anyhow::Result<u8> {
             .with_context(|| format!("removing the partial output {}", staging.display()))?;
     }
     std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
-    let result = build_targets(
-        &release,
-        &selected,
-        &cache,
-        &staging,
-        previous.as_ref(),
-        jobs,
-    );
+    let ctx = Shared {
+        release: &release,
+        cache: &cache,
+        staging: &staging,
+        previous: previous.as_ref(),
+        launcher: launcher.as_ref(),
+    };
+    let result = build_targets(&ctx, &selected, jobs);
     let entries = match result {
         Ok(e) if !interrupt::interrupted() => e,
         other => {
@@ -364,11 +370,8 @@ fn need_tools(tools: &[&str]) -> anyhow::Result<()> {
 /// Builds every selected target, `parallel` at a time; the entries come back in the file's
 /// order.
 fn build_targets(
-    release: &Release,
+    ctx: &Shared,
     selected: &[&TargetSpec],
-    cache: &Path,
-    staging: &Path,
-    previous: Option<&(PathBuf, Index)>,
     jobs: usize,
 ) -> anyhow::Result<Vec<IndexTarget>> {
     let keys: Vec<String> = selected.iter().map(|t| t.key().to_string()).collect();
@@ -389,11 +392,8 @@ fn build_targets(
                     break;
                 }
                 let r = one_target(
-                    release,
+                    ctx,
                     t,
-                    cache,
-                    staging,
-                    previous,
                     make_jobs,
                     &Worker {
                         lines: &lines,
@@ -435,6 +435,15 @@ fn build_targets(
         out.push(r?);
     }
     Ok(out)
+}
+
+/// What every target's build reads.
+struct Shared<'a> {
+    release: &'a Release,
+    cache: &'a Path,
+    staging: &'a Path,
+    previous: Option<&'a (PathBuf, Index)>,
+    launcher: Option<&'a Launcher>,
 }
 
 /// What a worker shares with the others.
@@ -487,14 +496,12 @@ fn unresolved_reason(u: Unresolved) -> String {
 
 /// Resolves, scans and builds one target into `staging/<key>/`.
 fn one_target(
-    release: &Release,
+    ctx: &Shared,
     t: &TargetSpec,
-    cache: &Path,
-    staging: &Path,
-    previous: Option<&(PathBuf, Index)>,
     make_jobs: usize,
     w: &Worker,
 ) -> anyhow::Result<IndexTarget> {
+    let (release, cache, staging, previous) = (ctx.release, ctx.cache, ctx.staging, ctx.previous);
     let key = t.key().to_string();
     let mut entry = IndexTarget {
         kernel_release: key.clone(),
@@ -577,6 +584,31 @@ fn one_target(
         make_jobs,
         prev_module,
     )?;
+    let stats_log = dir.join(".compiler-launcher.log");
+    let launcher = match ctx.launcher {
+        Some(l)
+            if inputs
+                .build_root
+                .as_ref()
+                .is_none_or(|r| r.has_program(&l.program)) =>
+        {
+            let cc = compiler_of(&inputs.config)?;
+            let wrapper = l.wrapper_dir(cache, &cc)?;
+            cmd.envs(l.env(cache, &wrapper, &stats_log));
+            Some(l)
+        }
+        Some(l) => {
+            w.lines.say(
+                w.i,
+                &format!(
+                    "{} is not in the build root: compiling without it",
+                    l.program
+                ),
+            );
+            None
+        }
+        None => None,
+    };
     w.lines.say(w.i, "building");
     let report = std::fs::File::create(dir.join("report.json"))
         .with_context(|| format!("creating {}", dir.join("report.json").display()))?;
@@ -591,6 +623,7 @@ fn one_target(
         c.push(child.id());
     }
     let mut error_lines = Vec::new();
+    let mut entry_stats: Option<CacheStats> = None;
     if let Some(err) = child.stderr.take() {
         for line in BufReader::new(err).lines() {
             let Ok(line) = line else { break };
@@ -606,6 +639,12 @@ fn one_target(
         }
     }
     let status = child.wait().context("waiting for the target's build")?;
+    if let Some(l) = launcher {
+        let stats = l.stats(&stats_log);
+        let _ = std::fs::remove_file(&stats_log);
+        write_stats(&dir.join("compiles.json"), &stats)?;
+        entry_stats = Some(stats);
+    }
     let code = status.code();
     match code {
         Some(0) => {
@@ -616,10 +655,26 @@ fn one_target(
                 )
             })?;
             entry.sha256 = Some(index::sha256_hex(&bytes));
+            // The release the module is for, as the build read it from the kbuild dir (a
+            // tree's own source may say less: Debian's source has no ABI suffix).
+            if let Some(r) = built_release(&dir.join("report.json")) {
+                entry.kernel_release = r;
+            }
             entry.status = "built".into();
             entry.module = Some(format!("{}/{}.ko", entry.kernel_release, release.module));
             entry.fixes = applied.iter().map(|f| f.id.clone()).collect();
-            w.lines.finish(w.i, "built");
+            w.lines.finish(
+                w.i,
+                &match &entry_stats {
+                    Some(s) => format!(
+                        "built ({} compiled, {} from {})",
+                        s.compiled.len(),
+                        s.hits,
+                        s.launcher
+                    ),
+                    None => "built".into(),
+                },
+            );
         }
         Some(3) => {
             entry.status = "not-affected".into();
@@ -637,6 +692,38 @@ fn one_target(
         }
     }
     Ok(entry)
+}
+
+/// The compiler program the target's config names (`CONFIG_CC_VERSION_TEXT`'s first word).
+fn compiler_of(config: &Path) -> anyhow::Result<String> {
+    let c = crate::kernel::config::KConfig::read(config)?;
+    let text = c
+        .get("CONFIG_CC_VERSION_TEXT")
+        .unwrap_or("gcc")
+        .trim_matches('"');
+    let cc = text.split(' ').next().unwrap_or("gcc");
+    if cc.is_empty() || cc.contains('/') || cc.contains('\'') {
+        bail!(
+            "{}: CONFIG_CC_VERSION_TEXT {text:?} names no compiler program",
+            config.display()
+        );
+    }
+    Ok(cc.to_string())
+}
+
+/// The launcher's statistics of one target, beside its module (not in the index: a warm build's
+/// hits differ from a cold one's, and the index is the same for both).
+fn write_stats(path: &Path, stats: &CacheStats) -> anyhow::Result<()> {
+    std::fs::write(path, serde_json::to_string_pretty(stats)? + "\n")
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// `kernel_release` of a build's JSON report.
+fn built_release(report: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(report).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let r = v.get("kernel_release")?.as_str()?;
+    spec::valid_kernel_release(r).then(|| r.to_string())
 }
 
 /// The error's first lines, or `fallback`, for `reason`.

@@ -11,6 +11,7 @@ pub mod build;
 pub mod ci;
 pub mod debian;
 pub mod index;
+pub mod launcher;
 pub mod progress;
 pub mod scan;
 pub mod spec;

@@ -47,6 +47,8 @@ pub struct Release {
     pub allow_drop: Vec<String>,
     /// Suites searched for `debian` targets.
     pub suites: Vec<String>,
+    /// `compiler-launcher`: ccache, sccache, distcc, or `none`.
+    pub compiler_launcher: Option<String>,
     /// The fixes, in order (applied in this order).
     pub fixes: Vec<FixSpec>,
     /// The targets, in file order.
@@ -120,6 +122,7 @@ struct RawRelease {
     #[serde(default)]
     allow_drop: Vec<Spanned<String>>,
     suites: Option<Spanned<Vec<String>>>,
+    compiler_launcher: Option<String>,
     #[serde(default)]
     fix: Vec<Spanned<RawFix>>,
     #[serde(default)]
@@ -520,6 +523,7 @@ pub fn parse(file: &Path, text: &str) -> anyhow::Result<Release> {
         states,
         allow_drop,
         suites,
+        compiler_launcher: raw.compiler_launcher,
         fixes,
         targets,
     })
@@ -532,6 +536,16 @@ fn valid_id(s: &str) -> bool {
         && !s.starts_with('.')
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c))
+}
+
+/// A kernel release as a directory of the output may be named: `uname -r`'s characters, no path
+/// separator, not hidden.
+pub fn valid_kernel_release(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && !s.starts_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-+._~".contains(c))
 }
 
 /// `6.1.0-57-amd64`, `6.12.118+deb13-amd64`, `7.2.13+deb14-amd64`: digits and dots, then a

@@ -89,13 +89,13 @@ pub fn resolve(
                         source.display()
                     ))
                 })?;
-            let kernel_release = [Some(source), kbuild.as_ref()]
+            // UTS_RELEASE, what the module's vermagic names (a tree's kernel.release may say
+            // less: Debian's headers have 6.1.192 there and 6.1.0-57-amd64 in UTS_RELEASE).
+            let kernel_release = [kbuild.as_ref(), Some(source)]
                 .into_iter()
                 .flatten()
-                .map(|d| d.join("include/config/kernel.release"))
-                .find_map(|f| std::fs::read_to_string(f).ok())
-                .map(|s| s.trim().to_string())
-                .filter(|s| super::spec::valid_debian_release(s) || !s.contains('/'));
+                .find_map(|d| crate::kernel::uts_release(d).ok())
+                .filter(|s| super::spec::valid_kernel_release(s));
             Ok(Inputs {
                 kernel_release,
                 source: source.clone(),

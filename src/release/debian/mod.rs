@@ -43,6 +43,9 @@ pub struct BuildRoot {
     pub compiler: String,
 }
 impl BuildRoot {
+    pub fn has_program(&self, p: &str) -> bool {
+        self.dir.join("usr/bin").join(p).exists()
+    }
     pub fn command(&self, _binds: &[PathBuf], program: &Path) -> Command {
         Command::new(program)
     }
