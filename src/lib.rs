@@ -16,5 +16,6 @@ pub mod pipeline;
 pub mod plan;
 pub mod present;
 pub mod rebuild;
+pub mod release;
 pub mod run;
 pub mod workdir;

@@ -1,0 +1,3 @@
+//! Releases: one set of fixes built for every kernel of a distribution.
+
+pub mod debian;
