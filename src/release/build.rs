@@ -590,7 +590,7 @@ fn one_target(
             if inputs
                 .build_root
                 .as_ref()
-                .is_none_or(|r| r.has_program(&l.program)) =>
+                .is_none_or(|r| r.dir.join("usr/bin").join(&l.program).exists()) =>
         {
             let cc = compiler_of(&inputs.config)?;
             let wrapper = l.wrapper_dir(cache, &cc)?;

@@ -1,0 +1,683 @@
+//! Debian kernel targets from the archive: in, a kernel release (`uname -r`) and the suites to
+//! search; out, a [`DebianKernel`] naming the unpacked image, headers, source, config and symbols
+//! of that kernel, all at one package version, and a [`BuildRoot`] when the host lacks the
+//! kernel's compiler. Invariant: nothing is installed or changed outside `cache` (the system's apt
+//! and dpkg state are never written), and a cache entry exists only when complete.
+//!
+//! # Cache layout (under `<cache>/debian/`)
+//! ```text
+//! apt/                      private apt state: etc/sources.list, lists/, status (empty), cache/,
+//!                           index/<suite> (the suite's linux-* stanzas), lock
+//! debs/                     downloaded .debs until their kernel is unpacked; partial/, lock
+//! kernels/<R>/<V>/          one kernel release R at package version V, complete:
+//!     .complete             the packages it was unpacked from (written before the rename)
+//!     image/                the image package(s) as shipped: boot/ or usr/lib/modules/<R>/
+//!     headers/              headers + common + kbuild unpacked like / and mended (usr/src/...)
+//!     source/linux-source-<series>/   the unpacked, unconfigured source tree
+//! kernels/<R>/<V>.lock      flock of whoever unpacks R at V
+//! kernels/<R>/.tmp-<V>      scratch of an unpack in progress (removed and redone when stale)
+//! roots/<suite>-<hash>/     mmdebstrap build roots, keyed by suite and package list; .lock beside
+//! ```
+//! Epoch colons in V are written `%3a`, as apt names .deb files.
+
+mod apt;
+mod buildroot;
+mod unpack;
+
+pub use apt::{compare_versions, Mirrors};
+pub use buildroot::BuildRoot;
+
+use anyhow::{anyhow, bail, Context, Result};
+use apt::{Apt, Stanza};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Where a Debian kernel's pieces are, all at one package version, unpacked privately under the
+/// cache.
+#[derive(Debug, Clone)]
+pub struct DebianKernel {
+    /// `6.1.0-57-amd64`, as `uname -r`.
+    pub kernel_release: String,
+    /// The package version, `6.1.192-3`.
+    pub version: String,
+    /// The suite it was found in, `bookworm-security`.
+    pub suite: String,
+    /// The unpacked linux-source tree (the dir holding Makefile), never configured here.
+    pub source: PathBuf,
+    /// The private, mended linux-headers-R dir: `make -C it M=... modules` works.
+    pub kbuild: PathBuf,
+    /// The image's config-R.
+    pub config: PathBuf,
+    /// System.map-R when it lists vmlinux's symbols; None when Debian ships the one-line
+    /// placeholder ("The real System.map is in the linux-image-<version>-dbg package"), as 6.1,
+    /// 6.12 and 7.2 all did on 2026-12-02. Use a kallsyms capture or [`Self::symbols_package`].
+    pub symbols: Option<PathBuf>,
+    /// The package whose vmlinux has every symbol (`linux-image-R-dbg`, about 900 MB).
+    pub symbols_package: String,
+    /// lib/modules/R of the image (modules as shipped: .ko, .ko.xz).
+    pub modules: PathBuf,
+    /// The bootable image (boot/vmlinuz-R, or sid's usr/lib/modules/R/vmlinuz.unsigned).
+    pub vmlinuz: PathBuf,
+    /// CONFIG_CC_VERSION_TEXT of the config.
+    pub compiler: String,
+    /// Some when the host lacks that compiler.
+    pub build_root: Option<BuildRoot>,
+    /// Bytes fetched by this call (0 when all cached).
+    pub downloaded_bytes: u64,
+    /// The packages unpacked, `name=version`.
+    pub packages: Vec<String>,
+}
+
+/// The suites searched, in order of preference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suites(pub Vec<String>);
+
+impl Default for Suites {
+    fn default() -> Self {
+        Suites(
+            [
+                "bookworm",
+                "bookworm-security",
+                "trixie",
+                "trixie-security",
+                "sid",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DebianError {
+    #[error(
+        "Debian has no kernel {kernel_release} (no linux-headers-{kernel_release}) in {}: check the target's `uname -r`; a kernel leaves the archive some weeks after a newer ABI (snapshot.debian.org keeps it), and one of another suite needs that suite added",
+        .searched.join(", ")
+    )]
+    Unavailable {
+        kernel_release: String,
+        searched: Vec<String>,
+    },
+    #[error("{0:#}")]
+    Other(#[from] anyhow::Error),
+}
+
+/// Finds `kernel_release` in `suites`, downloads and unpacks its packages under `cache` (once),
+/// and makes a build root when the host lacks its compiler.
+pub fn resolve(
+    cache: &Path,
+    kernel_release: &str,
+    suites: &Suites,
+    log: &mut dyn FnMut(&str),
+) -> Result<DebianKernel, DebianError> {
+    if kernel_release.is_empty()
+        || kernel_release.starts_with(['.', '-'])
+        || !kernel_release
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '-' | '~' | '_'))
+    {
+        return Err(anyhow!("`{kernel_release}` is not a kernel release; give what `uname -r` prints on the target, e.g. 6.1.0-57-amd64").into());
+    }
+    let base = cache.join("debian");
+    let apt = Apt::open(&base.join("apt"), &suites.0, log)?;
+    let index = apt.index()?;
+    let headers = format!("linux-headers-{kernel_release}");
+    let mut best: Option<(&str, &Stanza)> = None;
+    for (suite, stanzas) in &index {
+        for s in stanzas.iter().filter(|s| s.package() == headers) {
+            if best.is_none_or(|(_, b)| compare_versions(s.version(), b.version()).is_gt()) {
+                best = Some((suite, s));
+            }
+        }
+    }
+    let Some((suite, hdr)) = best else {
+        return Err(DebianError::Unavailable {
+            kernel_release: kernel_release.to_string(),
+            searched: suites.0.clone(),
+        });
+    };
+    let version = hdr.version().to_string();
+    let plan = plan(&index, kernel_release, &version, suite)?;
+    let suite = suite.to_string();
+    let (kernel, downloaded_bytes) =
+        unpack_kernel(&base, &apt, kernel_release, &version, &plan, log)?;
+
+    let image = kernel.join("image");
+    let modules = first_existing(&[
+        image.join("usr/lib/modules").join(kernel_release),
+        image.join("lib/modules").join(kernel_release),
+    ])
+    .with_context(|| {
+        format!(
+            "{} has no lib/modules/{kernel_release}",
+            describe(&plan.image)
+        )
+    })?;
+    let config = first_existing(&[
+        image.join(format!("boot/config-{kernel_release}")),
+        modules.join("config"),
+    ])
+    .with_context(|| format!("{} has no config-{kernel_release}", describe(&plan.image)))?;
+    let map = first_existing(&[
+        image.join(format!("boot/System.map-{kernel_release}")),
+        modules.join("System.map"),
+    ]);
+    let symbols = map.filter(|m| !is_placeholder_map(m));
+    let vmlinuz = first_existing(&[
+        image.join(format!("boot/vmlinuz-{kernel_release}")),
+        modules.join("vmlinuz.unsigned"),
+        modules.join("vmlinuz"),
+    ])
+    .with_context(|| format!("{} has no vmlinuz", describe(&plan.image)))?;
+    let kbuild = kernel.join("headers/usr/src").join(&headers);
+    if !kbuild.join("Makefile").is_file() {
+        return Err(anyhow!(
+            "{} has no Makefile after unpacking {}",
+            kbuild.display(),
+            describe(&plan.headers)
+        )
+        .into());
+    }
+    let source = find_source_tree(&kernel.join("source"))?;
+    let config_text =
+        fs::read_to_string(&config).with_context(|| format!("cannot read {}", config.display()))?;
+    let compiler = cc_version_text(&config_text).with_context(|| {
+        format!(
+            "{} has no CONFIG_CC_VERSION_TEXT; is it a kernel config?",
+            config.display()
+        )
+    })?;
+    let command = compiler.split_whitespace().next().unwrap_or("").to_string();
+    let build_root = if buildroot::host_has(&command, &compiler) {
+        None
+    } else {
+        log(&format!("{kernel_release} was built with `{compiler}`, which this host lacks: using a {suite} build root"));
+        Some(BuildRoot::ensure(
+            &base,
+            &suite,
+            &command,
+            &compiler,
+            apt.mirrors(),
+            log,
+        )?)
+    };
+    Ok(DebianKernel {
+        kernel_release: kernel_release.to_string(),
+        version,
+        suite,
+        source,
+        kbuild,
+        config,
+        symbols,
+        symbols_package: format!("linux-image-{kernel_release}-dbg"),
+        modules,
+        vmlinuz,
+        compiler,
+        build_root,
+        downloaded_bytes,
+        packages: plan
+            .all()
+            .map(|p| format!("{}={}", p.name, p.version))
+            .collect(),
+    })
+}
+
+/// A package of the archive the kernel is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pkg {
+    pub name: String,
+    pub version: String,
+    pub size: u64,
+    pub suite: String,
+}
+
+/// The packages of one kernel release at one version, by role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Plan {
+    image: Vec<Pkg>,
+    headers: Vec<Pkg>,
+    source: Pkg,
+}
+
+impl Plan {
+    fn all(&self) -> impl Iterator<Item = &Pkg> {
+        self.image
+            .iter()
+            .chain(&self.headers)
+            .chain(std::iter::once(&self.source))
+    }
+}
+
+fn describe(pkgs: &[Pkg]) -> String {
+    pkgs.iter()
+        .map(|p| format!("{}={}", p.name, p.version))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The packages of `release` at `version`, read from the Depends fields rather than per-suite
+/// rules: the image is `linux-image-R-unsigned` (bookworm, trixie) or, when the image is split
+/// (sid's 7.x: `linux-image-R` depends on `linux-base-R`, `linux-binary-R`, `linux-modules-R`),
+/// its pinned pieces with the unsigned binary preferred; the headers are `linux-headers-R` and the
+/// `linux-headers-*`/`linux-kbuild-*` packages it depends on, each taken at `version` (bookworm's
+/// `linux-kbuild-6.1 (>= V)` would otherwise pick a newer kbuild than the headers); the source is
+/// `linux-source-<major.minor>` at `version`.
+fn plan(
+    index: &[(String, Vec<Stanza>)],
+    release: &str,
+    version: &str,
+    suite: &str,
+) -> Result<Plan> {
+    let find = |name: &str| -> Option<Pkg> {
+        let mut hits = index
+            .iter()
+            .flat_map(|(s, st)| st.iter().map(move |x| (s, x)))
+            .filter(|(_, x)| x.package() == name && x.version() == version);
+        let first = hits.next()?;
+        let (s, x) = std::iter::once(first)
+            .chain(hits)
+            .find(|(s, _)| s.as_str() == suite)
+            .unwrap_or(first);
+        Some(Pkg {
+            name: name.to_string(),
+            version: version.to_string(),
+            size: x.size(),
+            suite: s.clone(),
+        })
+    };
+    let stanza = |name: &str| -> Option<&Stanza> {
+        index
+            .iter()
+            .flat_map(|(_, st)| st)
+            .find(|x| x.package() == name && x.version() == version)
+    };
+    let missing = |name: &str| {
+        anyhow!("{name} at version {version} is not in the archive's index (needed for {release} found in {suite}); the archive may be mid-update: run again later")
+    };
+
+    let image = if let Some(p) = find(&format!("linux-image-{release}-unsigned")) {
+        vec![p]
+    } else {
+        let meta_name = format!("linux-image-{release}");
+        let meta = stanza(&meta_name)
+            .ok_or_else(|| missing(&format!("linux-image-{release}-unsigned or {meta_name}")))?;
+        let mut parts = Vec::new();
+        for group in meta.depends() {
+            let Some(dep) = group.into_iter().find(|d| {
+                d.name.contains(release)
+                    && d.rel
+                        .as_ref()
+                        .is_some_and(|(op, v)| op == "=" && v == version)
+            }) else {
+                continue;
+            };
+            let unsigned = dep
+                .name
+                .strip_prefix("linux-binary-")
+                .map(|rest| format!("linux-binary-unsigned-{rest}"));
+            let pkg = unsigned
+                .as_deref()
+                .and_then(find)
+                .or_else(|| find(&dep.name))
+                .ok_or_else(|| missing(&dep.name))?;
+            parts.push(pkg);
+        }
+        if parts.is_empty() {
+            // A monolithic signed image.
+            parts.push(find(&meta_name).ok_or_else(|| missing(&meta_name))?);
+        }
+        parts
+    };
+
+    let hdr_name = format!("linux-headers-{release}");
+    let hdr = stanza(&hdr_name).ok_or_else(|| missing(&hdr_name))?;
+    let mut headers = vec![find(&hdr_name).ok_or_else(|| missing(&hdr_name))?];
+    for group in hdr.depends() {
+        for dep in group {
+            if dep.name.starts_with("linux-headers-") || dep.name.starts_with("linux-kbuild-") {
+                if !headers.iter().any(|p| p.name == dep.name) {
+                    headers.push(find(&dep.name).ok_or_else(|| missing(&dep.name))?);
+                }
+                break;
+            }
+        }
+    }
+    if !headers.iter().any(|p| p.name.starts_with("linux-kbuild-")) {
+        bail!("{hdr_name}={version} depends on no linux-kbuild-* package; its scripts/ would be missing");
+    }
+
+    let upstream = version.split(['-', '~', '+']).next().unwrap_or(version);
+    let series: Vec<&str> = upstream
+        .rsplit(':')
+        .next()
+        .unwrap_or(upstream)
+        .split('.')
+        .take(2)
+        .collect();
+    let source_name = format!("linux-source-{}", series.join("."));
+    let source = find(&source_name).ok_or_else(|| missing(&source_name))?;
+    Ok(Plan {
+        image,
+        headers,
+        source,
+    })
+}
+
+/// Downloads and unpacks the plan's packages into `kernels/R/V` once; concurrent callers wait on
+/// the lock and find it done. Returns the kernel dir and the bytes downloaded.
+fn unpack_kernel(
+    base: &Path,
+    apt: &Apt,
+    release: &str,
+    version: &str,
+    plan: &Plan,
+    log: &mut dyn FnMut(&str),
+) -> Result<(PathBuf, u64)> {
+    let dir_name = version.replace(':', "%3a");
+    let parent = base.join("kernels").join(release);
+    fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    let kernel = parent.join(&dir_name);
+    let _lock = lock::Lock::exclusive(&parent.join(format!("{dir_name}.lock")))?;
+    if kernel.join(".complete").is_file() {
+        return Ok((kernel, 0));
+    }
+    let t = Instant::now();
+    let want: Vec<(String, String, u64)> = plan
+        .all()
+        .map(|p| (p.name.clone(), p.version.clone(), p.size))
+        .collect();
+    let debs_dir = base.join("debs");
+    let (debs, bytes) = apt.download(&want, &debs_dir, log)?;
+    let deb_of = |p: &Pkg| -> Result<&PathBuf> {
+        let prefix = format!("{}_{}_", p.name, p.version.replace(':', "%3a"));
+        debs.iter()
+            .find(|d| {
+                d.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&prefix))
+            })
+            .ok_or_else(|| {
+                anyhow!(
+                    "no .deb of {}={} in {}",
+                    p.name,
+                    p.version,
+                    debs_dir.display()
+                )
+            })
+    };
+    let scratch = parent.join(format!(".tmp-{dir_name}"));
+    if scratch.exists() {
+        fs::remove_dir_all(&scratch).with_context(|| {
+            format!("cannot remove the stale scratch dir {}", scratch.display())
+        })?;
+    }
+    log(&format!(
+        "unpacking {release} {version} into {}",
+        kernel.display()
+    ));
+    for p in &plan.image {
+        unpack::extract(deb_of(p)?, &scratch.join("image"))?;
+    }
+    for p in &plan.headers {
+        unpack::extract(deb_of(p)?, &scratch.join("headers"))?;
+    }
+    unpack::mend(&scratch.join("headers"))?;
+    unpack::extract_source(deb_of(&plan.source)?, &scratch.join("source"))?;
+    let manifest: String = plan
+        .all()
+        .map(|p| format!("{}={} {}\n", p.name, p.version, p.suite))
+        .collect();
+    fs::write(scratch.join(".complete"), manifest)
+        .with_context(|| format!("cannot write {}", scratch.join(".complete").display()))?;
+    if kernel.exists() {
+        fs::remove_dir_all(&kernel)
+            .with_context(|| format!("cannot remove the incomplete {}", kernel.display()))?;
+    }
+    fs::rename(&scratch, &kernel).with_context(|| {
+        format!(
+            "cannot rename {} to {}",
+            scratch.display(),
+            kernel.display()
+        )
+    })?;
+    // The .debs are unpacked; keeping them would double the cache (230 MB per 6.1 kernel).
+    for p in plan.all() {
+        if let Ok(d) = deb_of(p) {
+            let _ = fs::remove_file(d);
+        }
+    }
+    log(&format!(
+        "{release} {version}: {:.1} MB downloaded, ready in {:.0} s",
+        bytes as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    ));
+    Ok((kernel, bytes))
+}
+
+fn first_existing(paths: &[PathBuf]) -> Option<PathBuf> {
+    paths.iter().find(|p| p.exists()).cloned()
+}
+
+fn find_source_tree(dir: &Path) -> Result<PathBuf> {
+    fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("Makefile").is_file())
+        .with_context(|| {
+            format!(
+                "{} holds no unpacked source tree; remove its parent dir to unpack again",
+                dir.display()
+            )
+        })
+}
+
+/// Debian's System.map is one line, `ffffffffffffffff B The real System.map is in the
+/// linux-image-<version>-dbg package` (83 bytes in 6.1.0-57, 92 in 7.2.13), not a symbol table.
+fn is_placeholder_map(path: &Path) -> bool {
+    match fs::read(path) {
+        Ok(b) => {
+            b.len() < 4096
+                && (b.windows(19).any(|w| w == b"The real System.map")
+                    || b.iter().filter(|&&c| c == b'\n').count() < 2)
+        }
+        Err(_) => true,
+    }
+}
+
+/// CONFIG_CC_VERSION_TEXT of a kernel config: `gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0`.
+pub fn cc_version_text(config: &str) -> Option<String> {
+    config.lines().find_map(|l| {
+        let v = l.trim().strip_prefix("CONFIG_CC_VERSION_TEXT=")?;
+        let v = v
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(v);
+        let v = v.replace("\\\"", "\"").replace("\\\\", "\\");
+        (!v.trim().is_empty()).then(|| v.trim().to_string())
+    })
+}
+
+/// The versions of `package` in the private index of `suites`, newest first, each with its suite
+/// and the names it depends on; e.g. `linux-image-amd64` in bookworm-security names the newest
+/// 6.1 ABI there.
+pub fn package_versions(
+    cache: &Path,
+    package: &str,
+    suites: &Suites,
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<(String, String, Vec<String>)>> {
+    let apt = Apt::open(&cache.join("debian").join("apt"), &suites.0, log)?;
+    let mut out: Vec<(String, String, Vec<String>)> = apt
+        .index()?
+        .iter()
+        .flat_map(|(suite, st)| {
+            st.iter().filter(|s| s.package() == package).map(move |s| {
+                let deps = s.depends().into_iter().flatten().map(|d| d.name).collect();
+                (suite.clone(), s.version().to_string(), deps)
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| compare_versions(&b.1, &a.1));
+    Ok(out)
+}
+
+/// An flock(2) on a file, released when dropped (also when the process dies, so an interrupted
+/// run never leaves a stale lock).
+pub(crate) mod lock {
+    use anyhow::{Context, Result};
+    use std::fs::{File, OpenOptions};
+    use std::os::unix::io::AsRawFd;
+    use std::path::Path;
+
+    pub struct Lock {
+        _file: File,
+    }
+
+    impl Lock {
+        pub fn exclusive(path: &Path) -> Result<Lock> {
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(path)
+                .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+            loop {
+                // SAFETY: flock on a descriptor this function owns.
+                let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+                if rc == 0 {
+                    return Ok(Lock { _file: file });
+                }
+                let err = std::io::Error::last_os_error();
+                if err.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(err).with_context(|| format!("cannot lock {}", path.display()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stanzas(text: &str) -> Vec<Stanza> {
+        apt::parse_stanzas(text)
+    }
+
+    #[test]
+    fn cc_text() {
+        let c = "# comment\nCONFIG_CC_VERSION_TEXT=\"gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0\"\nCONFIG_CC_IS_GCC=y\n";
+        assert_eq!(
+            cc_version_text(c).as_deref(),
+            Some("gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0")
+        );
+        assert_eq!(cc_version_text("CONFIG_CC_VERSION_TEXT=\"\"\n"), None);
+        assert_eq!(cc_version_text("nothing"), None);
+        assert_eq!(
+            cc_version_text("CONFIG_CC_VERSION_TEXT=\"a \\\"b\\\"\""),
+            Some("a \"b\"".into())
+        );
+    }
+
+    #[test]
+    fn plans_split_and_monolithic_images() {
+        let sid = stanzas(
+            "Package: linux-image-7.2.13+deb14-amd64\nVersion: 7.2.13-1\nSize: 1892\nDepends: dracut | initramfs-tools (>= 0.120+deb8u2), linux-base-7.2.13+deb14-amd64 (= 7.2.13-1), linux-binary-7.2.13+deb14-amd64 (= 7.2.13-1), linux-modules-7.2.13+deb14-amd64 (= 7.2.13-1)\n\n\
+             Package: linux-base-7.2.13+deb14-amd64\nVersion: 7.2.13-1\nSize: 5\n\n\
+             Package: linux-binary-7.2.13+deb14-amd64\nVersion: 7.2.13-1\nSize: 6\n\n\
+             Package: linux-binary-unsigned-7.2.13+deb14-amd64\nVersion: 7.2.13-1\nSize: 7\n\n\
+             Package: linux-modules-7.2.13+deb14-amd64\nVersion: 7.2.13-1\nSize: 8\n\n\
+             Package: linux-headers-7.2.13+deb14-amd64\nVersion: 7.2.13-1\nDepends: gcc-16-for-host, linux-base (>= 4.12~), linux-base-7.2.13+deb14-amd64 (= 7.2.13-1), linux-headers-7.2.13+deb14-common (= 7.2.13-1), linux-kbuild-7.2.13+deb14\n\n\
+             Package: linux-headers-7.2.13+deb14-common\nVersion: 7.2.13-1\n\n\
+             Package: linux-kbuild-7.2.13+deb14\nVersion: 7.2.13-1\n\n\
+             Package: linux-source-7.2\nVersion: 7.2.13-1\n",
+        );
+        let index = vec![("sid".to_string(), sid)];
+        let p = plan(&index, "7.2.13+deb14-amd64", "7.2.13-1", "sid").unwrap();
+        let names: Vec<&str> = p.image.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "linux-base-7.2.13+deb14-amd64",
+                "linux-binary-unsigned-7.2.13+deb14-amd64",
+                "linux-modules-7.2.13+deb14-amd64"
+            ]
+        );
+        let names: Vec<&str> = p.headers.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "linux-headers-7.2.13+deb14-amd64",
+                "linux-headers-7.2.13+deb14-common",
+                "linux-kbuild-7.2.13+deb14"
+            ]
+        );
+        assert_eq!(p.source.name, "linux-source-7.2");
+
+        // bookworm: the kbuild package is one per series, at several versions; the headers'
+        // `>=` must not pick the newer one.
+        let bw = stanzas(
+            "Package: linux-image-6.1.0-57-amd64-unsigned\nVersion: 6.1.192-3\n\n\
+             Package: linux-headers-6.1.0-57-amd64\nVersion: 6.1.192-3\nDepends: linux-headers-6.1.0-57-common (= 6.1.192-3), linux-kbuild-6.1 (>= 6.1.192-3), linux-compiler-gcc-12-x86\n\n\
+             Package: linux-headers-6.1.0-57-common\nVersion: 6.1.192-3\n\n\
+             Package: linux-kbuild-6.1\nVersion: 6.1.192-3\n\n\
+             Package: linux-kbuild-6.1\nVersion: 6.1.199-1\n\n\
+             Package: linux-source-6.1\nVersion: 6.1.192-3\n",
+        );
+        let index = vec![
+            ("bookworm".to_string(), vec![]),
+            ("bookworm-security".to_string(), bw),
+        ];
+        let p = plan(&index, "6.1.0-57-amd64", "6.1.192-3", "bookworm-security").unwrap();
+        assert_eq!(p.image.len(), 1);
+        assert!(p
+            .all()
+            .all(|x| x.version == "6.1.192-3" && x.suite == "bookworm-security"));
+        assert_eq!(p.headers[2].name, "linux-kbuild-6.1");
+
+        // A source at another version is an error naming it.
+        let bad = stanzas("Package: linux-image-6.1.0-57-amd64-unsigned\nVersion: 6.1.192-3\n\nPackage: linux-headers-6.1.0-57-amd64\nVersion: 6.1.192-3\nDepends: linux-kbuild-6.1\n\nPackage: linux-kbuild-6.1\nVersion: 6.1.192-3\n\nPackage: linux-source-6.1\nVersion: 6.1.192-2\n");
+        let e = plan(
+            &[("bookworm".into(), bad)],
+            "6.1.0-57-amd64",
+            "6.1.192-3",
+            "bookworm",
+        )
+        .unwrap_err();
+        assert!(
+            format!("{e}").contains("linux-source-6.1 at version 6.1.192-3"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn placeholder_map() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("System.map");
+        fs::write(
+            &p,
+            "ffffffffffffffff B The real System.map is in the linux-image-<version>-dbg package\n",
+        )
+        .unwrap();
+        assert!(is_placeholder_map(&p));
+        fs::write(
+            &p,
+            "ffffffff81000000 T _text\nffffffff81000010 T startup_64\n",
+        )
+        .unwrap();
+        assert!(!is_placeholder_map(&p));
+    }
+
+    #[test]
+    fn bad_release_is_refused_before_any_network() {
+        let t = tempfile::tempdir().unwrap();
+        for r in ["", "../x", "a/b", "-rf"] {
+            let e = resolve(t.path(), r, &Suites::default(), &mut |_| {}).unwrap_err();
+            assert!(matches!(e, DebianError::Other(_)), "{r}");
+        }
+        assert!(!t.path().join("debian").exists());
+    }
+}
