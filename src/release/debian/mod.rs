@@ -22,6 +22,7 @@
 
 mod apt;
 mod buildroot;
+mod symbols;
 mod unpack;
 
 pub use apt::{compare_versions, Mirrors};
@@ -164,7 +165,16 @@ pub fn resolve(
         image.join(format!("boot/System.map-{kernel_release}")),
         modules.join("System.map"),
     ]);
-    let symbols = map.filter(|m| !is_placeholder_map(m));
+    let mut downloaded_bytes = downloaded_bytes;
+    let symbols = match map.filter(|m| !is_placeholder_map(m)) {
+        Some(m) => Some(m),
+        None => {
+            let (syms, bytes) =
+                dbg_symbols(&base, &apt, &index, kernel_release, &version, &kernel, log)?;
+            downloaded_bytes += bytes;
+            Some(syms)
+        }
+    };
     let vmlinuz = first_existing(&[
         image.join(format!("boot/vmlinuz-{kernel_release}")),
         modules.join("vmlinuz.unsigned"),
@@ -454,6 +464,55 @@ fn unpack_kernel(
         t.elapsed().as_secs_f64()
     ));
     Ok((kernel, bytes))
+}
+
+/// The vmlinux symbols of `release` at `version` from its `linux-image-R-dbg` package, made once
+/// under `kernel` (see `symbols`). Returns the file and the bytes downloaded.
+fn dbg_symbols(
+    base: &Path,
+    apt: &Apt,
+    index: &[(String, Vec<Stanza>)],
+    release: &str,
+    version: &str,
+    kernel: &Path,
+    log: &mut dyn FnMut(&str),
+) -> Result<(PathBuf, u64)> {
+    let done = kernel.join(format!("vmlinux-{release}.syms"));
+    if done.is_file() {
+        return Ok((done, 0));
+    }
+    let dir_name = kernel
+        .file_name()
+        .map_or_else(|| "kernel".into(), |n| n.to_string_lossy().into_owned());
+    let _lock = lock::Lock::exclusive(&kernel.with_file_name(format!("{dir_name}.symbols.lock")))?;
+    if done.is_file() {
+        return Ok((done, 0));
+    }
+    let name = format!("linux-image-{release}-dbg");
+    let size = index
+        .iter()
+        .flat_map(|(_, st)| st)
+        .find(|x| x.package() == name && x.version() == version)
+        .map(|x| x.size())
+        .ok_or_else(|| {
+            anyhow!(
+                "{release}: Debian's System.map is a placeholder and {name}={version}, which holds the \
+                 symbols, is not in the archive's index; give the symbols yourself with a `source = ...` \
+                 target and `symbols = \"<captured /proc/kallsyms>\"`"
+            )
+        })?;
+    log(&format!(
+        "{release}: reading the symbols from {name} ({:.0} MB, once)",
+        size as f64 / 1e6
+    ));
+    let debs = base.join("debs");
+    let (files, bytes) = apt.download(&[(name.clone(), version.to_string(), size)], &debs, log)?;
+    let deb = files
+        .first()
+        .ok_or_else(|| anyhow!("apt-get download of {name}={version} left no .deb"))?;
+    let out = symbols::from_dbg_package(kernel, release, deb);
+    let _ = fs::remove_file(deb);
+    Ok((out?, bytes))
 }
 
 fn first_existing(paths: &[PathBuf]) -> Option<PathBuf> {
