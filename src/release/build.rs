@@ -857,6 +857,19 @@ fn child_command(
 
 /// Moves the staged targets into `out` and writes `index.json` last.
 pub(super) fn publish(out: &Path, staging: &Path, index: &Index) -> anyhow::Result<()> {
+    for (i, t) in index.targets.iter().enumerate() {
+        if let Some(o) = index.targets[..i]
+            .iter()
+            .find(|o| o.kernel_release == t.kernel_release)
+        {
+            bail!(
+                "targets {} and {} are both kernel {}: a release has one module per kernel; remove one of them",
+                o.target,
+                t.target,
+                t.kernel_release
+            );
+        }
+    }
     for t in &index.targets {
         let from = staging.join(&t.target);
         let to = out.join(&t.kernel_release);
