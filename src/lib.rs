@@ -10,6 +10,7 @@ pub mod cli;
 pub mod diff;
 pub mod elf;
 pub mod emit;
+pub mod input;
 pub mod kernel;
 pub mod patch;
 pub mod pipeline;

@@ -279,8 +279,8 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> 
 
 /// What the kept stages depend on.
 fn inputs(plan: &Plan) -> anyhow::Result<Inputs> {
-    let sha = |p: &Path| -> anyhow::Result<String> {
-        let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+    let sha = |p: &Path, kind: crate::input::Kind| -> anyhow::Result<String> {
+        let bytes = crate::input::read(p, kind, "")?;
         Ok(Sha256::digest(&bytes)
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -291,10 +291,10 @@ fn inputs(plan: &Plan) -> anyhow::Result<Inputs> {
         diffs: plan
             .diffs
             .iter()
-            .map(|d| sha(d))
+            .map(|d| sha(d, crate::input::Kind::Patch))
             .collect::<anyhow::Result<_>>()?,
         source: plan.kernel.source.clone(),
-        config: sha(&plan.kernel.config)?,
+        config: sha(&plan.kernel.config, crate::input::Kind::Config)?,
     })
 }
 

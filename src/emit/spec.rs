@@ -61,6 +61,14 @@ impl ReplaceMode {
                 } else {
                     SetField::Provides
                 };
+                if let (true, Some(n)) = (req.no_replace, req.set) {
+                    bail!(
+                        "--no-replace and --replace-set {n} conflict: --no-replace asks for a module that stacks on \
+                         the enabled livepatches (kernels with `bool replace`), --replace-set {n} for one that \
+                         replaces the enabled patch of set {n} and coexists with the other sets; the target \
+                         kernel has {what}, which has no stacking: drop --no-replace"
+                    );
+                }
                 if req.no_replace {
                     bail!(
                         "--no-replace: the target kernel has {what}, which has no stacking mode; give the hotfix \
