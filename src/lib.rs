@@ -18,4 +18,5 @@ pub mod plan;
 pub mod present;
 pub mod rebuild;
 pub mod run;
+pub mod stdout;
 pub mod workdir;

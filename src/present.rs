@@ -31,6 +31,9 @@ pub struct ExitError {
 /// The exit code for an error: usage errors 2, interruptions 130, errors that carry a code
 /// theirs, everything else 1.
 pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+    if is_quiet(e) {
+        return crate::stdout::EXIT_CLOSED;
+    }
     if e.downcast_ref::<crate::plan::UsageError>().is_some() {
         return EXIT_USAGE;
     }
@@ -41,6 +44,13 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
         return EXIT_INTERRUPTED;
     }
     e.downcast_ref::<ExitError>().map_or(1, |x| x.code)
+}
+
+/// An error that ends the program without a message: stdout's reader went away, so the report has
+/// no one to read it (see `stdout`).
+pub fn is_quiet(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| c.downcast_ref::<crate::stdout::Closed>().is_some())
 }
 
 /// Progress as lines on stderr: `klp-build: rebuild...`. On a terminal the stage lines carry the
@@ -97,22 +107,23 @@ pub fn outcome(o: &Outcome, format: ReportFormat) -> anyhow::Result<u8> {
     match o {
         Outcome::Built(r) => {
             match format {
-                ReportFormat::Json => println!("{}", serde_json::to_string_pretty(r)?),
-                ReportFormat::Text => print!("{}{}", r.diff_report, build_text(r)),
+                ReportFormat::Json => crate::stdout::writeln(&serde_json::to_string_pretty(r)?)?,
+                ReportFormat::Text => {
+                    crate::stdout::write(&format!("{}{}", r.diff_report, build_text(r)))?
+                }
             }
             Ok(0)
         }
         Outcome::NoChange { reason, report } => {
             match format {
-                ReportFormat::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&NotBuilt {
+                ReportFormat::Json => {
+                    crate::stdout::writeln(&serde_json::to_string_pretty(&NotBuilt {
                         outcome: "no_change",
                         reason,
-                        findings: &[]
-                    })?
-                ),
-                ReportFormat::Text => print!("{report}"),
+                        findings: &[],
+                    })?)?
+                }
+                ReportFormat::Text => crate::stdout::write(&report.to_string())?,
             }
             Err(ExitError {
                 code: EXIT_NO_CHANGE,
@@ -122,15 +133,14 @@ pub fn outcome(o: &Outcome, format: ReportFormat) -> anyhow::Result<u8> {
         }
         Outcome::Refused { findings, report } => {
             match format {
-                ReportFormat::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&NotBuilt {
+                ReportFormat::Json => {
+                    crate::stdout::writeln(&serde_json::to_string_pretty(&NotBuilt {
                         outcome: "refused",
                         reason: "changes that cannot be livepatched",
-                        findings
-                    })?
-                ),
-                ReportFormat::Text => print!("{report}"),
+                        findings,
+                    })?)?
+                }
+                ReportFormat::Text => crate::stdout::write(&report.to_string())?,
             }
             Err(crate::diff::Refused(findings.clone()).into())
         }

@@ -12,8 +12,8 @@ use crate::cli::{InspectArgs, ReportFormat};
 pub fn inspect(args: &InspectArgs) -> anyhow::Result<u8> {
     let m = Livepatch::read(&args.module)?;
     match args.report {
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&m)?),
-        ReportFormat::Text => print!("{}", text(&m)),
+        ReportFormat::Json => crate::stdout::writeln(&serde_json::to_string_pretty(&m)?)?,
+        ReportFormat::Text => crate::stdout::write(&text(&m))?,
     }
     Ok(0)
 }
