@@ -373,8 +373,10 @@ fn with_module_listings(
     Ok(listing)
 }
 
-/// `<dir>/**/<name>.ko`, where `-` and `_` in file names are the same (as modprobe treats them).
-fn find_module(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+/// `<dir>/**/<name>.ko`, or `.ko.xz`, `.ko.zst`, `.ko.gz` (read decompressed), where `-` and `_`
+/// in file names are the same (as modprobe treats them); an uncompressed file wins.
+pub fn find_module(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let name = name.replace('-', "_");
     let mut stack = vec![dir.to_path_buf()];
     let mut compressed = None;
     while let Some(d) = stack.pop() {
@@ -391,16 +393,13 @@ fn find_module(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
             if file == format!("{name}.ko") {
                 return Ok(path);
             }
-            if file.starts_with(&format!("{name}.ko.")) {
+            if crate::input::Compression::module_stem(&file) == Some(name.as_str()) {
                 compressed = Some(path);
             }
         }
     }
     if let Some(c) = compressed {
-        anyhow::bail!(
-            "module {name}: {} is compressed; decompress it (xz -dk, zstd -d) into a directory and pass that as --modules",
-            c.display()
-        );
+        return Ok(c);
     }
     anyhow::bail!(
         "module {name}: no {name}.ko under {}; pass --modules with the target kernel's modules (its /lib/modules/<release>, \

@@ -366,7 +366,7 @@ impl SymbolListing {
         })
     }
 
-    /// Adds a module's `.ko` as the listing of module `name` (with `-` as `_`, like
+    /// Adds a module's `.ko` (or `.ko.xz`, `.ko.zst`, `.ko.gz`, decompressed) as the listing of module `name` (with `-` as `_`, like
     /// `struct module::name`), replacing lines of `/proc/kallsyms` for it: its symbol table order
     /// is the order `module_kallsyms_on_each_symbol()` walks.
     pub fn add_module(&mut self, name: &str, ko: &Path) -> anyhow::Result<()> {
