@@ -56,8 +56,7 @@ pub const FIELD_MAX: usize = 200;
 /// characters plus `… (N bytes)`, so a crafted field cannot print a 5 MB line.
 pub fn field_max(s: &str, max: usize) -> String {
     let mut out = String::new();
-    let mut shown = 0;
-    for c in s.chars() {
+    for (shown, c) in s.chars().enumerate() {
         if shown >= max {
             out.push_str(&format!("… ({} bytes)", s.len()));
             return out;
@@ -79,7 +78,6 @@ pub fn field_max(s: &str, max: usize) -> String {
             }
             c => out.push(c),
         }
-        shown += 1;
     }
     out
 }
