@@ -277,7 +277,10 @@ mod tests {
         let e = WorkDir::open(d.path(), None, &inputs())
             .unwrap_err()
             .to_string();
-        assert!(e.contains("was not made by klp-build"), "{e}");
+        assert!(
+            e.contains("klp-build did not make") && e.contains("choose an empty directory"),
+            "{e}"
+        );
         assert!(d.path().join("notes.txt").exists());
     }
 

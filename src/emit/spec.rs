@@ -460,10 +460,19 @@ mod tests {
         );
         let e = format!(
             "{:#}",
-            ReplaceMode::resolve(&req(Some(2), &[], true), &a).unwrap_err()
+            ReplaceMode::resolve(&req(None, &[], true), &a).unwrap_err()
         );
         assert!(
             e.contains("no stacking mode") && e.contains("--replace-set N"),
+            "{e}"
+        );
+        // With a set given, asking for one would be circular: the two options conflict.
+        let e = format!(
+            "{:#}",
+            ReplaceMode::resolve(&req(Some(2), &[], true), &a).unwrap_err()
+        );
+        assert!(
+            e.contains("--no-replace and --replace-set 2 conflict"),
             "{e}"
         );
         assert!(ReplaceMode::resolve(&req(Some(2), &[2], false), &a).is_err());
