@@ -5,7 +5,8 @@
 //! `/dev/zero`, a directory), and never more than the kind's bound, also when the file grows while
 //! it is read or a stream decompresses to more: every error names the option or role, the path and
 //! the bound, so an endless or huge input is an error in milliseconds instead of a run until memory
-//! is exhausted.
+//! is exhausted. Not routed here, on purpose: klp-build's own files it just wrote (the kbuild log,
+//! the rebuild journal, whose "not found" is meaningful), and `/proc` files of the machine.
 
 use std::fs::File;
 use std::io::Read;

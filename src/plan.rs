@@ -374,8 +374,12 @@ fn check_config(kernel: &Kernel, given: bool) -> anyhow::Result<()> {
         rest.ends_with("Kernel Configuration")
             .then(|| v.to_string())
     });
-    let kbuild_version =
-        std::fs::read_to_string(kernel.kbuild.join("include/config/kernel.release")).ok();
+    let kbuild_version = crate::input::read_text(
+        &kernel.kbuild.join("include/config/kernel.release"),
+        crate::input::Kind::Tree,
+        "",
+    )
+    .ok();
     if let (Some(c), Some(k)) = (config_version, kbuild_version) {
         if numeric_version(&c) != numeric_version(k.trim()) {
             bail!(
