@@ -106,8 +106,8 @@ pub struct BuildArgs {
     /// config), e.g. `--resume-from diff` reuses the rebuilt objects.
     #[arg(long, value_enum, value_name = "STAGE")]
     pub resume_from: Option<crate::workdir::Stage>,
-    /// Parallel jobs for make.
-    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    /// Parallel jobs for make, 1 to 1024 (default: the number of CPUs).
+    #[arg(short = 'j', long = "jobs", value_name = "N", allow_negative_numbers = true, value_parser = parse_jobs)]
     pub jobs: Option<usize>,
     /// Report format.
     #[arg(long, value_enum, default_value_t)]
@@ -139,6 +139,24 @@ pub struct BuildArgs {
     /// With --previous: a fix the predecessor carried that this release may drop; repeatable.
     #[arg(long = "allow-drop", value_name = "NAME")]
     pub allow_drop: Vec<String>,
+}
+
+/// The most `-j` may ask for. GNU make writes one token per job into its jobserver pipe before it
+/// starts, and blocks for good once the pipe (64 KiB) is full: `-j 65537` hangs silently. No kernel
+/// build uses more than a few hundred jobs.
+pub const MAX_JOBS: usize = 1024;
+
+/// `-j N`: a whole number from 1 to [`MAX_JOBS`]; 0 and negative numbers are refused instead of
+/// meaning something surprising.
+fn parse_jobs(s: &str) -> Result<usize, String> {
+    let bad = || {
+        format!("give a whole number of parallel make jobs from 1 to {MAX_JOBS} (e.g. -j 8), or leave -j out for one per CPU")
+    };
+    match s.trim().parse::<i64>() {
+        Ok(n) if (1..=MAX_JOBS as i64).contains(&n) => Ok(n as usize),
+        Ok(_) => Err(format!("out of range: {}", bad())),
+        Err(_) => Err(format!("not a number: {}", bad())),
+    }
 }
 
 /// `klp-build diff ORIG.o PATCHED.o`.

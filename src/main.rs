@@ -27,7 +27,9 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code.into(),
         Err(e) => {
-            eprintln!("klp-build: error: {e:#}");
+            if !present::is_quiet(&e) {
+                eprintln!("klp-build: error: {e:#}");
+            }
             present::exit_code_of(&e).into()
         }
     }

@@ -279,8 +279,8 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> 
 
 /// What the kept stages depend on.
 fn inputs(plan: &Plan) -> anyhow::Result<Inputs> {
-    let sha = |p: &Path| -> anyhow::Result<String> {
-        let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+    let sha = |p: &Path, kind: crate::input::Kind| -> anyhow::Result<String> {
+        let bytes = crate::input::read(p, kind, "")?;
         Ok(Sha256::digest(&bytes)
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -291,10 +291,10 @@ fn inputs(plan: &Plan) -> anyhow::Result<Inputs> {
         diffs: plan
             .diffs
             .iter()
-            .map(|d| sha(d))
+            .map(|d| sha(d, crate::input::Kind::Patch))
             .collect::<anyhow::Result<_>>()?,
         source: plan.kernel.source.clone(),
-        config: sha(&plan.kernel.config)?,
+        config: sha(&plan.kernel.config, crate::input::Kind::Config)?,
     })
 }
 
@@ -373,8 +373,10 @@ fn with_module_listings(
     Ok(listing)
 }
 
-/// `<dir>/**/<name>.ko`, where `-` and `_` in file names are the same (as modprobe treats them).
-fn find_module(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+/// `<dir>/**/<name>.ko`, or `.ko.xz`, `.ko.zst`, `.ko.gz` (read decompressed), where `-` and `_`
+/// in file names are the same (as modprobe treats them); an uncompressed file wins.
+pub fn find_module(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let name = name.replace('-', "_");
     let mut stack = vec![dir.to_path_buf()];
     let mut compressed = None;
     while let Some(d) = stack.pop() {
@@ -391,16 +393,13 @@ fn find_module(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
             if file == format!("{name}.ko") {
                 return Ok(path);
             }
-            if file.starts_with(&format!("{name}.ko.")) {
+            if crate::input::Compression::module_stem(&file) == Some(name.as_str()) {
                 compressed = Some(path);
             }
         }
     }
     if let Some(c) = compressed {
-        anyhow::bail!(
-            "module {name}: {} is compressed; decompress it (xz -dk, zstd -d) into a directory and pass that as --modules",
-            c.display()
-        );
+        return Ok(c);
     }
     anyhow::bail!(
         "module {name}: no {name}.ko under {}; pass --modules with the target kernel's modules (its /lib/modules/<release>, \

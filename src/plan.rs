@@ -11,6 +11,7 @@ use anyhow::{bail, Context};
 
 use crate::cli::{BuildArgs, ReportFormat};
 use crate::emit::spec::{self, ModuleSpec, ReplaceRequest};
+use crate::input::Kind;
 use crate::kernel::config::KConfig;
 use crate::kernel::livepatch_api::LivepatchApi;
 use crate::kernel::symbols::SymbolListing;
@@ -67,7 +68,7 @@ impl Plan {
         let diffs = args
             .diffs
             .iter()
-            .map(|d| readable_file(d, "--diff"))
+            .map(|d| readable_file(d, Kind::Patch, "--diff"))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let name = match &args.name {
             Some(n) => {
@@ -81,13 +82,26 @@ impl Plan {
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!("{name}.ko")));
         check_output(&output)?;
-        let work_dir = check_work_dir(&args.work_dir, args.resume_from.is_some())?;
         if let Some(c) = &args.config {
-            readable_file(c, "--config")?;
+            readable_file(c, Kind::Config, "--config")?;
         }
         if let Some(s) = &args.symbols {
-            readable_file(s, "--symbols")?;
+            // A vmlinux is the largest kind --symbols may be; a text listing's own bound is
+            // checked when it is read.
+            readable_file(s, Kind::Vmlinux, "--symbols")?;
         }
+        let inputs: Vec<(&str, &Path)> = args
+            .diffs
+            .iter()
+            .map(|d| ("--diff", d.as_path()))
+            .chain(args.config.iter().map(|c| ("--config", c.as_path())))
+            .chain(args.symbols.iter().map(|s| ("--symbols", s.as_path())))
+            .chain(args.previous.iter().map(|p| ("--previous", p.as_path())))
+            .collect();
+        check_output_is_no_input("-o", &output, &inputs)?;
+        check_output_outside_tree(&output, &args.source)?;
+        let work_dir = check_work_dir(&args.work_dir, args.resume_from.is_some())?;
+        check_work_dir_is_no_tree(&work_dir, &args.source)?;
         if let Some(m) = &args.modules {
             if !m.is_dir() {
                 bail!("--modules {}: no such directory; pass the target kernel's /lib/modules/<release>", m.display());
@@ -97,7 +111,7 @@ impl Plan {
             .previous
             .iter()
             .map(|p| {
-                readable_file(p, "--previous")?;
+                readable_file(p, Kind::Module, "--previous")?;
                 crate::check::Livepatch::read(p)
                     .with_context(|| format!("--previous {}", p.display()))
             })
@@ -126,6 +140,9 @@ impl Plan {
             jobs: args.jobs.unwrap_or(0),
         })?;
         check_config(&kernel, args.config.is_some())?;
+        // The patches against the tree, before anything slow: an empty, binary, deleting or
+        // renaming patch is refused before `make olddefconfig modules_prepare` touches the tree.
+        crate::patch::validate(&diffs, &kernel.source)?;
         // (kernel::resolve checked the compiler: the one the target's config names.)
         let api = LivepatchApi::detect(&kernel.kbuild, &kernel.source)?;
         let spec = ModuleSpec::new(
@@ -168,26 +185,107 @@ impl Plan {
     }
 }
 
-/// An existing regular file that can be opened.
-fn readable_file(path: &Path, option: &str) -> anyhow::Result<PathBuf> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| anyhow::anyhow!("{option} {}: {}", path.display(), io_reason(&e)))?;
-    if meta.is_dir() {
-        bail!("{option} {}: is a directory; give a file", path.display());
-    }
-    std::fs::File::open(path)
-        .map_err(|e| anyhow::anyhow!("{option} {}: {}", path.display(), io_reason(&e)))?;
+/// An existing regular file of `kind` within its bound that can be opened (never a device, a
+/// FIFO or a directory).
+fn readable_file(path: &Path, kind: Kind, option: &str) -> anyhow::Result<PathBuf> {
+    crate::input::open(path, kind, option)?;
     Ok(path.to_path_buf())
 }
 
-/// An I/O error's reason without the `(os error N)` suffix, for messages that name the path
-/// themselves.
-pub fn io_reason(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
+pub use crate::input::io_reason;
+
+/// The file `path` is, as (device, inode), when it exists.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// `path` made absolute with its directory canonicalized (the file itself need not exist), so
+/// `./a.patch`, `a.patch` and a symlinked directory compare equal.
+fn canonical_path(path: &Path) -> PathBuf {
+    if let Ok(c) = std::fs::canonicalize(path) {
+        return c;
     }
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    match (abs.parent(), abs.file_name()) {
+        (Some(d), Some(n)) => std::fs::canonicalize(d).map_or(abs.clone(), |d| d.join(n)),
+        _ => abs,
+    }
+}
+
+/// An output (`option` names it) that is one of the inputs would destroy that input when written:
+/// refused when the canonical paths match or, for an existing output, it is the same file (a hard
+/// link or another path to it).
+pub fn check_output_is_no_input(
+    option: &str,
+    output: &Path,
+    inputs: &[(&str, &Path)],
+) -> anyhow::Result<()> {
+    let out = canonical_path(output);
+    let out_id = file_id(output);
+    for (what, input) in inputs {
+        if canonical_path(input) == out || (out_id.is_some() && file_id(input) == out_id) {
+            return Err(UsageError(format!(
+                "{option} {}: is the input {what} {}; writing it would destroy that input: give another {option} file",
+                output.display(),
+                input.display()
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// `-o` inside the source tree could replace one of the tree's files (which the rebuild saves
+/// and restores); refused, except a `.ko` directly in the tree's top directory (the default
+/// `<name>.ko` when klp-build runs in the tree, where the kernel has no `.ko` files).
+fn check_output_outside_tree(output: &Path, source: &Path) -> anyhow::Result<()> {
+    let Ok(tree) = std::fs::canonicalize(source) else {
+        return Ok(()); // a missing --source is named by the kernel stage
+    };
+    let out = canonical_path(output);
+    if !out.starts_with(&tree) {
+        return Ok(());
+    }
+    let top_level_ko =
+        out.parent() == Some(tree.as_path()) && out.extension().is_some_and(|e| e == "ko");
+    if top_level_ko {
+        return Ok(());
+    }
+    Err(UsageError(format!(
+        "-o {}: lies inside the source tree {}, whose files klp-build rebuilds and restores; write the module \
+         outside the tree (or as a .ko in its top directory)",
+        output.display(),
+        source.display()
+    ))
+    .into())
+}
+
+/// A work dir that is `/`, the source tree, or a directory holding the tree would have klp-build
+/// clear (or lock and fill) the tree itself: refused up front.
+fn check_work_dir_is_no_tree(work_dir: &Path, source: &Path) -> anyhow::Result<()> {
+    let dir = canonical_path(work_dir);
+    let tree = std::fs::canonicalize(source).ok();
+    let holds_tree = tree.as_ref().is_some_and(|t| t.starts_with(&dir));
+    if dir.parent().is_none() || holds_tree {
+        let what = if dir.parent().is_none() {
+            "the root directory".to_string()
+        } else if tree.as_deref() == Some(dir.as_path()) {
+            "the source tree".to_string()
+        } else {
+            format!(
+                "a directory that holds the source tree {}",
+                source.display()
+            )
+        };
+        return Err(UsageError(format!(
+            "--work-dir {}: is {what}, which klp-build would fill and clear; choose an empty directory or one \
+             klp-build made before (the default, klp-tmp)",
+            work_dir.display()
+        ))
+        .into());
+    }
+    crate::workdir::check_owned(&dir)
 }
 
 /// `-o`: its directory exists and is writable (checked by creating and removing a file there),
@@ -253,8 +351,7 @@ fn check_config(kernel: &Kernel, given: bool) -> anyhow::Result<()> {
     } else {
         "the kbuild dir's .config"
     };
-    let text = std::fs::read(&kernel.config)
-        .map_err(|e| anyhow::anyhow!("{option} {}: {}", kernel.config.display(), io_reason(&e)))?;
+    let text = crate::input::read(&kernel.config, Kind::Config, option)?;
     let text = String::from_utf8_lossy(&text);
     let config = KConfig::parse(&text);
     if config.get("CONFIG_CC_VERSION_TEXT").is_none() && config.options.len() < 10 {
@@ -277,8 +374,12 @@ fn check_config(kernel: &Kernel, given: bool) -> anyhow::Result<()> {
         rest.ends_with("Kernel Configuration")
             .then(|| v.to_string())
     });
-    let kbuild_version =
-        std::fs::read_to_string(kernel.kbuild.join("include/config/kernel.release")).ok();
+    let kbuild_version = crate::input::read_text(
+        &kernel.kbuild.join("include/config/kernel.release"),
+        crate::input::Kind::Tree,
+        "",
+    )
+    .ok();
     if let (Some(c), Some(k)) = (config_version, kbuild_version) {
         if numeric_version(&c) != numeric_version(k.trim()) {
             bail!(
@@ -323,8 +424,7 @@ fn check_symbols_release(path: &Path, release: &str) -> anyhow::Result<()> {
 fn vmlinux_release(path: &Path) -> anyhow::Result<Option<String>> {
     use std::io::Read as _;
     const NEEDLE: &[u8] = b"Linux version ";
-    let mut f = std::fs::File::open(path)
-        .map_err(|e| anyhow::anyhow!("--symbols {}: {}", path.display(), io_reason(&e)))?;
+    let mut f = crate::input::open(path, Kind::Vmlinux, "--symbols")?;
     let mut magic = [0u8; 4];
     if f.read_exact(&mut magic).is_err() || &magic != b"\x7fELF" {
         return Ok(None);

@@ -31,6 +31,9 @@ pub struct ExitError {
 /// The exit code for an error: usage errors 2, interruptions 130, errors that carry a code
 /// theirs, everything else 1.
 pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+    if is_quiet(e) {
+        return crate::stdout::EXIT_CLOSED;
+    }
     if e.downcast_ref::<crate::plan::UsageError>().is_some() {
         return EXIT_USAGE;
     }
@@ -41,6 +44,54 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
         return EXIT_INTERRUPTED;
     }
     e.downcast_ref::<ExitError>().map_or(1, |x| x.code)
+}
+
+/// The most characters of one field (a name, a subject) a text report shows; the rest is said as
+/// its size. JSON reports carry fields exactly.
+pub const FIELD_MAX: usize = 200;
+
+/// `s` as a text report may show it: control characters escaped (`\e` for ESC, `\r`, `\n`, `\t`,
+/// `\xNN`, and `\u{NNNN}` for C1 controls and bidirectional overrides), so text read from a
+/// module cannot move the cursor, recolour the terminal or forge a line; and cut to `max`
+/// characters plus `… (N bytes)`, so a crafted field cannot print a 5 MB line.
+pub fn field_max(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (shown, c) in s.chars().enumerate() {
+        if shown >= max {
+            out.push_str(&format!("… ({} bytes)", s.len()));
+            return out;
+        }
+        match c {
+            '\x1b' => out.push_str("\\e"),
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            '\u{80}'..='\u{9f}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}' => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// [`field_max`] with [`FIELD_MAX`].
+pub fn field(s: &str) -> String {
+    field_max(s, FIELD_MAX)
+}
+
+/// An error that ends the program without a message: stdout's reader went away, so the report has
+/// no one to read it (see `stdout`).
+pub fn is_quiet(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| c.downcast_ref::<crate::stdout::Closed>().is_some())
 }
 
 /// Progress as lines on stderr: `klp-build: rebuild...`. On a terminal the stage lines carry the
@@ -97,22 +148,23 @@ pub fn outcome(o: &Outcome, format: ReportFormat) -> anyhow::Result<u8> {
     match o {
         Outcome::Built(r) => {
             match format {
-                ReportFormat::Json => println!("{}", serde_json::to_string_pretty(r)?),
-                ReportFormat::Text => print!("{}{}", r.diff_report, build_text(r)),
+                ReportFormat::Json => crate::stdout::writeln(&serde_json::to_string_pretty(r)?)?,
+                ReportFormat::Text => {
+                    crate::stdout::write(&format!("{}{}", r.diff_report, build_text(r)))?
+                }
             }
             Ok(0)
         }
         Outcome::NoChange { reason, report } => {
             match format {
-                ReportFormat::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&NotBuilt {
+                ReportFormat::Json => {
+                    crate::stdout::writeln(&serde_json::to_string_pretty(&NotBuilt {
                         outcome: "no_change",
                         reason,
-                        findings: &[]
-                    })?
-                ),
-                ReportFormat::Text => print!("{report}"),
+                        findings: &[],
+                    })?)?
+                }
+                ReportFormat::Text => crate::stdout::write(&report.to_string())?,
             }
             Err(ExitError {
                 code: EXIT_NO_CHANGE,
@@ -122,15 +174,14 @@ pub fn outcome(o: &Outcome, format: ReportFormat) -> anyhow::Result<u8> {
         }
         Outcome::Refused { findings, report } => {
             match format {
-                ReportFormat::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&NotBuilt {
+                ReportFormat::Json => {
+                    crate::stdout::writeln(&serde_json::to_string_pretty(&NotBuilt {
                         outcome: "refused",
                         reason: "changes that cannot be livepatched",
-                        findings
-                    })?
-                ),
-                ReportFormat::Text => print!("{report}"),
+                        findings,
+                    })?)?
+                }
+                ReportFormat::Text => crate::stdout::write(&report.to_string())?,
             }
             Err(crate::diff::Refused(findings.clone()).into())
         }
@@ -148,7 +199,10 @@ pub fn build_text(r: &BuildReport) -> String {
         for f in &o.funcs {
             s.push_str(&format!(
                 "patched {}:{},{} ({})\n",
-                f.object, f.name, f.sympos, f.why
+                field(&f.object),
+                field(&f.name),
+                f.sympos,
+                f.why
             ));
         }
         for (n, b) in &o.bindings {

@@ -25,24 +25,33 @@ pub fn diff_pair(args: &DiffArgs) -> anyhow::Result<u8> {
     let klp_object = args.module.clone().map_or(KlpObject::Vmlinux, |m| {
         KlpObject::Module(m.replace('-', "_"))
     });
+    if let Some(out) = &args.output {
+        crate::plan::check_output_is_no_input(
+            "-o",
+            out,
+            &[("ORIG", &args.orig), ("PATCHED", &args.patched)],
+        )?;
+    }
     let d = diff::run(&args.patched, klp_object, &args.orig, &args.patched)?;
     if let Some(func) = &args.explain {
         let e = diff::explain::explain(&d, func)
             .with_context(|| format!("--explain {func} ({})", args.patched.display()))?;
         match args.report {
-            ReportFormat::Text => print!("{e}"),
-            ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&e)?),
+            ReportFormat::Text => crate::stdout::write(&e.to_string())?,
+            ReportFormat::Json => crate::stdout::writeln(&serde_json::to_string_pretty(&e)?)?,
         }
         return Ok(0);
     }
-    match args.report {
-        ReportFormat::Text => print!("{d}"),
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&d.findings())?),
-    }
+    let report = match args.report {
+        ReportFormat::Text => d.to_string(),
+        ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&d.findings())?),
+    };
     if !d.refusals.is_empty() {
+        crate::stdout::write(&report)?;
         return Err(diff::Refused(d.refusals.clone()).into());
     }
     if d.is_empty() {
+        crate::stdout::write(&report)?;
         return Err(ExitError {
             code: EXIT_NO_CHANGE,
             message: if d.line_only.is_empty() {
@@ -56,11 +65,20 @@ pub fn diff_pair(args: &DiffArgs) -> anyhow::Result<u8> {
         }
         .into());
     }
-    let out = out_object::extract(&d, "0").map_err(diff::Refused)?;
+    // The object is written before the report: a reader that closes stdout early (`| head`)
+    // must not cost the -o file.
+    let out = match out_object::extract(&d, "0") {
+        Ok(out) => out,
+        Err(refusals) => {
+            crate::stdout::write(&report)?;
+            return Err(diff::Refused(refusals).into());
+        }
+    };
     if let Some(path) = &args.output {
         out.elf
             .write_to(path)
             .with_context(|| format!("-o {}", path.display()))?;
     }
+    crate::stdout::write(&report)?;
     Ok(0)
 }

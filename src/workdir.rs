@@ -97,6 +97,23 @@ pub struct WorkDir {
     _lock: File,
 }
 
+/// A work dir that exists must be empty or made by klp-build (its marker file): klp-build clears
+/// stages in it and never removes what it did not make.
+pub fn check_owned(root: &Path) -> anyhow::Result<()> {
+    if root.is_dir() {
+        let mut entries =
+            std::fs::read_dir(root).with_context(|| format!("--work-dir {}", root.display()))?;
+        if entries.next().is_some() && !root.join(OWNER_MARKER).exists() {
+            bail!(
+                "--work-dir {}: holds files klp-build did not make, which it never clears; choose an empty \
+                 directory or one klp-build made before (the default, klp-tmp)",
+                root.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 impl WorkDir {
     /// Opens (creating) `root` for a run; see the module doc. With `resume_from`, the stages
     /// before it must be complete and are kept; everything from it on is cleared.
@@ -105,16 +122,7 @@ impl WorkDir {
         resume_from: Option<Stage>,
         inputs: &Inputs,
     ) -> anyhow::Result<WorkDir> {
-        if root.exists() {
-            let mut entries = std::fs::read_dir(root)
-                .with_context(|| format!("--work-dir {}", root.display()))?;
-            if entries.next().is_some() && !root.join(OWNER_MARKER).exists() {
-                bail!(
-                    "--work-dir {} exists and was not made by klp-build; remove it or pass another --work-dir",
-                    root.display()
-                );
-            }
-        }
+        check_owned(root)?;
         std::fs::create_dir_all(root)
             .with_context(|| format!("creating --work-dir {}", root.display()))?;
         let lock = lock(root)?;
@@ -245,7 +253,7 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
 }
 
 fn read_json<T: DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = crate::input::read(path, crate::input::Kind::Tree, "")?;
     serde_json::from_slice(&bytes).with_context(|| format!("{}: malformed", path.display()))
 }
 
@@ -269,7 +277,10 @@ mod tests {
         let e = WorkDir::open(d.path(), None, &inputs())
             .unwrap_err()
             .to_string();
-        assert!(e.contains("was not made by klp-build"), "{e}");
+        assert!(
+            e.contains("klp-build did not make") && e.contains("choose an empty directory"),
+            "{e}"
+        );
         assert!(d.path().join("notes.txt").exists());
     }
 

@@ -7,18 +7,20 @@ use std::fmt::Write as _;
 
 use super::module::Livepatch;
 use crate::cli::{InspectArgs, ReportFormat};
+use crate::present::field;
 
 /// `klp-build inspect MODULE.ko [--report json]`: prints the module; exit 0.
 pub fn inspect(args: &InspectArgs) -> anyhow::Result<u8> {
     let m = Livepatch::read(&args.module)?;
     match args.report {
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&m)?),
-        ReportFormat::Text => print!("{}", text(&m)),
+        ReportFormat::Json => crate::stdout::writeln(&serde_json::to_string_pretty(&m)?)?,
+        ReportFormat::Text => crate::stdout::write(&text(&m))?,
     }
     Ok(0)
 }
 
-/// The text form.
+/// The text form. Every field read from the module goes through [`field`]: escaped and cut, so a
+/// crafted module cannot reach the terminal raw.
 pub fn text(m: &Livepatch) -> String {
     let mut s = String::new();
     let mut line = |l: String| {
@@ -26,18 +28,22 @@ pub fn text(m: &Livepatch) -> String {
         s.push('\n');
     };
     let release = if m.kernel_release.is_empty() {
-        "an unknown kernel"
+        "an unknown kernel".to_string()
     } else {
-        &m.kernel_release
+        field(&m.kernel_release)
     };
-    line(format!("{} for {release} ({})", m.name, m.built_by));
+    line(format!(
+        "{} for {release} ({})",
+        field(&m.name),
+        field(&m.built_by)
+    ));
     if m.manifest.is_none() {
         line(format!(
             "{}: no .klp_build.manifest; read from its ELF",
-            m.file
+            field(&m.file)
         ));
     }
-    line(format!("replace: {}", m.replace.describe()));
+    line(format!("replace: {}", field(&m.replace.describe())));
     match &m.states {
         None => line("states: not known".into()),
         Some(v) if v.is_empty() => line("states: none".into()),
@@ -49,7 +55,9 @@ pub fn text(m: &Livepatch) -> String {
         None if m.manifest.is_some() => line("callbacks: not recorded in the manifest".into()),
         None => line("callbacks: not known".into()),
         Some(v) if v.is_empty() => line("callbacks: none".into()),
-        Some(v) => v.iter().for_each(|c| line(format!("callback {c}"))),
+        Some(v) => v
+            .iter()
+            .for_each(|c| line(format!("callback {}", field(c)))),
     }
     match &m.fixes {
         None => line("fixes: not known".into()),
@@ -57,25 +65,32 @@ pub fn text(m: &Livepatch) -> String {
         Some(v) => v.iter().for_each(|f| {
             line(format!(
                 "fix {}: {} (sha256 {})",
-                f.name, f.subject, f.sha256
+                field(&f.name),
+                field(&f.subject),
+                field(&f.sha256)
             ));
         }),
     }
     match &m.functions {
         None => line("functions: not known".into()),
-        Some(v) => v
-            .iter()
-            .for_each(|f| line(format!("patches {}:{},{}", f.object, f.name, f.sympos))),
+        Some(v) => v.iter().for_each(|f| {
+            line(format!(
+                "patches {}:{},{}",
+                field(&f.object),
+                field(&f.name),
+                f.sympos
+            ));
+        }),
     }
     for k in &m.klp_symbols {
-        let mut l = format!("klp relocation to {}", k.object);
+        let mut l = format!("klp relocation to {}", field(&k.object));
         if !k.name.is_empty() {
-            let _ = write!(l, ":{},{}", k.name, k.sympos);
+            let _ = write!(l, ":{},{}", field(&k.name), k.sympos);
         }
         line(l);
     }
     for u in &m.unknown {
-        line(format!("not known: {u}"));
+        line(format!("not known: {}", field(u)));
     }
     s
 }

@@ -48,8 +48,8 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let report = rules::check(&new, &deployed, &args.allow_drop);
     match args.report {
-        ReportFormat::Text => print!("{report}"),
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        ReportFormat::Text => crate::stdout::write(&report.to_string())?,
+        ReportFormat::Json => crate::stdout::writeln(&serde_json::to_string_pretty(&report)?)?,
     }
     if report.refusals().next().is_some() {
         anyhow::bail!(report.refusal_message());

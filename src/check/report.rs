@@ -7,6 +7,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::present::{field, field_max, FIELD_MAX};
+
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -128,11 +130,15 @@ impl CheckReport {
     pub fn refusal_message(&self) -> String {
         let mut msg = format!(
             "{} would be refused ({} refusal(s)):",
-            self.module,
+            field(&self.module),
             self.refusals().count()
         );
         for f in self.refusals() {
-            msg.push_str(&format!("\n  {}: {}", f.key, f.message));
+            msg.push_str(&format!(
+                "\n  {}: {}",
+                f.key,
+                field_max(&f.message, 4 * FIELD_MAX)
+            ));
         }
         msg
     }
@@ -140,15 +146,22 @@ impl CheckReport {
 
 impl fmt::Display for CheckReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Messages quote names read from the modules: escaped, and cut at a few fields' length.
         for x in &self.findings {
-            writeln!(f, "{} {}: {}", x.severity, x.key, x.message)?;
+            writeln!(
+                f,
+                "{} {}: {}",
+                x.severity,
+                x.key,
+                field_max(&x.message, 4 * FIELD_MAX)
+            )?;
         }
         let enabled = if self.enabled.is_empty() {
             "none".to_string()
         } else {
             self.enabled
                 .iter()
-                .map(|e| format!("{} ({})", e.file, e.replace))
+                .map(|e| format!("{} ({})", field(&e.file), field(&e.replace)))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -157,13 +170,15 @@ impl fmt::Display for CheckReport {
             writeln!(
                 f,
                 "{} would load on a kernel with {} ({w} warning(s)); enabled afterwards: {enabled}",
-                self.module, self.kernel
+                field(&self.module),
+                self.kernel
             )
         } else {
             writeln!(
                 f,
                 "{} would be refused on a kernel with {} ({r} refusal(s), {w} warning(s)); enabled afterwards: {enabled}",
-                self.module, self.kernel
+                field(&self.module),
+                self.kernel
             )
         }
     }

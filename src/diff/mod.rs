@@ -175,10 +175,24 @@ pub fn run(
     orig: &Path,
     patched: &Path,
 ) -> anyhow::Result<ObjectDiff> {
-    let mut o: ElfObject<Orig> = read_file(orig)
-        .with_context(|| format!("reading original object of {}", object.display()))?;
-    let mut p: ElfObject<Patched> = read_file(patched)
-        .with_context(|| format!("reading patched object of {}", object.display()))?;
+    // Each reader error names the file it read; the pair's name is added only when it is another
+    // name (the pipeline's `fs/proc/cmdline.o`), never the patched file for an original's damage.
+    let of = |side: &str, file: &Path| {
+        if file == object {
+            format!("reading the {side} object")
+        } else {
+            format!("reading the {side} object of {}", object.display())
+        }
+    };
+    let mut o: ElfObject<Orig> = read_file(orig).with_context(|| {
+        if patched == object {
+            // `klp-build diff ORIG PATCHED`: the pair is named after the patched file.
+            "reading the original object".to_string()
+        } else {
+            of("original", orig)
+        }
+    })?;
+    let mut p: ElfObject<Patched> = read_file(patched).with_context(|| of("patched", patched))?;
     special::check(&o).map_err(|e| anyhow::anyhow!("{}: {e}", orig.display()))?;
     special::check(&p).map_err(|e| anyhow::anyhow!("{}: {e}", patched.display()))?;
     // Messages name the object as the user knows it, not the copy in the work dir.

@@ -28,6 +28,9 @@ pub enum Error {
         /// What is wrong, naming the section or symbol.
         what: String,
     },
+    /// The checked reader refused the file or could not read it; the message names the path.
+    #[error("{0}")]
+    Input(String),
     /// I/O error reading or writing the file.
     #[error("{path}: {io}")]
     Io {

@@ -16,12 +16,17 @@ use super::ids::{Role, SectionId, SymbolId};
 use super::object::{Content, ElfObject, Reloc, Section, SymSection, Symbol};
 use super::Error;
 
-/// Reads the object at `path`.
+/// Reads the object at `path` through the checked reader: a module (`.ko`, also `.ko.xz`,
+/// `.ko.zst`, `.ko.gz`, decompressed) within the module bound, anything else within the object
+/// bound; never a device, FIFO or directory.
 pub fn read_file<R: Role>(path: &Path) -> Result<ElfObject<R>, Error> {
-    let data = std::fs::read(path).map_err(|io| Error::Io {
-        path: path.display().to_string(),
-        io,
-    })?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let data = if crate::input::Compression::module_stem(&name).is_some() {
+        crate::input::read_module(path, "")
+    } else {
+        crate::input::read(path, crate::input::Kind::Object, "")
+    }
+    .map_err(|e| Error::Input(format!("{e:#}")))?;
     parse(path, &data)
 }
 

@@ -18,7 +18,7 @@ use super::spec::StateSpec;
 pub fn states(patched_objects: &[PathBuf]) -> anyhow::Result<Vec<StateSpec>> {
     let mut seen: BTreeMap<u64, (u32, &Path)> = BTreeMap::new();
     for path in patched_objects {
-        let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let data = crate::input::read(path, crate::input::Kind::Object, "")?;
         for st in object_states(path, &data)? {
             match seen.get(&st.id) {
                 Some((v, first)) if *v != st.version => bail!(

@@ -46,7 +46,12 @@ const OBJTOOL_MADE: &[&str] = &[
 /// dir's `include/config/auto.conf`. Otherwise objtool runs only when kbuild compiles a `.c`, never
 /// on klp-build's prebuilt objects, which then carry what objtool made for their functions.
 pub fn runs_at_link(kbuild_dir: &Path) -> bool {
-    std::fs::read_to_string(kbuild_dir.join("include/config/auto.conf")).is_ok_and(|conf| {
+    crate::input::read_text(
+        &kbuild_dir.join("include/config/auto.conf"),
+        crate::input::Kind::Tree,
+        "",
+    )
+    .is_ok_and(|conf| {
         conf.lines()
             .any(|l| l == "CONFIG_X86_KERNEL_IBT=y" || l == "CONFIG_LTO_CLANG=y")
     })
@@ -124,10 +129,19 @@ pub enum NoendbrForm {
 /// The annotation format of the kernel whose kbuild dir is `kbuild_dir`; `None` when its headers
 /// have no `ANNOTATE_NOENDBR` (before 5.18: no IBT, nothing to say).
 pub fn noendbr_form(kbuild_dir: &Path) -> Option<NoendbrForm> {
-    let header = std::fs::read_to_string(kbuild_dir.join("include/linux/objtool.h")).ok()?;
+    let header = crate::input::read_text(
+        &kbuild_dir.join("include/linux/objtool.h"),
+        crate::input::Kind::Tree,
+        "",
+    )
+    .ok()?;
     if header.contains(".discard.annotate_insn") {
-        let types =
-            std::fs::read_to_string(kbuild_dir.join("include/linux/objtool_types.h")).ok()?;
+        let types = crate::input::read_text(
+            &kbuild_dir.join("include/linux/objtool_types.h"),
+            crate::input::Kind::Tree,
+            "",
+        )
+        .ok()?;
         let noendbr_type = types.lines().find_map(|l| {
             let mut w = l.split_whitespace();
             (w.next() == Some("#define") && w.next() == Some("ANNOTYPE_NOENDBR"))

@@ -61,6 +61,14 @@ impl ReplaceMode {
                 } else {
                     SetField::Provides
                 };
+                if let (true, Some(n)) = (req.no_replace, req.set) {
+                    bail!(
+                        "--no-replace and --replace-set {n} conflict: --no-replace asks for a module that stacks on \
+                         the enabled livepatches (kernels with `bool replace`), --replace-set {n} for one that \
+                         replaces the enabled patch of set {n} and coexists with the other sets; the target \
+                         kernel has {what}, which has no stacking: drop --no-replace"
+                    );
+                }
                 if req.no_replace {
                     bail!(
                         "--no-replace: the target kernel has {what}, which has no stacking mode; give the hotfix \
@@ -452,10 +460,19 @@ mod tests {
         );
         let e = format!(
             "{:#}",
-            ReplaceMode::resolve(&req(Some(2), &[], true), &a).unwrap_err()
+            ReplaceMode::resolve(&req(None, &[], true), &a).unwrap_err()
         );
         assert!(
             e.contains("no stacking mode") && e.contains("--replace-set N"),
+            "{e}"
+        );
+        // With a set given, asking for one would be circular: the two options conflict.
+        let e = format!(
+            "{:#}",
+            ReplaceMode::resolve(&req(Some(2), &[], true), &a).unwrap_err()
+        );
+        assert!(
+            e.contains("--no-replace and --replace-set 2 conflict"),
             "{e}"
         );
         assert!(ReplaceMode::resolve(&req(Some(2), &[2], false), &a).is_err());

@@ -56,7 +56,7 @@ impl Toolchain {
 /// kconfig when one of them differs). Empty for a tree that was never configured.
 pub fn recorded_vars(source: &Path) -> BTreeMap<String, String> {
     let path = source.join("include/config/auto.conf.cmd");
-    let text = std::fs::read(&path).unwrap_or_default();
+    let text = crate::input::read(&path, crate::input::Kind::Tree, "").unwrap_or_default();
     parse_recorded_vars(&String::from_utf8_lossy(&text))
 }
 

@@ -6,8 +6,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::Context;
-
 /// A parsed `.config`: option name (with `CONFIG_`) -> value, `None` for `# CONFIG_X is not set`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct KConfig {
@@ -52,8 +50,7 @@ impl KConfig {
 
     /// Reads and parses a `.config` file.
     pub fn read(path: &Path) -> anyhow::Result<KConfig> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading kernel config {}", path.display()))?;
+        let text = crate::input::read_text(path, crate::input::Kind::Config, "kernel config")?;
         Ok(KConfig::parse(&text))
     }
 

@@ -81,7 +81,7 @@ impl LivepatchApi {
                     kbuild.display()
                 )
             })?;
-        let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = crate::input::read(&path, crate::input::Kind::Tree, "")?;
         Ok(Self::parse(&String::from_utf8_lossy(&text)))
     }
 

@@ -151,7 +151,7 @@ fn absolute_dir(path: &Path, option: &str) -> anyhow::Result<PathBuf> {
 /// loader compares the latter.
 pub fn uts_release(kbuild: &Path) -> anyhow::Result<String> {
     let path = kbuild.join("include/generated/utsrelease.h");
-    let text = std::fs::read_to_string(&path).with_context(|| {
+    let text = crate::input::read_text(&path, crate::input::Kind::Tree, "").with_context(|| {
         format!(
             "reading {}: --kbuild {} is not a prepared kbuild dir",
             path.display(),

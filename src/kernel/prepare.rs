@@ -40,8 +40,11 @@ pub fn prepare(
         source.display(),
         config_path.display()
     );
-    let text = std::fs::read_to_string(config_path)
-        .with_context(|| format!("reading the target's config {}", config_path.display()))?;
+    let text = crate::input::read_text(
+        config_path,
+        crate::input::Kind::Config,
+        "the target's config",
+    )?;
     let dot_config = source.join(".config");
     std::fs::write(&dot_config, config::for_preparing(&text))
         .with_context(|| format!("writing {}", dot_config.display()))?;

@@ -8,10 +8,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 
 mod elf;
 mod neighbours;
@@ -285,8 +284,8 @@ impl SymbolListing {
         let mut head = [0u8; 0x206];
         let n = {
             use std::io::Read;
-            let mut f = File::open(path)
-                .with_context(|| format!("cannot open symbol listing {}", path.display()))?;
+            // The largest bound of the kinds `--symbols` may be; the text's own comes below.
+            let mut f = crate::input::open(path, crate::input::Kind::Vmlinux, "")?;
             let mut n = 0;
             while n < head.len() {
                 match f.read(&mut head[n..])? {
@@ -307,9 +306,7 @@ impl SymbolListing {
                 path.display()
             );
         }
-        let text =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let text = String::from_utf8_lossy(&text);
+        let text = crate::input::read_text(path, crate::input::Kind::Symbols, "")?;
         Self::parse_text(path, &text)
     }
 
@@ -369,11 +366,11 @@ impl SymbolListing {
         })
     }
 
-    /// Adds a module's `.ko` as the listing of module `name` (with `-` as `_`, like
+    /// Adds a module's `.ko` (or `.ko.xz`, `.ko.zst`, `.ko.gz`, decompressed) as the listing of module `name` (with `-` as `_`, like
     /// `struct module::name`), replacing lines of `/proc/kallsyms` for it: its symbol table order
     /// is the order `module_kallsyms_on_each_symbol()` walks.
     pub fn add_module(&mut self, name: &str, ko: &Path) -> anyhow::Result<()> {
-        let symtab = elf::read(ko)?;
+        let symtab = elf::read_module(ko)?;
         if symtab.e_type != object::elf::ET_REL {
             bail!("{}: not a kernel module (ET_REL object)", ko.display());
         }

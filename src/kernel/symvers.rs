@@ -49,13 +49,14 @@ pub struct Exports {
 impl Exports {
     /// Reads `module_symvers`.
     pub fn load(module_symvers: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(module_symvers).with_context(|| {
-            format!(
+        let text = crate::input::read_text(module_symvers, crate::input::Kind::Symbols, "")
+            .with_context(|| {
+                format!(
                 "cannot read {}: pass the Module.symvers of the kernel build or of its headers \
                  package (/usr/src/linux-headers-<release>/Module.symvers)",
                 module_symvers.display()
             )
-        })?;
+            })?;
         Self::parse(&text).with_context(|| format!("{}", module_symvers.display()))
     }
 

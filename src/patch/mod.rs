@@ -65,13 +65,22 @@ struct Planned {
     used: Vec<(String, usize)>,
 }
 
-/// Applies `diffs` in order to copies of the files they touch under `stage_dir` (the work dir's
-/// `1-patch/`; the tree itself is never written).
-pub fn run(diffs: &[PathBuf], source: &Path, stage_dir: &Path) -> anyhow::Result<PatchSet> {
-    let stage = stage_dir.to_path_buf();
-    if stage.exists() {
-        std::fs::remove_dir_all(&stage).with_context(|| format!("clearing {}", stage.display()))?;
-    }
+/// Reads, parses and classifies `diffs` against the tree at `source` without writing anything:
+/// an unreadable, empty or binary patch, and every change that cannot be livepatched (a deleted,
+/// renamed or binary file, `.S`, ...), is an error naming the patch and the file. The plan calls it
+/// before the tree is prepared, so a bad patch fails in milliseconds and leaves the tree as it was.
+pub fn validate(diffs: &[PathBuf], source: &Path) -> anyhow::Result<()> {
+    check_patches(diffs, source).map(|_| ())
+}
+
+/// The patches read, parsed and classified.
+struct Checked {
+    fixes: Vec<Fix>,
+    planned: Vec<Planned>,
+    touched: Vec<String>,
+}
+
+fn check_patches(diffs: &[PathBuf], source: &Path) -> anyhow::Result<Checked> {
     let mut fixes = Vec::new();
     let mut planned = Vec::new();
     let mut refusals = Vec::new();
@@ -93,6 +102,26 @@ pub fn run(diffs: &[PathBuf], source: &Path, stage_dir: &Path) -> anyhow::Result
             refusals.len(),
             refusals.join("\n  ")
         );
+    }
+
+    Ok(Checked {
+        fixes,
+        planned,
+        touched,
+    })
+}
+
+/// Applies `diffs` in order to copies of the files they touch under `stage_dir` (the work dir's
+/// `1-patch/`; the tree itself is never written).
+pub fn run(diffs: &[PathBuf], source: &Path, stage_dir: &Path) -> anyhow::Result<PatchSet> {
+    let Checked {
+        fixes,
+        planned,
+        touched,
+    } = check_patches(diffs, source)?;
+    let stage = stage_dir.to_path_buf();
+    if stage.exists() {
+        std::fs::remove_dir_all(&stage).with_context(|| format!("clearing {}", stage.display()))?;
     }
 
     let orig_root = stage.join("orig");

@@ -89,7 +89,7 @@ pub fn parse(text: &str) -> CmdFile {
 
 /// Reads and parses a `.cmd` file.
 pub fn read(path: &Path) -> anyhow::Result<CmdFile> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::input::read_text(path, crate::input::Kind::Tree, "")
         .with_context(|| format!("reading kbuild command file {}", path.display()))?;
     Ok(parse(&text))
 }
@@ -144,7 +144,7 @@ pub fn dependents(source: &Path, file: &str) -> anyhow::Result<Vec<(String, Stri
             {
                 continue;
             }
-            let bytes = match std::fs::read(e.path()) {
+            let bytes = match crate::input::read(&e.path(), crate::input::Kind::Tree, "") {
                 Ok(b) => b,
                 Err(_) => continue,
             };

@@ -28,7 +28,7 @@ fn recorded_prefix(source: &Path, tool: &str) -> Option<(PathBuf, PathBuf)> {
         .collect();
     cmds.sort();
     for cmd in cmds {
-        let Ok(text) = std::fs::read(&cmd) else {
+        let Ok(text) = crate::input::read(&cmd, crate::input::Kind::Tree, "") else {
             continue;
         };
         let text = String::from_utf8_lossy(&text);

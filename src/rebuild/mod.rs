@@ -131,8 +131,7 @@ pub fn run(target: &Kernel, patch: &PatchSet, stage_dir: &Path) -> anyhow::Resul
     let klp_objects = build_once(target, &mut guard, &objects, &stage, "orig")?;
     for f in &patch.files {
         guard.save(&f.path)?;
-        let bytes = std::fs::read(&f.patched)
-            .with_context(|| format!("reading {}", f.patched.display()))?;
+        let bytes = crate::input::read(&f.patched, crate::input::Kind::Tree, "")?;
         let dest = target.source.join(&f.path);
         std::fs::write(&dest, bytes).with_context(|| format!("writing {}", dest.display()))?;
     }

@@ -132,7 +132,9 @@ fn named_by_makefile(source: &Path, object: &Path) -> bool {
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default();
         for mk in ["Makefile", "Kbuild"] {
-            let Ok(text) = std::fs::read_to_string(source.join(d).join(mk)) else {
+            let Ok(text) =
+                crate::input::read_text(&source.join(d).join(mk), crate::input::Kind::Tree, "")
+            else {
                 continue;
             };
             let words = text.split(|c: char| c.is_whitespace() || "=+:,()\\".contains(c));
@@ -161,7 +163,7 @@ fn includers(source: &Path, rel: &str) -> Vec<String> {
         if !file.ends_with(".c") || file == name {
             continue;
         }
-        let Ok(text) = std::fs::read_to_string(e.path()) else {
+        let Ok(text) = crate::input::read_text(&e.path(), crate::input::Kind::Tree, "") else {
             continue;
         };
         let includes = text.lines().any(|l| {

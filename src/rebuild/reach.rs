@@ -123,7 +123,7 @@ fn listings_in(source: &Path, dir: &Path, rel: &str, name: &str) -> Vec<Listing>
     let prefix = rel.strip_suffix(name).unwrap_or("");
     for mk in ["Kbuild", "Makefile"] {
         let path = source.join(dir).join(mk);
-        let Ok(text) = std::fs::read_to_string(&path) else {
+        let Ok(text) = crate::input::read_text(&path, crate::input::Kind::Tree, "") else {
             continue;
         };
         let shown = dir.join(mk);

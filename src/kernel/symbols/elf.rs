@@ -4,10 +4,9 @@
 //! what `nm -n | scripts/mksysmap | scripts/kallsyms` keeps, sorted by `compare_symbols()`; module
 //! entries are the core symbols `layout_symtab()` keeps, in symbol table order.
 
-use std::fs::File;
 use std::path::Path;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use object::elf::{self, FileHeader64};
 use object::read::elf::{FileHeader, SectionHeader, Sym};
 use object::read::ReadCache;
@@ -55,10 +54,22 @@ impl ElfSym {
     }
 }
 
+/// The symbol table of a linked vmlinux (or whatever ELF `--symbols` names), streamed: a `-dbg`
+/// vmlinux is not read whole.
 pub(super) fn read(path: &Path) -> anyhow::Result<ElfSymbols> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file = crate::input::open(path, crate::input::Kind::Vmlinux, "")?;
     let cache = ReadCache::new(file);
-    let data = &cache;
+    parse(path, &cache)
+}
+
+/// The symbol table of a module file, decompressed first when it is `.ko.xz`, `.ko.zst` or
+/// `.ko.gz`.
+pub(super) fn read_module(path: &Path) -> anyhow::Result<ElfSymbols> {
+    let bytes = crate::input::read_module(path, "")?;
+    parse(path, bytes.as_slice())
+}
+
+fn parse<'d, R: object::ReadRef<'d>>(path: &Path, data: R) -> anyhow::Result<ElfSymbols> {
     let bad =
         |what: &str, e: object::read::Error| anyhow::anyhow!("{}: {what}: {e}", path.display());
     let header =
