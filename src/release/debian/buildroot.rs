@@ -76,6 +76,30 @@ pub fn host_has(command: &str, text: &str) -> bool {
     version_line(Command::new(command)).as_deref() == Some(text)
 }
 
+/// The host apt's relaxed Release checks, passed on to mmdebstrap's apt: a host whose mirror is
+/// a frozen snapshot sets `Acquire::Check-Valid-Until "false"` (this one does, in
+/// /etc/apt/apt.conf.d/99artifact-registry), and without it sid's InRelease ("expired, invalid
+/// since 26d") fails mmdebstrap while the private apt state, which reads the host's apt.conf,
+/// accepts it. Only the host's own choices are copied, never a default relaxation.
+fn host_apt_checks() -> Vec<String> {
+    let Ok(out) = Command::new("apt-config").arg("dump").output() else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            ["Acquire::Check-Valid-Until", "Acquire::Check-Date"]
+                .iter()
+                .find(|k| {
+                    l.strip_prefix(*k)
+                        .is_some_and(|rest| rest.trim() == "\"false\";")
+                })
+                .map(|k| format!("{k} \"false\""))
+        })
+        .collect()
+}
+
 impl BuildRoot {
     /// The root for `suite` holding `compiler` (the config's first word), made when missing and
     /// checked against `cc_text`.
@@ -122,6 +146,9 @@ impl BuildRoot {
                 .arg(&base_suite)
                 .arg(&scratch)
                 .arg(format!("deb {} {base_suite} main", mirrors.main));
+            for opt in host_apt_checks() {
+                cmd.arg(format!("--aptopt={opt}"));
+            }
             // Security updates of a stable suite's toolchain land in -security; sid has none.
             if base_suite != "sid" && base_suite != "unstable" {
                 cmd.arg(format!(
@@ -138,7 +165,17 @@ impl BuildRoot {
             let out = cmd.output().context("cannot run mmdebstrap")?;
             if !out.status.success() {
                 let err = String::from_utf8_lossy(&out.stderr);
-                let tail: Vec<&str> = err.lines().rev().take(8).collect();
+                // apt's reason (an expired Release file, a missing package) comes before
+                // mmdebstrap's own last lines.
+                let mut tail: Vec<&str> = err
+                    .lines()
+                    .rev()
+                    .filter(|l| l.starts_with("E:") || l.starts_with("W:"))
+                    .take(8)
+                    .collect();
+                if tail.is_empty() {
+                    tail = err.lines().rev().take(8).collect();
+                }
                 let _ = remove_root(&scratch);
                 bail!(
                     "mmdebstrap of a {base_suite} root with {} failed:\n{}\nCheck the network access to {} and that the packages exist in {base_suite}",

@@ -10,7 +10,8 @@
 //!                           index/<suite> (the suite's linux-* stanzas), lock
 //! debs/                     downloaded .debs until their kernel is unpacked; partial/, lock
 //! kernels/<R>/<V>/          one kernel release R at package version V, complete:
-//!     .complete             the packages it was unpacked from (written before the rename)
+//!     .complete             the layout version, then the packages it was unpacked from
+//!                           (written before the rename; another layout is unpacked again)
 //!     image/                the image package(s) as shipped: boot/ or usr/lib/modules/<R>/
 //!     headers/              headers + common + kbuild unpacked like / and mended (usr/src/...)
 //!     source/linux-source-<series>/   the unpacked, unconfigured source tree
@@ -375,6 +376,10 @@ fn plan(
     })
 }
 
+/// The first line of a complete kernel dir's `.complete`: an entry of another layout (an older
+/// klp-build's mending) is unpacked again rather than trusted.
+const LAYOUT: &str = "klp-build debian kernel layout 2";
+
 /// Downloads and unpacks the plan's packages into `kernels/R/V` once; concurrent callers wait on
 /// the lock and find it done. Returns the kernel dir and the bytes downloaded.
 fn unpack_kernel(
@@ -390,7 +395,8 @@ fn unpack_kernel(
     fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
     let kernel = parent.join(&dir_name);
     let _lock = lock::Lock::exclusive(&parent.join(format!("{dir_name}.lock")))?;
-    if kernel.join(".complete").is_file() {
+    let marker = fs::read_to_string(kernel.join(".complete")).unwrap_or_default();
+    if marker.lines().next() == Some(LAYOUT) {
         return Ok((kernel, 0));
     }
     let t = Instant::now();
@@ -435,9 +441,11 @@ fn unpack_kernel(
     }
     unpack::mend(&scratch.join("headers"))?;
     unpack::extract_source(deb_of(&plan.source)?, &scratch.join("source"))?;
-    let manifest: String = plan
-        .all()
-        .map(|p| format!("{}={} {}\n", p.name, p.version, p.suite))
+    let manifest: String = std::iter::once(format!("{LAYOUT}\n"))
+        .chain(
+            plan.all()
+                .map(|p| format!("{}={} {}\n", p.name, p.version, p.suite)),
+        )
         .collect();
     fs::write(scratch.join(".complete"), manifest)
         .with_context(|| format!("cannot write {}", scratch.join(".complete").display()))?;

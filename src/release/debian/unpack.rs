@@ -118,47 +118,39 @@ pub fn mend(root: &Path) -> Result<usize> {
     Ok(mended)
 }
 
-/// Rewrites `include /usr/src/X/Makefile` in a headers dir's top Makefile to
-/// `include $(dir $(lastword $(MAKEFILE_LIST)))../X/Makefile`: make resolves a relative include
-/// against its cwd, not the Makefile, and `make -C` or `-f` may be used.
+/// The variable a mended Makefile defines first: the absolute dir of the Makefile itself, read
+/// while make parses its first line (later `$(MAKEFILE_LIST)` names other files).
+const HERE_VAR: &str = "klp_build_here";
+
+/// Rewrites the absolute `/usr/src/...` and `/usr/lib/...` paths of a headers dir's top Makefile
+/// to paths relative to the Makefile. Debian's 6.1 and 6.12 Makefile is one line, `include
+/// /usr/src/linux-headers-ABI-common/Makefile`; 7.2's adds
+/// `KBUILD_OUTPUT=/usr/src/linux-headers-R`, which the common Makefile checks with `realpath`
+/// ("specified kernel directory ... does not exist"). A path is rewritten only when it exists in
+/// the private root.
 fn mend_makefile(root: &Path, makefile: &Path) -> Result<usize> {
     let text = fs::read_to_string(makefile)
         .with_context(|| format!("cannot read {}", makefile.display()))?;
-    let mut n = 0;
-    let mut out = String::with_capacity(text.len() + 64);
-    let here = makefile.parent().unwrap_or(root);
-    for line in text.split_inclusive('\n') {
-        let body = line.trim_end_matches('\n');
-        let trimmed = body.trim_start();
-        let rewritten = ["include ", "-include ", "sinclude "]
-            .iter()
-            .find_map(|kw| {
-                let arg = trimmed.strip_prefix(kw)?.trim();
-                if !(arg.starts_with("/usr/src/") || arg.starts_with("/usr/lib/"))
-                    || arg.contains(char::is_whitespace)
-                {
-                    return None;
-                }
-                let inside = root.join(arg.trim_start_matches('/'));
-                let rel = relative(here, &inside, root);
-                Some(format!(
-                    "{kw}$(dir $(lastword $(MAKEFILE_LIST))){}",
-                    rel.display()
-                ))
-            });
-        match rewritten {
-            Some(r) => {
-                out.push_str(&r);
-                if line.ends_with('\n') {
-                    out.push('\n');
-                }
-                n += 1;
-            }
-            None => out.push_str(line),
-        }
+    if text.starts_with(HERE_VAR) {
+        return Ok(0);
     }
+    let here = makefile.parent().unwrap_or(root);
+    let re = regex::Regex::new(r"/usr/(?:src|lib)/[A-Za-z0-9._+~/-]+").context("path pattern")?;
+    let mut n = 0;
+    let out = re.replace_all(&text, |c: &regex::Captures| {
+        let path = &c[0];
+        let inside = root.join(path.trim_start_matches('/'));
+        if fs::symlink_metadata(&inside).is_ok() {
+            n += 1;
+            format!("$({HERE_VAR})/{}", relative(here, &inside, root).display())
+        } else {
+            path.to_string()
+        }
+    });
     if n > 0 {
-        fs::write(makefile, out).with_context(|| format!("cannot write {}", makefile.display()))?;
+        let mended = format!("{HERE_VAR} := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))\n{out}");
+        fs::write(makefile, mended)
+            .with_context(|| format!("cannot write {}", makefile.display()))?;
     }
     Ok(n)
 }
@@ -208,7 +200,7 @@ mod tests {
         fs::write(common.join("Makefile"), "all:\n").unwrap();
         fs::write(
             hdr.join("Makefile"),
-            "include /usr/src/linux-headers-6.1.0-57-common/Makefile\n",
+            "KBUILD_OUTPUT=/usr/src/linux-headers-6.1.0-57-amd64\ninclude /usr/src/linux-headers-6.1.0-57-common/Makefile\n",
         )
         .unwrap();
         std::os::unix::fs::symlink("/usr/lib/linux-kbuild-6.1/scripts", hdr.join("scripts"))
@@ -219,7 +211,7 @@ mod tests {
         )
         .unwrap();
         std::os::unix::fs::symlink("/nowhere", hdr.join("dangling")).unwrap();
-        assert_eq!(mend(root).unwrap(), 3);
+        assert_eq!(mend(root).unwrap(), 4);
         assert_eq!(
             fs::read_link(hdr.join("scripts")).unwrap(),
             Path::new("../../lib/linux-kbuild-6.1/scripts")
@@ -234,7 +226,7 @@ mod tests {
         );
         assert_eq!(
             fs::read_to_string(hdr.join("Makefile")).unwrap(),
-            "include $(dir $(lastword $(MAKEFILE_LIST)))../linux-headers-6.1.0-57-common/Makefile\n"
+            "klp_build_here := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))\nKBUILD_OUTPUT=$(klp_build_here)/.\ninclude $(klp_build_here)/../linux-headers-6.1.0-57-common/Makefile\n"
         );
         // Idempotent.
         assert_eq!(mend(root).unwrap(), 0);
