@@ -25,7 +25,11 @@ pub struct BuildRoot {
 /// What a kernel build needs beside the compiler: kbuild's host tools (bison, flex, bc, libelf,
 /// libssl for sign-file and objtool), pahole for BTF, kmod and cpio, the compressors of
 /// Debian's modules (.ko.xz from 6.12 on), perl and python3 for scripts/.
+/// `gcc` because kbuild's host programs (fixdep, objtool) are built with `HOSTCC=gcc`, whatever
+/// the kernel's own compiler; ccache so a release's compiles can go through it.
 const BASE_PACKAGES: &[&str] = &[
+    "gcc",
+    "ccache",
     "make",
     "bc",
     "bison",
@@ -108,6 +112,7 @@ impl BuildRoot {
         suite: &str,
         compiler: &str,
         cc_text: &str,
+        extra: &[&str],
         mirrors: &Mirrors,
         log: &mut dyn FnMut(&str),
     ) -> Result<BuildRoot> {
@@ -118,6 +123,7 @@ impl BuildRoot {
         }
         let mut packages: Vec<String> = BASE_PACKAGES.iter().map(|s| s.to_string()).collect();
         packages.push(compiler_package(compiler));
+        packages.extend(extra.iter().map(|s| s.to_string()));
         packages.sort();
         packages.dedup();
         let base_suite = suite.strip_suffix("-security").unwrap_or(suite).to_string();

@@ -205,11 +205,20 @@ pub fn resolve(
         None
     } else {
         log(&format!("{kernel_release} was built with `{compiler}`, which this host lacks: using a {suite} build root"));
+        // A kernel with Rust (sid's 7.x) is configured with rustc, bindgen and the core
+        // library's source present; without them kconfig turns CONFIG_RUST off and the tree
+        // no longer matches the kernel.
+        let rust: &[&str] = if config_text.lines().any(|l| l.trim() == "CONFIG_RUST=y") {
+            &["rustc", "bindgen", "rust-src", "libclang-dev"]
+        } else {
+            &[]
+        };
         Some(BuildRoot::ensure(
             &base,
             &suite,
             &command,
             &compiler,
+            rust,
             apt.mirrors(),
             log,
         )?)
