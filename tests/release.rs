@@ -58,13 +58,21 @@ fn klp_with_cache(dir: &Path, cache: &Path, args: &[&str]) -> Output {
 
 /// Copies the named fixes into `dir/fixes/` and writes `dir/release.toml` with them (`id` ->
 /// patch file under testdata) and `targets` (TOML text), plus `extra` top-level lines.
-fn release_file(dir: &Path, version: &str, fixes: &[(&str, PathBuf)], extra: &str, targets: &str) -> PathBuf {
+fn release_file(
+    dir: &Path,
+    version: &str,
+    fixes: &[(&str, PathBuf)],
+    extra: &str,
+    targets: &str,
+) -> PathBuf {
     std::fs::create_dir_all(dir.join("fixes")).unwrap();
     let mut toml = format!("name = \"acme\"\nversion = \"{version}\"\n{extra}\n");
     for (id, patch) in fixes {
         let name = patch.file_name().unwrap().to_string_lossy().into_owned();
         std::fs::copy(patch, dir.join("fixes").join(&name)).unwrap();
-        toml.push_str(&format!("[[fix]]\nid = \"{id}\"\npatches = [\"fixes/{name}\"]\n"));
+        toml.push_str(&format!(
+            "[[fix]]\nid = \"{id}\"\npatches = [\"fixes/{name}\"]\n"
+        ));
     }
     toml.push_str(targets);
     let f = dir.join("release.toml");
@@ -73,11 +81,15 @@ fn release_file(dir: &Path, version: &str, fixes: &[(&str, PathBuf)], extra: &st
 }
 
 fn fix(name: &str) -> PathBuf {
-    root().join("testdata/patches/fixes").join(format!("{name}.patch"))
+    root()
+        .join("testdata/patches/fixes")
+        .join(format!("{name}.patch"))
 }
 
 fn release_fix(name: &str) -> PathBuf {
-    root().join("testdata/release/fixes").join(format!("{name}.patch"))
+    root()
+        .join("testdata/release/fixes")
+        .join(format!("{name}.patch"))
 }
 
 fn lab_target(lab: &support::Lab) -> String {
@@ -123,8 +135,14 @@ fn a_bad_release_file_is_refused_with_its_line_before_anything_runs() {
     assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("release.toml:5: fix \"A\": patch"), "{err}");
-    assert!(err.contains("release.toml:6: a debian target takes its inputs"), "{err}");
-    assert!(!d.join("out").exists(), "an output directory was made for a refused file");
+    assert!(
+        err.contains("release.toml:6: a debian target takes its inputs"),
+        "{err}"
+    );
+    assert!(
+        !d.join("out").exists(),
+        "an output directory was made for a refused file"
+    );
 
     let o = klp(&d, &["release", "scan", "missing.toml"]);
     assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
@@ -142,7 +160,18 @@ fn options_and_output_directories_are_checked_before_the_first_fetch() {
         "[[target]]\ndebian = \"6.1.0-57-amd64\"\n",
     );
     let f = f.to_str().unwrap();
-    let o = klp(&d, &["release", "build", f, "-o", "out", "--target", "7.0.0-1-amd64"]);
+    let o = klp(
+        &d,
+        &[
+            "release",
+            "build",
+            f,
+            "-o",
+            "out",
+            "--target",
+            "7.0.0-1-amd64",
+        ],
+    );
     assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("it has: 6.1.0-57-amd64"));
     let o = klp(&d, &["release", "build", f, "-o", "out", "-j", "0"]);
@@ -153,7 +182,10 @@ fn options_and_output_directories_are_checked_before_the_first_fetch() {
     let o = klp(&d, &["release", "build", f, "-o", "other"]);
     assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not empty and not a release's output"));
-    assert_eq!(std::fs::read_to_string(d.join("other/notes.txt")).unwrap(), "mine");
+    assert_eq!(
+        std::fs::read_to_string(d.join("other/notes.txt")).unwrap(),
+        "mine"
+    );
     // The release file's own directory (whose fixes/ it reads) is refused too.
     let o = klp(&d, &["release", "build", f, "-o", "."]);
     assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
@@ -170,26 +202,63 @@ fn plan_writes_one_job_per_target_for_each_ci_system() {
         "",
         "[[target]]\ndebian = \"6.1.0-57-amd64\"\n[[target]]\ndebian = \"6.12.118+deb13-amd64\"\n",
     );
-    let o = klp(&d, &["release", "plan", "release.toml", "--format", "json", "-o", "rel"]);
+    let o = klp(
+        &d,
+        &[
+            "release",
+            "plan",
+            "release.toml",
+            "--format",
+            "json",
+            "-o",
+            "rel",
+        ],
+    );
     assert!(o.status.success(), "{}", describe(&o));
     let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let jobs = plan["jobs"].as_array().unwrap();
     assert_eq!(jobs.len(), 2);
     assert_eq!(
         jobs[1]["command"],
-        serde_json::json!(["klp-build", "release", "build", "release.toml", "--target", "6.12.118+deb13-amd64", "-o", "part-6.12.118+deb13-amd64"])
+        serde_json::json!([
+            "klp-build",
+            "release",
+            "build",
+            "release.toml",
+            "--target",
+            "6.12.118+deb13-amd64",
+            "-o",
+            "part-6.12.118+deb13-amd64"
+        ])
     );
     assert_eq!(
         plan["collect"],
-        serde_json::json!(["klp-build", "release", "collect", "part-6.1.0-57-amd64", "part-6.12.118+deb13-amd64", "-o", "rel"])
+        serde_json::json!([
+            "klp-build",
+            "release",
+            "collect",
+            "part-6.1.0-57-amd64",
+            "part-6.12.118+deb13-amd64",
+            "-o",
+            "rel"
+        ])
     );
-    let o = klp(&d, &["release", "plan", "release.toml", "--format", "github"]);
+    let o = klp(
+        &d,
+        &["release", "plan", "release.toml", "--format", "github"],
+    );
     let gh: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(gh["include"][0]["target"], "6.1.0-57-amd64");
-    let o = klp(&d, &["release", "plan", "release.toml", "--format", "gitlab"]);
+    let o = klp(
+        &d,
+        &["release", "plan", "release.toml", "--format", "gitlab"],
+    );
     let gl = String::from_utf8_lossy(&o.stdout);
     assert!(gl.contains("parallel:\n    matrix:\n      - TARGET:\n          - \"6.1.0-57-amd64\"\n          - \"6.12.118+deb13-amd64\""), "{gl}");
-    assert!(gl.contains("klp-build release collect part-* -o \"release\""), "{gl}");
+    assert!(
+        gl.contains("klp-build release collect part-* -o \"release\""),
+        "{gl}"
+    );
 }
 
 // ---- on the lab's 6.1 tree ----
@@ -212,9 +281,15 @@ fn first_release() -> Option<&'static (PathBuf, Output)> {
                     ("CVE-2026-1005", release_fix("exar-wdt")),
                 ],
                 "",
-                &format!("{}[[target]]\ndebian = \"6.1.0-999-amd64\"\n", lab_target(lab)),
+                &format!(
+                    "{}[[target]]\ndebian = \"6.1.0-999-amd64\"\n",
+                    lab_target(lab)
+                ),
             );
-            let o = klp(&d, &["release", "build", "release.toml", "-o", "out", "-j", "2"]);
+            let o = klp(
+                &d,
+                &["release", "build", "release.toml", "-o", "out", "-j", "2"],
+            );
             Some((d.join("out"), o))
         })
         .as_ref()
@@ -222,7 +297,8 @@ fn first_release() -> Option<&'static (PathBuf, Output)> {
 
 #[test]
 fn a_release_builds_every_target_and_its_module_works_in_qemu() {
-    let Some(lab) = support::lab("a_release_builds_every_target_and_its_module_works_in_qemu") else {
+    let Some(lab) = support::lab("a_release_builds_every_target_and_its_module_works_in_qemu")
+    else {
         return;
     };
     let (out, o) = first_release().unwrap();
@@ -233,7 +309,10 @@ fn a_release_builds_every_target_and_its_module_works_in_qemu() {
     let unknown = target(&idx, "6.1.0-999-amd64");
     assert_eq!(unknown["status"], "unavailable", "{unknown:#}");
     let why = unknown["reason"].as_str().unwrap();
-    assert!(why.contains("bookworm-security") && why.contains("sid"), "{why}");
+    assert!(
+        why.contains("bookworm-security") && why.contains("sid"),
+        "{why}"
+    );
     let t = target(&idx, "lab");
     assert_eq!(t["status"], "built", "{t:#}");
     assert_eq!(t["kernel_release"], lab.release.as_str());
@@ -254,10 +333,16 @@ fn a_release_builds_every_target_and_its_module_works_in_qemu() {
         "livepatch-acme-2026_12_1.ko",
         "the module is named by the release's name and version"
     );
-    assert_eq!(support::tree::sha256(&module), t["sha256"].as_str().unwrap());
+    assert_eq!(
+        support::tree::sha256(&module),
+        t["sha256"].as_str().unwrap()
+    );
     assert!(out.join(&lab.release).join("report.json").is_file());
     // The manifest names the fixes by their release ids.
-    let i = klp(out, &["inspect", module.to_str().unwrap(), "--report", "json"]);
+    let i = klp(
+        out,
+        &["inspect", module.to_str().unwrap(), "--report", "json"],
+    );
     let m: serde_json::Value = serde_json::from_slice(&i.stdout).unwrap();
     let names: Vec<&str> = m["manifest"]["fixes"]
         .as_array()
@@ -274,13 +359,24 @@ fn a_release_builds_every_target_and_its_module_works_in_qemu() {
             .replace("@MODULE@", "livepatch-acme-2026_12_1");
     let binfmt = lab.modules.join("kernel/fs/binfmt_misc.ko");
     let boot = support::boot(lab, "release-lab", &[&module, &binfmt], &script).expect("boot");
-    assert!(boot.passed, "the guest check failed ({}):\n{}", boot.log_file.display(), boot.log);
-    assert!(boot.log.contains("E2E-STEP: release: three fixes"), "{}", boot.log);
+    assert!(
+        boot.passed,
+        "the guest check failed ({}):\n{}",
+        boot.log_file.display(),
+        boot.log
+    );
+    assert!(
+        boot.log.contains("E2E-STEP: release: three fixes"),
+        "{}",
+        boot.log
+    );
 }
 
 #[test]
 fn the_next_release_is_checked_against_the_first_and_compiles_only_what_changed() {
-    let Some(lab) = support::lab("the_next_release_is_checked_against_the_first_and_compiles_only_what_changed") else {
+    let Some(lab) = support::lab(
+        "the_next_release_is_checked_against_the_first_and_compiles_only_what_changed",
+    ) else {
         return;
     };
     let (first, _) = first_release().unwrap();
@@ -321,11 +417,20 @@ fn the_next_release_is_checked_against_the_first_and_compiles_only_what_changed(
             .clone()
     };
     assert_eq!(change("CVE-2026-1001")["change"], "revised");
-    assert_eq!(change("CVE-2026-1001")["previous_sha256"][0].as_str().unwrap().len(), 64);
+    assert_eq!(
+        change("CVE-2026-1001")["previous_sha256"][0]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
     assert_eq!(change("CVE-2026-1002")["change"], "same");
     assert_eq!(change("CVE-2026-1004")["change"], "new");
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("fix CVE-2026-1001: revised (sha256 "), "{text}");
+    assert!(
+        text.contains("fix CVE-2026-1001: revised (sha256 "),
+        "{text}"
+    );
     let t = target(&idx, "lab");
     assert_eq!(
         t["previous"],
@@ -336,7 +441,10 @@ fn the_next_release_is_checked_against_the_first_and_compiles_only_what_changed(
         &std::fs::read_to_string(d.join("out").join(&lab.release).join("report.json")).unwrap(),
     )
     .unwrap();
-    assert!(!report["check"].is_null(), "no --previous check in {report:#}");
+    assert!(
+        !report["check"].is_null(),
+        "no --previous check in {report:#}"
+    );
     // Only the revised and the new fix's files were compiled; the rest came from the cache.
     let stats: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(d.join("out").join(&lab.release).join("compiles.json"))
@@ -353,13 +461,19 @@ fn the_next_release_is_checked_against_the_first_and_compiles_only_what_changed(
     let mut sources = compiled.clone();
     sources.sort();
     sources.dedup();
-    assert_eq!(sources, ["fs/proc/softirqs.c", "fs/proc/version.c"], "{stats:#}");
+    assert_eq!(
+        sources,
+        ["fs/proc/softirqs.c", "fs/proc/version.c"],
+        "{stats:#}"
+    );
     assert!(stats["hits"].as_u64().unwrap() >= 5, "{stats:#}");
 }
 
 #[test]
 fn a_release_that_drops_a_fix_is_refused_before_building_unless_allowed() {
-    let Some(lab) = support::lab("a_release_that_drops_a_fix_is_refused_before_building_unless_allowed") else {
+    let Some(lab) =
+        support::lab("a_release_that_drops_a_fix_is_refused_before_building_unless_allowed")
+    else {
         return;
     };
     let (first, _) = first_release().unwrap();
@@ -375,10 +489,14 @@ fn a_release_that_drops_a_fix_is_refused_before_building_unless_allowed() {
     assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("drops fix(es) CVE-2026-1003") && err.contains("allow-drop = [\"CVE-2026-1003\"]"),
+        err.contains("drops fix(es) CVE-2026-1003")
+            && err.contains("allow-drop = [\"CVE-2026-1003\"]"),
         "{err}"
     );
-    assert!(!err.contains("building"), "it built before refusing:\n{err}");
+    assert!(
+        !err.contains("building"),
+        "it built before refusing:\n{err}"
+    );
     assert!(!d.join("out").exists());
 
     release_file(
@@ -392,7 +510,10 @@ fn a_release_that_drops_a_fix_is_refused_before_building_unless_allowed() {
     assert!(o.status.success(), "{}", describe(&o));
     let idx = index(&d.join("out"));
     assert_eq!(idx["dropped"], serde_json::json!(["CVE-2026-1003"]));
-    assert_eq!(target(&idx, "lab")["fixes"], serde_json::json!(["CVE-2026-1001", "CVE-2026-1002"]));
+    assert_eq!(
+        target(&idx, "lab")["fixes"],
+        serde_json::json!(["CVE-2026-1001", "CVE-2026-1002"])
+    );
 }
 
 #[test]
@@ -434,14 +555,24 @@ fn the_plans_jobs_built_apart_and_collected_equal_a_one_machine_build() {
     let plan = klp(&d, &["release", "plan", "release.toml", "-o", "collected"]);
     let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
     for job in plan["jobs"].as_array().unwrap() {
-        let argv: Vec<&str> = job["command"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+        let argv: Vec<&str> = job["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
         assert_eq!(argv[0], "klp-build");
         // Each job in its own process with its own cache, as on another machine.
         let own_cache = d.join(format!("cache-{}", job["target"].as_str().unwrap()));
         let o = klp_with_cache(&d, &own_cache, &argv[1..]);
         assert!(o.status.success(), "{}", describe(&o));
     }
-    let collect: Vec<&str> = plan["collect"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let collect: Vec<&str> = plan["collect"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
     let o = klp(&d, &collect[1..]);
     assert!(o.status.success(), "{}", describe(&o));
     same_release(&d.join("one"), &d.join("collected"));
@@ -456,7 +587,11 @@ fn the_plans_jobs_built_apart_and_collected_equal_a_one_machine_build() {
     std::fs::write(&ko, bytes).unwrap();
     let o = klp(&d, &collect[1..]);
     assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("sha256 differs"), "{}", describe(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("sha256 differs"),
+        "{}",
+        describe(&o)
+    );
     // So is a missing part.
     let o = klp(&d, &["release", "collect", "part-lab", "-o", "partial"]);
     assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
@@ -465,7 +600,9 @@ fn the_plans_jobs_built_apart_and_collected_equal_a_one_machine_build() {
 
 #[test]
 fn fixes_already_in_the_kernel_or_in_code_it_does_not_build_give_no_module() {
-    let Some(lab) = support::lab("fixes_already_in_the_kernel_or_in_code_it_does_not_build_give_no_module") else {
+    let Some(lab) =
+        support::lab("fixes_already_in_the_kernel_or_in_code_it_does_not_build_give_no_module")
+    else {
         return;
     };
     let d = scratch("nothing");
@@ -482,7 +619,13 @@ fn fixes_already_in_the_kernel_or_in_code_it_does_not_build_give_no_module() {
     assert_eq!(t["status"], "already-fixed", "{t:#}");
     assert!(t["module"].is_null());
 
-    release_file(&d, "1", &[("WDT-1", release_fix("exar-wdt"))], "", &lab_target(lab));
+    release_file(
+        &d,
+        "1",
+        &[("WDT-1", release_fix("exar-wdt"))],
+        "",
+        &lab_target(lab),
+    );
     let o = klp(&d, &["release", "scan", "release.toml"]);
     assert!(o.status.success(), "{}", describe(&o));
     let text = String::from_utf8_lossy(&o.stdout);
@@ -494,19 +637,35 @@ fn fixes_already_in_the_kernel_or_in_code_it_does_not_build_give_no_module() {
     assert!(o.status.success(), "{}", describe(&o));
     let t = target(&index(&d.join("wdt")), "lab").clone();
     assert_eq!(t["status"], "not-affected", "{t:#}");
-    assert!(!d.join("wdt").join(&lab.release).join("build.log").exists(), "it ran a build");
+    assert!(
+        !d.join("wdt").join(&lab.release).join("build.log").exists(),
+        "it ran a build"
+    );
 }
 
 /// Same index.json and same module bytes in two release directories.
 fn same_release(a: &Path, b: &Path) {
     let ia = std::fs::read(a.join("index.json")).unwrap();
     let ib = std::fs::read(b.join("index.json")).unwrap();
-    assert!(ia == ib, "index.json differs:\n{}\n{}", String::from_utf8_lossy(&ia), String::from_utf8_lossy(&ib));
+    assert!(
+        ia == ib,
+        "index.json differs:\n{}\n{}",
+        String::from_utf8_lossy(&ia),
+        String::from_utf8_lossy(&ib)
+    );
     let idx = index(a);
     for t in idx["targets"].as_array().unwrap() {
         if let Some(m) = t["module"].as_str() {
-            let (x, y) = (std::fs::read(a.join(m)).unwrap(), std::fs::read(b.join(m)).unwrap());
-            assert!(x == y, "{m} differs between {} and {}", a.display(), b.display());
+            let (x, y) = (
+                std::fs::read(a.join(m)).unwrap(),
+                std::fs::read(b.join(m)).unwrap(),
+            );
+            assert!(
+                x == y,
+                "{m} differs between {} and {}",
+                a.display(),
+                b.display()
+            );
         }
     }
 }

@@ -269,6 +269,10 @@ fn make(kbuild_dir: &Path, dir: &Path, jobs: usize, make_vars: &[String]) -> any
         .arg(format!("M={}", dir.display()))
         .arg(format!("-j{}", jobs.max(1)))
         .args(make_vars)
+        .arg(format!(
+            "KCFLAGS={}",
+            prefix_maps(kbuild_dir, dir).join(" ")
+        ))
         .arg("modules");
     // One file for both streams keeps modpost's error next to the step that printed it.
     cmd.stdout(
@@ -312,6 +316,22 @@ fn make(kbuild_dir: &Path, dir: &Path, jobs: usize, make_vars: &[String]) -> any
         dir.display(),
         log_path.display()
     )
+}
+
+/// `-ffile-prefix-map` flags that take the build's own paths out of the module (its debug info
+/// names every source file): the module's build dir becomes `.`, and a kbuild dir unpacked under
+/// a private root (`<root>/usr/src/linux-headers-R`, as a release unpacks Debian's headers)
+/// becomes the `/usr/src/...` it is on the target. So the same fixes give the same module bytes
+/// from any work dir or cache: a release's CI jobs on separate machines agree with one machine.
+fn prefix_maps(kbuild_dir: &Path, dir: &Path) -> Vec<String> {
+    let mut maps = vec![format!("-ffile-prefix-map={}=.", dir.display())];
+    if let Ok(k) = kbuild_dir.canonicalize() {
+        let k = k.to_string_lossy().into_owned();
+        if let Some(at) = k.find("/usr/src/").filter(|at| *at > 0) {
+            maps.push(format!("-ffile-prefix-map={}/usr/src/=/usr/src/", &k[..at]));
+        }
+    }
+    maps
 }
 
 /// objtool's warnings at the module link are errors: kbuild goes on after them, but each is a

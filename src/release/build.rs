@@ -584,6 +584,17 @@ fn one_target(
         make_jobs,
         prev_module,
     )?;
+    // Two releases building the same module for the same kernel (two CI jobs on one machine)
+    // take turns on its work dir instead of one failing on the other's lock.
+    let work = work_dir(release, &inputs, cache);
+    if let Some(parent) = work.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let _turn = super::lock::Lock::exclusive(&work.with_file_name(format!(
+        "{}.lock",
+        work.file_name().unwrap_or_default().to_string_lossy()
+    )))?;
     let stats_log = dir.join(".compiler-launcher.log");
     let launcher = match ctx.launcher {
         Some(l)
@@ -592,8 +603,13 @@ fn one_target(
                 .as_ref()
                 .is_none_or(|r| r.dir.join("usr/bin").join(&l.program).exists()) =>
         {
-            let cc = compiler_of(&inputs.config)?;
-            let wrapper = l.wrapper_dir(cache, &cc)?;
+            let mut names = vec![compiler_of(&inputs.config)?];
+            if let Some(cc) = crate::kernel::compiler::recorded_vars(&inputs.source).get("CC") {
+                if !cc.is_empty() && !cc.contains(['/', ' ', '\'', '"']) {
+                    names.push(cc.clone());
+                }
+            }
+            let wrapper = l.wrapper_dir(cache, &names)?;
             cmd.envs(l.env(cache, &wrapper, &stats_log));
             Some(l)
         }
@@ -740,6 +756,20 @@ fn first_lines(lines: &[String], fallback: &str) -> String {
     }
 }
 
+/// The work dir of a target's build: one per release module and kernel, so the next build of the
+/// same release reuses its files; the build of two processes waits on its lock (see
+/// [`one_target`]).
+fn work_dir(release: &Release, inputs: &Inputs, cache: &Path) -> PathBuf {
+    cache.join("work").join(format!(
+        "{}-{}",
+        release.module,
+        inputs
+            .kernel_release
+            .clone()
+            .unwrap_or_else(|| index::sha256_hex(inputs.source.to_string_lossy().as_bytes()))
+    ))
+}
+
 /// The child `klp-build` that builds one target, inside its build root when it has one.
 fn child_command(
     release: &Release,
@@ -775,14 +805,7 @@ fn child_command(
         }
         diffs.push(file);
     }
-    let work = cache.join("work").join(format!(
-        "{}-{}",
-        release.module,
-        inputs
-            .kernel_release
-            .clone()
-            .unwrap_or_else(|| index::sha256_hex(inputs.source.to_string_lossy().as_bytes()))
-    ));
+    let work = work_dir(release, inputs, cache);
     let mut args: Vec<std::ffi::OsString> = Vec::new();
     for d in &diffs {
         args.push("--diff".into());

@@ -53,16 +53,28 @@ impl Launcher {
         }
     }
 
-    /// The directory of the wrapper for compiler `cc` (a program name, as the config's
-    /// `CONFIG_CC_VERSION_TEXT` names it), made under `cache` once.
-    pub fn wrapper_dir(&self, cache: &Path, cc: &str) -> anyhow::Result<PathBuf> {
-        let name = Path::new(&self.program)
+    /// The directory of the wrappers for the compilers `names` (program names: the one the
+    /// config's `CONFIG_CC_VERSION_TEXT` names, and the `CC` a prepared tree recorded, which
+    /// kbuild runs and which may be plain `gcc`), made under `cache` once.
+    pub fn wrapper_dir(&self, cache: &Path, names: &[String]) -> anyhow::Result<PathBuf> {
+        let launcher = Path::new(&self.program)
             .file_name()
             .map_or_else(|| "launcher".into(), |n| n.to_string_lossy().into_owned());
-        let dir = cache.join("launcher").join(name).join(cc);
+        let mut names: Vec<&String> = names.iter().collect();
+        names.sort();
+        names.dedup();
+        let key: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+        let dir = cache.join("launcher").join(launcher).join(key.join("+"));
+        for cc in names {
+            self.write_wrapper(&dir, cc)?;
+        }
+        Ok(dir)
+    }
+
+    fn write_wrapper(&self, dir: &Path, cc: &str) -> anyhow::Result<()> {
         let script = dir.join(cc);
-        // The wrapper takes itself off PATH before the launcher looks the compiler up, or
-        // ccache would find the wrapper again and recurse.
+        // The wrapper takes its directory off PATH before the launcher looks the compiler up,
+        // or ccache would find the wrapper again and recurse.
         let text = format!(
             "#!/bin/sh\n# klp-build: run {cc} through {launcher} (see src/release/launcher.rs).\n\
              PATH=$(printf '%s' \"$PATH\" | sed 's|^{dir}:||')\nexport PATH\nexec {launcher} {cc} \"$@\"\n",
@@ -70,7 +82,7 @@ impl Launcher {
             dir = dir.display()
         );
         if std::fs::read_to_string(&script).ok().as_deref() != Some(text.as_str()) {
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             let tmp = dir.join(format!(".{cc}.{}", std::process::id()));
             std::fs::write(&tmp, &text).with_context(|| format!("writing {}", tmp.display()))?;
             use std::os::unix::fs::PermissionsExt;
@@ -79,7 +91,7 @@ impl Launcher {
             std::fs::rename(&tmp, &script)
                 .with_context(|| format!("writing {}", script.display()))?;
         }
-        Ok(dir)
+        Ok(())
     }
 
     /// The environment of a target's build: the wrapper first on `PATH`, and for ccache its

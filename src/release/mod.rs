@@ -12,6 +12,7 @@ pub mod ci;
 pub mod debian;
 pub mod index;
 pub mod launcher;
+pub mod lock;
 pub mod progress;
 pub mod scan;
 pub mod spec;

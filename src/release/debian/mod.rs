@@ -602,38 +602,7 @@ pub fn package_versions(
 
 /// An flock(2) on a file, released when dropped (also when the process dies, so an interrupted
 /// run never leaves a stale lock).
-pub(crate) mod lock {
-    use anyhow::{Context, Result};
-    use std::fs::{File, OpenOptions};
-    use std::os::unix::io::AsRawFd;
-    use std::path::Path;
-
-    pub struct Lock {
-        _file: File,
-    }
-
-    impl Lock {
-        pub fn exclusive(path: &Path) -> Result<Lock> {
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(path)
-                .with_context(|| format!("cannot open the lock file {}", path.display()))?;
-            loop {
-                // SAFETY: flock on a descriptor this function owns.
-                let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-                if rc == 0 {
-                    return Ok(Lock { _file: file });
-                }
-                let err = std::io::Error::last_os_error();
-                if err.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(err).with_context(|| format!("cannot lock {}", path.display()));
-                }
-            }
-        }
-    }
-}
+pub(crate) use crate::release::lock;
 
 #[cfg(test)]
 mod tests {
