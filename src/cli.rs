@@ -201,6 +201,23 @@ pub enum ReleaseCommand {
     Plan(ReleasePlanArgs),
     /// Merge the parts built by the plan's jobs into one release directory.
     Collect(ReleaseCollectArgs),
+    /// List the Debian kernel releases the archive has, for `debian = ...` targets.
+    Kernels(ReleaseKernelsArgs),
+}
+
+/// `klp-build release kernels`.
+#[derive(Debug, Args)]
+pub struct ReleaseKernelsArgs {
+    /// A suite to search; repeatable (default: bookworm, bookworm-security, trixie,
+    /// trixie-security, sid).
+    #[arg(long = "suite", value_name = "SUITE")]
+    pub suites: Vec<String>,
+    /// The kernel flavour.
+    #[arg(long, default_value = "amd64")]
+    pub flavour: String,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t)]
+    pub report: ReportFormat,
 }
 
 /// `klp-build release build RELEASE.toml -o DIR`.

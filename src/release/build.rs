@@ -15,7 +15,7 @@ use std::sync::Mutex;
 
 use anyhow::{bail, Context};
 
-use super::index::{self, Index, IndexFix, IndexPatch, IndexTarget, ReleaseInfo};
+use super::index::{self, Index, IndexBackport, IndexFix, IndexPatch, IndexTarget, ReleaseInfo};
 use super::launcher::{CacheStats, Launcher};
 use super::progress::Lines;
 use super::scan::{self, FixStatus, ScannedFix};
@@ -128,7 +128,8 @@ pub fn scan(args: &ReleaseScanArgs) -> anyhow::Result<u8> {
         let row = match target::resolve(t, &cache, &release.suites, &mut log) {
             Ok(inputs) => {
                 lines.say(i, "scanning");
-                let s = scan::scan(&inputs.source, &inputs.config, &release.fixes)
+                let fixes = fixes_for(&release, &inputs, t.key());
+                let s = scan::scan(&inputs.source, &inputs.config, &fixes)
                     .with_context(|| format!("target {}", t.key()))?;
                 let status = target_status(&s);
                 lines.finish(i, status.0);
@@ -285,26 +286,44 @@ fn index_fixes(release: &Release, previous: Option<&Index>) -> anyhow::Result<Ve
     let dir = release.file.parent().unwrap_or(Path::new("/"));
     let mut out = Vec::new();
     for f in &release.fixes {
-        let mut patches = Vec::new();
-        for p in &f.patches {
-            let bytes =
-                std::fs::read(p).with_context(|| format!("fix {}: {}", f.id, p.display()))?;
-            patches.push(IndexPatch {
-                file: p
-                    .strip_prefix(dir)
-                    .unwrap_or(p)
-                    .to_string_lossy()
-                    .into_owned(),
-                sha256: index::sha256_hex(&bytes),
-            });
-        }
+        let indexed = |list: &[PathBuf]| -> anyhow::Result<Vec<IndexPatch>> {
+            list.iter()
+                .map(|p| {
+                    let bytes = std::fs::read(p)
+                        .with_context(|| format!("fix {}: {}", f.id, p.display()))?;
+                    Ok(IndexPatch {
+                        file: p
+                            .strip_prefix(dir)
+                            .unwrap_or(p)
+                            .to_string_lossy()
+                            .into_owned(),
+                        sha256: index::sha256_hex(&bytes),
+                    })
+                })
+                .collect()
+        };
+        let patches = indexed(&f.patches)?;
+        let backports = f
+            .backports
+            .iter()
+            .map(|b| {
+                Ok(IndexBackport {
+                    kernels: b.kernels.iter().map(|k| k.as_str().to_string()).collect(),
+                    patches: indexed(&b.patches)?,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let (change, previous_sha256) = match previous {
             None => (None, None),
             Some(prev) => match prev.fixes.iter().find(|p| p.id == f.id) {
                 None => (Some("new".to_string()), None),
                 Some(p) => {
-                    let old: Vec<String> = p.patches.iter().map(|x| x.sha256.clone()).collect();
-                    let new: Vec<String> = patches.iter().map(|x| x.sha256.clone()).collect();
+                    let old: Vec<String> = p.all_sha256();
+                    let new: Vec<String> = patches
+                        .iter()
+                        .chain(backports.iter().flat_map(|b| &b.patches))
+                        .map(|x| x.sha256.clone())
+                        .collect();
                     if old == new {
                         (Some("same".to_string()), None)
                     } else {
@@ -316,6 +335,7 @@ fn index_fixes(release: &Release, previous: Option<&Index>) -> anyhow::Result<Ve
         out.push(IndexFix {
             id: f.id.clone(),
             patches,
+            backports,
             change,
             previous_sha256,
         });
@@ -391,6 +411,7 @@ fn build_targets(
                 if interrupt::interrupted() {
                     break;
                 }
+                let started = std::time::Instant::now();
                 let r = one_target(
                     ctx,
                     t,
@@ -401,6 +422,10 @@ fn build_targets(
                         children: &children,
                     },
                 );
+                let r = r.map(|mut e| {
+                    e.seconds = started.elapsed().as_secs_f64();
+                    e
+                });
                 if let Ok(mut m) = results.lock() {
                     m.insert(i, r);
                 }
@@ -519,6 +544,8 @@ fn one_target(
         scan: vec![],
         previous: None,
         package_version: None,
+        downloaded: 0,
+        seconds: 0.0,
     };
     w.lines.say(w.i, "resolving inputs");
     let mut log = |m: &str| w.lines.say(w.i, m);
@@ -535,9 +562,24 @@ fn one_target(
         entry.kernel_release = r.clone();
     }
     entry.package_version = inputs.package_version.clone();
+    entry.downloaded = inputs.downloaded;
     w.lines.say(w.i, "scanning the fixes");
-    entry.scan = scan::scan(&inputs.source, &inputs.config, &release.fixes)
+    let fixes = fixes_for(release, &inputs, &key);
+    entry.scan = scan::scan(&inputs.source, &inputs.config, &fixes)
         .with_context(|| format!("target {key}"))?;
+    let release_dir = release.file.parent().unwrap_or(Path::new("/"));
+    for (s, f) in entry.scan.iter_mut().zip(&fixes) {
+        s.patches = f
+            .patches
+            .iter()
+            .map(|p| {
+                p.strip_prefix(release_dir)
+                    .unwrap_or(p)
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+    }
     let (status, reason) = target_status(&entry.scan);
     if status != "builds" {
         entry.status = status.into();
@@ -545,8 +587,7 @@ fn one_target(
         w.lines.finish(w.i, status);
         return Ok(entry);
     }
-    let applied: Vec<&super::spec::FixSpec> = release
-        .fixes
+    let applied: Vec<&super::spec::FixSpec> = fixes
         .iter()
         .zip(&entry.scan)
         .filter(|(_, s)| matches!(s.status, FixStatus::Applies { .. }))
@@ -742,6 +783,13 @@ fn built_release(report: &Path) -> Option<String> {
     spec::valid_kernel_release(r).then(|| r.to_string())
 }
 
+/// The release's fixes with the patches for this target: a backport's where one names its kernel
+/// release (or, for a tree whose release is not known, its name).
+fn fixes_for(release: &Release, inputs: &Inputs, key: &str) -> Vec<super::spec::FixSpec> {
+    let kernel = inputs.kernel_release.as_deref().unwrap_or(key);
+    release.fixes.iter().map(|f| f.for_kernel(kernel)).collect()
+}
+
 /// The error's first lines, or `fallback`, for `reason`.
 fn first_lines(lines: &[String], fallback: &str) -> String {
     let text: Vec<&str> = lines
@@ -931,8 +979,11 @@ fn summary(index: &Index, out: &Path) -> String {
             if c != "same" {
                 s.push_str(&format!("  fix {}: {c}", f.id));
                 if let Some(old) = &f.previous_sha256 {
-                    let new: Vec<&str> = f.patches.iter().map(|p| p.sha256.as_str()).collect();
-                    s.push_str(&format!(" (sha256 {} -> {})", old.join(","), new.join(",")));
+                    s.push_str(&format!(
+                        " (sha256 {} -> {})",
+                        old.join(","),
+                        f.all_sha256().join(",")
+                    ));
                 }
                 s.push('\n');
             }
@@ -941,8 +992,15 @@ fn summary(index: &Index, out: &Path) -> String {
     for d in &index.dropped {
         s.push_str(&format!("  fix {d}: dropped (allowed)\n"));
     }
+    let downloaded: u64 = index.targets.iter().map(|t| t.downloaded).sum();
+    if downloaded > 0 {
+        s.push_str(&format!("  downloaded {:.1} MB\n", downloaded as f64 / 1e6));
+    }
     for t in &index.targets {
-        s.push_str(&format!("{:<28} {:<14}", t.kernel_release, t.status));
+        s.push_str(&format!(
+            "{:<28} {:<14} {:>6.1}s",
+            t.kernel_release, t.status, t.seconds
+        ));
         match (&t.module, &t.reason) {
             (Some(m), _) => s.push_str(&format!(" {m} [{}]", t.fixes.join(", "))),
             (None, Some(r)) => s.push_str(&format!(" {}", r.lines().next().unwrap_or(""))),

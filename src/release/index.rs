@@ -63,10 +63,33 @@ pub struct IndexFix {
     pub id: String,
     /// Its patches, relative to the release file, with their sha256.
     pub patches: Vec<IndexPatch>,
+    /// Its backports: other patches for the kernels whose release matches.
+    #[serde(default)]
+    pub backports: Vec<IndexBackport>,
     /// Against the previous release: `new`, `same` or `revised`; absent without `previous`.
     pub change: Option<String>,
     /// For a revised fix, the previous release's sha256 of its patches.
     pub previous_sha256: Option<Vec<String>>,
+}
+
+/// A fix's patches for some kernels.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IndexBackport {
+    /// Glob patterns on the kernel release.
+    pub kernels: Vec<String>,
+    /// The patches.
+    pub patches: Vec<IndexPatch>,
+}
+
+impl IndexFix {
+    /// The sha256 of every patch of the fix, its own then its backports': a revision changes one.
+    pub fn all_sha256(&self) -> Vec<String> {
+        self.patches
+            .iter()
+            .chain(self.backports.iter().flat_map(|b| &b.patches))
+            .map(|p| p.sha256.clone())
+            .collect()
+    }
 }
 
 /// One patch file.
@@ -105,6 +128,12 @@ pub struct IndexTarget {
     pub previous: Option<String>,
     /// The Debian package version the inputs came from.
     pub package_version: Option<String>,
+    /// Bytes downloaded for this target by this run (not in the file: a warm run's differ).
+    #[serde(skip)]
+    pub downloaded: u64,
+    /// Wall time of this target in this run, seconds (not in the file either).
+    #[serde(skip)]
+    pub seconds: f64,
 }
 
 /// The statuses a target can have, in the order `release build`'s summary lists them.

@@ -29,7 +29,40 @@ pub fn run(args: &ReleaseArgs) -> anyhow::Result<u8> {
         ReleaseCommand::Scan(a) => build::scan(a),
         ReleaseCommand::Plan(a) => ci::plan(a),
         ReleaseCommand::Collect(a) => ci::collect(a),
+        ReleaseCommand::Kernels(a) => kernels(a),
     }
+}
+
+/// `klp-build release kernels`: the Debian kernel releases of the suites, one per line.
+fn kernels(args: &crate::cli::ReleaseKernelsArgs) -> anyhow::Result<u8> {
+    let suites: Vec<String> = if args.suites.is_empty() {
+        spec::DEFAULT_SUITES.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.suites.clone()
+    };
+    if args.flavour.is_empty()
+        || !args
+            .flavour
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        anyhow::bail!(
+            "--flavour {:?}: a Debian kernel flavour such as amd64, cloud-amd64 or rt-amd64",
+            args.flavour
+        );
+    }
+    let cache = cache_dir()?;
+    let mut log = |m: &str| eprintln!("klp-build: {m}");
+    let list = debian::available(&cache, &debian::Suites(suites), &args.flavour, &mut log)?;
+    let text = match args.report {
+        crate::cli::ReportFormat::Json => serde_json::to_string_pretty(&list)? + "\n",
+        crate::cli::ReportFormat::Text => list
+            .iter()
+            .map(|k| format!("{:<28} {:<24} {}\n", k.kernel_release, k.version, k.suite))
+            .collect(),
+    };
+    build::print_out(&text)?;
+    Ok(0)
 }
 
 /// The cache of fetched packages, unpacked trees, build roots and work dirs:

@@ -57,6 +57,9 @@ impl FixStatus {
 pub struct ScannedFix {
     /// The fix's id.
     pub id: String,
+    /// The patches tried on this kernel (a backport's where one matched).
+    #[serde(default)]
+    pub patches: Vec<String>,
     /// Its status there.
     #[serde(flatten)]
     pub status: FixStatus,
@@ -85,6 +88,7 @@ pub fn scan(source: &Path, config: &Path, fixes: &[FixSpec]) -> anyhow::Result<V
         if !refusals.is_empty() {
             out.push(ScannedFix {
                 id: fix.id.clone(),
+                patches: vec![],
                 status: FixStatus::Refused {
                     reason: refusals.join("; "),
                 },
@@ -121,6 +125,7 @@ pub fn scan(source: &Path, config: &Path, fixes: &[FixSpec]) -> anyhow::Result<V
         };
         out.push(ScannedFix {
             id: fix.id.clone(),
+            patches: vec![],
             status,
         });
     }
@@ -558,6 +563,7 @@ mod tests {
             FixSpec {
                 id: name.into(),
                 patches: vec![f],
+                backports: vec![],
             }
         };
         let fixes = [

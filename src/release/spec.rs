@@ -62,6 +62,45 @@ pub struct FixSpec {
     pub id: String,
     /// Its patches, absolute, in order.
     pub patches: Vec<PathBuf>,
+    /// `[[fix.backport]]`: other patches for the kernels whose release matches, first match
+    /// wins (a fix whose hunk does not apply to a newer kernel, rewritten for it).
+    pub backports: Vec<Backport>,
+}
+
+/// Patches of a fix for some kernels.
+#[derive(Debug, Clone)]
+pub struct Backport {
+    /// Glob patterns on the kernel release (`7.*`, `6.12.*+deb13-amd64`).
+    pub kernels: Vec<glob::Pattern>,
+    /// The patches, absolute, in order.
+    pub patches: Vec<PathBuf>,
+}
+
+impl FixSpec {
+    /// The patches for kernel `release` (or the target's name when its release is not known):
+    /// the first backport whose pattern matches, else `patches`.
+    pub fn patches_for(&self, release: &str) -> &[PathBuf] {
+        self.backports
+            .iter()
+            .find(|b| b.kernels.iter().any(|k| k.matches(release)))
+            .map_or(&self.patches, |b| &b.patches)
+    }
+
+    /// The fix as one kernel sees it: its patches for `release`, no backports.
+    pub fn for_kernel(&self, release: &str) -> FixSpec {
+        FixSpec {
+            id: self.id.clone(),
+            patches: self.patches_for(release).to_vec(),
+            backports: vec![],
+        }
+    }
+
+    /// Every patch of the fix: its own, then each backport's.
+    pub fn all_patches(&self) -> impl Iterator<Item = &PathBuf> {
+        self.patches
+            .iter()
+            .chain(self.backports.iter().flat_map(|b| b.patches.iter()))
+    }
 }
 
 /// One kernel to build for.
@@ -133,6 +172,15 @@ struct RawRelease {
 #[serde(deny_unknown_fields)]
 struct RawFix {
     id: Spanned<String>,
+    patches: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    backport: Vec<Spanned<RawBackport>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackport {
+    kernels: Spanned<Vec<Spanned<String>>>,
     patches: Spanned<Vec<Spanned<String>>>,
 }
 
@@ -349,32 +397,38 @@ pub fn parse(file: &Path, text: &str) -> anyhow::Result<Release> {
                 format!("id = {id:?} names a second fix; ids are unique in a release"),
             );
         }
-        if f.patches.get_ref().is_empty() {
-            l.error(
-                &f.patches.span(),
-                format!("fix {id:?}: patches = []: name its patch files"),
-            );
-        }
-        let mut patches = Vec::new();
-        for p in f.patches.get_ref() {
-            let path = dir.join(p.get_ref());
-            match std::fs::metadata(&path) {
-                Ok(m) if m.is_file() => patches.push(path),
-                Ok(_) => l.error(
-                    &p.span(),
-                    format!("fix {id:?}: {} is not a regular file", path.display()),
-                ),
-                Err(e) => l.error(
-                    &p.span(),
-                    format!(
-                        "fix {id:?}: patch {}: {e}; paths are relative to the release file",
-                        path.display()
-                    ),
-                ),
+        let patches = patch_list(&mut l, &dir, &id, &f.patches);
+        let mut backports = Vec::new();
+        for b in &f.backport {
+            let b = b.get_ref();
+            if b.kernels.get_ref().is_empty() {
+                l.error(
+                    &b.kernels.span(),
+                    format!("fix {id:?}: backport kernels = []: name the kernel releases it is for, e.g. [\"7.*\"]"),
+                );
             }
+            let mut kernels = Vec::new();
+            for k in b.kernels.get_ref() {
+                match glob::Pattern::new(k.get_ref()) {
+                    Ok(p) => kernels.push(p),
+                    Err(e) => l.error(
+                        &k.span(),
+                        format!(
+                            "fix {id:?}: backport kernels: {:?} is not a pattern ({e})",
+                            k.get_ref()
+                        ),
+                    ),
+                }
+            }
+            let patches = patch_list(&mut l, &dir, &id, &b.patches);
+            backports.push(Backport { kernels, patches });
         }
         let _ = f_span;
-        fixes.push(FixSpec { id, patches });
+        fixes.push(FixSpec {
+            id,
+            patches,
+            backports,
+        });
     }
     let mut allow_drop = Vec::new();
     for a in &raw.allow_drop {
@@ -529,6 +583,40 @@ pub fn parse(file: &Path, text: &str) -> anyhow::Result<Release> {
     })
 }
 
+/// A `patches = [...]` list of fix `id`, checked: each an existing regular file.
+fn patch_list(
+    l: &mut Located,
+    dir: &Path,
+    id: &str,
+    list: &Spanned<Vec<Spanned<String>>>,
+) -> Vec<PathBuf> {
+    if list.get_ref().is_empty() {
+        l.error(
+            &list.span(),
+            format!("fix {id:?}: patches = []: name its patch files"),
+        );
+    }
+    let mut patches = Vec::new();
+    for p in list.get_ref() {
+        let path = dir.join(p.get_ref());
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => patches.push(path),
+            Ok(_) => l.error(
+                &p.span(),
+                format!("fix {id:?}: {} is not a regular file", path.display()),
+            ),
+            Err(e) => l.error(
+                &p.span(),
+                format!(
+                    "fix {id:?}: patch {}: {e}; paths are relative to the release file",
+                    path.display()
+                ),
+            ),
+        }
+    }
+    patches
+}
+
 /// A fix id or target name: safe as a file name, a modinfo value and a JSON key.
 fn valid_id(s: &str) -> bool {
     !s.is_empty()
@@ -650,6 +738,49 @@ mod tests {
         ] {
             assert!(!valid_debian_release(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_backport_replaces_the_patches_for_the_kernels_it_names() {
+        let (d, f) = fixture();
+        std::fs::write(d.path().join("fixes/b.patch"), "y").unwrap();
+        let r = parse(
+            &f,
+            "name = \"a\"\nversion = \"1\"\n[[fix]]\nid = \"x\"\npatches = [\"fixes/a.patch\"]\n\
+             [[fix.backport]]\nkernels = [\"7.*\", \"6.12.*+deb13-amd64\"]\npatches = [\"fixes/b.patch\"]\n\
+             [[target]]\ndebian = \"6.1.0-1-amd64\"\n",
+        )
+        .unwrap();
+        let fix = &r.fixes[0];
+        assert_eq!(
+            fix.patches_for("6.1.0-57-amd64"),
+            [d.path().join("fixes/a.patch")]
+        );
+        assert_eq!(
+            fix.patches_for("7.2.13+deb14-amd64"),
+            [d.path().join("fixes/b.patch")]
+        );
+        assert_eq!(
+            fix.patches_for("6.12.118+deb13-amd64"),
+            [d.path().join("fixes/b.patch")]
+        );
+        assert_eq!(
+            fix.patches_for("6.12.117+deb12-amd64"),
+            [d.path().join("fixes/a.patch")]
+        );
+        assert_eq!(fix.all_patches().count(), 2);
+        let e = parse(
+            &f,
+            "name = \"a\"\nversion = \"1\"\n[[fix]]\nid = \"x\"\npatches = [\"fixes/a.patch\"]\n\
+             [[fix.backport]]\nkernels = [\"[\"]\npatches = []\n[[target]]\ndebian = \"6.1.0-1-amd64\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("release.toml:7: fix \"x\": backport kernels: \"[\" is not a pattern"),
+            "{e}"
+        );
+        assert!(e.contains("release.toml:8: fix \"x\": patches = []"), "{e}");
     }
 
     #[test]

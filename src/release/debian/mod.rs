@@ -600,6 +600,56 @@ pub fn package_versions(
     Ok(out)
 }
 
+/// One kernel the archive has: its release, package version and suite.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Available {
+    /// `uname -r`: `6.12.118+deb13-amd64`.
+    pub kernel_release: String,
+    /// The package version of its headers.
+    pub version: String,
+    /// The suite that has it.
+    pub suite: String,
+}
+
+/// Every kernel release of `flavour` (`amd64`, `cloud-amd64`, `rt-amd64`) the suites have: each
+/// `linux-headers-<release>` package, newest first within a series.
+pub fn available(
+    cache: &Path,
+    suites: &Suites,
+    flavour: &str,
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<Available>> {
+    let apt = Apt::open(&cache.join("debian").join("apt"), &suites.0, log)?;
+    let suffix = format!("-{flavour}");
+    let mut out = Vec::new();
+    for (suite, stanzas) in apt.index()? {
+        for s in &stanzas {
+            let Some(release) = s.package().strip_prefix("linux-headers-") else {
+                continue;
+            };
+            // `6.12.118+deb13-amd64` but not `6.12-amd64` (a metapackage) nor `...-cloud-amd64`.
+            let Some(base) = release.strip_suffix(&suffix) else {
+                continue;
+            };
+            let numeric = base.split(['-', '+']).next().unwrap_or("");
+            if numeric.split('.').count() < 3 && !base.contains('-') {
+                continue;
+            }
+            if base.ends_with("-cloud") || base.ends_with("-rt") || base.ends_with("-common") {
+                continue;
+            }
+            out.push(Available {
+                kernel_release: release.to_string(),
+                version: s.version().to_string(),
+                suite: suite.clone(),
+            });
+        }
+    }
+    out.sort_by(|a, b| compare_versions(&b.version, &a.version));
+    out.dedup_by(|a, b| a.kernel_release == b.kernel_release && a.version == b.version);
+    Ok(out)
+}
+
 /// An flock(2) on a file, released when dropped (also when the process dies, so an interrupted
 /// run never leaves a stale lock).
 pub(crate) use crate::release::lock;
