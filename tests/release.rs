@@ -677,3 +677,88 @@ fn copy_tree(from: &Path, to: &Path) {
         std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
     }
 }
+
+#[test]
+fn ctrl_c_during_a_release_restores_the_tree_and_leaves_no_partial_output() {
+    let Some(lab) = support::lab("ctrl_c_during_a_release_restores_the_tree_and_leaves_no_partial_output") else {
+        return;
+    };
+    let d = scratch("interrupt");
+    // A version of its own: its module, work dir and compiles are new, so the build is still
+    // compiling when the signal comes.
+    let version = format!("int.{}", std::process::id());
+    release_file(&d, &version, &[("CVE-2026-1002", fix("shadow-fork"))], "", &lab_target(lab));
+    let files = ["kernel/fork.c", "fs/proc/array.c", "kernel/fork.o", "fs/proc/array.o"];
+    let before = support::tree::snapshot(&lab.src, &files);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_klp-build"))
+        .args(["release", "build", "release.toml", "-o", "out", "--compiler-launcher", "none"])
+        .current_dir(&d)
+        .env("KLP_BUILD_CACHE", cache())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = d.join("out/.klp-build-partial/lab/build.log");
+    let start = std::time::Instant::now();
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("rebuild...") {
+        assert!(child.try_wait().unwrap().is_none(), "the release ended before its rebuild started");
+        assert!(start.elapsed().as_secs() < 600, "no rebuild in 10 minutes");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted by SIGINT"), "{err}");
+    assert!(!d.join("out").exists(), "the partial output is left: {}", d.join("out").display());
+    assert_eq!(support::tree::snapshot(&lab.src, &files), before, "the tree was not restored");
+    // The cache is consistent: the same release builds afterwards.
+    let o = klp(&d, &["release", "build", "release.toml", "-o", "out"]);
+    assert!(o.status.success(), "{}", describe(&o));
+}
+
+#[test]
+fn a_targets_compiles_go_through_a_distccd_on_localhost() {
+    let Some(lab) = support::lab("a_targets_compiles_go_through_a_distccd_on_localhost") else {
+        return;
+    };
+    if Command::new("distccd").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "distccd is missing under CI: apt-get install distcc");
+        eprintln!("SKIP a_targets_compiles_go_through_a_distccd_on_localhost: distccd is missing (apt-get install distcc)");
+        return;
+    }
+    let d = scratch("distcc");
+    let port = 36320 + (std::process::id() % 1000) as u16;
+    let server_log = d.join("distccd.log");
+    let mut server = Command::new("distccd")
+        .args(["--daemon", "--no-detach", "--listen", "127.0.0.1", "--allow", "127.0.0.1", "--jobs", "2"])
+        .args(["--port", &port.to_string(), "--log-level", "info", "--log-file"])
+        .arg(&server_log)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let version = format!("distcc.{}", std::process::id());
+    release_file(&d, &version, &[("CVE-2026-1001", fix("new-function"))], "", &lab_target(lab));
+    let o = Command::new(env!("CARGO_BIN_EXE_klp-build"))
+        .args(["release", "build", "release.toml", "-o", "out", "--compiler-launcher", "distcc"])
+        .current_dir(&d)
+        .env("KLP_BUILD_CACHE", cache())
+        .env("DISTCC_HOSTS", format!("127.0.0.1:{port}"))
+        .env("DISTCC_FALLBACK", "0")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(o.status.success(), "{}", describe(&o));
+    let served = std::fs::read_to_string(&server_log).unwrap_or_default();
+    let compiled: Vec<&str> = served.lines().filter(|l| l.contains("COMPILE_OK") && l.contains("fs/proc/version.c")).collect();
+    assert!(
+        compiled.len() >= 2,
+        "distccd did not compile fs/proc/version.c (original and patched):\n{served}"
+    );
+}
