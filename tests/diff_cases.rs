@@ -689,6 +689,7 @@ fn run_case_with(
         &golden_report(&d, directives),
     ));
     if let Some(out) = &out {
+        failures.extend(labels_through_function_symbols(out));
         // The output object must be writable and read back as an object.
         let tmp = tempfile::tempdir().expect("temp dir");
         let path = tmp.path().join(&object);
@@ -720,6 +721,45 @@ fn run_case_with(
         let _ = write!(msg, "output object symbols:\n{}", dump_out(out));
     }
     Some(msg)
+}
+
+/// Code relocations of the output object that reach a place inside a function through that
+/// function's symbol (`meminfo_show+0x2a`) rather than its section (`.text.meminfo_show+0x2a`),
+/// as the assembler writes a jump to a label. objtool (6.12's, at the module link of a kernel with
+/// IBT) takes any jump through a function symbol for a sibling call: the `jmp t_no` of a
+/// `static_cpu_has()` replacement in `.altinstr_replacement`, or a jump into a `.cold` part,
+/// written so, fails the module link with "sibling call from callable instruction with modified
+/// stack frame". A call or jump to a function's start keeps its symbol.
+fn labels_through_function_symbols(out: &OutObject) -> Vec<String> {
+    use klp_build::diff::reloc_target::{addend_bias, is_pc_relative, InsnEnds};
+    use klp_build::elf::Content;
+    let o = &out.elf;
+    let mut bad = Vec::new();
+    for (_, s) in o.live_sections() {
+        let Content::Relocs { target, relocs } = &s.content else {
+            continue;
+        };
+        let code = o.section(*target);
+        if !code.is_text() {
+            continue;
+        }
+        let ends = InsnEnds::decode(o.data(*target), 0);
+        for r in relocs {
+            let sym = o.symbol(r.sym);
+            if !sym.is_func() || sym.is_undef() || !is_pc_relative(r.r_type) {
+                continue;
+            }
+            let dest = r.r_addend + addend_bias(o, *target, r, Some(&ends));
+            if dest != 0 {
+                bad.push(format!(
+                    "{}+{:#x} reaches {}{dest:+#x} through the function's symbol; objtool reads a \
+                     jump so as a sibling call: it must name the section, as the assembler does",
+                    code.name, r.r_offset, sym.name
+                ));
+            }
+        }
+    }
+    bad
 }
 
 /// The number of entries of special section `name` in the output object; 0 when it has none.

@@ -1,11 +1,17 @@
-//! Fixes written the way livepatch authors write them, against Debian's own 6.1 source
-//! (`testdata/patches/fixes/<name>.patch`), each built by klp-build into its own module against
-//! the lab's headers and kallsyms. Fixes that work are loaded one after another in as few QEMU
+//! Fixes written the way livepatch authors write them, against Debian's own 6.1 and 6.12 sources
+//! (`testdata/patches/fixes/<name>.patch`, or `testdata/patches/<series>/fixes/<name>.patch` where
+//! the fix does not apply to that series' source as it is), each built by klp-build into its own
+//! module against the lab's headers, kallsyms and module tree. Every boot test runs on both
+//! series: `<test>` on 6.1, `<test>_6_12` on 6.12, whose kbuild runs objtool on the whole module
+//! at its link (IBT), so each fix's output object must also read to objtool the way the kernel's
+//! own objects do. Fixes that work are loaded one after another in as few QEMU
 //! boots of Debian's vmlinuz as is sound (they patch different functions, so they cannot
 //! interfere): each guest script (`testdata/e2e/fixes/<name>.sh`) loads its module, checks the
 //! behaviour and that the transition finished, disables it, checks the kernel's own behaviour is
-//! back and unloads it. The patched functions must match `testdata/e2e/fixes/<name>.functions`
-//! (regenerate with `KLP_BLESS=1`). Fixes that must be refused are checked for their exit code and
+//! back and unloads it (`testdata/e2e/<series>/fixes/<name>.sh` where that series needs its own).
+//! The patched functions must match `testdata/e2e/fixes/<name>.functions`, or
+//! `testdata/e2e/<series>/fixes/<name>.functions` where that kernel's differ (regenerate with
+//! `KLP_BLESS=1`). Fixes that must be refused are checked for their exit code and
 //! message without QEMU. Fixes written for kpatch-build's and the kernel's own headers are in
 //! `tests/e2e_author_headers.rs`.
 
@@ -39,29 +45,40 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn out_dir() -> PathBuf {
+fn out_dir(lab: &support::Lab) -> PathBuf {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let dir = tmp.parent().unwrap_or(tmp).join("klp-e2e-fixes");
+    let dir = tmp
+        .parent()
+        .unwrap_or(tmp)
+        .join("klp-e2e-fixes")
+        .join(&lab.series);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
-fn patch(fix: &Fix) -> PathBuf {
-    root()
-        .join("testdata/patches/fixes")
-        .join(format!("{}.patch", fix.name))
+/// `dir/<series>/fixes/<file>` when the lab's series has its own, else `dir/fixes/<file>`.
+fn series_file(lab: &support::Lab, dir: &str, file: &str) -> PathBuf {
+    let variant = root().join(dir).join(&lab.series).join("fixes").join(file);
+    if lab.series != support::lab::DEFAULT_SERIES && variant.is_file() {
+        return variant;
+    }
+    root().join(dir).join("fixes").join(file)
+}
+
+fn patch(lab: &support::Lab, fix: &Fix) -> PathBuf {
+    series_file(lab, "testdata/patches", &format!("{}.patch", fix.name))
 }
 
 /// Runs klp-build on one fix: (exit code, stdout, stderr, module path).
 fn klp_build(lab: &support::Lab, fix: &Fix) -> (Option<i32>, String, String, PathBuf) {
-    let out = out_dir();
+    let out = out_dir(lab);
     let ko = out.join(format!("{}.ko", fix.module()));
     let work = out.join(format!("work-{}", fix.name));
     let _ = std::fs::remove_file(&ko);
     let res = Command::new(env!("CARGO_BIN_EXE_klp-build"))
         .args(support::inputs::klp_build_args(
             lab,
-            &patch(fix),
+            &patch(lab, fix),
             &work,
             &ko,
         ))
@@ -100,12 +117,27 @@ fn functions(report: &serde_json::Value) -> String {
     v.join("\n") + "\n"
 }
 
-fn check_golden(fix: &Fix, got: &str) {
-    let path = root()
-        .join("testdata/e2e/fixes")
-        .join(format!("{}.functions", fix.name));
+fn check_golden(lab: &support::Lab, fix: &Fix, got: &str) {
+    let file = format!("{}.functions", fix.name);
+    let path = series_file(lab, "testdata/e2e", &file);
     if std::env::var_os("KLP_BLESS").is_some() {
-        std::fs::write(&path, got).unwrap();
+        let base = root().join("testdata/e2e/fixes").join(&file);
+        if lab.series == support::lab::DEFAULT_SERIES {
+            std::fs::write(&base, got).unwrap();
+        } else {
+            // A series keeps its own list only where it differs from the default one.
+            let variant = root()
+                .join("testdata/e2e")
+                .join(&lab.series)
+                .join("fixes")
+                .join(&file);
+            if std::fs::read_to_string(&base).is_ok_and(|b| b == got) {
+                let _ = std::fs::remove_file(&variant);
+            } else {
+                std::fs::create_dir_all(variant.parent().unwrap()).unwrap();
+                std::fs::write(&variant, got).unwrap();
+            }
+        }
         return;
     }
     let want = std::fs::read_to_string(&path).unwrap_or_default();
@@ -132,7 +164,7 @@ fn build_all(lab: &support::Lab, fixes: &[Fix]) -> Vec<(Fix, PathBuf)> {
                     fix.name
                 );
                 let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
-                check_golden(fix, &functions(&report));
+                check_golden(lab, fix, &functions(&report));
                 let modinfo = Command::new("modinfo").arg(&ko).output().expect("modinfo");
                 let modinfo = String::from_utf8_lossy(&modinfo.stdout);
                 assert!(
@@ -185,11 +217,11 @@ fn boot_all(lab: &support::Lab, name: &str, built: &[(Fix, PathBuf)], extra: &[&
     }
     let mut script = std::fs::read_to_string(root().join("testdata/e2e/lib.sh")).unwrap();
     for (fix, _) in built {
-        let body = std::fs::read_to_string(
-            root()
-                .join("testdata/e2e/fixes")
-                .join(format!("{}.sh", fix.name)),
-        )
+        let body = std::fs::read_to_string(series_file(
+            lab,
+            "testdata/e2e",
+            &format!("{}.sh", fix.name),
+        ))
         .unwrap();
         script.push('\n');
         script.push_str(&body);
@@ -275,25 +307,49 @@ const ONE_BOOT: &[Fix] = &[
     },
 ];
 
-#[test]
-fn fixes_load_work_and_restore_in_one_boot() {
-    let Some(lab) = support::lab("fixes_load_work_and_restore_in_one_boot") else {
+/// Builds every fix of [`ONE_BOOT`] for `series` and loads them in one boot.
+fn one_boot(test: &str, series: &str) {
+    let Some(lab) = support::lab_series(test, series) else {
         return;
     };
+    let started = std::time::Instant::now();
     let built = build_all(lab, ONE_BOOT);
     let extra: &[&str] = if built.iter().any(|(f, _)| f.name == "module-cold") {
+        // Debian's 6.1 and 6.12 both build binfmt_misc as a module (the lab's are uncompressed).
         &["kernel/fs/binfmt_misc.ko"]
     } else {
         &[]
     };
-    boot_all(lab, "fixes-one-boot", &built, extra, false);
+    let builds = started.elapsed();
+    boot_all(
+        lab,
+        &format!("fixes-one-boot-{series}"),
+        &built,
+        extra,
+        false,
+    );
+    eprintln!(
+        "{test}: {} fixes built in {:.0?}, booted in {:.0?}",
+        built.len(),
+        builds,
+        started.elapsed() - builds
+    );
+}
+
+#[test]
+fn fixes_load_work_and_restore_in_one_boot() {
+    one_boot("fixes_load_work_and_restore_in_one_boot", "6.1");
+}
+
+#[test]
+fn fixes_load_work_and_restore_in_one_boot_6_12() {
+    one_boot("fixes_load_work_and_restore_in_one_boot_6_12", "6.12");
 }
 
 /// WARN_ON prints a stack trace on purpose: its own boot, so the other fixes are still checked
 /// for traces.
-#[test]
-fn warn_on_and_bug_on_fix_warns_in_its_own_boot() {
-    let Some(lab) = support::lab("warn_on_and_bug_on_fix_warns_in_its_own_boot") else {
+fn warn_bug_boot(test: &str, series: &str) {
+    let Some(lab) = support::lab_series(test, series) else {
         return;
     };
     let built = build_all(
@@ -303,7 +359,17 @@ fn warn_on_and_bug_on_fix_warns_in_its_own_boot() {
             expect: Expect::Works,
         }],
     );
-    boot_all(lab, "fixes-warn-bug", &built, &[], true);
+    boot_all(lab, &format!("fixes-warn-bug-{series}"), &built, &[], true);
+}
+
+#[test]
+fn warn_on_and_bug_on_fix_warns_in_its_own_boot() {
+    warn_bug_boot("warn_on_and_bug_on_fix_warns_in_its_own_boot", "6.1");
+}
+
+#[test]
+fn warn_on_and_bug_on_fix_warns_in_its_own_boot_6_12() {
+    warn_bug_boot("warn_on_and_bug_on_fix_warns_in_its_own_boot_6_12", "6.12");
 }
 
 #[test]

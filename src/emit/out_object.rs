@@ -313,7 +313,10 @@ impl<'a> Cloner<'a> {
                 } else {
                     self.extern_for(ts)
                 };
-                (to, toff.wrapping_sub(bias))
+                match self.code_label(sec, r, ts, to) {
+                    Some((ssym, base)) => (ssym, base.wrapping_add(toff).wrapping_sub(bias)),
+                    None => (to, toff.wrapping_sub(bias)),
+                }
             }
             RelocTarget::String(tsec, _) => self.whole_section(r, tsec),
             RelocTarget::Section(tsec, toff) => {
@@ -344,6 +347,44 @@ impl<'a> Cloner<'a> {
             r_type: r.r_type,
             r_addend: addend,
         });
+    }
+
+    /// The section symbol (and the place of `to` in its section) that relocation `r` of code
+    /// section `sec` must keep using, when the assembler wrote it against a section rather than
+    /// a symbol and it lands in a function the module carries (`to`, the copy of `ts`): a jump to
+    /// a label, which the assembler spells `.text.<func>+off`. The reference stays a section
+    /// reference in the output object, as in a kernel build, because objtool reads a jump
+    /// through an `STT_FUNC` symbol as a sibling call to that function
+    /// (`add_jump_destinations()` of tools/objtool/check.c, as 6.12 has it: it never looks at
+    /// the offset into the function). The kernel case, Debian's 6.12 with objtool at the module link:
+    /// `static_cpu_has()` in `meminfo_proc_show()` (meminfo-cpu-has.patch) and in
+    /// `copy_process()` (shadow-fork.patch) has an alternative whose replacement is
+    /// `jmp t_no`, written as `.text.meminfo_proc_show+0xac9`; objtool analyses a replacement
+    /// as part of the function whose `.altinstructions` entry owns it, so written as
+    /// `meminfo_proc_show+0xab9` the jump became a sibling call from the middle of the function
+    /// ("`.altinstr_replacement+0x0: sibling call from callable instruction with modified stack
+    /// frame`"), the replacement lost its way back into the function and its ORC. The same holds
+    /// for a function's jumps into its `.cold` part, and for `.altinstr_aux`.
+    fn code_label(
+        &mut self,
+        sec: SectionId<Patched>,
+        r: &Reloc<Patched>,
+        ts: SymbolId<Patched>,
+        to: SymbolId<Out>,
+    ) -> Option<(SymbolId<Out>, i64)> {
+        let p = self.p();
+        let written = p.symbol(r.sym);
+        if !p.section(sec).is_text()
+            || written.is_func()
+            || written.is_object()
+            || !p.symbol(ts).is_func()
+        {
+            return None;
+        }
+        let out = self.out.symbol(to);
+        let osec = out.section_id()?;
+        let base = out.st_value as i64;
+        Some((self.section_symbol(osec), base))
     }
 
     /// Copies the fragment of auxiliary code section `tsec` that holds `toff` (see

@@ -305,9 +305,7 @@ impl<'a> Kbuild<'a> {
     fn left_out(&self, files: &[&str]) -> Option<String> {
         let mut reasons = Vec::new();
         for f in files {
-            let Some(obj) = f.strip_suffix(".c").map(|s| format!("{s}.o")) else {
-                return None;
-            };
+            let obj = f.strip_suffix(".c").map(|s| format!("{s}.o"))?;
             reasons.push(self.object_left_out(Path::new(&obj))?);
         }
         (!reasons.is_empty()).then(|| reasons.join("; "))
