@@ -36,6 +36,8 @@ const BASE_PACKAGES: &[&str] = &[
     "flex",
     "libelf-dev",
     "libssl-dev",
+    // kconfig asks the openssl program what it supports (7.x: CONFIG_OPENSSL_SUPPORTS_ML_DSA).
+    "openssl",
     "dwarves",
     "kmod",
     "cpio",
