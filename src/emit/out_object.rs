@@ -65,6 +65,16 @@ fn is_anonymous_constant(p: &ElfObject<Patched>, sec: SectionId<Patched>) -> boo
         && p.relocs_for(sec).is_none()
 }
 
+/// A UBSAN call site's data (`.data..Lubsan_data177`, `.data..Lubsan_type12` with
+/// `-fdata-sections`): gcc's local labels, which no symbol covers. Each belongs to one check in
+/// one function, and the handler writes to it (a reported site is marked), so the module carries a
+/// private copy, as the kernel's own object would for its copy of the function. The kernel case:
+/// sid's 7.x, built with CONFIG_UBSAN, where every changed function of fs/proc/array.c refers to
+/// its checks' data.
+fn is_ubsan_data(name: &str) -> bool {
+    name.starts_with(".data..Lubsan_") || name.starts_with(".data.rel.local..Lubsan_")
+}
+
 struct Cloner<'a> {
     d: &'a ObjectDiff,
     dec: Decoded<Patched>,
@@ -323,6 +333,8 @@ impl<'a> Cloner<'a> {
                 let name = &p.section(tsec).name;
                 if is_anonymous_constant(p, tsec) {
                     self.whole_section(r, tsec)
+                } else if is_ubsan_data(name) {
+                    self.whole_section_with_relocs(r, tsec)
                 } else if aux_code::is_aux_code(name) {
                     match self.aux_fragment(sec, r, tsec, toff) {
                         Some(out) => (out.0, out.1.wrapping_sub(bias)),
@@ -481,6 +493,27 @@ impl<'a> Cloner<'a> {
             self.section_symbol(osec),
             offset_in_tsec.wrapping_add(r.r_addend),
         )
+    }
+
+    /// [`Self::whole_section`] for a section whose own relocations must come along: a UBSAN
+    /// call site's data (its source location names the file's string, its type descriptor
+    /// another `.Lubsan_type` section). Each is carried once.
+    fn whole_section_with_relocs(
+        &mut self,
+        r: &Reloc<Patched>,
+        tsec: SectionId<Patched>,
+    ) -> (SymbolId<Out>, i64) {
+        let new = !self.whole.contains_key(&tsec);
+        let out = self.whole_section(r, tsec);
+        if new {
+            if let Some(&osec) = self.whole.get(&tsec) {
+                let relocs = self.p().relocs_of(tsec).to_vec();
+                for rel in &relocs {
+                    self.carry(tsec, rel, osec, rel.r_offset);
+                }
+            }
+        }
+        out
     }
 
     fn section_symbol(&mut self, osec: SectionId<Out>) -> SymbolId<Out> {
