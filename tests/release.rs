@@ -735,6 +735,9 @@ fn a_targets_compiles_go_through_a_distccd_on_localhost() {
     let d = scratch("distcc");
     let port = 36320 + (std::process::id() % 1000) as u16;
     let server_log = d.join("distccd.log");
+    // distccd drops root for its own user before it opens the log: the file must exist, writable.
+    std::fs::write(&server_log, "").unwrap();
+    std::fs::set_permissions(&server_log, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
     let mut server = Command::new("distccd")
         .args(["--daemon", "--no-detach", "--listen", "127.0.0.1", "--allow", "127.0.0.1", "--jobs", "2"])
         .args(["--port", &port.to_string(), "--log-level", "info", "--log-file"])
