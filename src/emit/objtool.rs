@@ -129,12 +129,18 @@ pub enum NoendbrForm {
 /// The annotation format of the kernel whose kbuild dir is `kbuild_dir`; `None` when its headers
 /// have no `ANNOTATE_NOENDBR` (before 5.18: no IBT, nothing to say).
 pub fn noendbr_form(kbuild_dir: &Path) -> Option<NoendbrForm> {
-    let header = crate::input::read_text(
-        &kbuild_dir.join("include/linux/objtool.h"),
-        crate::input::Kind::Tree,
-        "",
-    )
-    .ok()?;
+    // 7.x moved the annotation macros from objtool.h to annotate.h (sid's 7.2 has
+    // `.discard.annotate_insn` only there): read both.
+    let header: String = ["include/linux/objtool.h", "include/linux/annotate.h"]
+        .iter()
+        .filter_map(|h| {
+            crate::input::read_text(&kbuild_dir.join(h), crate::input::Kind::Tree, "").ok()
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    if header.is_empty() {
+        return None;
+    }
     if header.contains(".discard.annotate_insn") {
         let types = crate::input::read_text(
             &kbuild_dir.join("include/linux/objtool_types.h"),
@@ -312,6 +318,17 @@ mod tests {
         std::fs::write(
             inc.join("objtool_types.h"),
             "#define ANNOTYPE_NOENDBR\t\t1\n#define ANNOTYPE_RETPOLINE_SAFE\t2\n",
+        )
+        .unwrap();
+        assert_eq!(
+            noendbr_form(dir.path()),
+            Some(NoendbrForm::AnnotateInsn { noendbr_type: 1 })
+        );
+        // 7.x: the macros live in annotate.h, objtool.h only includes it.
+        std::fs::write(inc.join("objtool.h"), "#include <linux/annotate.h>\n").unwrap();
+        std::fs::write(
+            inc.join("annotate.h"),
+            "#define ASM_ANNOTATE(type) __ASM_ANNOTATE(.discard.annotate_insn, 911b, type)",
         )
         .unwrap();
         assert_eq!(

@@ -117,8 +117,14 @@ pub fn resolve(
             (KlpObject::Module(m), Some(x)) => module_basename(&x.module) == m.as_str(),
             _ => false,
         };
+        // An export in a symbol namespace is for the modules that import it; 7.x exports some
+        // only to named modules (`module:kvm` for `__mpol_put`, reached from do_task_stat() on
+        // sid's 7.2), and modpost refuses a module that uses one it may not import. The module
+        // reaches it through a klp relocation instead, in the object that exports it.
+        let namespaced = export.filter(|x| !x.namespace.is_empty());
         let binding_object = match (local, &d.klp_object) {
             (Some(true), _) => Some(obj.clone()),
+            (_, _) if namespaced.is_some() && !own_export => namespaced.map(|x| x.object()),
             (Some(false), _) if export.is_some() && !own_export => None,
             (Some(false), _) => Some(obj.clone()),
             (None, _) if export.is_some() && !own_export => None,
