@@ -682,18 +682,39 @@ fn copy_tree(from: &Path, to: &Path) {
 
 #[test]
 fn ctrl_c_during_a_release_restores_the_tree_and_leaves_no_partial_output() {
-    let Some(lab) = support::lab("ctrl_c_during_a_release_restores_the_tree_and_leaves_no_partial_output") else {
+    let Some(lab) =
+        support::lab("ctrl_c_during_a_release_restores_the_tree_and_leaves_no_partial_output")
+    else {
         return;
     };
     let d = scratch("interrupt");
     // A version of its own: its module, work dir and compiles are new, so the build is still
     // compiling when the signal comes.
     let version = format!("int.{}", std::process::id());
-    release_file(&d, &version, &[("CVE-2026-1002", fix("shadow-fork"))], "", &lab_target(lab));
-    let files = ["kernel/fork.c", "fs/proc/array.c", "kernel/fork.o", "fs/proc/array.o"];
+    release_file(
+        &d,
+        &version,
+        &[("CVE-2026-1002", fix("shadow-fork"))],
+        "",
+        &lab_target(lab),
+    );
+    let files = [
+        "kernel/fork.c",
+        "fs/proc/array.c",
+        "kernel/fork.o",
+        "fs/proc/array.o",
+    ];
     let before = support::tree::snapshot(&lab.src, &files);
     let mut child = Command::new(env!("CARGO_BIN_EXE_klp-build"))
-        .args(["release", "build", "release.toml", "-o", "out", "--compiler-launcher", "none"])
+        .args([
+            "release",
+            "build",
+            "release.toml",
+            "-o",
+            "out",
+            "--compiler-launcher",
+            "none",
+        ])
         .current_dir(&d)
         .env("KLP_BUILD_CACHE", cache())
         .stdin(Stdio::null())
@@ -703,8 +724,14 @@ fn ctrl_c_during_a_release_restores_the_tree_and_leaves_no_partial_output() {
         .unwrap();
     let log = d.join("out/.klp-build-partial/lab/build.log");
     let start = std::time::Instant::now();
-    while !std::fs::read_to_string(&log).unwrap_or_default().contains("rebuild...") {
-        assert!(child.try_wait().unwrap().is_none(), "the release ended before its rebuild started");
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("rebuild...")
+    {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the release ended before its rebuild started"
+        );
         assert!(start.elapsed().as_secs() < 600, "no rebuild in 10 minutes");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
@@ -715,8 +742,16 @@ fn ctrl_c_during_a_release_restores_the_tree_and_leaves_no_partial_output() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted by SIGINT"), "{err}");
-    assert!(!d.join("out").exists(), "the partial output is left: {}", d.join("out").display());
-    assert_eq!(support::tree::snapshot(&lab.src, &files), before, "the tree was not restored");
+    assert!(
+        !d.join("out").exists(),
+        "the partial output is left: {}",
+        d.join("out").display()
+    );
+    assert_eq!(
+        support::tree::snapshot(&lab.src, &files),
+        before,
+        "the tree was not restored"
+    );
     // The cache is consistent: the same release builds afterwards.
     let o = klp(&d, &["release", "build", "release.toml", "-o", "out"]);
     assert!(o.status.success(), "{}", describe(&o));
@@ -728,7 +763,10 @@ fn a_targets_compiles_go_through_a_distccd_on_localhost() {
         return;
     };
     if Command::new("distccd").arg("--version").output().is_err() {
-        assert!(std::env::var_os("CI").is_none(), "distccd is missing under CI: apt-get install distcc");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "distccd is missing under CI: apt-get install distcc"
+        );
         eprintln!("SKIP a_targets_compiles_go_through_a_distccd_on_localhost: distccd is missing (apt-get install distcc)");
         return;
     }
@@ -737,19 +775,52 @@ fn a_targets_compiles_go_through_a_distccd_on_localhost() {
     let server_log = d.join("distccd.log");
     // distccd drops root for its own user before it opens the log: the file must exist, writable.
     std::fs::write(&server_log, "").unwrap();
-    std::fs::set_permissions(&server_log, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(
+        &server_log,
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
     let mut server = Command::new("distccd")
-        .args(["--daemon", "--no-detach", "--listen", "127.0.0.1", "--allow", "127.0.0.1", "--jobs", "2"])
-        .args(["--port", &port.to_string(), "--log-level", "info", "--log-file"])
+        .args([
+            "--daemon",
+            "--no-detach",
+            "--listen",
+            "127.0.0.1",
+            "--allow",
+            "127.0.0.1",
+            "--jobs",
+            "2",
+        ])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--log-level",
+            "info",
+            "--log-file",
+        ])
         .arg(&server_log)
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(500));
     let version = format!("distcc.{}", std::process::id());
-    release_file(&d, &version, &[("CVE-2026-1001", fix("new-function"))], "", &lab_target(lab));
+    release_file(
+        &d,
+        &version,
+        &[("CVE-2026-1001", fix("new-function"))],
+        "",
+        &lab_target(lab),
+    );
     let o = Command::new(env!("CARGO_BIN_EXE_klp-build"))
-        .args(["release", "build", "release.toml", "-o", "out", "--compiler-launcher", "distcc"])
+        .args([
+            "release",
+            "build",
+            "release.toml",
+            "-o",
+            "out",
+            "--compiler-launcher",
+            "distcc",
+        ])
         .current_dir(&d)
         .env("KLP_BUILD_CACHE", cache())
         .env("DISTCC_HOSTS", format!("127.0.0.1:{port}"))
@@ -761,7 +832,10 @@ fn a_targets_compiles_go_through_a_distccd_on_localhost() {
     let _ = server.wait();
     assert!(o.status.success(), "{}", describe(&o));
     let served = std::fs::read_to_string(&server_log).unwrap_or_default();
-    let compiled: Vec<&str> = served.lines().filter(|l| l.contains("COMPILE_OK") && l.contains("fs/proc/version.c")).collect();
+    let compiled: Vec<&str> = served
+        .lines()
+        .filter(|l| l.contains("COMPILE_OK") && l.contains("fs/proc/version.c"))
+        .collect();
     assert!(
         compiled.len() >= 2,
         "distccd did not compile fs/proc/version.c (original and patched):\n{served}"
