@@ -222,8 +222,15 @@ pub fn default_module_name(first_patch: &std::path::Path) -> String {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut name: String = format!("livepatch-{stem}")
-        .chars()
+    let mut name = module_name_of(&format!("livepatch-{stem}"));
+    name.truncate(MODULE_NAME_MAX);
+    name
+}
+
+/// `text` with every character a module name cannot hold (anything but letters, digits, `-` and
+/// `_`) replaced by `_`: `livepatch-acme-2026.12.1` -> `livepatch-acme-2026_12_1`.
+pub fn module_name_of(text: &str) -> String {
+    text.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
                 c
@@ -231,9 +238,7 @@ pub fn default_module_name(first_patch: &std::path::Path) -> String {
                 '_'
             }
         })
-        .collect();
-    name.truncate(MODULE_NAME_MAX);
-    name
+        .collect()
 }
 
 /// Everything the module says about itself besides its functions.

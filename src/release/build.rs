@@ -829,6 +829,12 @@ fn child_command(
     previous: Option<(&PathBuf, &IndexTarget)>,
 ) -> anyhow::Result<Command> {
     let exe = std::env::current_exe().context("finding klp-build's own path")?;
+    // klp-build replaced while a release runs (an upgrade, a rebuild): /proc/self/exe then
+    // names the old file " (deleted)"; the children run the program now at that path.
+    let exe = match exe.to_str().and_then(|e| e.strip_suffix(" (deleted)")) {
+        Some(e) => PathBuf::from(e),
+        None => exe,
+    };
     // Each fix as one patch named by its id, so the module's manifest names fixes as the
     // release does and `--previous` compares them across releases by id; content-addressed, so
     // the path (part of the work dir's inputs) is the same for the same content.

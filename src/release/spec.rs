@@ -307,16 +307,7 @@ pub fn parse(file: &Path, text: &str) -> anyhow::Result<Release> {
             ),
         );
     }
-    let module: String = format!("livepatch-{name}-{version}")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let module = crate::emit::spec::module_name_of(&format!("livepatch-{name}-{version}"));
     if module.len() > crate::emit::spec::MODULE_NAME_MAX {
         l.error(
             &raw.name.span(),
