@@ -131,23 +131,22 @@ pub enum NoendbrForm {
 pub fn noendbr_form(kbuild_dir: &Path) -> Option<NoendbrForm> {
     // 7.x moved the annotation macros from objtool.h to annotate.h (sid's 7.2 has
     // `.discard.annotate_insn` only there): read both.
+    let trees = source_trees(kbuild_dir);
+    let read = |h: &str| -> Option<String> {
+        trees.iter().find_map(|t| {
+            crate::input::read_text(&t.join(h), crate::input::Kind::Tree, "").ok()
+        })
+    };
     let header: String = ["include/linux/objtool.h", "include/linux/annotate.h"]
         .iter()
-        .filter_map(|h| {
-            crate::input::read_text(&kbuild_dir.join(h), crate::input::Kind::Tree, "").ok()
-        })
+        .filter_map(|h| read(h))
         .collect::<Vec<_>>()
         .join("\n");
     if header.is_empty() {
         return None;
     }
     if header.contains(".discard.annotate_insn") {
-        let types = crate::input::read_text(
-            &kbuild_dir.join("include/linux/objtool_types.h"),
-            crate::input::Kind::Tree,
-            "",
-        )
-        .ok()?;
+        let types = read("include/linux/objtool_types.h")?;
         let noendbr_type = types.lines().find_map(|l| {
             let mut w = l.split_whitespace();
             (w.next() == Some("#define") && w.next() == Some("ANNOTYPE_NOENDBR"))
@@ -159,6 +158,31 @@ pub fn noendbr_form(kbuild_dir: &Path) -> Option<NoendbrForm> {
     header
         .contains(".discard.noendbr")
         .then_some(NoendbrForm::Noendbr)
+}
+
+/// Where a kbuild dir's headers are: the dir itself (a built tree), and the source tree its
+/// Makefile includes. Debian's headers split in two: `linux-headers-R` holds the config and the
+/// generated files, and its Makefile is `include /usr/src/linux-headers-<abi>-common/Makefile`,
+/// where `include/linux/` is (6.12's and 7.x's objtool.h and annotate.h among them).
+fn source_trees(kbuild_dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![kbuild_dir.to_path_buf()];
+    let text =
+        crate::input::read_text(&kbuild_dir.join("Makefile"), crate::input::Kind::Tree, "")
+            .unwrap_or_default();
+    for line in text.lines() {
+        let Some(path) = line.trim().strip_prefix("include ") else {
+            continue;
+        };
+        // A mended private copy writes its own directory as `$(klp_build_here)`.
+        let path = path.trim().replace("$(klp_build_here)", &kbuild_dir.to_string_lossy());
+        if path.contains("$(") {
+            continue;
+        }
+        if let Some(dir) = kbuild_dir.join(path).parent() {
+            out.push(dir.to_path_buf());
+        }
+    }
+    out
 }
 
 /// The replacement functions the function table object `tables` points at (`new_func` of each
@@ -322,6 +346,19 @@ mod tests {
         .unwrap();
         assert_eq!(
             noendbr_form(dir.path()),
+            Some(NoendbrForm::AnnotateInsn { noendbr_type: 1 })
+        );
+        // Debian's split headers: the arch dir's Makefile includes the common dir's.
+        let split = tempfile::tempdir().unwrap();
+        let arch = split.path().join("linux-headers-7.2-amd64");
+        let common = split.path().join("linux-headers-7.2-common/include/linux");
+        std::fs::create_dir_all(&arch).unwrap();
+        std::fs::create_dir_all(&common).unwrap();
+        std::fs::write(arch.join("Makefile"), "include ../linux-headers-7.2-common/Makefile\n").unwrap();
+        std::fs::copy(inc.join("objtool.h"), common.join("objtool.h")).unwrap();
+        std::fs::copy(inc.join("objtool_types.h"), common.join("objtool_types.h")).unwrap();
+        assert_eq!(
+            noendbr_form(&arch),
             Some(NoendbrForm::AnnotateInsn { noendbr_type: 1 })
         );
         // 7.x: the macros live in annotate.h, objtool.h only includes it.
