@@ -458,12 +458,12 @@ fn the_next_release_is_checked_against_the_first_and_compiles_only_what_changed(
         .map(|c| c.as_str().unwrap())
         .filter(|c| !c.starts_with('/'))
         .collect();
-    let mut sources = compiled.clone();
-    sources.sort();
-    sources.dedup();
-    assert_eq!(
-        sources,
-        ["fs/proc/softirqs.c", "fs/proc/version.c"],
+    // Only the new and the revised fix's files may be compiled (on a warm compiler cache, not
+    // even those); the unchanged fixes' files all come from the cache.
+    assert!(
+        compiled
+            .iter()
+            .all(|c| ["fs/proc/softirqs.c", "fs/proc/version.c"].contains(c)),
         "{stats:#}"
     );
     assert!(stats["hits"].as_u64().unwrap() >= 5, "{stats:#}");

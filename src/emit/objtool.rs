@@ -133,9 +133,9 @@ pub fn noendbr_form(kbuild_dir: &Path) -> Option<NoendbrForm> {
     // `.discard.annotate_insn` only there): read both.
     let trees = source_trees(kbuild_dir);
     let read = |h: &str| -> Option<String> {
-        trees.iter().find_map(|t| {
-            crate::input::read_text(&t.join(h), crate::input::Kind::Tree, "").ok()
-        })
+        trees
+            .iter()
+            .find_map(|t| crate::input::read_text(&t.join(h), crate::input::Kind::Tree, "").ok())
     };
     let header: String = ["include/linux/objtool.h", "include/linux/annotate.h"]
         .iter()
@@ -166,15 +166,16 @@ pub fn noendbr_form(kbuild_dir: &Path) -> Option<NoendbrForm> {
 /// where `include/linux/` is (6.12's and 7.x's objtool.h and annotate.h among them).
 fn source_trees(kbuild_dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = vec![kbuild_dir.to_path_buf()];
-    let text =
-        crate::input::read_text(&kbuild_dir.join("Makefile"), crate::input::Kind::Tree, "")
-            .unwrap_or_default();
+    let text = crate::input::read_text(&kbuild_dir.join("Makefile"), crate::input::Kind::Tree, "")
+        .unwrap_or_default();
     for line in text.lines() {
         let Some(path) = line.trim().strip_prefix("include ") else {
             continue;
         };
         // A mended private copy writes its own directory as `$(klp_build_here)`.
-        let path = path.trim().replace("$(klp_build_here)", &kbuild_dir.to_string_lossy());
+        let path = path
+            .trim()
+            .replace("$(klp_build_here)", &kbuild_dir.to_string_lossy());
         if path.contains("$(") {
             continue;
         }
@@ -354,7 +355,11 @@ mod tests {
         let common = split.path().join("linux-headers-7.2-common/include/linux");
         std::fs::create_dir_all(&arch).unwrap();
         std::fs::create_dir_all(&common).unwrap();
-        std::fs::write(arch.join("Makefile"), "include ../linux-headers-7.2-common/Makefile\n").unwrap();
+        std::fs::write(
+            arch.join("Makefile"),
+            "include ../linux-headers-7.2-common/Makefile\n",
+        )
+        .unwrap();
         std::fs::copy(inc.join("objtool.h"), common.join("objtool.h")).unwrap();
         std::fs::copy(inc.join("objtool_types.h"), common.join("objtool_types.h")).unwrap();
         assert_eq!(
