@@ -15,8 +15,13 @@ root=$(cd "$LAB_SCRIPTS/.." && pwd)
 export KLP_BUILD_CACHE=${KLP_MATRIX_CACHE:-$LAB/matrix-cache}
 out=$LAB/matrix-out
 lab_install mmdebstrap bubblewrap ccache patch make gcc dpkg-dev binutils
-cargo build --release --manifest-path "$root/Cargo.toml" -q
-klp="$root/target/release/klp-build"
+# KLP_BUILD_BIN: a klp-build already built (default: cargo build --release of this checkout).
+if [ -n "${KLP_BUILD_BIN:-}" ]; then
+    klp=$KLP_BUILD_BIN
+else
+    cargo build --release --manifest-path "$root/Cargo.toml" -q
+    klp="$root/target/release/klp-build"
+fi
 if [ "${1:-}" = --cold ]; then
     log "emptying $KLP_BUILD_CACHE"
     rm -rf "$KLP_BUILD_CACHE"
