@@ -28,7 +28,7 @@ if [ "${1:-}" = --cold ]; then
 fi
 mkdir -p "$out"
 list=$("$klp" release kernels 2>/dev/null)
-pick() { echo "$list" | awk -v re="$1" '$1 ~ re {print $1}' | head -n "${2:-1}"; }
+pick() { echo "$list" | awk '{print $1}' | grep -E "$1" | head -n "${2:-1}"; }
 targets=$( {
     for abi in 50 55 56 57; do pick "^6\\.1\\.0-$abi-amd64$"; done
     pick '^6\.12\.[0-9]+\+deb12-amd64$' 2
