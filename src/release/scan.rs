@@ -75,6 +75,11 @@ pub fn scan(source: &Path, config: &Path, fixes: &[FixSpec]) -> anyhow::Result<V
         .context("creating a scratch dir for the scan")?;
     let tree = scratch.path().join("tree");
     let mut copied = BTreeSet::new();
+    // The tree's sources are read under its build lock: a build of another fix in the same tree
+    // has the patched copy of a file swapped in while it compiles, and a scan reading it then
+    // would find the fix not applying (a release scanning the lab tree while a test built there).
+    // A tree that cannot take the lock file (read-only) is read as it is.
+    let _lock = crate::kernel::lock::lock(source).ok();
     let makefiles = Kbuild::new(source, config);
     let mut out = Vec::new();
     for (n, fix) in fixes.iter().enumerate() {
