@@ -263,12 +263,17 @@ fn make(kbuild_dir: &Path, dir: &Path, jobs: usize, make_vars: &[String]) -> any
     let log_path = dir.join(LOG_FILE);
     let log = std::fs::File::create(&log_path)
         .with_context(|| format!("creating {}", log_path.display()))?;
+    let mut make_vars = make_vars.to_vec();
+    if let Some(var) = single_threaded_pahole(dir, &make_vars)? {
+        make_vars.retain(|v| !v.starts_with("PAHOLE="));
+        make_vars.push(var);
+    }
     let mut cmd = Command::new("make");
     cmd.arg("-C")
         .arg(kbuild_dir)
         .arg(format!("M={}", dir.display()))
         .arg(format!("-j{}", jobs.max(1)))
-        .args(make_vars)
+        .args(&make_vars)
         .arg(format!(
             "KCFLAGS={}",
             prefix_maps(kbuild_dir, dir).join(" ")
@@ -316,6 +321,34 @@ fn make(kbuild_dir: &Path, dir: &Path, jobs: usize, make_vars: &[String]) -> any
         dir.display(),
         log_path.display()
     )
+}
+
+/// `PAHOLE=<wrapper>` for the module link: the wrapper runs the target's pahole without `-j`.
+/// kbuild passes `-j` to pahole 1.22 and later when it makes a module's `.BTF`
+/// (CONFIG_DEBUG_INFO_BTF_MODULES, Debian's 6.12), and pahole's threads then emit the types in
+/// a different order from run to run (before `--btf_features=reproducible_build`, which Debian
+/// 12's pahole 1.24 lacks): the same release built twice gave modules that differed in `.BTF`
+/// only. `None` when the target builds without pahole.
+fn single_threaded_pahole(dir: &Path, make_vars: &[String]) -> anyhow::Result<Option<String>> {
+    let pahole = make_vars
+        .iter()
+        .find_map(|v| v.strip_prefix("PAHOLE="))
+        .unwrap_or("pahole")
+        .to_string();
+    if pahole.starts_with("/nonexistent/") {
+        return Ok(None);
+    }
+    let wrapper = dir.join("klp_build_pahole");
+    let text = format!(
+        "#!/bin/sh\n# klp-build: {pahole} without -j, for reproducible module BTF (src/emit/kbuild.rs).\n\
+         n=$#\nwhile [ \"$n\" -gt 0 ]; do a=$1; shift; n=$((n - 1))\n  case $a in -j|-j[0-9]*) ;; *) set -- \"$@\" \"$a\" ;; esac\ndone\n\
+         exec {pahole} \"$@\"\n"
+    );
+    std::fs::write(&wrapper, text).with_context(|| format!("writing {}", wrapper.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("chmod {}", wrapper.display()))?;
+    Ok(Some(format!("PAHOLE={}", wrapper.display())))
 }
 
 /// `-ffile-prefix-map` flags that take the build's own paths out of the module (its debug info
