@@ -22,7 +22,9 @@ use super::scan::{self, FixStatus, ScannedFix};
 use super::spec::{self, Release, TargetSpec};
 use super::target::{self, Inputs, Unresolved};
 use crate::cli::{ReleaseBuildArgs, ReleaseScanArgs, ReportFormat};
-use crate::present::ExitError;
+// Reasons quote patch file names, GNU patch's output and the child build's errors: a text
+// report escapes them (JSON stays exact).
+use crate::present::{field_max, ExitError};
 use crate::rebuild::interrupt;
 
 /// The staging directory inside the output directory.
@@ -165,17 +167,17 @@ pub fn scan(args: &ReleaseScanArgs) -> anyhow::Result<u8> {
                     s.push_str(&format!("  {:<24} {}", f.id, f.status.word()));
                     match &f.status {
                         FixStatus::Applies { hunks } if !hunks.is_empty() => {
-                            s.push_str(&format!(" ({})", hunks.join("; ")))
+                            s.push_str(&format!(" ({})", field_max(&hunks.join("; "), 800)))
                         }
                         FixStatus::NotAffected { reason } | FixStatus::Refused { reason } => {
-                            s.push_str(&format!(": {reason}"))
+                            s.push_str(&format!(": {}", field_max(reason, 800)))
                         }
                         _ => {}
                     }
                     s.push('\n');
                 }
                 if let Some(r) = &r.reason {
-                    s.push_str(&format!("  {r}\n"));
+                    s.push_str(&format!("  {}\n", field_max(r, 800)));
                 }
             }
             print_out(&s)?;
@@ -1009,7 +1011,10 @@ fn summary(index: &Index, out: &Path) -> String {
         ));
         match (&t.module, &t.reason) {
             (Some(m), _) => s.push_str(&format!(" {m} [{}]", t.fixes.join(", "))),
-            (None, Some(r)) => s.push_str(&format!(" {}", r.lines().next().unwrap_or(""))),
+            (None, Some(r)) => s.push_str(&format!(
+                " {}",
+                field_max(r.lines().next().unwrap_or(""), 800)
+            )),
             _ => {}
         }
         s.push('\n');
