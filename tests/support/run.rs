@@ -25,3 +25,29 @@ pub fn describe(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout)
     )
 }
+
+/// A release target's `compiles.json` (written by its compiler launcher): checks that only the
+/// tree's files in `allowed` were compiled (the module link's own files, absolute paths, aside)
+/// and that at least `min_hits` compiles came from the cache; `what` names the target.
+pub fn assert_compiled_only(compiles: &Path, allowed: &[&str], min_hits: u64, what: &str) {
+    let text = std::fs::read_to_string(compiles).unwrap_or_else(|e| {
+        panic!(
+            "{what}: {}: {e} (is ccache installed? apt-get install ccache)",
+            compiles.display()
+        )
+    });
+    let stats: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let compiled = stats["compiled"].as_array().unwrap();
+    assert!(
+        compiled
+            .iter()
+            .filter_map(|c| c.as_str())
+            .filter(|c| !c.starts_with('/'))
+            .all(|c| allowed.contains(&c)),
+        "{what}: compiled more than {allowed:?}: {stats:#}"
+    );
+    assert!(
+        stats["hits"].as_u64().unwrap() >= min_hits,
+        "{what}: {stats:#}"
+    );
+}
