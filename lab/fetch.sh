@@ -21,8 +21,12 @@ mkdir -p "$dir"
 
 if [ ! -f "$dir/.fetched" ]; then
     log "fetching Debian kernel packages $ver (abi $abi)"
-    srcver=$(apt-cache policy linux-source-$LAB_SERIES | awk '/Candidate:/ {print $2}')
-    [ "$srcver" = "$ver" ] || die "linux-source-$LAB_SERIES is at $srcver but $LAB_META at $ver; run apt-get update"
+    # The source package of the image's own version, not apt's candidate: the security archive
+    # publishes a new linux-source (6.12.118) while the image metapackage still points at the
+    # previous build (6.12.117), and both versions stay in the archive for a while.
+    if ! apt-cache madison "linux-source-$LAB_SERIES" | awk '{print $3}' | grep -qxF "$ver"; then
+        die "the archive has no linux-source-$LAB_SERIES=$ver beside $LAB_META=$ver (it has: $(apt-cache madison "linux-source-$LAB_SERIES" | awk '{print $3}' | tr '\n' ' ')); run apt-get update, or pin another version with KLP_LAB_DEBIAN_VERSION"
+    fi
     dl="$dir/debs"
     rm -rf "$dl"
     mkdir -p "$dl"

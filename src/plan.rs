@@ -144,7 +144,11 @@ impl Plan {
         // renaming patch is refused before `make olddefconfig modules_prepare` touches the tree.
         crate::patch::validate(&diffs, &kernel.source)?;
         // (kernel::resolve checked the compiler: the one the target's config names.)
-        let api = LivepatchApi::detect(&kernel.kbuild, &kernel.source)?;
+        let api = LivepatchApi::detect(
+            &kernel.kbuild,
+            &kernel.source,
+            Some(&crate::kernel::config::KConfig::read(&kernel.config)?),
+        )?;
         let spec = ModuleSpec::new(
             &name,
             &ReplaceRequest {

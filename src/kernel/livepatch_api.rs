@@ -8,6 +8,8 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Serialize;
 
+use super::config::KConfig;
+
 /// How the target's `struct klp_patch` says which patches a new one replaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -38,29 +40,45 @@ pub struct LivepatchApi {
     pub shadow: bool,
 }
 
-/// One row of the detection table: a declaration in `struct klp_patch` that selects a variant.
+/// The replace variants, most specific first: a `struct klp_patch` member of this name and kind
+/// selects the variant.
 struct ReplaceRow {
-    /// A declaration as it appears in the header, whitespace-normalised (`unsigned int replace_set;`).
-    decl: &'static str,
+    /// The member's name (`replace_set`).
+    name: &'static str,
+    /// What the member's type must be: an integer for a set number, `bool` for mainline.
+    kind: MemberKind,
     field: ReplaceField,
-    /// The companion list field and its declaration, when the variant has one.
-    list: Option<(&'static str, &'static str)>,
+    /// The companion list member (a pointer to integers), when the variant has one.
+    list: Option<&'static str>,
 }
 
-/// Most specific first: the first row whose declaration the header has wins.
+/// The type classes a detection row accepts. A list on the mailing list spelled the set number
+/// `u32 provides;` where the series had `unsigned int provides;`: any integer type is the same
+/// field to the module's C core, which only assigns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MemberKind {
+    Integer,
+    Bool,
+    IntegerPointer,
+}
+
+/// Most specific first: the first row whose member the struct has wins.
 const REPLACE_ROWS: &[ReplaceRow] = &[
     ReplaceRow {
-        decl: "unsigned int replace_set;",
+        name: "replace_set",
+        kind: MemberKind::Integer,
         field: ReplaceField::ReplaceSet,
-        list: Some(("supersedes", "const unsigned int *supersedes;")),
+        list: Some("supersedes"),
     },
     ReplaceRow {
-        decl: "unsigned int provides;",
+        name: "provides",
+        kind: MemberKind::Integer,
         field: ReplaceField::Provides,
-        list: Some(("obsoletes", "obsoletes")),
+        list: Some("obsoletes"),
     },
     ReplaceRow {
-        decl: "bool replace;",
+        name: "replace",
+        kind: MemberKind::Bool,
         field: ReplaceField::Bool,
         list: None,
     },
@@ -69,7 +87,12 @@ const REPLACE_ROWS: &[ReplaceRow] = &[
 impl LivepatchApi {
     /// Reads `<kbuild>/include/linux/livepatch.h`, falling back to `<source>/include/...` (a
     /// headers package has it; so does a source tree).
-    pub fn detect(kbuild: &Path, source: &Path) -> anyhow::Result<LivepatchApi> {
+    /// With the target's `config`, a header that contradicts `CONFIG_KLP_HAS_PROVIDES` is refused.
+    pub fn detect(
+        kbuild: &Path,
+        source: &Path,
+        config: Option<&KConfig>,
+    ) -> anyhow::Result<LivepatchApi> {
         let rel = "include/linux/livepatch.h";
         let path = [kbuild.join(rel), source.join(rel)]
             .into_iter()
@@ -82,7 +105,11 @@ impl LivepatchApi {
                 )
             })?;
         let text = crate::input::read(&path, crate::input::Kind::Tree, "")?;
-        Ok(Self::parse(&String::from_utf8_lossy(&text)))
+        let api = Self::parse(&String::from_utf8_lossy(&text));
+        if let Some(config) = config {
+            api.check_config(config, &path)?;
+        }
+        Ok(api)
     }
 
     /// A kernel with states, callbacks and shadow variables (5.5 and later) and the given replace
@@ -100,22 +127,52 @@ impl LivepatchApi {
         }
     }
 
-    /// Detects the API from the header's text.
+    /// Detects the API from the header's text: the members of `struct klp_patch` decide the
+    /// replace variant, whatever integer type spells the set number.
     pub fn parse(header: &str) -> LivepatchApi {
         let norm = normalise(header);
-        let row = REPLACE_ROWS.iter().find(|r| norm.contains(r.decl));
+        let members = struct_members(&norm, "klp_patch");
+        let member = |name: &str, kind: MemberKind| {
+            members
+                .iter()
+                .any(|m| m.name == name && m.kind() == Some(kind))
+        };
+        let row = REPLACE_ROWS.iter().find(|r| member(r.name, r.kind));
         let replace = row.map_or(ReplaceField::None, |r| r.field);
         let supersedes_field = row
             .and_then(|r| r.list)
-            .filter(|(_, decl)| norm.contains(decl))
-            .map(|(name, _)| name);
+            .filter(|list| member(list, MemberKind::IntegerPointer));
         LivepatchApi {
             replace,
             supersedes_field,
-            states: norm.contains("struct klp_state *states;"),
+            states: members
+                .iter()
+                .any(|m| m.name == "states" && m.ty == "struct klp_state" && m.pointer),
             callbacks: norm.contains("struct klp_callbacks {"),
             shadow: norm.contains("klp_shadow_get_or_alloc("),
         }
+    }
+
+    /// Checks the header's reading against the target's config: the renamed series announces
+    /// itself with `CONFIG_KLP_HAS_PROVIDES=y`, and a header that then shows no `provides` member
+    /// (an unusual spelling, a macro) must stop the build instead of emitting `.replace`, which
+    /// would not compile against that kernel, or worse, a module of the wrong mode.
+    pub fn check_config(&self, config: &KConfig, header: &Path) -> anyhow::Result<()> {
+        let announced = matches!(
+            config.options.get("CONFIG_KLP_HAS_PROVIDES"),
+            Some(Some(v)) if v == "y"
+        );
+        if announced && self.replace != ReplaceField::Provides {
+            anyhow::bail!(
+                "{}: the target's config has CONFIG_KLP_HAS_PROVIDES=y, but `struct klp_patch` in this \
+                 header shows {}; klp-build reads the member `provides` of any integer type (and \
+                 `obsoletes`, a pointer to integers). Point --kbuild at the headers of the kernel \
+                 that config belongs to",
+                header.display(),
+                self.describe()
+            );
+        }
+        Ok(())
     }
 
     /// What the target has, in words, for messages that refuse an option.
@@ -133,6 +190,118 @@ impl LivepatchApi {
             (ReplaceField::Provides, None) => "`unsigned int provides`".into(),
         }
     }
+}
+
+/// One member declaration of a struct, as far as detection needs it.
+#[derive(Debug, PartialEq, Eq)]
+struct Member {
+    /// The type words, `const` dropped, one space between (`unsigned int`, `struct klp_state`).
+    ty: String,
+    /// The declarator is a pointer.
+    pointer: bool,
+    name: String,
+}
+
+impl Member {
+    fn kind(&self) -> Option<MemberKind> {
+        let words: Vec<&str> = self.ty.split(' ').collect();
+        let integer = !words.is_empty()
+            && (words.iter().all(|w| {
+                matches!(
+                    *w,
+                    "unsigned" | "signed" | "int" | "short" | "long" | "char"
+                )
+            }) || (words.len() == 1 && is_integer_typedef(words[0])));
+        let boolean = words == ["bool"] || words == ["_Bool"];
+        match (self.pointer, integer, boolean) {
+            (false, true, _) => Some(MemberKind::Integer),
+            (true, true, _) => Some(MemberKind::IntegerPointer),
+            (false, _, true) => Some(MemberKind::Bool),
+            _ => None,
+        }
+    }
+}
+
+/// The kernel's fixed-width integer typedefs (`u32`, `__u32`, `s8`, `uint32_t`, `int64_t`).
+fn is_integer_typedef(word: &str) -> bool {
+    let w = word.trim_start_matches('_');
+    let bits = match w.strip_prefix("uint").or_else(|| w.strip_prefix("int")) {
+        Some(rest) => rest.strip_suffix("_t"),
+        None => w.strip_prefix('u').or_else(|| w.strip_prefix('s')),
+    };
+    matches!(bits, Some("8" | "16" | "32" | "64"))
+}
+
+/// The member declarations of `struct NAME { ... };` in whitespace-normalised text: each
+/// top-level `;`-ended declaration, with nested struct or union bodies skipped, and several
+/// declarators (`int a, *b;`) split. Empty when the text has no such definition.
+fn struct_members(norm: &str, name: &str) -> Vec<Member> {
+    let open = format!("struct {name} {{");
+    let Some(start) = norm.find(&open) else {
+        return Vec::new();
+    };
+    let body = &norm[start + open.len()..];
+    let mut members = Vec::new();
+    let mut depth = 0usize;
+    let mut decl = String::new();
+    for c in body.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => break,
+            '}' => depth -= 1,
+            ';' if depth == 0 => {
+                members.extend(declarators(&decl));
+                decl.clear();
+            }
+            _ if depth == 0 => decl.push(c),
+            _ => {}
+        }
+    }
+    members
+}
+
+/// `const unsigned int *a, b : 3` → members `a` (pointer) and `b`, both `unsigned int`.
+fn declarators(decl: &str) -> Vec<Member> {
+    let mut parts = decl.split(',');
+    let first = parts.next().unwrap_or("");
+    // The type is the words of the first declarator before its name.
+    let first = first.split(':').next().unwrap_or("").replace('*', " * ");
+    let words: Vec<&str> = first
+        .split_whitespace()
+        .filter(|w| !matches!(*w, "const" | "volatile"))
+        .collect();
+    let Some(name_at) = words.iter().rposition(|w| *w != "*") else {
+        return Vec::new();
+    };
+    let ty: Vec<&str> = words[..name_at]
+        .iter()
+        .copied()
+        .filter(|w| *w != "*")
+        .collect();
+    if ty.is_empty() {
+        return Vec::new();
+    }
+    let ty = ty.join(" ");
+    let mut out = vec![Member {
+        ty: ty.clone(),
+        pointer: words[..name_at].contains(&"*"),
+        name: clean_name(words[name_at]),
+    }];
+    for more in parts {
+        let more = more.split(':').next().unwrap_or("").trim();
+        let pointer = more.starts_with('*');
+        out.push(Member {
+            ty: ty.clone(),
+            pointer,
+            name: clean_name(more.trim_start_matches(['*', ' '])),
+        });
+    }
+    out
+}
+
+/// A declarator's name without an array suffix (`sets[4]` → `sets`).
+fn clean_name(word: &str) -> String {
+    word.split('[').next().unwrap_or("").trim().to_string()
 }
 
 /// Collapses runs of whitespace to one space and drops comments, so that `unsigned int
@@ -224,5 +393,90 @@ mod tests {
             "struct klp_patch {\n/* unsigned int replace_set; */\n\tbool replace;\n};",
         );
         assert_eq!(api.replace, ReplaceField::Bool);
+    }
+    /// The set number as the series, the list and other trees have spelled it: each is the
+    /// same field to the C core, which only assigns it.
+    #[test]
+    fn the_set_number_is_read_whatever_its_integer_type() {
+        for ty in [
+            "unsigned int",
+            "u32",
+            "__u32",
+            "unsigned",
+            "uint32_t",
+            "unsigned long",
+            "u8",
+            "int",
+        ] {
+            for (member, field) in [
+                ("provides", ReplaceField::Provides),
+                ("replace_set", ReplaceField::ReplaceSet),
+            ] {
+                let h = MAINLINE.replace("bool replace;", &format!("{ty}  {member};"));
+                let api = LivepatchApi::parse(&h);
+                assert_eq!(api.replace, field, "`{ty} {member};`");
+            }
+        }
+    }
+
+    #[test]
+    fn the_list_is_read_whatever_its_integer_type_and_qualifiers() {
+        for decl in [
+            "const unsigned int *obsoletes;",
+            "const u32 *obsoletes;",
+            "u32 const * obsoletes;",
+            "unsigned int *obsoletes;",
+        ] {
+            let h = MAINLINE.replace("bool replace;", &format!("u32 provides;\n\t{decl}"));
+            let api = LivepatchApi::parse(&h);
+            assert_eq!(api.replace, ReplaceField::Provides, "{decl}");
+            assert_eq!(api.supersedes_field, Some("obsoletes"), "{decl}");
+        }
+    }
+
+    #[test]
+    fn a_member_of_another_struct_or_kind_does_not_count() {
+        // `provides` in struct klp_state, and a pointer named `provides` in klp_patch: neither
+        // is the set number.
+        let h = format!(
+            "struct klp_state {{ unsigned long id; unsigned int provides; }};\n{}",
+            MAINLINE.replace("bool replace;", "bool replace;\n\tconst char *provides;")
+        );
+        assert_eq!(LivepatchApi::parse(&h).replace, ReplaceField::Bool);
+        // A bool named replace_set is not a set number.
+        let h = MAINLINE.replace("bool replace;", "bool replace_set;");
+        assert_eq!(LivepatchApi::parse(&h).replace, ReplaceField::None);
+    }
+
+    #[test]
+    fn nested_bodies_and_several_declarators_are_read() {
+        let h = MAINLINE.replace(
+            "bool replace;",
+            "struct { int a; bool replace; } inner;\n\tunsigned int x, provides : 16;",
+        );
+        let api = LivepatchApi::parse(&h);
+        assert_eq!(api.replace, ReplaceField::Provides);
+        assert!(api.states);
+    }
+
+    #[test]
+    fn a_config_announcing_provides_refuses_a_header_without_it() {
+        let config = KConfig::parse("CONFIG_LIVEPATCH=y\nCONFIG_KLP_HAS_PROVIDES=y\n");
+        let header = Path::new("include/linux/livepatch.h");
+        let err = LivepatchApi::parse(MAINLINE)
+            .check_config(&config, header)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("CONFIG_KLP_HAS_PROVIDES=y") && err.contains("`bool replace`"),
+            "{err}"
+        );
+        let provides = LivepatchApi::parse(&MAINLINE.replace("bool replace;", "u32 provides;"));
+        provides.check_config(&config, header).unwrap();
+        // Without the option, any header is taken as it reads.
+        let plain = KConfig::parse("CONFIG_LIVEPATCH=y\n");
+        LivepatchApi::parse(MAINLINE)
+            .check_config(&plain, header)
+            .unwrap();
     }
 }
