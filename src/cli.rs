@@ -42,6 +42,11 @@ pub struct CheckArgs {
     /// A fix (by name) that a replaced predecessor carried and the new module may drop; repeatable.
     #[arg(long = "allow-drop", value_name = "NAME")]
     pub allow_drop: Vec<String>,
+    /// Model loading the module with its `also_replace_sets=X[,Y]` parameter: the sets' enabled
+    /// patches are replaced in the same transition (klp-build modules for kernels with
+    /// `supersedes`).
+    #[arg(long = "also-replace-sets", value_name = "SET", value_delimiter = ',')]
+    pub also_replace_sets: Vec<u32>,
     /// Report format.
     #[arg(long, value_enum, default_value_t)]
     pub report: ReportFormat,

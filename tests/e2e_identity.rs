@@ -146,8 +146,12 @@ fn identity_patch_of_three_files_loads_and_runs() {
             name: "livepatch-identity".into(),
             replace: ReplaceMode::Atomic,
             states: Vec::new(),
-            api: klp_build::kernel::livepatch_api::LivepatchApi::detect(&lab.kbuild, &lab.src)
-                .unwrap(),
+            api: klp_build::kernel::livepatch_api::LivepatchApi::detect(
+                &lab.kbuild,
+                &lab.src,
+                None,
+            )
+            .unwrap(),
         },
         &lab.kbuild,
         &dir.path().join("5-kmod"),

@@ -51,6 +51,9 @@ pub struct ForeignPatch {
     /// The 32-bit word at offset 24: `bool replace` (0 or 1) on kernels 5.5 .. 7.2; the set
     /// number on kernels where `unsigned int replace_set` took its place.
     pub replace_word: Option<u32>,
+    /// Why the word at offset 24 could not be read, when it could not.
+    #[serde(skip)]
+    pub replace_unread: Option<String>,
     /// `klp_patch.states`, empty when the pointer is NULL.
     pub states: Vec<StateSpec>,
     /// `klp_patch.objs`.
@@ -455,7 +458,10 @@ impl<'a> Reader<'a> {
     }
 
     fn read_patch(&self, at: Pos, objs: Pos) -> anyhow::Result<ForeignPatch> {
-        let replace_word = self.u32_at(self.at(at, 24)).ok();
+        let (replace_word, replace_unread) = match self.u32_at(self.at(at, 24)) {
+            Ok(word) => (Some(word), None),
+            Err(e) => (None, Some(format!("{e:#}"))),
+        };
         let states = match self.pointer(self.at(at, 16))? {
             None => Vec::new(),
             Some(s) => self.states(s)?,
@@ -520,6 +526,7 @@ impl<'a> Reader<'a> {
         Ok(ForeignPatch {
             at: self.name(at),
             replace_word,
+            replace_unread,
             states,
             objects,
         })

@@ -25,6 +25,7 @@ pub use report::{CheckReport, Finding, Severity};
 
 use crate::cli::{CheckArgs, ReportFormat};
 use crate::emit::manifest::Manifest;
+use crate::emit::spec::{ReplaceMode, SetField};
 
 /// A module enabled (or to be enabled) on the target before the new one.
 pub type Deployed = Livepatch;
@@ -40,7 +41,10 @@ pub fn against(new: &Manifest, deployed: &[Deployed], allow_drop: &[String]) -> 
 /// `klp-build check`: prints the report; exit 0 when every module would load, an error naming
 /// every refusal (exit 1) otherwise.
 pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
-    let new = Livepatch::read(&args.module)?;
+    let mut new = Livepatch::read(&args.module)?;
+    if !args.also_replace_sets.is_empty() {
+        also_replace_sets(&mut new, &args.also_replace_sets)?;
+    }
     let deployed = args
         .against
         .iter()
@@ -55,6 +59,38 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
         anyhow::bail!(report.refusal_message());
     }
     Ok(0)
+}
+
+/// The module as loaded with `also_replace_sets=SETS`: the runtime core adds the sets to
+/// `supersedes` (without its own set) before it enables the patch, and refuses the parameter on a
+/// kernel without the list, which `check` must refuse the same way, not model a load that fails.
+fn also_replace_sets(new: &mut Livepatch, sets: &[u32]) -> anyhow::Result<()> {
+    let Replace::Mode {
+        mode:
+            ReplaceMode::Set {
+                field: SetField::ReplaceSet,
+                set,
+                supersedes,
+            },
+    } = &mut new.replace
+    else {
+        anyhow::bail!(
+            "--also-replace-sets {}: {} is {}, and only a module klp-build built for a kernel with \
+             replace sets and `supersedes` takes the also_replace_sets= parameter; drop the option, or \
+             rebuild the module with --supersedes for that kernel",
+            sets.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+            new.file,
+            match &new.replace {
+                Replace::Mode { mode } => format!("in mode {}", mode.describe()),
+                Replace::Word { .. } | Replace::Unknown => "a module of another tool".to_string(),
+            }
+        );
+    };
+    let own = *set;
+    supersedes.extend(sets.iter().copied().filter(|s| *s != own));
+    supersedes.sort_unstable();
+    supersedes.dedup();
+    Ok(())
 }
 
 #[cfg(test)]
@@ -117,5 +153,42 @@ mod tests {
             "{msg}"
         );
         assert!(against(&new, &[old], &["b".into()]).loads);
+    }
+    /// The refusal for a function shared with another set recommends `also_replace_sets=`;
+    /// `check --also-replace-sets` models that load: the other set's patch is replaced.
+    #[test]
+    fn also_replace_sets_models_the_load_parameter_the_refusal_recommends() {
+        let in_set = |name: &str, set: u32, fixes: &[&str]| {
+            let mut m = manifest(name, fixes, &["f"]);
+            m.replace = ReplaceMode::Set {
+                field: SetField::ReplaceSet,
+                set,
+                supersedes: vec![],
+            };
+            m
+        };
+        let deployed = Livepatch::from_manifest("set1.ko", &in_set("set1", 1, &["fix-1"]));
+        // The new module carries set 1's fix, as a module replacing it must.
+        let mut new = Livepatch::from_manifest("set2.ko", &in_set("set2", 2, &["fix-1", "fix-2"]));
+        let plain = rules::check(&new, std::slice::from_ref(&deployed), &[]);
+        assert!(!plain.loads);
+        let msg = plain.refusal_message();
+        assert!(msg.contains("also_replace_sets=1"), "{msg}");
+
+        also_replace_sets(&mut new, &[1, 2]).unwrap();
+        let r = rules::check(&new, std::slice::from_ref(&deployed), &[]);
+        assert!(r.loads, "{}", r.refusal_message());
+        let enabled: Vec<&str> = r.enabled.iter().map(|e| e.file.as_str()).collect();
+        assert_eq!(enabled, ["set2.ko"], "set 1's patch is replaced");
+
+        // A cumulative module of a stock kernel has no such parameter.
+        let mut atomic = Livepatch::from_manifest("c.ko", &manifest("c", &["c"], &["f"]));
+        let e = also_replace_sets(&mut atomic, &[1])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("c.ko") && e.contains("--also-replace-sets 1"),
+            "{e}"
+        );
     }
 }

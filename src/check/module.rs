@@ -148,11 +148,23 @@ impl Livepatch {
         unknown.extend(f.unknown.iter().cloned());
         let (replace, states, callbacks, functions) = match &f.patch {
             Some(p) => {
-                unknown.push(
-                    "its exact replace mode: the word at klp_patch+24 is `bool replace` or a replace set \
-                     depending on the kernel, and a list of superseded sets is not read"
-                        .into(),
-                );
+                // A module klp-build did not build has no manifest: its mode is the word at
+                // klp_patch+24 where it can be read, and nothing where it cannot (a patch struct
+                // at the end of its section, a relocated or truncated .data).
+                unknown.push(match (&p.replace_word, &p.replace_unread) {
+                    (Some(word), _) => format!(
+                        "its exact replace mode: the word at offset 24 of its klp_patch ({}) is {word}, which \
+                         is `bool replace` or a replace set depending on the kernel it was built for, and a list of superseded \
+                         sets is not read",
+                        p.at
+                    ),
+                    (None, why) => format!(
+                        "its replace mode: the word at offset 24 of its klp_patch ({}) could not be read ({}), so whether it replaces \
+                         other livepatches is not known; it is taken to replace nothing",
+                        p.at,
+                        why.as_deref().unwrap_or("no reason given")
+                    ),
+                });
                 (
                     p.replace_word
                         .map_or(Replace::Unknown, |word| Replace::Word { word }),

@@ -299,12 +299,21 @@ impl Load<'_> {
             (Mode::Stacked | Mode::Unknown, _) => {
                 if self.mode == Mode::Unknown {
                     let who = self.p.file.clone();
+                    // A word other than 0 or 1 where a stock kernel has `bool replace` is the set
+                    // number of a module built for a replace-set kernel; say that, not "unknown".
+                    let why = match &self.p.replace {
+                        Replace::Word { word } => format!(
+                            "its klp_patch word at offset 24 is {word}, which is no `bool replace` value \
+                             (0 or 1): it looks built for a kernel with replace sets, and this check models \
+                             a kernel with `bool replace`; rebuild it for the kernel it will run on"
+                        ),
+                        _ => "its replace mode could not be read (see its notes in `klp-build inspect`)"
+                            .to_string(),
+                    };
                     self.push(
                         "check.replace-unknown",
                         Severity::Warning,
-                        format!(
-                            "{who}: its replace mode is not known; it is taken to replace nothing"
-                        ),
+                        format!("{who}: {why}; it is taken to replace nothing"),
                     );
                 }
                 for q in enabled {
@@ -486,7 +495,20 @@ impl Load<'_> {
             return;
         };
         for fix in qf {
-            if pf.iter().any(|f| f.name == fix.name) {
+            if let Some(kept) = pf.iter().find(|f| f.name == fix.name) {
+                // The same fix id with other content: a revision (a CVE fix reworked after
+                // review), which the cumulative release carries on purpose, but which an engineer
+                // comparing two releases must see with both digests. An empty digest is a module
+                // that did not record one.
+                if kept.sha256 != fix.sha256 && !kept.sha256.is_empty() && !fix.sha256.is_empty() {
+                    let msg = format!(
+                        "{who} carries fix {} revised: sha256 {} here, {} in {}, which it replaces",
+                        fix.name, kept.sha256, fix.sha256, q.file
+                    );
+                    let x = self.push("check.fix-revised", Severity::Note, msg);
+                    x.other = Some(q.file.clone());
+                    x.fix = Some(fix.name.clone());
+                }
                 continue;
             }
             let allowed = drops.contains(&fix.name);
@@ -798,6 +820,30 @@ mod tests {
             ["cum.ko", "hot.ko"],
             "refused: nothing changes"
         );
+    }
+
+    #[test]
+    fn a_fix_with_new_content_under_its_id_is_reported_as_revised_with_both_digests() {
+        let v1 = module("v1", set(1, &[]), &["cve-1", "cve-2"], &["a"], &[]);
+        let mut v2 = module("v2", set(1, &[]), &["cve-1", "cve-2"], &["a"], &[]);
+        let fixes = v2.fixes.as_mut().unwrap();
+        fixes[1].sha256 = "1".repeat(64);
+        let r = check(&v2, &[v1], &[]);
+        let revised: Vec<_> = r
+            .findings
+            .iter()
+            .filter(|f| f.key == "check.fix-revised")
+            .collect();
+        assert_eq!(revised.len(), 1, "{:?}", keys(&r));
+        assert_eq!(revised[0].severity, Severity::Note);
+        assert_eq!(revised[0].fix.as_deref(), Some("cve-2"));
+        assert!(
+            revised[0].message.contains(&"1".repeat(64))
+                && revised[0].message.contains(&"0".repeat(64)),
+            "{}",
+            revised[0].message
+        );
+        assert!(r.loads, "a revision alone does not refuse: {:?}", keys(&r));
     }
 
     #[test]

@@ -209,7 +209,15 @@ fn read_one(diff: &Path, source: &Path) -> anyhow::Result<(Fix, Planned, Vec<Str
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect(),
-        subject: parsed.subject.clone(),
+        // A plain diff has no subject: its file name says more than its first `---` line.
+        subject: if parsed.subject.is_empty() {
+            diff.file_name().map_or_else(
+                || diff.display().to_string(),
+                |s| s.to_string_lossy().into_owned(),
+            )
+        } else {
+            parsed.subject.clone()
+        },
     };
     let strip = apply::strip_level(&parsed.files, source);
     let mut used = Vec::new();

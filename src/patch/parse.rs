@@ -83,10 +83,20 @@ fn subject(text: &str) -> String {
             return s;
         }
     }
+    // A quilt or hand-written patch may open with a description; a plain `diff -u` opens with the
+    // diff itself, whose first line is no subject (the caller names it by its file then).
     lines
         .iter()
         .find(|l| !l.trim().is_empty())
+        .filter(|l| !is_diff_line(l))
         .map_or(String::new(), |l| l.trim().to_string())
+}
+
+/// A line that begins a file's diff rather than describing the patch.
+fn is_diff_line(line: &str) -> bool {
+    ["--- ", "+++ ", "diff ", "Index: ", "@@ ", "==="]
+        .iter()
+        .any(|p| line.starts_with(p))
 }
 
 /// Parses a patch. Errors name the line of the patch that is not a valid unified diff.
@@ -242,14 +252,22 @@ diff --git a/new.h b/new.h\nnew file mode 100644\n--- /dev/null\n+++ b/new.h\n@@
     fn plain_diff_u_with_timestamps() {
         let text = "--- linux.orig/mm/x.c\t2024-01-01 00:00:00.000000000 +0000\n+++ linux/mm/x.c\t2024-01-02\n@@ -1,2 +1,2 @@\n-a\n+b\n c\n";
         let p = parse(text).unwrap();
-        assert_eq!(
-            p.subject,
-            "--- linux.orig/mm/x.c\t2024-01-01 00:00:00.000000000 +0000"
-        );
+        assert_eq!(p.subject, "", "a plain diff has no subject of its own");
         assert_eq!(p.files[0].old.as_deref(), Some("linux.orig/mm/x.c"));
         assert_eq!(p.files[0].new.as_deref(), Some("linux/mm/x.c"));
         assert!(!p.files[0].git);
         assert_eq!(p.files[0].lines, 0..6);
+    }
+
+    #[test]
+    fn a_quilt_description_is_the_subject_of_a_plain_diff() {
+        let text = "Fix the frobnicator's overflow\n\n--- a/mm/x.c\n+++ b/mm/x.c\n@@ -1,2 +1,2 @@\n-a\n+b\n c\n";
+        assert_eq!(
+            parse(text).unwrap().subject,
+            "Fix the frobnicator's overflow"
+        );
+        let git = "diff --git a/mm/x.c b/mm/x.c\n--- a/mm/x.c\n+++ b/mm/x.c\n@@ -1,2 +1,2 @@\n-a\n+b\n c\n";
+        assert_eq!(parse(git).unwrap().subject, "");
     }
 
     #[test]

@@ -180,7 +180,7 @@ pub fn source_dir(kbuild: &Path) -> PathBuf {
 
 /// The livepatch API of the kernel `kbuild` builds for, read from its `livepatch.h`.
 pub fn livepatch_api(kbuild: &Path) -> LivepatchApi {
-    LivepatchApi::detect(kbuild, &source_dir(kbuild)).unwrap_or_else(|e| panic!("{e:#}"))
+    LivepatchApi::detect(kbuild, &source_dir(kbuild), None).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// The declarations of the reference replace-set kernel's `struct klp_patch`
