@@ -208,6 +208,39 @@ pub enum ReleaseCommand {
     Collect(ReleaseCollectArgs),
     /// List the Debian kernel releases the archive has, for `debian = ...` targets.
     Kernels(ReleaseKernelsArgs),
+    /// What the release cache holds (kernels, build roots, work dirs), and `prune` to remove kernels.
+    Cache(ReleaseCacheArgs),
+}
+
+/// `klp-build release cache [prune ...]`.
+#[derive(Debug, Args)]
+pub struct ReleaseCacheArgs {
+    #[command(subcommand)]
+    pub command: Option<ReleaseCacheCommand>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t, global = true)]
+    pub report: ReportFormat,
+}
+
+/// `klp-build release cache prune`.
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCacheCommand {
+    /// Remove Debian kernels (with their work dirs) from the cache; kernels a build holds are kept.
+    Prune(ReleaseCachePruneArgs),
+}
+
+/// Which kernels `release cache prune` removes.
+#[derive(Debug, Args)]
+pub struct ReleaseCachePruneArgs {
+    /// A kernel release to remove (every cached package version of it); repeatable.
+    #[arg(long = "kernel", value_name = "RELEASE")]
+    pub kernels: Vec<String>,
+    /// Remove kernels no build has used for this many days.
+    #[arg(long = "unused-days", value_name = "N")]
+    pub unused_days: Option<u32>,
+    /// Say what would be removed, remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `klp-build release kernels`.

@@ -8,6 +8,7 @@
 //! Ctrl-C, and by the next run after a SIGKILL).
 
 pub mod build;
+pub mod cache;
 pub mod ci;
 pub mod debian;
 pub mod index;
@@ -30,6 +31,7 @@ pub fn run(args: &ReleaseArgs) -> anyhow::Result<u8> {
         ReleaseCommand::Plan(a) => ci::plan(a),
         ReleaseCommand::Collect(a) => ci::collect(a),
         ReleaseCommand::Kernels(a) => kernels(a),
+        ReleaseCommand::Cache(a) => cache::run(a),
     }
 }
 

@@ -12,6 +12,7 @@
 //! kernels/<R>/<V>/          one kernel release R at package version V, complete:
 //!     .complete             the layout version, then the packages it was unpacked from
 //!                           (written before the rename; another layout is unpacked again)
+//!     .used                 touched at every resolve: the entry's last use (`release cache`)
 //!     image/                the image package(s) as shipped: boot/ or usr/lib/modules/<R>/
 //!     headers/              headers + common + kbuild unpacked like / and mended (usr/src/...)
 //!     source/linux-source-<series>/   the unpacked, unconfigured source tree
@@ -106,6 +107,9 @@ pub enum DebianError {
     Other(#[from] anyhow::Error),
 }
 
+/// The file whose mtime is a kernel entry's last use.
+pub const USED_STAMP: &str = ".used";
+
 /// Finds `kernel_release` in `suites`, downloads and unpacks its packages under `cache` (once),
 /// and makes a build root when the host lacks its compiler.
 pub fn resolve(
@@ -145,6 +149,9 @@ pub fn resolve(
     let suite = suite.to_string();
     let (kernel, downloaded_bytes) =
         unpack_kernel(&base, &apt, kernel_release, &version, &plan, log)?;
+    // The last use, for `release cache prune --unused-days` (the mtime of an empty file: a
+    // directory's own mtime changes only when an entry is added or removed).
+    let _ = fs::File::create(kernel.join(USED_STAMP));
 
     let image = kernel.join("image");
     let modules = first_existing(&[
