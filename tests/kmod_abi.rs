@@ -70,6 +70,18 @@ int main(void)
 	printf("mode_atomic %d\n", KLP_BUILD_MODE_ATOMIC);
 	printf("mode_replace_set %d\n", KLP_BUILD_MODE_REPLACE_SET);
 	printf("mode_provides %d\n", KLP_BUILD_MODE_PROVIDES);
+	printf("cb_size %zu\n", sizeof(struct klp_build_callback));
+	printf("cb_objname %zu\n", offsetof(struct klp_build_callback, objname));
+	printf("cb_kind %zu\n", offsetof(struct klp_build_callback, kind));
+	printf("cb_fn %zu\n", offsetof(struct klp_build_callback, fn));
+	printf("cb_kind_size %zu\n", sizeof(((struct klp_build_callback *)0)->kind));
+	printf("sizeof_nr_callbacks %zu\n", sizeof(klp_build_nr_callbacks));
+	printf("callbacks_section %s\n", KLP_BUILD_CALLBACKS_SECTION);
+	printf("callbacks_symbol %s\n", KLP_BUILD_CALLBACKS_SYMBOL);
+	printf("nr_callbacks_symbol %s\n", KLP_BUILD_NR_CALLBACKS_SYMBOL);
+	printf("callback_ptrs_section %s\n", KLP_BUILD_CALLBACK_PTRS_SECTION);
+	printf("cb_kinds %d %d %d %d\n", KLP_BUILD_CB_PRE_PATCH, KLP_BUILD_CB_POST_PATCH,
+	       KLP_BUILD_CB_PRE_UNPATCH, KLP_BUILD_CB_POST_UNPATCH);
 	return 0;
 }
 "#;
@@ -105,6 +117,29 @@ int main(void)
         ("mode_atomic", abi::MODE_ATOMIC.to_string()),
         ("mode_replace_set", abi::MODE_REPLACE_SET.to_string()),
         ("mode_provides", abi::MODE_PROVIDES.to_string()),
+        ("cb_size", abi::CALLBACK_SIZE.to_string()),
+        ("cb_objname", abi::CALLBACK_OBJNAME.to_string()),
+        ("cb_kind", abi::CALLBACK_KIND.to_string()),
+        ("cb_fn", abi::CALLBACK_FN.to_string()),
+        ("cb_kind_size", "8".to_string()),
+        ("sizeof_nr_callbacks", "4".to_string()),
+        ("callbacks_section", abi::CALLBACKS_SECTION.to_string()),
+        ("callbacks_symbol", abi::CALLBACKS_SYMBOL.to_string()),
+        ("nr_callbacks_symbol", abi::NR_CALLBACKS_SYMBOL.to_string()),
+        (
+            "callback_ptrs_section",
+            abi::CALLBACK_PTRS_SECTION.to_string(),
+        ),
+        (
+            "cb_kinds",
+            format!(
+                "{} {} {} {}",
+                abi::CALLBACK_PRE_PATCH,
+                abi::CALLBACK_POST_PATCH,
+                abi::CALLBACK_PRE_UNPATCH,
+                abi::CALLBACK_POST_UNPATCH
+            ),
+        ),
     ]
     .into_iter()
     .collect();

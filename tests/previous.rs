@@ -8,8 +8,10 @@ mod support;
 use support::run::{describe, klp_build};
 
 #[test]
-fn a_release_that_drops_a_fix_is_refused_unless_allowed() {
-    let Some(lab) = support::lab("a_release_that_drops_a_fix_is_refused_unless_allowed") else {
+fn a_build_whose_previous_release_carries_a_fix_it_drops_is_refused_unless_allowed() {
+    let Some(lab) = support::lab(
+        "a_build_whose_previous_release_carries_a_fix_it_drops_is_refused_unless_allowed",
+    ) else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

@@ -3,6 +3,8 @@
 //! download hundreds of MB: skipped (with the reason printed) unless `KLP_TEST_NETWORK` or `CI` is
 //! set; under CI anything missing fails. The cache is
 //! `${KLP_LAB_CACHE:-$HOME/.cache/klp-build-lab}/release-cache`, kept across runs.
+#[path = "ci_env/mod.rs"]
+mod ci_env;
 
 use klp_build::release::debian::{self, DebianError, DebianKernel, Suites};
 use sha2::{Digest, Sha256};
@@ -12,7 +14,7 @@ use std::process::Command;
 use std::time::Instant;
 
 fn cache() -> Option<PathBuf> {
-    let ci = std::env::var_os("CI").is_some();
+    let ci = ci_env::under_ci();
     if std::env::var_os("KLP_TEST_NETWORK").is_none() && !ci {
         eprintln!("skipped: hits Debian's archive and downloads hundreds of MB; set KLP_TEST_NETWORK=1 to run");
         return None;

@@ -25,7 +25,7 @@ fn root() -> PathBuf {
 }
 
 fn ci() -> bool {
-    std::env::var_os("CI").is_some()
+    support::ci_env::under_ci()
 }
 
 fn cache() -> Option<PathBuf> {

@@ -43,10 +43,7 @@ fn stderr(o: &Output) -> String {
 
 /// Skips (prints why) without `CI`, fails under it.
 fn skip(test: &str, why: &str) {
-    if std::env::var_os("CI").is_some() {
-        panic!("{test}: {why} (required under CI)");
-    }
-    eprintln!("SKIP {test}: {why}");
+    support::ci_env::skip(test, why);
 }
 
 /// The orig and patched objects of `testdata/cases/call-added`, compiled once per test process

@@ -362,10 +362,28 @@ mod tests {
         let saved = tree.path().join(".saved");
         std::fs::create_dir_all(&saved).unwrap();
         std::fs::write(tree.path().join("x.o"), "stale").unwrap();
-        let j =
-            r#"{"source":"/old/place","entries":[{"path":"x.o","existed":false,"mtime_ns":0}]}"#;
+        // The restore half: a patched source file whose original the old run saved.
+        std::fs::create_dir_all(tree.path().join("fs")).unwrap();
+        std::fs::write(tree.path().join("fs/x.c"), "patched").unwrap();
+        std::fs::create_dir_all(saved.join("files/fs")).unwrap();
+        std::fs::write(saved.join("files/fs/x.c"), "original").unwrap();
+        let mtime_ns: u64 = 1_000_000 * 1_000_000_000;
+        let j = format!(
+            r#"{{"source":"/old/place","entries":[{{"path":"x.o","existed":false,"mtime_ns":0}},{{"path":"fs/x.c","existed":true,"mtime_ns":{mtime_ns}}}]}}"#
+        );
         std::fs::write(saved.join(JOURNAL), j).unwrap();
         recover(&saved, tree.path()).unwrap();
-        assert!(!tree.path().join("x.o").exists());
+        assert!(!tree.path().join("x.o").exists(), "the new file is deleted");
+        let c = tree.path().join("fs/x.c");
+        assert_eq!(std::fs::read_to_string(&c).unwrap(), "original");
+        assert_eq!(
+            mtime(&c),
+            SystemTime::UNIX_EPOCH + Duration::from_nanos(mtime_ns),
+            "the original's mtime is restored, so make does not rebuild from it"
+        );
+        assert!(
+            !saved.exists(),
+            "the journal dir is removed after the replay"
+        );
     }
 }

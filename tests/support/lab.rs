@@ -247,5 +247,5 @@ fn file_name(name: &str) -> String {
 }
 
 fn ci() -> bool {
-    matches!(std::env::var("CI").as_deref(), Ok("true") | Ok("1"))
+    super::ci_env::under_ci()
 }

@@ -5,6 +5,8 @@
 //! Each test binary uses a part of it, hence the `dead_code` allowance.
 #![allow(dead_code, unused_imports)]
 
+#[path = "../ci_env/mod.rs"]
+pub mod ci_env;
 pub mod inputs;
 pub mod lab;
 pub mod run;
