@@ -329,7 +329,6 @@ fn manifest_of(
     }
 }
 
-/// `--previous`: the kernel's load rules applied to the new manifest after its predecessors.
 /// `--previous`: the kernel's load rules (`klp-build check`) applied to the new manifest after
 /// its predecessors, before the module is linked: a release that would be refused at load, or that
 /// drops a fix not named by `--allow-drop`, is an error naming every refusal.
@@ -376,7 +375,7 @@ fn with_module_listings(
 /// `<dir>/**/<name>.ko`, or `.ko.xz`, `.ko.zst`, `.ko.gz` (read decompressed), where `-` and `_`
 /// in file names are the same (as modprobe treats them); an uncompressed file wins.
 pub fn find_module(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
-    let name = name.replace('-', "_");
+    let name = crate::kernel::normalize_modname(name);
     let mut stack = vec![dir.to_path_buf()];
     let mut compressed = None;
     while let Some(d) = stack.pop() {
@@ -389,7 +388,7 @@ pub fn find_module(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
                 stack.push(path);
                 continue;
             }
-            let file = e.file_name().to_string_lossy().replace('-', "_");
+            let file = crate::kernel::normalize_modname(&e.file_name().to_string_lossy());
             if file == format!("{name}.ko") {
                 return Ok(path);
             }

@@ -23,7 +23,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<u8> {
 /// `klp-build diff ORIG.o PATCHED.o`.
 pub fn diff_pair(args: &DiffArgs) -> anyhow::Result<u8> {
     let klp_object = args.module.clone().map_or(KlpObject::Vmlinux, |m| {
-        KlpObject::Module(m.replace('-', "_"))
+        KlpObject::Module(crate::kernel::normalize_modname(&m))
     });
     if let Some(out) = &args.output {
         crate::plan::check_output_is_no_input(

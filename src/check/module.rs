@@ -128,9 +128,9 @@ impl Livepatch {
 
     fn from_foreign(file: &str, f: ForeignModule) -> Livepatch {
         let name = f.name.clone().unwrap_or_else(|| {
-            Path::new(file)
-                .file_stem()
-                .map_or_else(String::new, |s| s.to_string_lossy().replace('-', "_"))
+            Path::new(file).file_stem().map_or_else(String::new, |s| {
+                crate::kernel::normalize_modname(&s.to_string_lossy())
+            })
         });
         let kernel_release = f
             .vermagic

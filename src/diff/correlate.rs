@@ -13,7 +13,8 @@ use super::changed::Decoded;
 use super::exclude;
 use super::reloc_target::{resolve, RelocTarget};
 
-/// The funnel rule that paired two symbols, recorded for the report and `--debug=correlate`.
+/// The funnel rule that paired two symbols, recorded for the report (`diff --report json` and
+/// `--explain`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Rule {
@@ -35,7 +36,7 @@ pub enum Rule {
 }
 
 impl Rule {
-    /// The rule's name in reports (`exact`, `suffix`, `scope`, `position`).
+    /// The rule's name in reports (`exact`, `suffix`, `scope`, `content`, `position`).
     pub fn name(self) -> &'static str {
         match self {
             Rule::Exact => "exact",

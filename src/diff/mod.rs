@@ -401,7 +401,7 @@ fn correlation_warnings(
                 key: "correlate.position",
                 location: format!("{}: {}", object.display(), s.name),
                 message: format!(
-                    "paired with its original {} by position only: the exact, suffix and scope rules found no \
+                    "paired with its original {} by position only: the exact, suffix, scope and content rules found no \
                      unique twin",
                     twins.orig(ps).map_or("", |o| orig.symbol(o).name.as_str())
                 ),
@@ -430,7 +430,7 @@ fn correlation_warnings(
         } else {
             (
                 "correlate.none",
-                "no twin in the original object (exact, suffix, scope and position found none): new data, \
+                "no twin in the original object (exact, suffix, scope, content and position found none): new data, \
                  carried in the module",
             )
         };
@@ -458,7 +458,7 @@ fn correlation_warnings(
         } else {
             (
                 "correlate.none",
-                "of the original, no twin in the patched object (exact, suffix, scope and position found none): \
+                "of the original, no twin in the patched object (exact, suffix, scope, content and position found none): \
                  removed or renamed; the kernel's copy stays",
             )
         };

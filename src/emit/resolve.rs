@@ -205,5 +205,5 @@ impl PatchGlobals {
 
 /// `xfs` for `fs/xfs/xfs` (Module.symvers names modules by path without `.ko`).
 fn module_basename(m: &str) -> String {
-    m.rsplit('/').next().unwrap_or(m).replace('-', "_")
+    crate::kernel::normalize_modname(m.rsplit('/').next().unwrap_or(m))
 }

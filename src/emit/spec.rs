@@ -285,7 +285,7 @@ impl ModuleSpec {
 
     /// The module's name as the kernel and sysfs know it (`-` as `_`).
     pub fn kernel_name(&self) -> String {
-        self.name.replace('-', "_")
+        crate::kernel::normalize_modname(&self.name)
     }
 
     /// Refuses a spec the target cannot carry, for specs written as struct literals: a mode of

@@ -32,6 +32,13 @@ pub struct KernelOptions {
     pub jobs: usize,
 }
 
+/// A module's name as the kernel knows it: kbuild's `KBUILD_MODNAME` turns `-` into `_`
+/// (`livepatch-acme.ko` is module `livepatch_acme` in sysfs and in `klp_object.name`), and
+/// modprobe treats the two as one; every comparison of module names goes through this.
+pub fn normalize_modname(name: &str) -> String {
+    name.replace('-', "_")
+}
+
 /// The resolved target: all paths absolute and existing, the source tree prepared.
 #[derive(Debug, Clone)]
 pub struct Kernel {

@@ -381,7 +381,7 @@ impl SymbolListing {
                 ko.display()
             );
         }
-        let key = name.replace('-', "_");
+        let key = super::normalize_modname(name);
         self.objects.insert(
             key,
             ObjectSymbols::new(ko.display().to_string(), entries, Vec::new()),

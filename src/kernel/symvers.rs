@@ -31,7 +31,7 @@ impl Export {
             return self.module.clone();
         }
         let base = self.module.rsplit('/').next().unwrap_or(&self.module);
-        base.replace('-', "_")
+        super::normalize_modname(base)
     }
 
     /// Whether only GPL-compatible modules may use it.

@@ -104,7 +104,9 @@ pub fn klp_object(command: &str) -> KlpObject {
         if tok == "-DMODULE" {
             module = true;
         } else if let Some(v) = tok.strip_prefix("-DKBUILD_MODNAME=") {
-            name = Some(v.trim_matches(['\'', '"']).replace('-', "_"));
+            name = Some(crate::kernel::normalize_modname(
+                v.trim_matches(['\'', '"']),
+            ));
         }
     }
     match (module, name) {
