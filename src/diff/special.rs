@@ -242,7 +242,7 @@ pub fn layout<R: Role>(obj: &ElfObject<R>, sec: SectionId<R>) -> Result<Option<S
         Special::OrcIp => {
             entries(4)?;
             let unw = obj.section_by_name(".orc_unwind");
-            let want = len / 4 * 6;
+            let want = (len / 4).saturating_mul(6);
             let have = unw.map_or(0, |u| obj.section_size(u));
             if have != want {
                 return Err(format!(
@@ -321,7 +321,9 @@ fn entry_size(default: u64, len: u64, offsets: &[u64]) -> u64 {
     if offsets.is_empty() || fits(default, len, offsets) {
         return default;
     }
-    (1..=len)
+    // No kernel table has entries of more than 256 bytes (`struct jump_entry` and
+    // `struct bug_entry` are 16 at most): a larger search only makes a damaged header slow.
+    (1..=len.min(256))
         .filter(|d| d % 4 == 0)
         .find(|&d| fits(d, len, offsets))
         .unwrap_or(default)
@@ -427,7 +429,8 @@ pub fn unreadable<R: Role>(obj: &ElfObject<R>) -> Vec<Unreadable<R>> {
         match layout(obj, sec) {
             Ok(Some(Special::Alternatives { size })) => {
                 let relocs = obj.relocs_by_offset(sec);
-                for i in 0..obj.section_size(sec) / size {
+                // The entries in the file: an `SHT_NOBITS` one (a damaged header) has none.
+                for i in 0..obj.data(sec).len() as u64 / size {
                     let start = i * size;
                     if let Err(problem) = alt_replacement(obj, sec, &relocs, size, start) {
                         out.push(Unreadable {
