@@ -91,6 +91,18 @@ cb_check() { # name tag prefix
     [ "$got" = "$want" ] || fail "$1: callbacks printed '$got', want '$want'"
     step "$1: fscaps tagged while patched, callbacks in order: $got"
 }
+
+cb_only_vmlinux() { # name: callbacks for vmlinux and no function
+    dmesg -c > /dev/null
+    load_patch "livepatch-ah-$1"
+    obj=/sys/kernel/livepatch/livepatch_ah_$(echo "$1" | tr - _)/vmlinux
+    [ "$(cat $obj/patched)" = 1 ] || fail "$1: the vmlinux object is not patched"
+    unload_patch "livepatch-ah-$1"
+    got=$(dmesg | grep -o "klp-build: vmlinux-only .*" | tr '\n' ';')
+    want="klp-build: vmlinux-only pre-patch callback;klp-build: vmlinux-only post-patch callback;klp-build: vmlinux-only pre-unpatch callback;klp-build: vmlinux-only post-unpatch callback;"
+    [ "$got" = "$want" ] || fail "$1: callbacks printed '$got', want '$want'"
+    step "$1: no function, vmlinux callbacks in order: $got"
+}
 "#
 }
 
@@ -171,17 +183,7 @@ step "klp-syscall: setdomainname refuses a slash only while patched"
             "pre-unpatch klp_only_pre_unpatch",
             "post-unpatch klp_only_post_unpatch",
         ],
-        script: r#"
-dmesg -c > /dev/null
-load_patch livepatch-ah-kpatch-callbacks-only
-obj=/sys/kernel/livepatch/livepatch_ah_kpatch_callbacks_only/vmlinux
-[ "$(cat $obj/patched)" = 1 ] || fail "kpatch-callbacks-only: the vmlinux object is not patched"
-unload_patch livepatch-ah-kpatch-callbacks-only
-got=$(dmesg | grep -o "klp-build: vmlinux-only .*" | tr '\n' ';')
-want="klp-build: vmlinux-only pre-patch callback;klp-build: vmlinux-only post-patch callback;klp-build: vmlinux-only pre-unpatch callback;klp-build: vmlinux-only post-unpatch callback;"
-[ "$got" = "$want" ] || fail "kpatch-callbacks-only: callbacks printed '$got', want '$want'"
-step "kpatch-callbacks-only: no function, vmlinux callbacks in order: $got"
-"#,
+        script: "cb_only_vmlinux kpatch-callbacks-only\n",
     },
     Works {
         name: "kpatch-callbacks-only-module",
@@ -246,7 +248,8 @@ step "kpatch-hooks: load and unload hooks ran, the ignored function was left alo
 ];
 
 /// The fixes of [`WORKS`] that apply to Debian's 6.12 tree, and the klp-callbacks fix written for
-/// that tree (its fscaps_show() uses sysfs_emit()): 6.12 has no `<linux/livepatch_helpers.h>`
+/// that tree (its fscaps_show() uses sysfs_emit()) and the vmlinux callbacks-only one (other
+/// lines follow its includes): 6.12 has no `<linux/livepatch_helpers.h>`
 /// either, and its syscall wrappers are those KLP_BUILD_SYSCALL_DEFINEn follows.
 const WORKS_6_12: &[Works] = &[
     Works {
@@ -267,6 +270,15 @@ const WORKS_6_12: &[Works] = &[
             "post-unpatch klp_fscaps_post_unpatch",
         ],
         script: "cb_check klp-callbacks-612 klp612 klp612\n",
+    },
+    Works {
+        name: "kpatch-callbacks-only-612",
+        script: "cb_only_vmlinux kpatch-callbacks-only-612\n",
+        ..WORKS[5]
+    },
+    Works {
+        name: "kpatch-callbacks-only-module",
+        ..WORKS[6]
     },
 ];
 
