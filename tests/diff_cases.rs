@@ -186,6 +186,8 @@ cases! {
     altinstr_13_byte => "altinstr-13-byte",
     altinstr_undefined_replacement => "altinstr-undefined-replacement",
     debug_info_compressed => "debug-info-compressed",
+    paravirt_cut_entry_fail => "paravirt-cut-entry-fail",
+    paravirt_cut_entry_unused => "paravirt-cut-entry-unused",
     smp_locks_atomic => "smp-locks-atomic",
     paravirt_call_site => "paravirt-call-site",
     objtool_orc_return_sites => "objtool-orc-return-sites",
