@@ -1,7 +1,8 @@
-//! No input breaks klp-build: real kernel objects of the lab, mutated by a seeded generator
-//! (truncated, random bytes in the section headers, the symbol table and the relocations,
-//! out-of-range fields, special sections cut to a partial entry), each diffed against its original
-//! by the real `klp-build diff` binary, which must exit 0 or 3 (a clean result) or 1 with a message
+//! No input breaks klp-build: real kernel objects of the lab, and the fixture objects with the
+//! table layouts of other kernels, mutated by a seeded generator (truncated, random bytes in the
+//! section headers, the symbol table and the relocations, out-of-range fields, special sections
+//! cut to a partial entry, compressed debug sections that announce another size), each diffed
+//! against its original by the real `klp-build diff` binary, which must exit 0 or 3 (a clean result) or 1 with a message
 //! naming the file, within a time limit: never a panic (exit 101), never a hang. The symbol
 //! listing readers (kallsyms text, `Module.symvers`, a module's symbol table) get the same
 //! treatment in process. A failing input is kept under `target/tmp/robustness/` with the
@@ -236,6 +237,8 @@ fn mutate(rng: &mut Rng, orig: &[u8], l: &Layout) -> (Vec<u8>, String) {
                         ".static_call_sites",
                         ".return_sites",
                         ".retpoline_sites",
+                        ".debug_info",
+                        ".debug_line",
                     ]
                     .contains(&s.2.as_str())
                 })
@@ -246,7 +249,13 @@ fn mutate(rng: &mut Rng, orig: &[u8], l: &Layout) -> (Vec<u8>, String) {
             }
             let i = rng.pick(&specials);
             let base = l.shoff + i * 64;
-            if rng.below(2) == 0 {
+            if l.sections[i].2.starts_with(".debug_") && rng.below(2) == 0 {
+                // The size a compressed section's Elf64_Chdr announces (`-gz` objects); in an
+                // uncompressed one, eight bytes of debug information.
+                let v = edgy(rng, 0x100);
+                put(&mut d, l.sections[i].0 + 8, &v.to_le_bytes());
+                format!("{} ch_size={v:#x}", l.sections[i].2)
+            } else if rng.below(2) == 0 {
                 let cut = 1 + rng.below(8) as u64;
                 let size = (l.sections[i].1 as u64).saturating_sub(cut);
                 put(&mut d, base + 32, &size.to_le_bytes());
@@ -342,26 +351,87 @@ fn mutated_kernel_objects_never_crash_diff() {
         return;
     };
     kobj::prepared(lab);
+    let objects: Vec<(String, PathBuf, usize)> = OBJECTS
+        .iter()
+        .map(|&(rel, count)| {
+            (
+                rel.to_string(),
+                kobj::kernel_object(&lab.src, &lab.dir, rel),
+                count,
+            )
+        })
+        .collect();
+    probe(&objects);
+}
+
+/// Fixture cases whose objects have the tables of other kernels (issue 14): the last
+/// `.parainstructions` entry without padding (4.18 to 6.5), a 13-byte `struct alt_instr` (before
+/// 5.13), an alternative whose replacement is an undefined symbol (5.15's retpolines), and
+/// compressed debug sections (`-gz`), each also with `-gz`.
+const LAYOUT_CASES: &[&str] = &[
+    "paravirt-unpadded-last-entry",
+    "altinstr-13-byte",
+    "altinstr-undefined-replacement",
+    "debug-info-compressed",
+];
+
+/// The probes of [`mutated_kernel_objects_never_crash_diff`] on the objects of other kernels'
+/// layouts, compiled from their fixture cases with Debian 6.1's flags (and `-gz=zlib`); needs gcc
+/// only.
+#[test]
+fn mutated_objects_of_other_layouts_never_crash_diff() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cases");
+    let flags: Vec<String> = std::fs::read_to_string(dir.join("kernel-cflags"))
+        .expect("reading testdata/cases/kernel-cflags")
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .flat_map(|l| l.split_whitespace().map(str::to_string))
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut objects = Vec::new();
+    for case in LAYOUT_CASES {
+        for (variant, extra) in [("", None), ("-gz", Some("-gz=zlib"))] {
+            let out = tmp.path().join(format!("{case}{variant}.o"));
+            let st = Command::new("gcc")
+                .args(&flags)
+                .args(extra)
+                .arg("-DPATCHED")
+                .arg("-c")
+                .arg(dir.join(case).join("case.c"))
+                .arg("-o")
+                .arg(&out)
+                .status()
+                .expect("run gcc");
+            assert!(st.success(), "gcc on {case}{variant}");
+            objects.push((format!("{case}{variant}.o"), out, 40));
+        }
+    }
+    probe(&objects);
+}
+
+/// Mutates each object `count` times and diffs every mutation against its object (mostly as
+/// the patched side, every fifth as the original side); fails with each input that crashed or
+/// hung `klp-build diff` or made it fail without naming the file.
+fn probe(objects: &[(String, PathBuf, usize)]) {
     let tmp = tempfile::tempdir().unwrap();
     let mut rng = Rng(SEED);
     let mut failures = Vec::new();
     let (mut runs, mut clean, mut errors) = (0, 0, 0);
     let t0 = Instant::now();
-    for &(rel, count) in OBJECTS {
-        let path = kobj::kernel_object(&lab.src, &lab.dir, rel);
-        let orig = std::fs::read(&path).unwrap();
+    for (rel, path, count) in objects {
+        let orig = std::fs::read(path).unwrap();
         let l = layout(&orig);
         let stem = rel.replace('/', "_").replace(".o", "");
-        for n in 0..count {
+        for n in 0..*count {
             let (bytes, what) = mutate(&mut rng, &orig, &l);
             let name = format!("{stem}-mut{n}.o");
             let mutated = tmp.path().join(&name);
             std::fs::write(&mutated, &bytes).unwrap();
             // Mostly the patched side; every fifth input is the original side instead.
             let (a, b) = if n % 5 == 4 {
-                (&mutated, &path)
+                (&mutated, path)
             } else {
-                (&path, &mutated)
+                (path, &mutated)
             };
             let out = tmp.path().join("out.o");
             runs += 1;

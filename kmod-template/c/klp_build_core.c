@@ -7,8 +7,10 @@
  * beside it (the pre/post patch/unpatch callbacks of each object); the spec table in klp_spec.o
  * (set, states, superseded sets); the also_replace_sets module parameter.
  * Output: one struct klp_patch whose klp_objects are those runs of entries, each with its
- * callbacks, with the replace field, supersedes and states the target kernel has, enabled at
- * load time.
+ * callbacks, then one object for each object that has callbacks and no function (an empty,
+ * terminated klp_func array: the livepatch core refuses a NULL funcs, not an empty one, and runs
+ * such an object's callbacks), with the replace field, supersedes and states the target kernel
+ * has, enabled at load time.
  * Invariant: the tables are data only; this file is the same for every module, and the only
  * per-module C is the generated klp_build_config.h, which says which fields of struct klp_patch
  * the target has.
@@ -65,6 +67,25 @@ static bool klp_build_same_object(const char *a, const char *b)
 }
 
 /*
+ * Whether callback table entry i is the first one of an object that has no function: such an
+ * object becomes a klp_object of its own, with callbacks only (a fix that only runs code at
+ * patch and unpatch time, kpatch's KPATCH_PRE_PATCH_CALLBACK() without a changed function).
+ */
+static bool klp_build_callbacks_only(unsigned int i)
+{
+	const char *objname = klp_build_callbacks[i].objname;
+	unsigned int j;
+
+	for (j = 0; j < klp_build_nr_funcs; j++)
+		if (klp_build_same_object(objname, klp_build_funcs[j].objname))
+			return false;
+	for (j = 0; j < i; j++)
+		if (klp_build_same_object(objname, klp_build_callbacks[j].objname))
+			return false;
+	return true;
+}
+
+/*
  * Checks the table and counts its objects: each run of consecutive entries with one objname
  * becomes one klp_object. An object that came back after another one would become a second
  * klp_object of the same name, whose sysfs directory klp_init_object() cannot create (kobject_add()
@@ -97,14 +118,20 @@ static int klp_build_count_objects(unsigned int *nr_objs)
 		}
 		(*nr_objs)++;
 	}
+	for (i = 0; i < klp_build_nr_callbacks; i++)
+		if (klp_build_callbacks_only(i))
+			(*nr_objs)++;
+	if (!*nr_objs) {
+		pr_err("the function and callback tables are empty: nothing to patch\n");
+		return -EINVAL;
+	}
 	return 0;
 }
 
 /*
- * Checks the callback table against the function table: a known kind, a function, an object
- * that has functions (klp_enable_patch() refuses an object without), and one entry per object
- * and kind. klp-build checks the same when it writes the table; a table that fails here was not
- * written by it.
+ * Checks the callback table: a known kind, a function, and one entry per object and kind.
+ * klp-build checks the same when it writes the table; a table that fails here was not written by
+ * it. An object may have callbacks and no function (klp_build_callbacks_only()).
  */
 static int klp_build_check_callbacks(void)
 {
@@ -117,14 +144,6 @@ static int klp_build_check_callbacks(void)
 			pr_err("callback table entry %u (object %s) has %s; the table in klp_tables.o is corrupt, rebuild the module\n",
 			       i, klp_build_objname(cb->objname),
 			       cb->fn ? "an unknown kind" : "no function");
-			return -EINVAL;
-		}
-		for (j = 0; j < klp_build_nr_funcs; j++)
-			if (klp_build_same_object(cb->objname, klp_build_funcs[j].objname))
-				break;
-		if (j == klp_build_nr_funcs) {
-			pr_err("callback table entry %u is for object %s, which has no patched function; rebuild the module\n",
-			       i, klp_build_objname(cb->objname));
 			return -EINVAL;
 		}
 		for (j = 0; j < i; j++) {
@@ -210,6 +229,20 @@ static struct klp_object *klp_build_alloc_objects(unsigned int nr_objs)
 			funcs[i - start].old_sympos = klp_build_funcs[i].old_sympos;
 		}
 		obj->name = klp_build_funcs[start].objname;
+		obj->funcs = funcs;
+		klp_build_set_callbacks(obj, obj->name);
+		obj++;
+	}
+	/* Objects with callbacks only: an empty, terminated funcs array, never NULL. */
+	for (i = 0; i < klp_build_nr_callbacks; i++) {
+		if (!klp_build_callbacks_only(i))
+			continue;
+		funcs = kcalloc(1, sizeof(*funcs), GFP_KERNEL);
+		if (!funcs) {
+			klp_build_free_objects(objs);
+			return NULL;
+		}
+		obj->name = klp_build_callbacks[i].objname;
 		obj->funcs = funcs;
 		klp_build_set_callbacks(obj, obj->name);
 		obj++;
@@ -405,10 +438,6 @@ static int __init klp_build_init(void)
 	unsigned int nr_objs;
 	int ret;
 
-	if (!klp_build_nr_funcs) {
-		pr_err("the function table is empty: nothing to patch\n");
-		return -EINVAL;
-	}
 	ret = klp_build_count_objects(&nr_objs);
 	if (ret)
 		return ret;

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use crate::elf::{ElfObject, Reloc, Role, SectionId, SymbolId};
 
-use super::special::{layout, Special};
+use super::special::{fields, layout, Special};
 
 /// `struct bug_entry` on x86_64 with `CONFIG_GENERIC_BUG_RELATIVE_POINTERS` and
 /// `CONFIG_DEBUG_BUGVERBOSE` (5.x to 6.12): `bug_addr_disp`, `file_disp`, `u16 line`, `u16 flags`.
@@ -107,10 +107,13 @@ pub fn entry_relocs<'a, R: Role>(obj: &'a ElfObject<R>, e: &Entry<R>) -> Vec<&'a
     obj.relocs_between(e.table, e.start, e.start.saturating_add(e.size))
 }
 
-/// The bytes of an entry, empty when the table is shorter (the layout check rules that out).
+/// The bytes of an entry's fields, empty when the table is shorter (the layout check rules that
+/// out). Padding is left out: the last `.parainstructions` entry of a 4.18 object has none, and
+/// the same entry elsewhere in the table has four zero bytes more ([`fields`]).
 pub fn entry_bytes<'a, R: Role>(obj: &'a ElfObject<R>, e: &Entry<R>) -> &'a [u8] {
     let d = obj.data(e.table);
+    let n = fields(&obj.section(e.table).name, e.size);
     let a = (e.start as usize).min(d.len());
-    let b = (e.start.saturating_add(e.size) as usize).min(d.len());
+    let b = (e.start.saturating_add(n) as usize).min(d.len());
     &d[a..b]
 }

@@ -193,8 +193,6 @@ pub fn run(
         }
     })?;
     let mut p: ElfObject<Patched> = read_file(patched).with_context(|| of("patched", patched))?;
-    special::check(&o).map_err(|e| anyhow::anyhow!("{}: {e}", orig.display()))?;
-    special::check(&p).map_err(|e| anyhow::anyhow!("{}: {e}", patched.display()))?;
     // Messages name the object as the user knows it, not the copy in the work dir.
     o.path = object.to_path_buf();
     p.path = object.to_path_buf();
@@ -367,6 +365,12 @@ pub fn diff(
     }
 
     drop_aliases(&patched, &mut changed);
+    unreadable_entries(
+        (&orig, &patched),
+        (&changed, &added),
+        &mut refusals,
+        &mut warnings,
+    );
     changed.sort_by(|a, b| patched.symbol(a.sym).name.cmp(&patched.symbol(b.sym).name));
     added.sort_by(|a, b| patched.symbol(*a).name.cmp(&patched.symbol(*b).name));
     line_only.sort_by(|a, b| patched.symbol(a.sym).name.cmp(&patched.symbol(b.sym).name));
@@ -381,6 +385,88 @@ pub fn diff(
         line_only,
         refusals,
         warnings,
+    }
+}
+
+/// Entries of special sections that cannot be read ([`special::unreadable`]) concern only the
+/// functions they point into: a changed or new function that uses one is refused with the entry's
+/// problem (its module copy would run without the entry: an alternative never applied, a fault
+/// without its fixup), an unchanged one gets a warning (a change in that entry alone would not
+/// be seen). Entries no function of the patch uses are no error: a 4.18 object's table of another
+/// layout, or one entry the reader cannot place, must not refuse a fix elsewhere in the file.
+fn unreadable_entries(
+    (orig, patched): (&ElfObject<Orig>, &ElfObject<Patched>),
+    (changed, added): (&[Changed], &[SymbolId<Patched>]),
+    refusals: &mut Vec<Finding>,
+    warnings: &mut Vec<Finding>,
+) {
+    // A `.cold` part's entry belongs to its parent, which is what the report names.
+    fn owner<R: Role>(obj: &ElfObject<R>, sec: SectionId<R>, off: u64) -> Option<SymbolId<R>> {
+        let f = func_at(obj, sec, off)?;
+        match cold_parent(&obj.symbol(f).name) {
+            Some(parent) => obj.symbol_by_name(parent).or(Some(f)),
+            None => Some(f),
+        }
+    }
+    let mut warned = std::collections::HashSet::new();
+    let mut seen = std::collections::HashSet::new();
+    let patched_changed =
+        |f: SymbolId<Patched>| changed.iter().any(|c| c.sym == f) || added.contains(&f);
+    for u in special::unreadable(patched) {
+        let Some((sec, off)) = u.at else { continue };
+        let Some(f) = owner(patched, sec, off) else {
+            continue;
+        };
+        if !seen.insert((f.index(), u.problem.clone())) {
+            continue;
+        }
+        let name = &patched.symbol(f).name;
+        let location = Location::new(patched, sec, off).to_string();
+        if patched_changed(f) {
+            refusals.push(Finding {
+                key: "special.unreadable",
+                location,
+                message: format!(
+                    "{}; {name} cannot be patched without this entry: rebuild the object with the \
+                     target kernel's compiler and objtool, or report the object to klp-build",
+                    u.problem
+                ),
+            });
+        } else {
+            warned.insert(name.clone());
+            warnings.push(Finding {
+                key: "special.unreadable",
+                location,
+                message: format!(
+                    "{}; {name} is unchanged, but a change in this entry alone would not be seen",
+                    u.problem
+                ),
+            });
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for u in special::unreadable(orig) {
+        let Some((sec, off)) = u.at else { continue };
+        let Some(f) = owner(orig, sec, off) else {
+            continue;
+        };
+        // A changed function's original entries are replaced with the function.
+        // One warning for a function whose entry both sides cannot read.
+        if changed.iter().any(|c| c.orig == f)
+            || warned.contains(&orig.symbol(f).name)
+            || !seen.insert((f.index(), u.problem.clone()))
+        {
+            continue;
+        }
+        warnings.push(Finding {
+            key: "special.unreadable",
+            location: Location::new(orig, sec, off).to_string(),
+            message: format!(
+                "{} (the original object); {} is unchanged, but a change in this entry alone would not be seen",
+                u.problem,
+                orig.symbol(f).name
+            ),
+        });
     }
 }
 

@@ -3,6 +3,9 @@
 //! turned into a typed id. Invariant: section and symbol ids equal their ELF indices in the file,
 //! so messages can quote `readelf` numbers.
 //!
+//! Compressed sections (`-gz`, `SHF_COMPRESSED`) are read decompressed, so that every size and
+//! bound is the one their relocations count in.
+//!
 //! Uses `object`'s low-level `read::elf` API rather than `build::elf::Builder::read`, which
 //! rejects `SHT_GROUP` sections; kernel objects can contain `.group` (kpatch PR #907).
 
@@ -66,6 +69,8 @@ pub fn parse<R: Role>(path: &Path, data: &[u8]) -> Result<ElfObject<R>, Error> {
     let symtab_index = symtab.section().0;
     let strtab_index = symtab.string_section().0;
 
+    // What compressed sections may expand to, all together: the bound of the object itself.
+    let mut budget = crate::input::Kind::Object.limit();
     let mut obj = ElfObject::<R>::new(path.to_path_buf());
     obj.os_abi = header.e_ident().os_abi;
     obj.e_flags = header.e_flags(endian);
@@ -147,12 +152,21 @@ pub fn parse<R: Role>(path: &Path, data: &[u8]) -> Result<ElfObject<R>, Error> {
                     members,
                 }
             }
-            _ => Content::Data(
-                sh.data(endian, data)
-                    .map_err(|e| bad(path, format_args!("{what}: {e}")))?
-                    .to_vec(),
-            ),
+            _ => {
+                let raw = sh
+                    .data(endian, data)
+                    .map_err(|e| bad(path, format_args!("{what}: {e}")))?;
+                if sh.sh_flags(endian) & u64::from(elf::SHF_COMPRESSED) != 0 {
+                    let bytes = decompress(raw, &mut budget)
+                        .map_err(|e| bad(path, format_args!("{what}: {e}")))?;
+                    Content::Data(bytes)
+                } else {
+                    Content::Data(raw.to_vec())
+                }
+            }
         };
+        // A decompressed section is held as what it holds; its header then says so too.
+        let sh_flags = sh.sh_flags(endian) & !u64::from(elf::SHF_COMPRESSED);
         let link = match &content {
             Content::Data(_) | Content::Nobits(_) if sh.sh_link(endian) != 0 => {
                 Some(sec_id(sh.sh_link(endian), &what)?)
@@ -162,7 +176,7 @@ pub fn parse<R: Role>(path: &Path, data: &[u8]) -> Result<ElfObject<R>, Error> {
         obj.sections.push(Section {
             name,
             sh_type,
-            sh_flags: sh.sh_flags(endian),
+            sh_flags,
             sh_addr: sh.sh_addr(endian),
             sh_addralign: sh.sh_addralign(endian),
             sh_entsize: sh.sh_entsize(endian),
@@ -212,6 +226,63 @@ pub fn parse<R: Role>(path: &Path, data: &[u8]) -> Result<ElfObject<R>, Error> {
     }
     check(path, &obj)?;
     Ok(obj)
+}
+
+/// The contents of an `SHF_COMPRESSED` section: its `Elf64_Chdr` (type, reserved, size, alignment)
+/// followed by a zlib or zstd stream. Kernels built with `CONFIG_DEBUG_INFO_COMPRESSED` (5.13+,
+/// `-gz=zlib`; `_ZSTD` since 6.2) have every `.debug_*` section so, and their relocations count
+/// offsets in the uncompressed bytes: bounds checked against the compressed size refused such
+/// objects as corrupt. The stream must give exactly `ch_size` bytes, within `budget` (what is
+/// left of the object bound for all its sections), which shrinks by what was taken.
+fn decompress(raw: &[u8], budget: &mut u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let (Some(header), Some(stream)) = (raw.get(..24), raw.get(24..)) else {
+        return Err(format!(
+            "SHF_COMPRESSED, but its {} bytes hold no 24-byte Elf64_Chdr",
+            raw.len()
+        ));
+    };
+    let field = |at: usize, n: usize| {
+        let mut w = [0u8; 8];
+        w[..n].copy_from_slice(&header[at..at + n]);
+        u64::from_le_bytes(w)
+    };
+    let (ch_type, ch_size) = (field(0, 4), field(8, 8));
+    if ch_size > *budget {
+        return Err(format!(
+            "the compression header says {ch_size:#x} bytes uncompressed, beyond the {:#x} bytes \
+             an object may hold; the object is damaged or not a kernel object",
+            *budget
+        ));
+    }
+    let mut out = Vec::with_capacity(ch_size.min(1 << 24) as usize);
+    // One byte more than announced is read, to tell a stream that runs longer.
+    let read = match u32::try_from(ch_type) {
+        Ok(elf::ELFCOMPRESS_ZLIB) => flate2::read::ZlibDecoder::new(stream)
+            .take(ch_size + 1)
+            .read_to_end(&mut out),
+        Ok(elf::ELFCOMPRESS_ZSTD) => zstd::stream::read::Decoder::new(stream)
+            .and_then(|d| d.take(ch_size + 1).read_to_end(&mut out)),
+        _ => {
+            return Err(format!(
+            "compression type {ch_type} is neither zlib (1) nor zstd (2), the two gcc's -gz writes"
+        ))
+        }
+    };
+    read.map_err(|e| format!("its compressed contents do not decompress: {e}"))?;
+    if out.len() as u64 != ch_size {
+        return Err(format!(
+            "decompresses to {:#x} bytes{}, but its compression header says {ch_size:#x}",
+            out.len(),
+            if out.len() as u64 > ch_size {
+                " or more"
+            } else {
+                ""
+            }
+        ));
+    }
+    *budget -= ch_size;
+    Ok(out)
 }
 
 /// The number of bytes an x86_64 relocation of type `r_type` writes at its offset; `None` for a
@@ -359,4 +430,56 @@ fn check<R: Role>(path: &Path, obj: &ElfObject<R>) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn chdr(ch_type: u32, size: u64, stream: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&ch_type.to_le_bytes());
+        v.extend_from_slice(&0u32.to_le_bytes());
+        v.extend_from_slice(&size.to_le_bytes());
+        v.extend_from_slice(&1u64.to_le_bytes());
+        v.extend_from_slice(stream);
+        v
+    }
+
+    #[test]
+    fn compressed_sections_decompress_within_their_header_and_the_bound() {
+        let plain: Vec<u8> = (0..4000u32).map(|i| (i % 251) as u8).collect();
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&plain).unwrap();
+        let zlib = z.finish().unwrap();
+        let zstd = zstd::encode_all(&plain[..], 3).unwrap();
+        let mut budget = 1 << 20;
+        for (t, stream) in [
+            (elf::ELFCOMPRESS_ZLIB, &zlib),
+            (elf::ELFCOMPRESS_ZSTD, &zstd),
+        ] {
+            let raw = chdr(t, plain.len() as u64, stream);
+            assert_eq!(decompress(&raw, &mut budget).unwrap(), plain);
+            // A header that says less or more than the stream holds.
+            let e = decompress(&chdr(t, 100, stream), &mut budget).unwrap_err();
+            assert!(e.contains("or more") && e.contains("0x64"), "{e}");
+            let e = decompress(&chdr(t, 5000, stream), &mut budget).unwrap_err();
+            assert!(e.contains("0xfa0 bytes") && e.contains("0x1388"), "{e}");
+        }
+        assert_eq!(budget, (1 << 20) - 8000);
+        // Beyond the budget: refused before anything is decompressed.
+        let e = decompress(&chdr(1, u64::MAX, &zlib), &mut budget).unwrap_err();
+        assert!(e.contains("beyond"), "{e}");
+        // No header, an unknown type, a stream that is not one.
+        assert!(decompress(&[1, 0, 0], &mut budget)
+            .unwrap_err()
+            .contains("Elf64_Chdr"));
+        assert!(decompress(&chdr(7, 4, &zlib), &mut budget)
+            .unwrap_err()
+            .contains("type 7"));
+        assert!(decompress(&chdr(1, 4, b"nonsense"), &mut budget)
+            .unwrap_err()
+            .contains("do not decompress"));
+    }
 }

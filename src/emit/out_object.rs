@@ -11,7 +11,9 @@ use object::elf;
 use crate::diff::aux_code;
 use crate::diff::changed::{relocs_in, Decoded};
 use crate::diff::reloc_target::{addend_bias, resolve, RelocTarget};
-use crate::diff::special::{alt_replacement, classify, layout, Special};
+use crate::diff::special::{
+    alt_replacement, classify, entry_bytes_at, layout, Replacement, Special,
+};
 use crate::diff::{cold_parent, exclude, Finding, ObjectDiff};
 use crate::elf::{
     Content, ElfObject, Location, Orig, Out, Patched, Reloc, Section, SectionId, SymSection,
@@ -639,11 +641,14 @@ impl<'a> Cloner<'a> {
                 Ok(Some(kind)) => kind,
                 Ok(None) => continue,
                 Err(e) => {
-                    self.malformed(sec, 0, e);
+                    // Only the included functions that the table points into are concerned (the
+                    // diff stage refused the changed and new ones already).
+                    if let Some(r) = p.relocs_of(sec).iter().find(|r| self.anchor_included(r)) {
+                        self.malformed(sec, r.r_offset, e);
+                    }
                     continue;
                 }
             };
-            let data = p.data(sec);
             match kind {
                 Special::Entries { size } => {
                     let mut by_entry: HashMap<u64, Vec<&Reloc<Patched>>> = HashMap::new();
@@ -660,16 +665,24 @@ impl<'a> Cloner<'a> {
                         if !self.anchor_included(anchor) {
                             continue;
                         }
-                        let Some(bytes) = data.get(start as usize..(start + size) as usize) else {
+                        let Some(bytes) = entry_bytes_at(p, sec, size, start) else {
                             self.malformed(
                                 sec,
                                 start,
-                                format!("{}: entry {i} is cut short", s.name),
+                                format!(
+                                    "{} entry {i} (offset {start:#x}): expected {size} bytes, found {:#x}",
+                                    s.name,
+                                    p.section_size(sec).saturating_sub(start)
+                                ),
                             );
                             continue;
                         };
+                        // A last entry without its padding gets it back: the next entry of the
+                        // module's table must start at the stride.
+                        let mut bytes = bytes.to_vec();
+                        bytes.resize(size as usize, 0);
                         let osec = self.out_table(&s.name, s);
-                        let at = self.append(osec, bytes);
+                        let at = self.append(osec, &bytes);
                         for r in rs {
                             self.carry(sec, r, osec, at + r.r_offset - start);
                         }
@@ -695,19 +708,35 @@ impl<'a> Cloner<'a> {
             if !self.anchor_included(instr) {
                 continue;
             }
+            let Some(entry) = data.get(start as usize..(start + size) as usize) else {
+                continue; // `layout` made the table whole entries
+            };
             let (repl, roff, rlen) = match alt_replacement(p, sec, &rs, size, start) {
-                Ok(Some(x)) => x,
-                Ok(None) => continue,
+                Ok(Replacement::Bytes(repl, roff, rlen)) => (repl, roff, rlen),
+                Ok(Replacement::None) => continue,
+                Ok(Replacement::Symbol(_)) => {
+                    // The replacement is kernel code (5.15's `__x86_indirect_alt_call_rax`):
+                    // the entry comes with both relocations as they are.
+                    let oalt = self.out_table(&s.name, s);
+                    let eat = self.append(oalt, entry);
+                    self.carry(sec, instr, oalt, eat);
+                    self.carry(sec, rep, oalt, eat + 4);
+                    continue;
+                }
                 Err(e) => {
                     self.malformed(sec, start, e);
                     continue;
                 }
             };
-            let (Some(rbytes), Some(entry)) = (
-                p.data(repl).get(roff as usize..(roff + rlen) as usize),
-                data.get(start as usize..(start + size) as usize),
-            ) else {
-                self.malformed(sec, start, format!("{}: entry {i} is cut short", s.name));
+            let Some(rbytes) = p.data(repl).get(roff as usize..(roff + rlen) as usize) else {
+                self.malformed(
+                    sec,
+                    start,
+                    format!(
+                        "{} entry {i} (offset {start:#x}): replacement cut short",
+                        s.name
+                    ),
+                );
                 continue;
             };
             let orepl = self.out_table(&p.section(repl).name, p.section(repl));

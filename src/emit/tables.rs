@@ -3,8 +3,9 @@
 //! (`klp_build_funcs[]`, `klp_build_nr_funcs`, `klp_build_callbacks[]`,
 //! `klp_build_nr_callbacks`), and the [`ModuleSpec`] -> `klp_spec.o` (set, states, superseded
 //! sets). Invariant: the entries are sorted by object (vmlinux first), so the runtime core can
-//! turn each run of one object into one `klp_object`; every callback belongs to an object that
-//! has functions, once per kind; the spec table holds only what the spec's check let through.
+//! turn each run of one object into one `klp_object`; each object has each kind of callback at
+//! most once, and an object may have callbacks and no function (the core gives it an empty,
+//! terminated `klp_func` array); the spec table holds only what the spec's check let through.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -82,8 +83,8 @@ pub fn tables_object_with(
     entries: &[FuncEntry],
     callbacks: &[CallbackEntry],
 ) -> anyhow::Result<Vec<u8>> {
-    check(entries)?;
-    check_callbacks(entries, callbacks)?;
+    check(entries, callbacks)?;
+    check_callbacks(callbacks)?;
     let mut cbs: Vec<&CallbackEntry> = callbacks.iter().collect();
     cbs.sort_by(|a, b| (&a.objname, a.kind).cmp(&(&b.objname, b.kind)));
     let mut sorted: Vec<&FuncEntry> = entries.iter().collect();
@@ -354,10 +355,10 @@ pub fn spec_object(spec: &ModuleSpec) -> anyhow::Result<Vec<u8>> {
     obj.write().map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// Refuses callbacks the runtime core could not register: one for an object the module patches
-/// no function of (`klp_enable_patch()` refuses a `klp_object` without functions), or a second
-/// one of a kind for an object (`struct klp_callbacks` holds one), naming both.
-fn check_callbacks(entries: &[FuncEntry], callbacks: &[CallbackEntry]) -> anyhow::Result<()> {
+/// Refuses callbacks the runtime core could not register: one without a symbol, or a second one
+/// of a kind for an object (`struct klp_callbacks` holds one), naming both. A callback of an
+/// object without patched functions is fine: that object gets an empty function array.
+fn check_callbacks(callbacks: &[CallbackEntry]) -> anyhow::Result<()> {
     let mut seen: BTreeMap<(&Option<String>, Kind), &CallbackEntry> = BTreeMap::new();
     for c in callbacks {
         if c.new_symbol.is_empty() || c.new_symbol.contains('\0') {
@@ -366,17 +367,6 @@ fn check_callbacks(entries: &[FuncEntry], callbacks: &[CallbackEntry]) -> anyhow
                 c.kind,
                 c.object(),
                 c.source
-            );
-        }
-        if !entries.iter().any(|e| e.objname == c.objname) {
-            bail!(
-                "the {} callback {} is registered for {}, of which the module patches no function; \
-                 livepatch runs callbacks only for objects with patched functions: register it in a \
-                 file whose patched functions belong to {}, or patch a function of it",
-                c.kind,
-                c.source,
-                c.object(),
-                c.object()
             );
         }
         if let Some(first) = seen.insert((&c.objname, c.kind), c) {
@@ -394,12 +384,15 @@ fn check_callbacks(entries: &[FuncEntry], callbacks: &[CallbackEntry]) -> anyhow
 }
 
 /// Refuses tables that the runtime core or the livepatch core would reject at load time, naming
-/// the entry, so the problem shows at build time instead.
-fn check(entries: &[FuncEntry]) -> anyhow::Result<()> {
-    if entries.is_empty() {
+/// the entry, so the problem shows at build time instead. A module without functions is one
+/// with callbacks only: the kernel refuses a `klp_object` whose `funcs` is NULL, not an empty,
+/// terminated array, and runs that object's callbacks at load and unload (kpatch builds such
+/// patches from `KPATCH_PRE_PATCH_CALLBACK()` and the others alone).
+fn check(entries: &[FuncEntry], callbacks: &[CallbackEntry]) -> anyhow::Result<()> {
+    if entries.is_empty() && callbacks.is_empty() {
         bail!(
-            "no functions to patch: the module's function table would be empty, \
-             and the module would refuse to load"
+            "no functions to patch and no callbacks: the module would do nothing; \
+             a fix must change a function or register a callback"
         );
     }
     let mut seen = BTreeMap::new();
@@ -468,7 +461,7 @@ mod tests {
     #[test]
     fn refuses_empty_duplicate_and_misspelled_objects() {
         let err = |e: &[FuncEntry]| format!("{:#}", tables_object(e).unwrap_err());
-        assert!(err(&[]).contains("no functions to patch"));
+        assert!(err(&[]).contains("no functions to patch and no callbacks"));
         let dup = [entry(None, "foo", 0), entry(None, "foo", 0)];
         assert!(
             err(&dup).contains("vmlinux: foo (sympos 0) is patched twice"),
@@ -479,6 +472,40 @@ mod tests {
         assert!(
             err(&[entry(Some("nf-tables"), "foo", 0)]).contains("`nf-tables` is not a module name")
         );
+    }
+
+    #[test]
+    fn callbacks_alone_make_a_table() {
+        let cb = |objname: Option<&str>, kind| CallbackEntry {
+            objname: objname.map(str::to_string),
+            kind,
+            new_symbol: format!("__klp_cb.0.{kind}"),
+            source: "kernel/ksysfs.o: cb".into(),
+        };
+        // vmlinux and a module, neither with a function: two callbacks-only objects.
+        let cbs = [
+            cb(None, Kind::PrePatch),
+            cb(None, Kind::PostUnpatch),
+            cb(Some("xfs"), Kind::PostPatch),
+        ];
+        let bytes = tables_object_with(&[], &cbs).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("klp_tables.o");
+        std::fs::write(&path, bytes).unwrap();
+        let parsed: crate::elf::ElfObject<crate::elf::Any> = crate::elf::read_file(&path).unwrap();
+        let funcs = parsed.section_by_name(abi::FUNCS_SECTION).unwrap();
+        assert_eq!(
+            parsed.data(funcs),
+            0u32.to_le_bytes(),
+            "no function, a count of 0"
+        );
+        let table = parsed.section_by_name(abi::CALLBACKS_SECTION).unwrap();
+        let data = parsed.data(table);
+        assert_eq!(data.len(), 3 * abi::CALLBACK_SIZE as usize + 4);
+        // Two of one kind for one object are still refused.
+        let twice = [cb(None, Kind::PrePatch), cb(None, Kind::PrePatch)];
+        let e = format!("{:#}", tables_object_with(&[], &twice).unwrap_err());
+        assert!(e.contains("two pre-patch callbacks for vmlinux"), "{e}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 // WARN_ON to a function that had one: its copy needs both entries, or the new ud2 in the module
 // is an invalid-opcode oops instead of a warning. The unchanged function with its own WARN keeps
 // its entry in the kernel.
-//#Flags: 6.1 6.1+objtool 6.12 clang
+//#Flags: 6.1 6.1+objtool 6.12 clang 6.1+gz
 //#Expect: func.changed sk_stream_check
 //#ExpectNot: func.changed sk_mem_check
 //#Included: sk_stream_check

@@ -4,7 +4,7 @@
 // the function. The fix's copy needs its own entries, or a bad user pointer becomes an oops in
 // the module instead of -EFAULT. Two accesses in the changed function, two entries; the
 // unchanged reader's entry stays in the kernel.
-//#Flags: 6.1 6.1+objtool 6.12 clang
+//#Flags: 6.1 6.1+objtool 6.12 clang 6.1+gz
 //#Expect: func.changed read_user_pair
 //#ExpectNot: func.changed read_user_flag
 //#Included: read_user_pair

@@ -5,7 +5,7 @@
 // must carry its own entry, with the key relocation left to the kernel's key (an extern), or
 // the branch in the module is never patched when the key flips. The unchanged user of the same
 // key keeps its entry in the kernel only.
-//#Flags: 6.1 6.1+objtool 6.12 clang
+//#Flags: 6.1 6.1+objtool 6.12 clang 6.1+gz
 //#Expect: func.changed pick_next_balance
 //#ExpectNot: func.changed idle_balance_hint
 //#Included: pick_next_balance

@@ -5,7 +5,7 @@
 // .altinstr_aux, which jumps back into the function. The fix's copy needs its entries, their
 // replacements and its aux code; the unchanged user of the same feature needs nothing.
 // Debian 6.1 only: 6.3+ nests the alternatives and widens the entry (static-cpu-has-6.12).
-//#Flags: 6.1 6.1+objtool clang
+//#Flags: 6.1 6.1+objtool clang 6.1+gz
 //#Expect: func.changed meminfo_show
 //#ExpectNot: func.changed cpuinfo_flags
 //#Included: meminfo_show

@@ -4,7 +4,7 @@
 //#ExpectNot: func.changed show_other
 //#Included: show_limit
 //#Extern: _printk
-//#Flags: 6.1 clang
+//#Flags: 6.1 clang 6.1+gz
 
 extern int _printk(const char *fmt, ...);
 
