@@ -43,7 +43,6 @@ struct Verified {
 /// `klp-build inspect MODULE.ko [--report json] [--verify-signature CERT]`: prints the module;
 /// exit 0, or 1 when the signature does not verify against CERT.
 pub fn inspect(args: &InspectArgs) -> anyhow::Result<u8> {
-    let m = Livepatch::read(&args.module)?;
     let cert = match &args.verify_signature {
         Some(c) => Some((c, sign::load_certificate(c, "--verify-signature")?)),
         None => None,
@@ -59,6 +58,18 @@ pub fn inspect(args: &InspectArgs) -> anyhow::Result<u8> {
             reason: r.err().map(|e| e.to_string()),
         }
     });
+    let m = match (Livepatch::read(&args.module), &verified) {
+        (Ok(m), _) => m,
+        // A change after signing can break what the module says too: the failed signature is
+        // the finding, the unreadable module its consequence.
+        (Err(e), Some(v)) if !v.ok => anyhow::bail!(
+            "{}: the signature does not verify against {}: {} (and the module does not read: {e:#})",
+            args.module.display(),
+            v.certificate,
+            v.reason.as_deref().unwrap_or("")
+        ),
+        (Err(e), _) => return Err(e),
+    };
     let doc = Inspected {
         module: &m,
         signature: &state,

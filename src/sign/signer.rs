@@ -42,7 +42,8 @@ impl KeySource {
         }
     }
 
-    fn arg(&self) -> OsString {
+    /// The argument sign-file takes: the path or the URI.
+    pub fn arg(&self) -> OsString {
         match self {
             KeySource::File(p) => p.clone().into_os_string(),
             KeySource::Pkcs11(u) => u.into(),
@@ -72,6 +73,12 @@ pub struct Names {
 pub const OPTIONS: Names = Names {
     key: "--sign-key",
     cert: "--sign-cert",
+};
+
+/// The release file's `[sign]` table.
+pub const RELEASE: Names = Names {
+    key: "[sign] key",
+    cert: "[sign] cert",
 };
 
 /// The key and certificate files, checked without a target: the certificate is a readable X.509
