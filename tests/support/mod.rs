@@ -15,4 +15,4 @@ pub mod signing;
 pub mod tree;
 pub mod units;
 
-pub use lab::{boot, lab, lab_series, Boot, Lab};
+pub use lab::{boot, boot_with, lab, lab_series, Boot, Lab};
