@@ -100,6 +100,8 @@ impl Plan {
             .chain(args.config.iter().map(|c| ("--config", c.as_path())))
             .chain(args.symbols.iter().map(|s| ("--symbols", s.as_path())))
             .chain(args.previous.iter().map(|p| ("--previous", p.as_path())))
+            .chain(args.sign_cert.iter().map(|c| ("--sign-cert", c.as_path())))
+            .chain(args.sign_key.iter().map(|k| ("--sign-key", Path::new(k))))
             .collect();
         check_output_is_no_input("-o", &output, &inputs)?;
         check_output_outside_tree(&output, &args.source)?;
