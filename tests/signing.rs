@@ -111,6 +111,8 @@ fn bad_signing_options_are_errors_before_anything_is_compiled() {
         .collect();
     std::fs::write(&unsigned_config, text).unwrap();
     let missing = kd.join("missing.pem");
+    let cert_copy = d.join("copy-of-the-certificate.pem");
+    std::fs::copy(&a.cert, &cert_copy).unwrap();
 
     let s = |p: &Path| p.as_os_str().to_os_string();
     let cases: Vec<(&str, Vec<std::ffi::OsString>, i32, Vec<String>)> = vec![
@@ -246,6 +248,19 @@ fn bad_signing_options_are_errors_before_anything_is_compiled() {
             ],
         ),
         (
+            "-o naming the certificate",
+            vec![
+                "--sign-key".into(),
+                s(&a.key),
+                "--sign-cert".into(),
+                s(&cert_copy),
+                "-o".into(),
+                s(&cert_copy),
+            ],
+            2,
+            vec![format!("is the input --sign-cert {}", cert_copy.display())],
+        ),
+        (
             "a key without its certificate",
             vec!["--sign-key".into(), s(&a.key)],
             2,
@@ -255,7 +270,7 @@ fn bad_signing_options_are_errors_before_anything_is_compiled() {
     for (what, extra, code, needles) in cases {
         let _ = std::fs::remove_dir_all(d.join("work"));
         let extra: Vec<&std::ffi::OsStr> = extra.iter().map(|e| e.as_os_str()).collect();
-        // Later options win over the lab's (--kbuild, --config given twice: the last one).
+        // A case's --kbuild, --config or -o replaces the lab's.
         let args = build_args(lab, &d, &extra);
         let args = dedup_last(args);
         let o = klp(&d, &args);
@@ -279,14 +294,14 @@ fn bad_signing_options_are_errors_before_anything_is_compiled() {
     }
 }
 
-/// `--kbuild` and `--config` given by a case replace the lab's (clap takes one value).
+/// `--kbuild`, `--config` and `-o` given by a case replace the lab's (clap takes one value).
 fn dedup_last(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     let mut out: Vec<std::ffi::OsString> = Vec::new();
     let mut i = 0;
     while i < args.len() {
         let a = &args[i];
         let later = |name: &str| a == name && args[i + 1..].iter().any(|x| x == name);
-        if later("--kbuild") || later("--config") {
+        if later("--kbuild") || later("--config") || later("-o") {
             i += 2;
             continue;
         }
