@@ -61,6 +61,10 @@ pub struct InspectArgs {
     /// `manifest`).
     #[arg(long, value_enum, default_value_t)]
     pub report: ReportFormat,
+    /// Verify the module's signature against this X.509 certificate (PEM or DER): exit 1 unless
+    /// the certificate's key signed exactly the bytes of the module before its signature.
+    #[arg(long, value_name = "CERT")]
+    pub verify_signature: Option<PathBuf>,
 }
 
 /// Report formats.
@@ -144,6 +148,14 @@ pub struct BuildArgs {
     /// With --previous: a fix the predecessor carried that this release may drop; repeatable.
     #[arg(long = "allow-drop", value_name = "NAME")]
     pub allow_drop: Vec<String>,
+    /// Sign the module with this key, a PEM file or a PKCS#11 URI (`pkcs11:...`), through the
+    /// target's own scripts/sign-file and its CONFIG_MODULE_SIG_HASH (a key's passphrase or PIN
+    /// comes from KBUILD_SIGN_PIN).
+    #[arg(long, value_name = "KEY", requires = "sign_cert")]
+    pub sign_key: Option<std::ffi::OsString>,
+    /// The X.509 certificate of --sign-key (PEM or DER).
+    #[arg(long, value_name = "CERT", requires = "sign_key")]
+    pub sign_cert: Option<PathBuf>,
 }
 
 /// The most `-j` may ask for. GNU make writes one token per job into its jobserver pipe before it

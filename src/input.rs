@@ -34,6 +34,8 @@ pub enum Kind {
     Vmlinux,
     /// A header or build file of the kernel tree, or klp-build's own file in the work dir.
     Tree,
+    /// A module signing key or X.509 certificate (PEM or DER): a few KiB.
+    Key,
 }
 
 impl Kind {
@@ -47,6 +49,7 @@ impl Kind {
             Kind::Symbols => 512 * MIB,
             Kind::Vmlinux => 8192 * MIB,
             Kind::Tree => 256 * MIB,
+            Kind::Key => MIB,
         }
     }
 
@@ -60,6 +63,7 @@ impl Kind {
             Kind::Symbols => "a symbol listing",
             Kind::Vmlinux => "a vmlinux",
             Kind::Tree => "a file of the kernel tree",
+            Kind::Key => "a key or certificate file",
         }
     }
 }

@@ -19,5 +19,6 @@ pub mod present;
 pub mod rebuild;
 pub mod release;
 pub mod run;
+pub mod sign;
 pub mod stdout;
 pub mod workdir;

@@ -11,6 +11,7 @@
 //! | 3 | diff | `ObjectDiff` per pair: changed and new functions, refusals | `diff::run` |
 //! | 4 | resolve | `EmittedObject`s: output objects, bindings, klp relocation records | `emit::module::objects` |
 //! | 5 | emit | `Module`: kbuild link, `.klp.rela` rewrite, manifest | `emit::module::module` |
+//! | 6 | sign | `Signature`: the target's sign-file appends it, read back (`--sign-key`) | `sign::Signer::sign` |
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -106,6 +107,8 @@ pub struct BuildReport {
     pub objects: Vec<EmittedObject>,
     /// Klp relocation sections and symbols created.
     pub post_link: PostLink,
+    /// The module's signature as read back from it (`--sign-key`), verified against `--sign-cert`.
+    pub signature: Option<crate::sign::Signature>,
     /// Hunks applied with fuzz or at an offset; the work dir holding their applied copies is kept.
     pub patch_warnings: Vec<patch::HunkWarning>,
     /// The diff report, per object.
@@ -244,6 +247,11 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> 
         )
     })?;
     manifest::attach(&module.path, &manifest)?;
+    // The signature is the last write to the module: it covers the manifest and the klp sections.
+    let signature = match &plan.signer {
+        Some(s) => Some(t.time("sign", progress, || s.sign(&module.path))?),
+        None => None,
+    };
     work.complete(Stage::Kmod, &())?;
     std::fs::copy(&module.path, &plan.output).map_err(|e| {
         anyhow::anyhow!(
@@ -269,6 +277,7 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> 
         manifest,
         objects,
         post_link: module.post_link,
+        signature,
         patch_warnings: patch.warnings.clone(),
         diff_report: report,
         check,

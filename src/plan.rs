@@ -16,6 +16,7 @@ use crate::kernel::config::KConfig;
 use crate::kernel::livepatch_api::LivepatchApi;
 use crate::kernel::symbols::SymbolListing;
 use crate::kernel::{self, Kernel, KernelOptions};
+use crate::sign::{self, KeySource, Signer};
 use crate::workdir::Stage;
 
 /// Everything the pipeline needs, resolved.
@@ -46,6 +47,8 @@ pub struct Plan {
     pub allow_drop: Vec<String>,
     /// The report format.
     pub report: ReportFormat,
+    /// Signs the module last (`--sign-key`, `--sign-cert`), checked with a trial signature.
+    pub signer: Option<crate::sign::Signer>,
 }
 
 /// A usage error: the command line asks for something impossible or incomplete (exit 2, like
@@ -97,6 +100,8 @@ impl Plan {
             .chain(args.config.iter().map(|c| ("--config", c.as_path())))
             .chain(args.symbols.iter().map(|s| ("--symbols", s.as_path())))
             .chain(args.previous.iter().map(|p| ("--previous", p.as_path())))
+            .chain(args.sign_cert.iter().map(|c| ("--sign-cert", c.as_path())))
+            .chain(args.sign_key.iter().map(|k| ("--sign-key", Path::new(k))))
             .collect();
         check_output_is_no_input("-o", &output, &inputs)?;
         check_output_outside_tree(&output, &args.source)?;
@@ -122,6 +127,15 @@ impl Plan {
             )
             .into());
         }
+        // Key and certificate files first; sign-file and the hash need the target (below).
+        let sign = match (&args.sign_key, &args.sign_cert) {
+            (Some(k), Some(c)) => {
+                let key = KeySource::parse(k, None);
+                sign::signer::check_files(&key, c, sign::signer::OPTIONS)?;
+                Some((key, c.clone()))
+            }
+            _ => None,
+        };
         let mut states = args.states.clone();
         states.sort();
         if let Some(w) = states.windows(2).find(|w| w[0].id == w[1].id) {
@@ -140,6 +154,18 @@ impl Plan {
             jobs: args.jobs.unwrap_or(0),
         })?;
         check_config(&kernel, args.config.is_some())?;
+        // A trial signature with the target's sign-file: a key of another certificate, or a
+        // target that cannot sign, fails here rather than after the compiles.
+        let signer = match sign {
+            Some((key, cert)) => Some(Signer::new(
+                key,
+                &cert,
+                &kernel.kbuild,
+                &kernel.config,
+                sign::signer::OPTIONS,
+            )?),
+            None => None,
+        };
         // The patches against the tree, before anything slow: an empty, binary, deleting or
         // renaming patch is refused before `make olddefconfig modules_prepare` touches the tree.
         crate::patch::validate(&diffs, &kernel.source)?;
@@ -185,6 +211,7 @@ impl Plan {
             previous,
             allow_drop: args.allow_drop.clone(),
             report: args.report,
+            signer,
         })
     }
 }

@@ -222,6 +222,9 @@ pub fn build_text(r: &BuildReport) -> String {
     for w in &r.patch_warnings {
         s.push_str(&format!("warning: {w}\n"));
     }
+    if let Some(sig) = &r.signature {
+        s.push_str(&format!("signed: {}\n", field_max(&sig.to_string(), 1000)));
+    }
     s.push_str("time:");
     for (st, secs) in &r.timings.0 {
         s.push_str(&format!(" {st} {secs:.1}s"));

@@ -44,6 +44,11 @@ pub fn build(args: &ReleaseBuildArgs) -> anyhow::Result<u8> {
     let fixes = index_fixes(&release, previous.as_ref().map(|p| &p.1))?;
     let dropped = check_drops(&release, previous.as_ref().map(|p| &p.1))?;
     need_tools(&["patch", "make"])?;
+    // What the key and certificate hold, before the first fetch; each target's build then makes
+    // a trial signature with its own sign-file before it compiles.
+    if let Some(s) = &release.sign {
+        crate::sign::signer::check_files(&s.key, &s.cert, crate::sign::signer::RELEASE)?;
+    }
     let launcher = Launcher::choose(
         args.compiler_launcher
             .as_deref()
@@ -546,6 +551,7 @@ fn one_target(
         scan: vec![],
         previous: None,
         package_version: None,
+        signature: None,
         downloaded: 0,
         seconds: 0.0,
     };
@@ -714,6 +720,20 @@ fn one_target(
                 )
             })?;
             entry.sha256 = Some(index::sha256_hex(&bytes));
+            // The signature as the published module carries it (the build verified it against
+            // the certificate before it exited 0).
+            match crate::sign::read(&bytes) {
+                crate::sign::State::Signed(s) => entry.signature = Some(s),
+                _ if release.sign.is_none() => {}
+                other => {
+                    entry.status = "refused".into();
+                    entry.reason = Some(format!(
+                        "the build exited 0 but its module is not signed as [sign] asks ({other:?})"
+                    ));
+                    w.lines.finish(w.i, "refused (module not signed)");
+                    return Ok(entry);
+                }
+            }
             // The release the module is for, as the build read it from the kbuild dir (a
             // tree's own source may say less: Debian's source has no ABI suffix).
             if let Some(r) = built_release(&dir.join("report.json")) {
@@ -910,14 +930,26 @@ fn child_command(
             args.extend(["--allow-drop".into(), a.into()]);
         }
     }
+    let sign_key = release.sign.as_ref();
+    if let Some(s) = sign_key {
+        args.extend(["--sign-key".into(), s.key.arg()]);
+        args.extend(["--sign-cert".into(), s.cert.clone().into()]);
+    }
     let mut cmd = match &inputs.build_root {
         Some(root) => {
             let mut binds: Vec<PathBuf> = vec![cache.to_path_buf()];
+            // The key and certificate may live outside the release's directory (a key store).
+            let key_file = sign_key.and_then(|s| match &s.key {
+                crate::sign::KeySource::File(k) => k.parent(),
+                crate::sign::KeySource::Pkcs11(_) => None,
+            });
             for p in [
                 exe.parent(),
                 ko.parent().and_then(Path::parent),
                 release.file.parent(),
                 previous.map(|p| p.0.as_path()),
+                key_file,
+                sign_key.and_then(|s| s.cert.parent()),
             ]
             .into_iter()
             .flatten()
@@ -1010,7 +1042,16 @@ fn summary(index: &Index, out: &Path) -> String {
             t.kernel_release, t.status, t.seconds
         ));
         match (&t.module, &t.reason) {
-            (Some(m), _) => s.push_str(&format!(" {m} [{}]", t.fixes.join(", "))),
+            (Some(m), _) => {
+                s.push_str(&format!(" {m} [{}]", t.fixes.join(", ")));
+                if let Some(sig) = &t.signature {
+                    s.push_str(&format!(
+                        " signed {} by {}",
+                        sig.hash,
+                        field_max(&format!("{:?}", sig.signer), 200)
+                    ));
+                }
+            }
             (None, Some(r)) => s.push_str(&format!(
                 " {}",
                 field_max(r.lines().next().unwrap_or(""), 800)

@@ -128,6 +128,10 @@ pub struct IndexTarget {
     pub previous: Option<String>,
     /// The Debian package version the inputs came from.
     pub package_version: Option<String>,
+    /// The module's signature as read back from it (`[sign]`): signer, key id, hash. Absent for
+    /// an unsigned release, so its index is the same as before signing existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<crate::sign::Signature>,
     /// Bytes downloaded for this target by this run (not in the file: a warm run's differ).
     #[serde(skip)]
     pub downloaded: u64,

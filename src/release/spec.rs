@@ -10,6 +10,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::emit::spec::StateSpec;
+use crate::sign::KeySource;
 
 /// The suites a `debian = ...` target is looked up in when the file names none.
 pub const DEFAULT_SUITES: &[&str] = &[
@@ -53,6 +54,18 @@ pub struct Release {
     pub fixes: Vec<FixSpec>,
     /// The targets, in file order.
     pub targets: Vec<TargetSpec>,
+    /// `[sign]`: every target's module is signed with this key and certificate.
+    pub sign: Option<SignSpec>,
+}
+
+/// `[sign]`: the key and certificate each target's build signs its module with (through that
+/// target's own sign-file and hash).
+#[derive(Debug, Clone)]
+pub struct SignSpec {
+    /// `key`: a PEM file (absolute) or a PKCS#11 URI.
+    pub key: KeySource,
+    /// `cert`: the X.509 certificate (absolute).
+    pub cert: PathBuf,
 }
 
 /// One fix: an identity across releases and its patches.
@@ -166,6 +179,14 @@ struct RawRelease {
     fix: Vec<Spanned<RawFix>>,
     #[serde(default)]
     target: Vec<Spanned<RawTarget>>,
+    sign: Option<Spanned<RawSign>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSign {
+    key: Spanned<String>,
+    cert: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -549,6 +570,10 @@ pub fn parse(file: &Path, text: &str) -> anyhow::Result<Release> {
         }
         targets.push(target);
     }
+    let sign = raw
+        .sign
+        .as_ref()
+        .map(|s| sign_spec(&mut l, &dir, s.get_ref()));
     if !l.errors.is_empty() {
         anyhow::bail!(
             "{} problem(s) in the release file:\n  {}",
@@ -571,7 +596,48 @@ pub fn parse(file: &Path, text: &str) -> anyhow::Result<Release> {
         compiler_launcher: raw.compiler_launcher,
         fixes,
         targets,
+        sign,
     })
+}
+
+/// `[sign]`: `key` a PKCS#11 URI or a file, `cert` a file, paths relative to the release file;
+/// each file must exist (what it holds is checked before the first fetch, by `release build`).
+fn sign_spec(l: &mut Located, dir: &Path, raw: &RawSign) -> SignSpec {
+    let key = KeySource::parse(std::ffi::OsStr::new(raw.key.get_ref()), Some(dir));
+    let mut file = |v: &Spanned<String>, p: &Path, field: &str, what: &str| {
+        match std::fs::metadata(p)
+    {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => l.error(
+            &v.span(),
+            format!("[sign] {field} = {:?}: {} is not a regular file; give {what}", v.get_ref(), p.display()),
+        ),
+        Err(e) => l.error(
+            &v.span(),
+            format!(
+                "[sign] {field} = {:?}: {}: {e}; give {what} (paths are relative to the release file)",
+                v.get_ref(),
+                p.display()
+            ),
+        ),
+    }
+    };
+    if let KeySource::File(p) = &key {
+        file(
+            &raw.key,
+            p,
+            "key",
+            "the module signing key as a PEM file, or a PKCS#11 URI (\"pkcs11:...\")",
+        );
+    }
+    let cert = dir.join(raw.cert.get_ref());
+    file(
+        &raw.cert,
+        &cert,
+        "cert",
+        "the X.509 certificate of the key (PEM or DER)",
+    );
+    SignSpec { key, cert }
 }
 
 /// A `patches = [...]` list of fix `id`, checked: each an existing regular file.
@@ -674,6 +740,54 @@ mod tests {
         assert_eq!(r.targets[0].key(), "6.1.0-57-amd64");
         assert_eq!(r.targets[0].line, 8);
         assert_eq!(r.suites.len(), DEFAULT_SUITES.len());
+    }
+
+    #[test]
+    fn sign_paths_are_relative_to_the_file_and_must_exist() {
+        let (d, f) = fixture();
+        std::fs::write(d.path().join("fixes/key.pem"), "k").unwrap();
+        std::fs::write(d.path().join("fixes/cert.pem"), "c").unwrap();
+        let head = "name = \"acme\"\nversion = \"1\"\n[[fix]]\nid = \"a\"\npatches = [\"fixes/a.patch\"]\n\
+                    [[target]]\ndebian = \"6.1.0-57-amd64\"\n";
+        let r = parse(
+            &f,
+            &format!("{head}[sign]\nkey = \"fixes/key.pem\"\ncert = \"fixes/cert.pem\"\n"),
+        )
+        .unwrap();
+        let s = r.sign.unwrap();
+        assert_eq!(s.key, KeySource::File(d.path().join("fixes/key.pem")));
+        assert_eq!(s.cert, d.path().join("fixes/cert.pem"));
+        let r = parse(
+            &f,
+            &format!(
+                "{head}[sign]\nkey = \"pkcs11:token=hsm;object=mod\"\ncert = \"fixes/cert.pem\"\n"
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            r.sign.unwrap().key,
+            KeySource::Pkcs11("pkcs11:token=hsm;object=mod".into())
+        );
+        let e = parse(
+            &f,
+            &format!("{head}[sign]\nkey = \"nokey.pem\"\ncert = \"fixes\"\n"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("release.toml:9: [sign] key = \"nokey.pem\""),
+            "{e}"
+        );
+        assert!(e.contains("PEM file, or a PKCS#11 URI"), "{e}");
+        assert!(
+            e.contains("release.toml:10: [sign] cert = \"fixes\"")
+                && e.contains("not a regular file"),
+            "{e}"
+        );
+        let e = parse(&f, &format!("{head}[sign]\nkey = \"fixes/key.pem\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cert"), "{e}");
     }
 
     #[test]

@@ -90,6 +90,17 @@ pub fn lab_series(test: &str, series: &str) -> Option<&'static Lab> {
 /// bounded by 180 s. A script that fails, a panic or a timeout is `Ok` with `passed == false`;
 /// `Err` means the boot could not be run at all.
 pub fn boot(lab: &Lab, name: &str, files: &[&Path], script: &str) -> Result<Boot> {
+    boot_with(lab, name, files, script, "")
+}
+
+/// [`boot`] with `append` added to the kernel command line (`module.sig_enforce=1`).
+pub fn boot_with(
+    lab: &Lab,
+    name: &str,
+    files: &[&Path],
+    script: &str,
+    append: &str,
+) -> Result<Boot> {
     let tmp = tempfile::tempdir().context("create a temporary dir for the initramfs")?;
     let script_file = tmp.path().join("test.sh");
     std::fs::write(&script_file, script)
@@ -119,11 +130,12 @@ pub fn boot(lab: &Lab, name: &str, files: &[&Path], script: &str) -> Result<Boot
         let _one_guest = BOOTS
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Command::new("bash")
-            .arg(script_path("boot.sh"))
-            .arg("-l")
-            .arg(&log_file)
-            .arg(&lab.vmlinuz)
+        let mut cmd = Command::new("bash");
+        cmd.arg(script_path("boot.sh")).arg("-l").arg(&log_file);
+        if !append.is_empty() {
+            cmd.arg("-a").arg(append);
+        }
+        cmd.arg(&lab.vmlinuz)
             .arg(&initramfs)
             .stdin(Stdio::null())
             .output()

@@ -1,0 +1,185 @@
+//! Signed modules on Debian's own 6.1 kernel in QEMU. `cmdline.patch` is built for the lab's
+//! kernel and signed with a test key made by openssl here; the same module is also kept unsigned
+//! and signed with another test key (by the headers' own `scripts/sign-file`). Booted with
+//! `module.sig_enforce=1`, the kernel refuses all three, and says why: the signed ones are
+//! "module with unavailable key" (it read the signature and looked for the key on its keyring,
+//! which holds Debian's keys only), the unsigned one "unsigned module". Booted without
+//! enforcement, the signed module loads and patches `/proc/cmdline`: signing changed nothing the
+//! kernel runs.
+//!
+//! A kernel that enforces signatures with our own key on its keyring (the reference kernel built
+//! with `CONFIG_MODULE_SIG_FORCE` and the test key) is not part of this file: it needs a full
+//! kernel build.
+//!
+//! Skips with a printed reason without the lab, and fails under `CI`.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::run::describe;
+use support::signing::test_key;
+
+fn scratch() -> PathBuf {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let d = tmp.parent().unwrap_or(tmp).join("klp-e2e-signing");
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The lines of the boot log that start with `prefix`, without it.
+fn lines<'a>(log: &'a str, prefix: &str) -> Vec<&'a str> {
+    log.lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .map(str::trim)
+        .collect()
+}
+
+#[test]
+fn debians_kernel_enforcing_signatures_refuses_modules_signed_with_a_key_it_does_not_hold() {
+    let name =
+        "debians_kernel_enforcing_signatures_refuses_modules_signed_with_a_key_it_does_not_hold";
+    let Some(lab) = support::lab(name) else {
+        return;
+    };
+    let d = scratch();
+    let a = test_key(&d, "signing", "klp-build test key");
+    let b = test_key(&d, "other", "another test key");
+    let signed = d.join("livepatch-cmdline.ko");
+    let mut args = support::inputs::klp_build_args(
+        lab,
+        &support::inputs::patch("cmdline.patch"),
+        &d.join("work"),
+        &signed,
+    );
+    args.extend(
+        [
+            "--sign-key".as_ref(),
+            a.key.as_os_str(),
+            "--sign-cert".as_ref(),
+            a.cert.as_os_str(),
+            "-j".as_ref(),
+            "2".as_ref(),
+        ]
+        .map(std::ffi::OsStr::to_os_string),
+    );
+    let o = support::run::klp_build(&d, &args);
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+
+    // The same module unsigned, and signed with the other key by the target's sign-file.
+    let bytes = std::fs::read(&signed).unwrap();
+    let content = klp_build::sign::trailer::split(&bytes)
+        .unwrap()
+        .expect("the module is signed")
+        .content;
+    let dir_unsigned = d.join("unsigned");
+    let dir_other = d.join("other");
+    std::fs::create_dir_all(&dir_unsigned).unwrap();
+    std::fs::create_dir_all(&dir_other).unwrap();
+    let unsigned = dir_unsigned.join("livepatch-cmdline-unsigned.ko");
+    let other = dir_other.join("livepatch-cmdline-other.ko");
+    std::fs::write(&unsigned, content).unwrap();
+    let hash = std::fs::read_to_string(&lab.config)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("CONFIG_MODULE_SIG_HASH="))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    let o = Command::new(lab.kbuild.join("scripts/sign-file"))
+        .arg(&hash)
+        .arg(&b.key)
+        .arg(&b.cert)
+        .arg(&unsigned)
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "sign-file: {}", describe(&o));
+    let other_sig = match klp_build::sign::read(&std::fs::read(&other).unwrap()) {
+        klp_build::sign::State::Signed(s) => s,
+        s => panic!("{s:?}"),
+    };
+    assert_eq!(other_sig.signer, "another test key");
+
+    // Enforcing: each insmod fails, and the kernel's own message of each is kept.
+    let script = r#"
+echo "KLP-SIG: sig_enforce=$(cat /sys/module/module/parameters/sig_enforce)"
+dmesg -c >/dev/null
+for m in livepatch-cmdline livepatch-cmdline-unsigned livepatch-cmdline-other; do
+    if insmod /modules/$m.ko 2>/tmp/err; then echo "KLP-SIG: $m LOADED"; exit 1; fi
+    echo "KLP-SIG-INSMOD: $m: $(cat /tmp/err)"
+    dmesg -c | sed "s/^/KLP-SIG-KERNEL: $m: /"
+done
+if [ -e /sys/kernel/livepatch/livepatch_cmdline ]; then echo "KLP-SIG: a livepatch is enabled"; exit 1; fi
+if grep -q klp-build /proc/cmdline; then echo "KLP-SIG: /proc/cmdline is patched"; exit 1; fi
+"#;
+    let boot = support::boot_with(
+        lab,
+        "signing-enforced",
+        &[&signed, &unsigned, &other],
+        script,
+        "module.sig_enforce=1",
+    )
+    .unwrap();
+    assert!(
+        boot.passed,
+        "the enforcing boot failed; log {}:\n{}",
+        boot.log_file.display(),
+        boot.log
+    );
+    let log = &boot.log;
+    assert!(log.contains("KLP-SIG: sig_enforce=Y"), "{log}");
+    let kernel = lines(log, "KLP-SIG-KERNEL: ");
+    let insmod = lines(log, "KLP-SIG-INSMOD: ");
+    // What the kernel said, as the test report shows it.
+    eprintln!("the kernel, booted with module.sig_enforce=1:");
+    for l in kernel.iter().chain(&insmod) {
+        eprintln!("  {l}");
+    }
+    for (module, reason) in [
+        ("livepatch-cmdline", "module with unavailable key"),
+        ("livepatch-cmdline-unsigned", "unsigned module"),
+        ("livepatch-cmdline-other", "module with unavailable key"),
+    ] {
+        let said = format!("{module}: ");
+        let k: Vec<&&str> = kernel.iter().filter(|l| l.starts_with(&said)).collect();
+        assert!(
+            k.iter()
+                .any(|l| l.ends_with(&format!("Loading of {reason} is rejected"))),
+            "{module}: the kernel did not say \"Loading of {reason} is rejected\": {k:?}\n{log}"
+        );
+        let i: Vec<&&str> = insmod.iter().filter(|l| l.starts_with(&said)).collect();
+        assert!(
+            i.iter().any(|l| l.contains("Key was rejected by service")),
+            "{module}: insmod did not fail with EKEYREJECTED: {i:?}\n{log}"
+        );
+    }
+
+    // Not enforcing: the signed module loads and works.
+    let script = r#"
+sysfs=/sys/kernel/livepatch/livepatch_cmdline
+insmod /modules/livepatch-cmdline.ko
+[ "$(cat $sysfs/enabled)" = 1 ]
+i=0
+until [ "$(cat $sysfs/transition)" = 0 ]; do
+    i=$((i + 1)); [ $i -lt 300 ] || { echo "KLP-SIG: transition timed out"; exit 1; }; sleep 0.1
+done
+echo "KLP-SIG: cmdline $(cat /proc/cmdline)"
+grep -q klp-build=patched /proc/cmdline
+echo 0 > $sysfs/enabled
+i=0
+until [ ! -e $sysfs ]; do
+    i=$((i + 1)); [ $i -lt 300 ] || { echo "KLP-SIG: disable timed out"; exit 1; }; sleep 0.1
+done
+rmmod livepatch_cmdline
+"#;
+    let boot = support::boot(lab, "signing-not-enforced", &[&signed], script).unwrap();
+    assert!(
+        boot.passed,
+        "the signed module did not work on a kernel without enforcement; log {}:\n{}",
+        boot.log_file.display(),
+        boot.log
+    );
+}

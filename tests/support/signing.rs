@@ -1,0 +1,80 @@
+//! Test keys for the signing tests, made by `openssl req` when a test asks for them. Input: a
+//! directory and a name. Output: a PEM key and its self-signed X.509 certificate (`CN=<name>`).
+//! Invariant: keys are made fresh per test process, never committed; a missing openssl fails the
+//! test, naming the package.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A key and its certificate.
+#[derive(Debug, Clone)]
+pub struct TestKey {
+    /// The private key, PEM.
+    pub key: PathBuf,
+    /// Its self-signed certificate, PEM.
+    pub cert: PathBuf,
+}
+
+/// `openssl ARGS`, which must succeed; its stdout.
+pub fn openssl<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("openssl is needed by the signing tests (apt-get install openssl): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "openssl {:?}: {}",
+        args.iter()
+            .map(|a| a.as_ref().to_owned())
+            .collect::<Vec<_>>(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A 2048-bit RSA key and a self-signed certificate `CN=<name>` in `dir` (`<file>.key`,
+/// `<file>.pem`).
+pub fn test_key(dir: &Path, file: &str, name: &str) -> TestKey {
+    let key = dir.join(format!("{file}.key"));
+    let cert = dir.join(format!("{file}.pem"));
+    let subj = format!("/CN={name}");
+    openssl(&[
+        "req".as_ref(),
+        "-new".as_ref(),
+        "-nodes".as_ref(),
+        "-x509".as_ref(),
+        "-batch".as_ref(),
+        "-utf8".as_ref(),
+        "-sha256".as_ref(),
+        "-days".as_ref(),
+        "3650".as_ref(),
+        "-newkey".as_ref(),
+        "rsa:2048".as_ref(),
+        "-subj".as_ref(),
+        subj.as_ref(),
+        "-keyout".as_ref(),
+        key.as_os_str(),
+        "-out".as_ref(),
+        cert.as_os_str(),
+    ]);
+    TestKey { key, cert }
+}
+
+/// The certificate's serial number as `modinfo` prints `sig_key`: `AA:BB:..`.
+pub fn serial(cert: &Path) -> String {
+    let out = openssl(&[
+        "x509".as_ref(),
+        "-noout".as_ref(),
+        "-serial".as_ref(),
+        "-in".as_ref(),
+        cert.as_os_str(),
+    ]);
+    let hex = out.trim().trim_start_matches("serial=").to_string();
+    hex.as_bytes()
+        .chunks(2)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(":")
+}
