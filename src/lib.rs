@@ -11,6 +11,7 @@ pub mod diff;
 pub mod elf;
 pub mod emit;
 pub mod input;
+pub mod keys;
 pub mod kernel;
 pub mod patch;
 pub mod pipeline;

@@ -14,6 +14,7 @@ use crate::diff::{Finding, ObjectDiff, Refused};
 use crate::elf::{Content, ElfObject, Out, SymbolId};
 use crate::kernel::symbols::SymbolListing;
 use crate::kernel::symvers::Exports;
+use crate::keys;
 use crate::rebuild::KlpObject;
 
 use super::callbacks::{self, Kind};
@@ -129,7 +130,7 @@ pub fn objects(
                     });
                 }
                 Err(e) => problems.push(Finding {
-                    key: "func.unresolved",
+                    key: keys::FUNC_UNRESOLVED,
                     location: format!("{}: {}", d.object.display(), f.old_name),
                     message: e.to_string(),
                 }),
@@ -155,7 +156,7 @@ pub fn objects(
                     source: format!("{}: {name}", d.object.display()),
                 }),
                 None => problems.push(Finding {
-                    key: "callback.not_carried",
+                    key: keys::CALLBACK_NOT_CARRIED,
                     location: format!("{}: {name}", d.object.display()),
                     message: format!(
                         "the {} callback ({}) did not reach the output object; report this with the object",
@@ -239,7 +240,7 @@ fn module_keys(
             };
             if object != "vmlinux" {
                 v.push(Finding {
-                    key: if table == "__jump_table" { "special.jump_label_module_key" } else { "special.static_call_module_key" },
+                    key: if table == "__jump_table" { keys::SPECIAL_JUMP_LABEL_MODULE_KEY } else { keys::SPECIAL_STATIC_CALL_MODULE_KEY },
                     location: format!("{}: {table}+{:#x}", d.object.display(), r.r_offset),
                     message: format!(
                         "the key {name} lives in module {object}, which the livepatch module cannot reference at load \

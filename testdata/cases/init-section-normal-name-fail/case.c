@@ -4,7 +4,7 @@
 // its section alone; the unchanged ordinary function next to it is not reported.
 //#Flags: 6.1 6.12 clang
 //#ExpectError: ^func\.init_changed .*reserve_bios_regions.*\.init\.text
-//#Expect: func.init_changed reserve_bios_regions
+//#Expect: func.init-changed reserve_bios_regions
 //#Expect: func.changed reserve_bios_regions
 //#ExpectNot: func.changed bios_start
 
