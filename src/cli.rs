@@ -139,6 +139,29 @@ pub struct BuildArgs {
     /// With --previous: a fix the predecessor carried that this release may drop; repeatable.
     #[arg(long = "allow-drop", value_name = "NAME")]
     pub allow_drop: Vec<String>,
+    /// Say only errors and the result: no stage lines, notes or warnings on stderr (warnings stay
+    /// in the report).
+    #[arg(short = 'q', long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Also say every command run (make, patch) on stderr.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// Check the options and print the plan (files to rebuild and why, objects, replace mode,
+    /// module name and path) without compiling or touching the tree.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl BuildArgs {
+    /// The verbosity `-q`/`-v` ask for.
+    pub fn verbosity(&self) -> crate::progress::Verbosity {
+        use crate::progress::Verbosity;
+        match (self.quiet, self.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (_, true) => Verbosity::Verbose,
+            _ => Verbosity::Normal,
+        }
+    }
 }
 
 /// The most `-j` may ask for. GNU make writes one token per job into its jobserver pipe before it

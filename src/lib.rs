@@ -8,6 +8,7 @@
 pub mod check;
 pub mod cli;
 pub mod diff;
+pub mod dry_run;
 pub mod elf;
 pub mod emit;
 pub mod input;
@@ -17,6 +18,7 @@ pub mod patch;
 pub mod pipeline;
 pub mod plan;
 pub mod present;
+pub mod progress;
 pub mod rebuild;
 pub mod release;
 pub mod run;

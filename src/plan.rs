@@ -46,6 +46,8 @@ pub struct Plan {
     pub allow_drop: Vec<String>,
     /// The report format.
     pub report: ReportFormat,
+    /// What the patches change, read before anything ran (for `--dry-run`).
+    pub patches: crate::patch::PatchPlan,
 }
 
 /// A usage error: the command line asks for something impossible or incomplete (exit 2, like
@@ -142,7 +144,7 @@ impl Plan {
         check_config(&kernel, args.config.is_some())?;
         // The patches against the tree, before anything slow: an empty, binary, deleting or
         // renaming patch is refused before `make olddefconfig modules_prepare` touches the tree.
-        crate::patch::validate(&diffs, &kernel.source)?;
+        let patches = crate::patch::validate(&diffs, &kernel.source)?;
         // (kernel::resolve checked the compiler: the one the target's config names.)
         let api = LivepatchApi::detect(&kernel.kbuild, &kernel.source)?;
         let spec = ModuleSpec::new(
@@ -181,6 +183,7 @@ impl Plan {
             previous,
             allow_drop: args.allow_drop.clone(),
             report: args.report,
+            patches,
         })
     }
 }

@@ -81,7 +81,7 @@ impl Finding {
 }
 
 /// A patch enabled after the modelled loads, in load order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct EnabledPatch {
     /// The module's file as given.
     pub file: String,
@@ -92,7 +92,7 @@ pub struct EnabledPatch {
 }
 
 /// The result of loading the deployed modules in order, then the new one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct CheckReport {
     /// The module checked.
     pub module: String,

@@ -15,6 +15,7 @@ use crate::elf::{Content, ElfObject, Out, SymbolId};
 use crate::kernel::symbols::SymbolListing;
 use crate::kernel::symvers::Exports;
 use crate::keys;
+use crate::progress::Progress;
 use crate::rebuild::KlpObject;
 
 use super::callbacks::{self, Kind};
@@ -27,7 +28,7 @@ use super::spec::ModuleSpec;
 use super::tables::{write_tables_with, CallbackEntry, FuncEntry};
 
 /// A patched function as registered in the module.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PatchedFunc {
     /// `vmlinux` or the module name.
     pub object: String,
@@ -40,7 +41,7 @@ pub struct PatchedFunc {
 }
 
 /// One output object written to disk.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct EmittedObject {
     /// The kernel object it comes from (`fs/proc/cmdline.o`).
     pub object: PathBuf,
@@ -279,6 +280,7 @@ pub fn module(
     dir: &Path,
     jobs: usize,
     make_vars: &[String],
+    progress: &mut dyn Progress,
 ) -> anyhow::Result<Module> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let entries: Vec<FuncEntry> = objs
@@ -302,6 +304,7 @@ pub fn module(
         },
         jobs,
         make_vars,
+        progress,
     )?;
     let post_link =
         rewrite(&ko).with_context(|| format!("post-link rewrite of {}", ko.display()))?;
