@@ -29,6 +29,26 @@ pub enum Command {
     Check(CheckArgs),
     /// One set of fixes for many kernels: scan, build, plan a CI matrix, collect its parts.
     Release(ReleaseArgs),
+    /// Print a shell completion script, e.g. `klp-build completions bash > /etc/bash_completion.d/klp-build`.
+    Completions(CompletionsArgs),
+    /// Print the man page klp-build(1), or write every page (one per subcommand) into a directory.
+    Man(ManArgs),
+}
+
+/// `klp-build completions SHELL`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell the script is for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `klp-build man [--dir DIR]`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write klp-build.1 and one page per subcommand (klp-build-release-build.1, ...) here instead.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// `klp-build check NEW.ko --against A.ko [B.ko ...]`.

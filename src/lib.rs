@@ -11,6 +11,7 @@ pub mod diff;
 pub mod dry_run;
 pub mod elf;
 pub mod emit;
+pub mod generate;
 pub mod input;
 pub mod keys;
 pub mod kernel;
