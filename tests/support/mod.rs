@@ -8,6 +8,7 @@
 pub mod inputs;
 pub mod lab;
 pub mod run;
+pub mod schemas;
 pub mod tree;
 pub mod units;
 
