@@ -1,8 +1,9 @@
 //! `--dry-run`: what a build would do, without compiling. Input: a resolved [`Plan`] (every
 //! option checked, as for a build). Output: [`DryRun`]: the files the patches change and the
 //! objects that would be rebuilt for them (with why), the replace mode the module gets and the
-//! modes the target allows, the module's name and path. Invariant: the tree, the work dir and the
-//! output are only read; nothing is compiled, prepared, locked or written.
+//! modes the target allows, the module's name and path. Invariant: nothing is compiled, prepared
+//! or locked, and nothing is left behind: the tree is only read, no work dir is made, and the only
+//! write is the plan's check that `-o`'s directory is writable (a file created and removed).
 
 use std::path::PathBuf;
 
