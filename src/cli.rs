@@ -29,6 +29,26 @@ pub enum Command {
     Check(CheckArgs),
     /// One set of fixes for many kernels: scan, build, plan a CI matrix, collect its parts.
     Release(ReleaseArgs),
+    /// Print a shell completion script, e.g. `klp-build completions bash > /etc/bash_completion.d/klp-build`.
+    Completions(CompletionsArgs),
+    /// Print the man page klp-build(1), or write every page (one per subcommand) into a directory.
+    Man(ManArgs),
+}
+
+/// `klp-build completions SHELL`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell the script is for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `klp-build man [--dir DIR]`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write klp-build.1 and one page per subcommand (klp-build-release-build.1, ...) here instead.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// `klp-build check NEW.ko --against A.ko [B.ko ...]`.
@@ -156,6 +176,29 @@ pub struct BuildArgs {
     /// The X.509 certificate of --sign-key (PEM or DER).
     #[arg(long, value_name = "CERT", requires = "sign_key")]
     pub sign_cert: Option<PathBuf>,
+    /// Say only errors and the result: no stage lines, notes or warnings on stderr (warnings stay
+    /// in the report).
+    #[arg(short = 'q', long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Also say every command run (make, patch) on stderr.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// Check the options and print the plan (files to rebuild and why, objects, replace mode,
+    /// module name and path) without compiling or touching the tree.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl BuildArgs {
+    /// The verbosity `-q`/`-v` ask for.
+    pub fn verbosity(&self) -> crate::progress::Verbosity {
+        use crate::progress::Verbosity;
+        match (self.quiet, self.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (_, true) => Verbosity::Verbose,
+            _ => Verbosity::Normal,
+        }
+    }
 }
 
 /// The most `-j` may ask for. GNU make writes one token per job into its jobserver pipe before it
@@ -220,28 +263,21 @@ pub enum ReleaseCommand {
     Collect(ReleaseCollectArgs),
     /// List the Debian kernel releases the archive has, for `debian = ...` targets.
     Kernels(ReleaseKernelsArgs),
-    /// What the release cache holds (kernels, build roots, work dirs), and `prune` to remove kernels.
+    /// What the release cache holds: kernels (size, last use), build roots, work dirs, stores.
     Cache(ReleaseCacheArgs),
-}
-
-/// `klp-build release cache [prune ...]`.
-#[derive(Debug, Args)]
-pub struct ReleaseCacheArgs {
-    #[command(subcommand)]
-    pub command: Option<ReleaseCacheCommand>,
-    /// Report format.
-    #[arg(long, value_enum, default_value_t, global = true)]
-    pub report: ReportFormat,
-}
-
-/// `klp-build release cache prune`.
-#[derive(Debug, Subcommand)]
-pub enum ReleaseCacheCommand {
     /// Remove Debian kernels (with their work dirs) from the cache; kernels a build holds are kept.
     Prune(ReleaseCachePruneArgs),
 }
 
-/// Which kernels `release cache prune` removes.
+/// `klp-build release cache`.
+#[derive(Debug, Args)]
+pub struct ReleaseCacheArgs {
+    /// Report format.
+    #[arg(long, value_enum, default_value_t)]
+    pub report: ReportFormat,
+}
+
+/// Which kernels `release prune` removes.
 #[derive(Debug, Args)]
 pub struct ReleaseCachePruneArgs {
     /// A kernel release to remove (every cached package version of it); repeatable.
@@ -253,6 +289,9 @@ pub struct ReleaseCachePruneArgs {
     /// Say what would be removed, remove nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t)]
+    pub report: ReportFormat,
 }
 
 /// `klp-build release kernels`.

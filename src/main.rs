@@ -23,6 +23,8 @@ fn main() -> ExitCode {
         Some(Command::Inspect(args)) => klp_build::check::inspect(args),
         Some(Command::Check(args)) => klp_build::check::run(args),
         Some(Command::Release(args)) => klp_build::release::run(args),
+        Some(Command::Completions(args)) => klp_build::generate::completions(args),
+        Some(Command::Man(args)) => klp_build::generate::man(args),
     };
     match result {
         Ok(code) => code.into(),

@@ -55,24 +55,10 @@ pub enum Outcome {
     },
 }
 
-/// Where the pipeline says what it is doing; the presenter decides how it looks.
-pub trait Progress {
-    /// A stage starts.
-    fn stage(&mut self, name: &str);
-    /// Something worth saying within a stage.
-    fn note(&mut self, message: &str);
-}
-
-/// Progress that goes nowhere (for callers that only want the value).
-pub struct Quiet;
-
-impl Progress for Quiet {
-    fn stage(&mut self, _: &str) {}
-    fn note(&mut self, _: &str) {}
-}
+pub use crate::progress::{Progress, Quiet};
 
 /// Wall time of each stage, for the report and the benchmark.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct Timings(pub Vec<(String, f64)>);
 
 impl Timings {
@@ -80,19 +66,25 @@ impl Timings {
         &mut self,
         stage: &str,
         progress: &mut dyn Progress,
-        f: impl FnOnce() -> anyhow::Result<T>,
+        f: impl FnOnce(&mut dyn Progress) -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
         progress.stage(stage);
         let t = Instant::now();
-        let r = f();
+        let r = f(progress);
         self.0.push((stage.to_string(), t.elapsed().as_secs_f64()));
         r
     }
 }
 
 /// The report of a built module.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct BuildReport {
+    /// The layout version of the report ([`crate::present::REPORT_SCHEMA_VERSION`]).
+    #[schemars(extend("const" = crate::present::REPORT_SCHEMA_VERSION))]
+    pub schema_version: u32,
+    /// Always `built`.
+    #[schemars(extend("const" = "built"))]
+    pub outcome: &'static str,
     /// Module name as `insmod` and sysfs know it (`-` as `_`).
     pub name: String,
     /// The module written.
@@ -127,15 +119,15 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> 
     let total = Instant::now();
     let mut t = Timings::default();
     let work = WorkDir::open(&plan.work_dir, plan.resume_from, &inputs(plan)?)?;
-    t.time("prepare", progress, || plan.kernel.prepare())?;
+    t.time("prepare", progress, |p| plan.kernel.prepare(p))?;
     let source = &plan.kernel.source;
 
     let patch = match work.reused::<patch::PatchSet>(Stage::Patch)? {
         Some(p) => p,
         None => {
-            rebuild::recover_interrupted(source)?;
-            let p = t.time("patch", progress, || {
-                patch::run(&plan.diffs, source, &work.dir(Stage::Patch)?)
+            rebuild::recover_interrupted(source, progress)?;
+            let p = t.time("patch", progress, |p| {
+                patch::run(&plan.diffs, source, &work.dir(Stage::Patch)?, p)
             })?;
             work.complete(Stage::Patch, &p)?;
             p
@@ -152,8 +144,8 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> 
     let built = match work.reused::<BuiltObjects>(Stage::Rebuild)? {
         Some(b) => b,
         None => {
-            let b = t.time("rebuild", progress, || {
-                rebuild::run(&plan.kernel, &patch, &work.dir(Stage::Rebuild)?)
+            let b = t.time("rebuild", progress, |p| {
+                rebuild::run(&plan.kernel, &patch, &work.dir(Stage::Rebuild)?, p)
             })?;
             work.complete(Stage::Rebuild, &b)?;
             b
@@ -165,7 +157,7 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> 
     let patched: Vec<PathBuf> = built.pairs.iter().map(|p| p.patched.clone()).collect();
     spec.add_states(&emit::declarations::states(&patched)?)?;
 
-    let diffs = t.time("diff", progress, || {
+    let diffs = t.time("diff", progress, |_| {
         built
             .pairs
             .iter()
@@ -215,7 +207,7 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> 
     work.complete(Stage::Diff, &())?;
 
     let mut notes = Vec::new();
-    let (listing, exports) = t.time("symbols", progress, || {
+    let (listing, exports) = t.time("symbols", progress, |_| {
         let listing = with_module_listings(plan, &diffs, &mut notes)?;
         let symvers = plan.kernel.kbuild.join("Module.symvers");
         let exports = Exports::load(&symvers)
@@ -225,7 +217,7 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> 
     for n in &notes {
         progress.note(n);
     }
-    let objects = t.time("resolve", progress, || {
+    let objects = t.time("resolve", progress, |_| {
         emit::module::objects(&diffs, &listing, &exports, &work.dir(Stage::Objects)?)
     })?;
     work.complete(Stage::Objects, &())?;
@@ -234,9 +226,9 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> 
     let check = if plan.previous.is_empty() {
         None
     } else {
-        Some(t.time("check", progress, || check_previous(plan, &manifest))?)
+        Some(t.time("check", progress, |_| check_previous(plan, &manifest))?)
     };
-    let module = t.time("emit", progress, || {
+    let module = t.time("emit", progress, |p| {
         emit::module::module(
             &objects,
             &spec,
@@ -244,12 +236,13 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> 
             &work.dir(Stage::Kmod)?,
             plan.kernel.jobs,
             &plan.kernel.toolchain.make_vars(),
+            p,
         )
     })?;
     manifest::attach(&module.path, &manifest)?;
     // The signature is the last write to the module: it covers the manifest and the klp sections.
     let signature = match &plan.signer {
-        Some(s) => Some(t.time("sign", progress, || s.sign(&module.path))?),
+        Some(s) => Some(t.time("sign", progress, |_| s.sign(&module.path))?),
         None => None,
     };
     work.complete(Stage::Kmod, &())?;
@@ -270,6 +263,8 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> 
         None
     };
     Ok(Outcome::Built(Box::new(BuildReport {
+        schema_version: crate::present::REPORT_SCHEMA_VERSION,
+        outcome: "built",
         name: plan.spec.kernel_name(),
         module: plan.output.clone(),
         kernel_release: plan.kernel.release.clone(),

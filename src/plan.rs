@@ -49,6 +49,8 @@ pub struct Plan {
     pub report: ReportFormat,
     /// Signs the module last (`--sign-key`, `--sign-cert`), checked with a trial signature.
     pub signer: Option<crate::sign::Signer>,
+    /// What the patches change, read before anything ran (for `--dry-run`).
+    pub patches: crate::patch::PatchPlan,
 }
 
 /// A usage error: the command line asks for something impossible or incomplete (exit 2, like
@@ -168,7 +170,7 @@ impl Plan {
         };
         // The patches against the tree, before anything slow: an empty, binary, deleting or
         // renaming patch is refused before `make olddefconfig modules_prepare` touches the tree.
-        crate::patch::validate(&diffs, &kernel.source)?;
+        let patches = crate::patch::validate(&diffs, &kernel.source)?;
         // (kernel::resolve checked the compiler: the one the target's config names.)
         let api = LivepatchApi::detect(
             &kernel.kbuild,
@@ -212,6 +214,7 @@ impl Plan {
             allow_drop: args.allow_drop.clone(),
             report: args.report,
             signer,
+            patches,
         })
     }
 }

@@ -9,7 +9,12 @@ use serde::Serialize;
 
 use crate::cli::ReportFormat;
 use crate::diff::Finding;
-use crate::pipeline::{BuildReport, Outcome, Progress};
+use crate::pipeline::{BuildReport, Outcome};
+use crate::progress::{Progress, Verbosity};
+
+/// The layout version of the build's JSON report (built, not built, or a dry run), as its
+/// `schema_version` says and `schemas/report.schema.json` describes.
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
 
 /// Exit code: the patches change no function's code.
 pub const EXIT_NO_CHANGE: u8 = 3;
@@ -95,18 +100,26 @@ pub fn is_quiet(e: &anyhow::Error) -> bool {
 }
 
 /// Progress as lines on stderr: `klp-build: rebuild...`. On a terminal the stage lines carry the
-/// time since the start, so a slow stage shows where the time goes.
+/// time since the start, so a slow stage shows where the time goes. `-q` shows none of it (errors
+/// and the report remain), `-v` adds every command run (`klp-build: run: make -C ...`).
 pub struct StderrProgress {
     start: std::time::Instant,
     terminal: bool,
+    verbosity: Verbosity,
 }
 
 impl StderrProgress {
-    /// Progress that starts now.
+    /// Progress that starts now, at the default verbosity.
     pub fn new() -> Self {
+        Self::with(Verbosity::Normal)
+    }
+
+    /// Progress that starts now and shows what `verbosity` asks for.
+    pub fn with(verbosity: Verbosity) -> Self {
         StderrProgress {
             start: std::time::Instant::now(),
             terminal: std::io::stderr().is_terminal(),
+            verbosity,
         }
     }
 }
@@ -119,6 +132,9 @@ impl Default for StderrProgress {
 
 impl Progress for StderrProgress {
     fn stage(&mut self, name: &str) {
+        if self.verbosity == Verbosity::Quiet {
+            return;
+        }
         if self.terminal {
             eprintln!(
                 "klp-build: [{:5.1}s] {name}...",
@@ -130,16 +146,40 @@ impl Progress for StderrProgress {
     }
 
     fn note(&mut self, message: &str) {
-        eprintln!("klp-build: {message}");
+        if self.verbosity > Verbosity::Quiet {
+            eprintln!("klp-build: {message}");
+        }
+    }
+
+    fn command(&mut self, line: &str) {
+        if self.verbosity == Verbosity::Verbose {
+            eprintln!("klp-build: run: {line}");
+        }
     }
 }
 
 /// The JSON document of a run that built nothing.
-#[derive(Serialize)]
-struct NotBuilt<'a> {
-    outcome: &'static str,
-    reason: &'a str,
-    findings: &'a [Finding],
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct NotBuilt<'a> {
+    /// [`REPORT_SCHEMA_VERSION`].
+    #[schemars(extend("const" = REPORT_SCHEMA_VERSION))]
+    pub schema_version: u32,
+    /// `no_change` or `refused`.
+    #[schemars(extend("enum" = ["no_change", "refused"]))]
+    pub outcome: &'static str,
+    /// Why nothing was built.
+    pub reason: &'a str,
+    /// The refusals (empty for `no_change`).
+    pub findings: &'a [Finding],
+}
+
+/// Prints the plan of a `--dry-run`; exit 0.
+pub fn dry_run(d: &crate::dry_run::DryRun, format: ReportFormat) -> anyhow::Result<u8> {
+    match format {
+        ReportFormat::Json => crate::stdout::writeln(&serde_json::to_string_pretty(d)?)?,
+        ReportFormat::Text => crate::stdout::write(&d.to_string())?,
+    }
+    Ok(0)
 }
 
 /// Prints the outcome's report and returns its exit code; a refusal's findings go to stderr as
@@ -159,6 +199,7 @@ pub fn outcome(o: &Outcome, format: ReportFormat) -> anyhow::Result<u8> {
             match format {
                 ReportFormat::Json => {
                     crate::stdout::writeln(&serde_json::to_string_pretty(&NotBuilt {
+                        schema_version: REPORT_SCHEMA_VERSION,
                         outcome: "no_change",
                         reason,
                         findings: &[],
@@ -176,6 +217,7 @@ pub fn outcome(o: &Outcome, format: ReportFormat) -> anyhow::Result<u8> {
             match format {
                 ReportFormat::Json => {
                     crate::stdout::writeln(&serde_json::to_string_pretty(&NotBuilt {
+                        schema_version: REPORT_SCHEMA_VERSION,
                         outcome: "refused",
                         reason: "changes that cannot be livepatched",
                         findings,

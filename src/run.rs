@@ -12,10 +12,13 @@ use crate::plan::Plan;
 use crate::present::{self, ExitError, StderrProgress, EXIT_NO_CHANGE};
 use crate::rebuild::KlpObject;
 
-/// The main job: `klp-build --diff fix.patch ...`.
+/// The main job: `klp-build --diff fix.patch ...` (with `--dry-run`, plan -> presenter).
 pub fn build(args: &BuildArgs) -> anyhow::Result<u8> {
-    let mut progress = StderrProgress::new();
+    let mut progress = StderrProgress::with(args.verbosity());
     let plan = Plan::resolve(args)?;
+    if args.dry_run {
+        return present::dry_run(&crate::dry_run::plan(&plan, &args.previous)?, plan.report);
+    }
     let outcome = pipeline::run(&plan, &mut progress)?;
     present::outcome(&outcome, plan.report)
 }

@@ -45,7 +45,7 @@
 //! Comment lines starting with `//#` in `case.c` (in `patched.c` for a pair):
 //!
 //! - `//#Expect: <key> <symbol>`: the report has a finding with this key whose location names
-//!   the symbol (`func.changed foo`, `data.resized table`, `func.no_ftrace bar`).
+//!   the symbol (`func.changed foo`, `data.resized table`, `func.no-ftrace bar`).
 //! - `//#Expect: none`: the report is empty and no function changed or was added (alone).
 //! - `//#ExpectNot: <key> <symbol>`: no such finding.
 //! - `//#ExpectError: <regex>`: a refusal of the diff stage, or an error of the cloner, matches
@@ -94,6 +94,7 @@ use klp_build::diff::special::Special;
 use klp_build::diff::{self, Finding, ObjectDiff};
 use klp_build::elf::{read_file, Out};
 use klp_build::emit::out_object::{self, OutObject};
+use klp_build::keys::Key;
 use klp_build::rebuild::KlpObject;
 use regex::Regex;
 use sha2::{Digest, Sha256};
@@ -589,14 +590,21 @@ fn parse_directives(file: &Path) -> Vec<Directive> {
                 .unwrap_or_else(|| panic!("{}: expected `<key> <symbol>`: {line}", at()));
             (k.to_string(), s.trim().to_string())
         };
+        // A key as the report spells it (an old spelling is taken too); a misspelt one fails.
+        let finding_key = || {
+            let (k, s) = key_sym();
+            let key = Key::parse(&k)
+                .unwrap_or_else(|| panic!("{}: no finding has the key {k} (docs/errors.md)", at()));
+            (key.as_str().to_string(), s)
+        };
         v.push(match name {
             "Expect" if arg == "none" => Directive::ExpectNone,
             "Expect" => {
-                let (key, sym) = key_sym();
+                let (key, sym) = finding_key();
                 Directive::Expect { key, sym }
             }
             "ExpectNot" => {
-                let (key, sym) = key_sym();
+                let (key, sym) = finding_key();
                 Directive::ExpectNot { key, sym }
             }
             "ExpectError" => Directive::ExpectError(
@@ -969,8 +977,8 @@ fn check(
 
     // Over-reporting is a failure too: a function reported without cause gets patched for nothing.
     for f in findings {
-        if matches!(f.key, "func.changed" | "func.added")
-            && !expected.contains(&(f.key, located_symbol(&f.location)))
+        if matches!(f.key.as_str(), "func.changed" | "func.added")
+            && !expected.contains(&(f.key.as_str(), located_symbol(&f.location)))
         {
             failures.push(format!("unexpected finding: {}", line_of(f)));
         }

@@ -430,7 +430,7 @@ fn force_unsafe_and_duplicate_callbacks_are_refused_with_their_message() {
     for (name, message) in [
         (
             "kpatch-err-force-unsafe",
-            "func.force_unsafe kernel/ksysfs.o: fscaps_show+0x0 (.text.fscaps_show+0x0): \
+            "func.force-unsafe kernel/ksysfs.o: fscaps_show+0x0 (.text.fscaps_show+0x0): \
              KPATCH_FORCE_UNSAFE(fscaps_show) asks to patch the function outside the livepatch \
              consistency model",
         ),
@@ -852,7 +852,7 @@ fn kpatch_marks_ignore_functions_and_sections_and_refuse_force_unsafe() {
     let refusals: Vec<String> = d.refusals.iter().map(ToString::to_string).collect();
     assert_eq!(refusals.len(), 1, "{refusals:#?}");
     assert!(
-        refusals[0].starts_with("func.force_unsafe marks.o: kept+0x0")
+        refusals[0].starts_with("func.force-unsafe marks.o: kept+0x0")
             && refusals[0].contains("KPATCH_FORCE_UNSAFE(kept)"),
         "{}",
         refusals[0]

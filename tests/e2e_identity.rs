@@ -157,6 +157,7 @@ fn identity_patch_of_three_files_loads_and_runs() {
         &dir.path().join("5-kmod"),
         2,
         &[],
+        &mut klp_build::progress::Quiet,
     )
     .unwrap();
     assert!(

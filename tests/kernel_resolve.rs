@@ -174,7 +174,7 @@ fn unprepared_tree_is_prepared_from_the_config() {
 /// Resolves the options and prepares the tree, as the pipeline does before its first build.
 fn resolve_prepared(o: &KernelOptions) -> anyhow::Result<kernel::Kernel> {
     let k = kernel::resolve(o)?;
-    k.prepare()?;
+    k.prepare(&mut klp_build::progress::Quiet)?;
     Ok(k)
 }
 

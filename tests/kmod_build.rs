@@ -17,6 +17,7 @@ use klp_build::emit::kbuild::{link_module, KmodInput, TABLES_OBJECT};
 use klp_build::emit::spec::{ModuleSpec, ReplaceMode, ReplaceRequest, SetField, StateSpec};
 use klp_build::emit::tables::write_tables;
 use klp_build::kernel::livepatch_api::ReplaceField;
+use klp_build::progress::Quiet;
 use kmod_support as kmod;
 use object::{Object, ObjectSection, ObjectSymbol};
 
@@ -57,7 +58,7 @@ fn builds_a_livepatch_module_with_kbuild() {
         objects: &objects,
         tables: &tables,
     };
-    let ko = link_module(&kbuild, &dir, &input, 2, &[]).unwrap();
+    let ko = link_module(&kbuild, &dir, &input, 2, &[], &mut Quiet).unwrap();
     assert_eq!(
         ko,
         dir.canonicalize().unwrap().join("livepatch-kmod-test.ko")
@@ -153,7 +154,10 @@ fn builds_a_livepatch_module_with_kbuild() {
 
     // A second build of the same input relinks nothing and gives the same module.
     let before = std::fs::read(&ko).unwrap();
-    assert_eq!(link_module(&kbuild, &dir, &input, 2, &[]).unwrap(), ko);
+    assert_eq!(
+        link_module(&kbuild, &dir, &input, 2, &[], &mut Quiet).unwrap(),
+        ko
+    );
     assert_eq!(
         std::fs::read(&ko).unwrap(),
         before,
@@ -179,7 +183,7 @@ fn failed_link_shows_make_output_and_the_kbuild_dir() {
     };
     let err = format!(
         "{:#}",
-        link_module(&kbuild, &dir, &input, 2, &[]).unwrap_err()
+        link_module(&kbuild, &dir, &input, 2, &[], &mut Quiet).unwrap_err()
     );
     assert!(
         err.contains(&kbuild.display().to_string()),
@@ -192,7 +196,15 @@ fn failed_link_shows_make_output_and_the_kbuild_dir() {
 
     let err = format!(
         "{:#}",
-        link_module(Path::new("/nonexistent/kbuild"), &dir, &input, 1, &[]).unwrap_err()
+        link_module(
+            Path::new("/nonexistent/kbuild"),
+            &dir,
+            &input,
+            1,
+            &[],
+            &mut Quiet
+        )
+        .unwrap_err()
     );
     assert!(err.contains("/nonexistent/kbuild: no Makefile"), "{err}");
 }
@@ -354,7 +366,7 @@ fn link(
         objects,
         tables: &tables,
     };
-    link_module(kbuild, &dir, &input, 2, &[]).unwrap_or_else(|e| panic!("{e:#}"))
+    link_module(kbuild, &dir, &input, 2, &[], &mut Quiet).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// What the spec table of a linked module holds.

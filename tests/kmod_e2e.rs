@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use klp_build::emit::kbuild::{link_module, KmodInput, TABLES_OBJECT};
 use klp_build::emit::spec::{ModuleSpec, ReplaceMode, ReplaceRequest, StateSpec};
 use klp_build::emit::tables::{write_tables, FuncEntry};
+use klp_build::progress::Quiet;
 use kmod_support as kmod;
 
 /// A replacement for the xfs entry: the guest never loads xfs, so it is never called; it makes
@@ -145,7 +146,7 @@ fn module(
         objects,
         tables: &tables,
     };
-    link_module(kbuild, &dir, &input, 2, &[]).unwrap_or_else(|e| panic!("{e:#}"))
+    link_module(kbuild, &dir, &input, 2, &[], &mut Quiet).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// A module spec with no states.
@@ -345,5 +346,5 @@ fn link(
         objects,
         tables: &tables,
     };
-    link_module(kbuild, &dir, &input, 2, &[]).unwrap_or_else(|e| panic!("{e:#}"))
+    link_module(kbuild, &dir, &input, 2, &[], &mut Quiet).unwrap_or_else(|e| panic!("{e:#}"))
 }

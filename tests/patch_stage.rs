@@ -21,6 +21,7 @@ fn cmdline_patch_applies_to_copies_with_line_directives() {
         &[support::inputs::patch("cmdline.patch")],
         &lab.src,
         &work.path().join("1-patch"),
+        &mut klp_build::progress::Quiet,
     )
     .unwrap();
 
@@ -90,6 +91,7 @@ fn plain_diff_at_the_tree_top_is_p0_and_patches_apply_in_order() {
         &[first, second],
         &lab.src,
         &work.path().join("w").join("1-patch"),
+        &mut klp_build::progress::Quiet,
     )
     .unwrap();
 
@@ -130,7 +132,8 @@ fn a_hunk_that_does_not_apply_names_patch_file_and_hunk() {
         patch::run(
             std::slice::from_ref(&p),
             &lab.src,
-            &work.path().join("1-patch")
+            &work.path().join("1-patch"),
+            &mut klp_build::progress::Quiet,
         )
         .unwrap_err()
     );
@@ -156,7 +159,8 @@ fn unpatchable_files_are_all_refused_at_once() {
         patch::run(
             &[support::inputs::patch("err-unpatchable.patch")],
             &lab.src,
-            &work.path().join("1-patch")
+            &work.path().join("1-patch"),
+            &mut klp_build::progress::Quiet,
         )
         .unwrap_err()
     );
@@ -193,6 +197,7 @@ fn a_fuzzed_hunk_is_reported_with_its_hunk_and_applied_copy() {
         std::slice::from_ref(&diff),
         &lab.src,
         &work.path().join("1-patch"),
+        &mut klp_build::progress::Quiet,
     )
     .unwrap();
     assert_eq!(set.warnings.len(), 1, "{:?}", set.warnings);
@@ -222,6 +227,7 @@ fn a_fuzzed_hunk_is_reported_with_its_hunk_and_applied_copy() {
         &[support::inputs::patch("cmdline.patch")],
         &lab.src,
         &tempfile::tempdir().unwrap().path().join("1-patch"),
+        &mut klp_build::progress::Quiet,
     )
     .unwrap();
     assert!(clean.warnings.is_empty(), "{:?}", clean.warnings);

@@ -116,7 +116,8 @@ fn interrupted_build_restores_the_tree(test: &str, signal: Signal) {
             !tagged(&tag).is_empty(),
             "make runs in its own process group, so it outlives the SIGKILL of klp-build's group"
         );
-        klp_build::rebuild::recover_interrupted(&lab.src).expect("replay the journal");
+        klp_build::rebuild::recover_interrupted(&lab.src, &mut klp_build::progress::Quiet)
+            .expect("replay the journal");
         assert_eq!(
             tagged(&tag),
             Vec::<String>::new(),
@@ -140,10 +141,16 @@ fn interrupted_build_restores_the_tree(test: &str, signal: Signal) {
             &[support::inputs::patch("cmdline.patch")],
             &t.source,
             &next.join("1-patch"),
+            &mut klp_build::progress::Quiet,
         )
         .expect("patch stage of the next run");
-        let built = klp_build::rebuild::run(&t, &set, &next.join("2-rebuild"))
-            .expect("the next build succeeds");
+        let built = klp_build::rebuild::run(
+            &t,
+            &set,
+            &next.join("2-rebuild"),
+            &mut klp_build::progress::Quiet,
+        )
+        .expect("the next build succeeds");
         assert_eq!(built.pairs.len(), 1);
         assert_eq!(
             support::tree::snapshot(&lab.src, &LAB_FILES),
@@ -216,8 +223,19 @@ fn child_process_entry() {
     let lab = support::lab("child_process_entry").expect("the parent checked the lab");
     let t = support::inputs::target(lab);
     let patch = support::inputs::patch("cmdline.patch");
-    let set = klp_build::patch::run(&[patch], &t.source, &work.join("1-patch")).unwrap();
-    match klp_build::rebuild::run(&t, &set, &work.join("2-rebuild")) {
+    let set = klp_build::patch::run(
+        &[patch],
+        &t.source,
+        &work.join("1-patch"),
+        &mut klp_build::progress::Quiet,
+    )
+    .unwrap();
+    match klp_build::rebuild::run(
+        &t,
+        &set,
+        &work.join("2-rebuild"),
+        &mut klp_build::progress::Quiet,
+    ) {
         Ok(b) => panic!(
             "the build returned {} pair(s) instead of being interrupted",
             b.pairs.len()

@@ -13,6 +13,7 @@ use object::{Object, ObjectSection};
 
 use klp_build::kernel;
 use klp_build::patch::{self, PatchSet};
+use klp_build::progress::Quiet;
 use klp_build::rebuild::{self, KlpObject};
 
 fn section(obj: &Path, name: &str) -> Vec<u8> {
@@ -62,7 +63,7 @@ fn insert_line(
     ));
     std::fs::write(&patch, out.stdout).unwrap();
     let w = dir.join("w");
-    let set = patch::run(&[patch], src, &w.join("1-patch")).unwrap();
+    let set = patch::run(&[patch], src, &w.join("1-patch"), &mut Quiet).unwrap();
     (set, w)
 }
 
@@ -113,12 +114,13 @@ fn cmdline_orig_and_patched_objects() {
         &[support::inputs::patch("cmdline.patch")],
         &t.source,
         &work.path().join("1-patch"),
+        &mut Quiet,
     )
     .unwrap();
 
     let start = Instant::now();
-    let built =
-        rebuild::run(&t, &set, &work.path().join("2-rebuild")).unwrap_or_else(|e| panic!("{e:#}"));
+    let built = rebuild::run(&t, &set, &work.path().join("2-rebuild"), &mut Quiet)
+        .unwrap_or_else(|e| panic!("{e:#}"));
     eprintln!(
         "build of fs/proc/cmdline.o, original and patched: {:.1} s",
         start.elapsed().as_secs_f64()
@@ -173,7 +175,8 @@ fn module_object_gets_its_module_name() {
         10,
         "/* klp-build test */",
     );
-    let built = rebuild::run(&t, &set, &w.join("2-rebuild")).unwrap_or_else(|e| panic!("{e:#}"));
+    let built = rebuild::run(&t, &set, &w.join("2-rebuild"), &mut Quiet)
+        .unwrap_or_else(|e| panic!("{e:#}"));
     before.assert_restored("the tree must be restored");
     assert_eq!(built.pairs[0].object, Path::new("fs/xfs/xfs_stats.o"));
     assert_eq!(built.pairs[0].klp_object, KlpObject::Module("xfs".into()));
@@ -204,8 +207,8 @@ fn line_directives_keep_unchanged_warn_on_lines() {
         "/*\n * klp-build: three new lines\n */",
     );
 
-    let with_lines =
-        rebuild::run(&t, &set, &w.join("2-rebuild")).unwrap_or_else(|e| panic!("{e:#}"));
+    let with_lines = rebuild::run(&t, &set, &w.join("2-rebuild"), &mut Quiet)
+        .unwrap_or_else(|e| panic!("{e:#}"));
     let p = &with_lines.pairs[0];
     assert_eq!(p.klp_object, KlpObject::Vmlinux);
     assert_eq!(
@@ -227,8 +230,8 @@ fn line_directives_keep_unchanged_warn_on_lines() {
         warnings: Vec::new(),
     };
     let w2 = work.path().join("w2");
-    let without =
-        rebuild::run(&t, &plain, &w2.join("2-rebuild")).unwrap_or_else(|e| panic!("{e:#}"));
+    let without = rebuild::run(&t, &plain, &w2.join("2-rebuild"), &mut Quiet)
+        .unwrap_or_else(|e| panic!("{e:#}"));
     assert_ne!(
         section(&without.pairs[0].orig, "__bug_table"),
         section(&without.pairs[0].patched, "__bug_table")
@@ -248,11 +251,12 @@ fn compile_error_shows_the_compiler_message() {
         &[support::inputs::patch("err-compile.patch")],
         &t.source,
         &work.path().join("1-patch"),
+        &mut Quiet,
     )
     .unwrap();
     let err = format!(
         "{:#}",
-        rebuild::run(&t, &set, &work.path().join("2-rebuild")).unwrap_err()
+        rebuild::run(&t, &set, &work.path().join("2-rebuild"), &mut Quiet).unwrap_err()
     );
     before.assert_restored("the tree must be restored after a failed build");
     // gcc quotes with ‘’ or '' depending on the locale.
@@ -283,11 +287,12 @@ fn header_change_needs_a_built_tree() {
         &[support::inputs::patch("err-header-unbuilt.patch")],
         &t.source,
         &work.path().join("1-patch"),
+        &mut Quiet,
     )
     .unwrap();
     let err = format!(
         "{:#}",
-        rebuild::run(&t, &set, &work.path().join("2-rebuild")).unwrap_err()
+        rebuild::run(&t, &set, &work.path().join("2-rebuild"), &mut Quiet).unwrap_err()
     );
     for want in [
         "include/linux/seq_file.h: a header change needs a built tree",
@@ -316,7 +321,7 @@ fn an_object_the_config_does_not_build_is_refused() {
     );
     let err = format!(
         "{:#}",
-        rebuild::run(&t, &set, &w.join("2-rebuild")).unwrap_err()
+        rebuild::run(&t, &set, &w.join("2-rebuild"), &mut Quiet).unwrap_err()
     );
     let want = "fs/ext2/inode.c: fs/ext2/inode.o is not built in this configuration: CONFIG_EXT2_FS is not set \
                 (fs/ext2/Makefile: obj-$(CONFIG_EXT2_FS) += ext2.o)";

@@ -106,7 +106,9 @@ fn lab_target(lab: &support::Lab) -> String {
 fn index(dir: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(dir.join("index.json"))
         .unwrap_or_else(|e| panic!("{}: {e}", dir.join("index.json").display()));
-    serde_json::from_str(&text).unwrap()
+    let doc = serde_json::from_str(&text).unwrap();
+    support::schemas::assert_valid("index", &doc, &dir.join("index.json").display().to_string());
+    doc
 }
 
 fn target<'a>(index: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {

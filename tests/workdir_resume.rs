@@ -29,6 +29,7 @@ fn resume_from_diff_reuses_the_rebuilt_objects() {
         );
     }
     let report: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    support::schemas::assert_valid("report", &report, "the build's --report json");
     assert_eq!(
         report["work_dir"],
         serde_json::json!(work.display().to_string())

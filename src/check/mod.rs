@@ -98,6 +98,7 @@ mod tests {
     use super::*;
     use crate::emit::manifest::{ManifestFunc, SCHEMA_VERSION};
     use crate::emit::spec::ReplaceMode;
+    use crate::keys;
     use crate::patch::Fix;
 
     fn manifest(name: &str, fixes: &[&str], funcs: &[&str]) -> Manifest {
@@ -141,11 +142,11 @@ mod tests {
         assert_eq!(r.module, "livepatch_x2.ko");
         assert_eq!(
             r.refusals().map(|f| f.key).collect::<Vec<_>>(),
-            ["check.fix-dropped"]
+            [keys::CHECK_FIX_DROPPED]
         );
         assert_eq!(
             r.warnings().map(|f| f.key).collect::<Vec<_>>(),
-            ["check.reverts"]
+            [keys::CHECK_REVERTS]
         );
         let msg = r.refusal_message();
         assert!(

@@ -7,10 +7,11 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::keys::Key;
 use crate::present::{field, field_max, FIELD_MAX};
 
 /// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// The kernel (or the release policy, for dropped fixes) refuses the module.
@@ -32,10 +33,10 @@ impl fmt::Display for Severity {
 }
 
 /// One finding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Finding {
     /// Stable dotted key: `check.func-overlap`, `check.state-missing`, ...
-    pub key: &'static str,
+    pub key: Key,
     /// Refused, warning or note.
     pub severity: Severity,
     /// The module being loaded when it was found.
@@ -63,12 +64,7 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub(crate) fn new(
-        key: &'static str,
-        severity: Severity,
-        module: &str,
-        message: String,
-    ) -> Finding {
+    pub(crate) fn new(key: Key, severity: Severity, module: &str, message: String) -> Finding {
         Finding {
             key,
             severity,
@@ -85,7 +81,7 @@ impl Finding {
 }
 
 /// A patch enabled after the modelled loads, in load order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct EnabledPatch {
     /// The module's file as given.
     pub file: String,
@@ -96,7 +92,7 @@ pub struct EnabledPatch {
 }
 
 /// The result of loading the deployed modules in order, then the new one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct CheckReport {
     /// The module checked.
     pub module: String,

@@ -20,6 +20,7 @@ use super::module::{Livepatch, Replace};
 use super::report::{CheckReport, EnabledPatch, Finding, Severity};
 use crate::emit::manifest::ManifestFunc;
 use crate::emit::spec::ReplaceMode;
+use crate::keys;
 
 /// Which kernel livepatch API the modules are for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +87,7 @@ pub fn check(new: &Livepatch, deployed: &[Livepatch], allow_drop: &[String]) -> 
     for m in &all {
         for u in &m.unknown {
             findings.push(Finding::new(
-                "check.unknown",
+                keys::CHECK_UNKNOWN,
                 Severity::Note,
                 &m.file,
                 format!("{} (built by {}): not known: {u}", m.file, m.built_by),
@@ -114,7 +115,7 @@ pub fn check(new: &Livepatch, deployed: &[Livepatch], allow_drop: &[String]) -> 
         if let Some((file, rel)) = &release {
             if !m.kernel_release.is_empty() && &m.kernel_release != rel {
                 load.push(
-                    "check.kernel-release",
+                    keys::CHECK_KERNEL_RELEASE,
                     Severity::Refused,
                     format!(
                         "{} is built for {}, {file} for {rel}: the module loader refuses a module whose vermagic \
@@ -149,7 +150,7 @@ pub fn check(new: &Livepatch, deployed: &[Livepatch], allow_drop: &[String]) -> 
         findings.push(Finding {
             fix: Some(d.clone()),
             ..Finding::new(
-                "check.allow-drop-unused",
+                keys::CHECK_ALLOW_DROP_UNUSED,
                 Severity::Warning,
                 &new.file,
                 format!(
@@ -226,7 +227,7 @@ struct Load<'a> {
 }
 
 impl Load<'_> {
-    fn push(&mut self, key: &'static str, severity: Severity, message: String) -> &mut Finding {
+    fn push(&mut self, key: keys::Key, severity: Severity, message: String) -> &mut Finding {
         self.findings
             .push(Finding::new(key, severity, &self.p.file, message));
         self.findings.last_mut().expect("just pushed")
@@ -246,7 +247,7 @@ impl Load<'_> {
         let p = self.p;
         for q in unloaded.iter().filter(|q| q.name == p.name) {
             self.push(
-                "check.same-name",
+                keys::CHECK_SAME_NAME,
                 Severity::Warning,
                 format!(
                     "{} and {} are both named {}: {} is replaced but still loaded until `rmmod {}`, and insmod \
@@ -257,7 +258,7 @@ impl Load<'_> {
         }
         for q in enabled.iter().filter(|q| q.m.name == p.name) {
             self.push(
-                "check.same-name",
+                keys::CHECK_SAME_NAME,
                 Severity::Refused,
                 format!(
                     "{} and {} are both named {}: insmod refuses a second module of that name while {} is \
@@ -280,7 +281,7 @@ impl Load<'_> {
             (Mode::Atomic | Mode::Stacked, Api::Sets) => {
                 let who = self.who();
                 self.push(
-                    "check.kernel-api",
+                    keys::CHECK_KERNEL_API,
                     Severity::Refused,
                     format!(
                         "{who} is built for a kernel with `bool replace`, other modules of the check for one with \
@@ -311,7 +312,7 @@ impl Load<'_> {
                             .to_string(),
                     };
                     self.push(
-                        "check.replace-unknown",
+                        keys::CHECK_REPLACE_UNKNOWN,
                         Severity::Warning,
                         format!("{who}: {why}; it is taken to replace nothing"),
                     );
@@ -333,7 +334,7 @@ impl Load<'_> {
     fn kernel_api(&mut self, q: &Enabled) {
         let who = self.who();
         self.push(
-            "check.kernel-api",
+            keys::CHECK_KERNEL_API,
             Severity::Refused,
             format!(
                 "{who} is built for a kernel with replace sets, {} ({}) for one with `bool replace`: they cannot \
@@ -388,7 +389,7 @@ impl Load<'_> {
                         q.mode_set(),
                         q.m.file
                     );
-                    let x = self.push("check.func-overlap", Severity::Refused, msg);
+                    let x = self.push(keys::CHECK_FUNC_OVERLAP, Severity::Refused, msg);
                     x.other = Some(q.m.file.clone());
                     x.object = Some(f.object.clone());
                     x.function = Some(f.name.clone());
@@ -404,7 +405,7 @@ impl Load<'_> {
                          a state id with a patch of another set; use another id, or the set of {}",
                         s.id, q.m.file
                     );
-                    let x = self.push("check.state-overlap", Severity::Refused, msg);
+                    let x = self.push(keys::CHECK_STATE_OVERLAP, Severity::Refused, msg);
                     x.other = Some(q.m.file.clone());
                     x.state = Some(s.id);
                 }
@@ -422,7 +423,7 @@ impl Load<'_> {
         for s in qs {
             let (key, msg) = match ps.iter().find(|t| t.id == s.id) {
                 None => (
-                    "check.state-missing",
+                    keys::CHECK_STATE_MISSING,
                     format!(
                         "{who} {how} {}, but lacks its klp_state {:#x} (version {}): the kernel refuses it; carry \
                          the state (--state {:#x}:{})",
@@ -430,7 +431,7 @@ impl Load<'_> {
                     ),
                 ),
                 Some(t) if t.version < s.version => (
-                    "check.state-older",
+                    keys::CHECK_STATE_OLDER,
                     format!(
                         "{who} {how} {}, but carries its klp_state {:#x} at version {} < {}: the kernel refuses \
                          it; carry version {} or later (--state {:#x}:{})",
@@ -458,7 +459,7 @@ impl Load<'_> {
                      version {} or later",
                     s.id, t.version, s.version, q.m.file, s.version
                 );
-                let x = self.push("check.state-older", Severity::Refused, msg);
+                let x = self.push(keys::CHECK_STATE_OLDER, Severity::Refused, msg);
                 x.other = Some(q.m.file.clone());
                 x.state = Some(s.id);
             }
@@ -479,7 +480,7 @@ impl Load<'_> {
                     func_name(f),
                     self.p.file
                 );
-                let x = self.push("check.stacked-same-func", Severity::Warning, msg);
+                let x = self.push(keys::CHECK_STACKED_SAME_FUNC, Severity::Warning, msg);
                 x.other = Some(q.m.file.clone());
                 x.object = Some(f.object.clone());
                 x.function = Some(f.name.clone());
@@ -505,7 +506,7 @@ impl Load<'_> {
                         "{who} carries fix {} revised: sha256 {} here, {} in {}, which it replaces",
                         fix.name, kept.sha256, fix.sha256, q.file
                     );
-                    let x = self.push("check.fix-revised", Severity::Note, msg);
+                    let x = self.push(keys::CHECK_FIX_REVISED, Severity::Note, msg);
                     x.other = Some(q.file.clone());
                     x.fix = Some(fix.name.clone());
                 }
@@ -515,13 +516,13 @@ impl Load<'_> {
             let (key, severity, tail) = if allowed {
                 self.used_drops.insert(fix.name.clone());
                 (
-                    "check.fix-dropped-allowed",
+                    keys::CHECK_FIX_DROPPED_ALLOWED,
                     Severity::Warning,
                     format!("allowed by --allow-drop {}", fix.name),
                 )
             } else {
                 (
-                    "check.fix-dropped",
+                    keys::CHECK_FIX_DROPPED,
                     if self.is_new {
                         Severity::Refused
                     } else {
@@ -560,7 +561,7 @@ impl Load<'_> {
                 q.file,
                 func_name(g)
             );
-            let x = self.push("check.reverts", Severity::Warning, msg);
+            let x = self.push(keys::CHECK_REVERTS, Severity::Warning, msg);
             x.other = Some(q.file.clone());
             x.object = Some(g.object.clone());
             x.function = Some(g.name.clone());
@@ -634,7 +635,7 @@ mod tests {
         Livepatch::from_manifest(&format!("{name}.ko"), &m)
     }
 
-    fn keys(r: &CheckReport) -> Vec<(Severity, &'static str, String)> {
+    fn keys(r: &CheckReport) -> Vec<(Severity, keys::Key, String)> {
         r.findings
             .iter()
             .map(|f| (f.severity, f.key, f.module.clone()))
@@ -706,7 +707,7 @@ mod tests {
         assert_eq!(
             (f.key, f.other.as_deref(), f.function.as_deref(), f.sympos),
             (
-                "check.func-overlap",
+                keys::CHECK_FUNC_OVERLAP,
                 Some("klp-1a.ko"),
                 Some("cmdline_proc_show"),
                 Some(1)
@@ -735,9 +736,9 @@ mod tests {
         assert_eq!(
             keys(&r),
             [
-                (Severity::Refused, "check.state-older", "v2.ko".into()),
-                (Severity::Refused, "check.fix-dropped", "v2.ko".into()),
-                (Severity::Warning, "check.reverts", "v2.ko".into()),
+                (Severity::Refused, keys::CHECK_STATE_OLDER, "v2.ko".into()),
+                (Severity::Refused, keys::CHECK_FIX_DROPPED, "v2.ko".into()),
+                (Severity::Warning, keys::CHECK_REVERTS, "v2.ko".into()),
             ],
             "{r}"
         );
@@ -746,9 +747,9 @@ mod tests {
         assert_eq!(
             keys(&r).iter().map(|k| (k.0, k.1)).collect::<Vec<_>>(),
             [
-                (Severity::Refused, "check.state-missing"),
-                (Severity::Warning, "check.fix-dropped-allowed"),
-                (Severity::Warning, "check.reverts"),
+                (Severity::Refused, keys::CHECK_STATE_MISSING),
+                (Severity::Warning, keys::CHECK_FIX_DROPPED_ALLOWED),
+                (Severity::Warning, keys::CHECK_REVERTS),
             ],
             "{r}"
         );
@@ -763,7 +764,7 @@ mod tests {
         let f = r.refusals().next().expect("refused");
         assert_eq!(
             (f.key, f.state, f.other.as_deref()),
-            ("check.state-missing", Some(5), Some("hot.ko"))
+            (keys::CHECK_STATE_MISSING, Some(5), Some("hot.ko"))
         );
         assert!(f.message.contains("supersedes set 2"), "{}", f.message);
     }
@@ -775,7 +776,7 @@ mod tests {
         let r = check(&b, &[a], &[]);
         assert_eq!(
             r.refusals().map(|f| (f.key, f.state)).collect::<Vec<_>>(),
-            [("check.state-overlap", Some(9))]
+            [(keys::CHECK_STATE_OVERLAP, Some(9))]
         );
     }
 
@@ -789,7 +790,7 @@ mod tests {
             r.warnings()
                 .map(|f| (f.key, f.function.as_deref()))
                 .collect::<Vec<_>>(),
-            [("check.stacked-same-func", Some("f"))]
+            [(keys::CHECK_STACKED_SAME_FUNC, Some("f"))]
         );
         assert_eq!(enabled(&r), ["cum.ko", "hot.ko"]);
         // A stacked module may leave a state out, but not lower it.
@@ -810,8 +811,8 @@ mod tests {
                 .map(|f| (f.key, f.other.as_deref()))
                 .collect::<Vec<_>>(),
             [
-                ("check.fix-dropped", Some("hot.ko")),
-                ("check.reverts", Some("hot.ko")),
+                (keys::CHECK_FIX_DROPPED, Some("hot.ko")),
+                (keys::CHECK_REVERTS, Some("hot.ko")),
             ],
             "{r}"
         );
@@ -851,17 +852,20 @@ mod tests {
         let cum = module("cum", ReplaceMode::Atomic, &[], &["f"], &[]);
         let s = module("s", set(1, &[]), &[], &["g"], &[]);
         let r = check(&s, std::slice::from_ref(&cum), &[]);
-        assert!(r.refusals().any(|f| f.key == "check.kernel-api"), "{r}");
+        assert!(r.refusals().any(|f| f.key == keys::CHECK_KERNEL_API), "{r}");
         let mut other = module("other", ReplaceMode::Atomic, &[], &["g"], &[]);
         other.kernel_release = "6.1.0-57-amd64".into();
         let r = check(&other, &[cum], &[]);
-        assert!(r.refusals().any(|f| f.key == "check.kernel-release"), "{r}");
+        assert!(
+            r.refusals().any(|f| f.key == keys::CHECK_KERNEL_RELEASE),
+            "{r}"
+        );
     }
 
     #[test]
     fn a_module_of_the_same_name_is_refused_while_enabled() {
         let a = module("lp", ReplaceMode::Atomic, &[], &["f"], &[]);
         let r = check(&a.clone(), &[a], &[]);
-        assert!(r.refusals().any(|f| f.key == "check.same-name"), "{r}");
+        assert!(r.refusals().any(|f| f.key == keys::CHECK_SAME_NAME), "{r}");
     }
 }

@@ -8,6 +8,7 @@
 //! mark cannot silently patch what it meant to ignore.
 
 use crate::elf::{ElfObject, Location, Patched, SectionId, SymbolId};
+use crate::keys;
 
 use super::{func_at, Changed, Finding};
 
@@ -40,7 +41,7 @@ pub fn apply(
             return true;
         };
         warnings.push(Finding {
-            key: "func.ignored",
+            key: keys::FUNC_IGNORED,
             location: format!("{}: {}", p.path.display(), s.name),
             message: format!(
                 "changed ({}) but not patched: the fix marks it with {why}",
@@ -56,7 +57,7 @@ pub fn apply(
             .map(|sec| Location::new(p, sec, s.st_value).to_string())
             .unwrap_or_else(|| format!("{}: {}", p.path.display(), s.name));
         refusals.push(Finding {
-            key: "func.force_unsafe",
+            key: keys::FUNC_FORCE_UNSAFE,
             location: loc,
             message: format!(
                 "KPATCH_FORCE_UNSAFE({}) asks to patch the function outside the livepatch consistency model, \
@@ -141,7 +142,7 @@ fn marked_sections(p: &ElfObject<Patched>, refusals: &mut Vec<Finding>) -> Vec<S
 
 fn bad_mark(p: &ElfObject<Patched>, sec: SectionId<Patched>, off: u64, what: String) -> Finding {
     Finding {
-        key: "mark.malformed",
+        key: keys::MARK_MALFORMED,
         location: Location::new(p, sec, off.min(p.section_size(sec))).to_string(),
         message: format!("the kpatch mark {what}"),
     }

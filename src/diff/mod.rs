@@ -20,6 +20,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::elf::{read_file, ElfObject, Location, Orig, Patched, Role, SectionId, SymbolId};
+use crate::keys::{self, Key};
 use crate::rebuild::KlpObject;
 
 use changed::{symbol_difference, Decoded, Pair, Verdict};
@@ -74,11 +75,12 @@ pub struct LineOnly {
     pub lines: Vec<String>,
 }
 
-/// One finding of the report, with a stable dotted key (`func.changed`, `data.changed`, ...).
-#[derive(Debug, Clone, Serialize)]
+/// One finding of the report, with a stable dotted key (`func.changed`, `data.changed`, ...; the
+/// list is `keys::ALL`).
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Finding {
     /// Stable key for tools and tests.
-    pub key: &'static str,
+    pub key: Key,
     /// Where: object, function or section, offset.
     pub location: String,
     /// What and, for refusals, what to do.
@@ -259,7 +261,7 @@ pub fn diff(
             && cold_parent(&s.name).is_none()
         {
             warnings.push(Finding {
-                key: "func.removed",
+                key: keys::FUNC_REMOVED,
                 location: format!("{}: {}", object.display(), s.name),
                 message: "no longer in the patched object (removed, inlined or renamed by gcc); the kernel's copy \
                           stays in place for callers outside this file"
@@ -312,7 +314,7 @@ pub fn diff(
         let loc = Location::new(&patched, sec, s.st_value).to_string();
         if exclude::is_init_section(&patched.section(sec).name) {
             refusals.push(Finding {
-                key: "func.init_changed",
+                key: keys::FUNC_INIT_CHANGED,
                 location: loc,
                 message: format!(
                     "{} is __init/__exit code ({}): it ran at boot and was freed, a livepatch cannot change it; \
@@ -323,7 +325,7 @@ pub fn diff(
             });
         } else if !has_fentry(&orig, c.orig) {
             refusals.push(Finding {
-                key: "func.no_ftrace",
+                key: keys::FUNC_NO_FTRACE,
                 location: loc,
                 message: format!(
                     "{} has no ftrace call site (notrace, noinstr or inlined into a special section), so livepatch \
@@ -351,7 +353,7 @@ pub fn diff(
             let rule = twins.rule(ps).unwrap_or(Rule::Exact);
             let resized = orig.symbol(os).st_size != s.st_size;
             refusals.push(Finding {
-                key: if resized { "data.resized" } else { "data.changed" },
+                key: if resized { keys::DATA_RESIZED } else { keys::DATA_CHANGED },
                 location: Location::new(&patched, sec, s.st_value).to_string(),
                 message: format!(
                     "{} ({secname}) {}: {why}; a livepatch cannot change data the kernel already holds: keep the \
@@ -424,7 +426,7 @@ fn unreadable_entries(
         let location = Location::new(patched, sec, off).to_string();
         if patched_changed(f) {
             refusals.push(Finding {
-                key: "special.unreadable",
+                key: keys::SPECIAL_UNREADABLE,
                 location,
                 message: format!(
                     "{}; {name} cannot be patched without this entry: rebuild the object with the \
@@ -435,7 +437,7 @@ fn unreadable_entries(
         } else {
             warned.insert(name.clone());
             warnings.push(Finding {
-                key: "special.unreadable",
+                key: keys::SPECIAL_UNREADABLE,
                 location,
                 message: format!(
                     "{}; {name} is unchanged, but a change in this entry alone would not be seen",
@@ -459,7 +461,7 @@ fn unreadable_entries(
             continue;
         }
         warnings.push(Finding {
-            key: "special.unreadable",
+            key: keys::SPECIAL_UNREADABLE,
             location: Location::new(orig, sec, off).to_string(),
             message: format!(
                 "{} (the original object); {} is unchanged, but a change in this entry alone would not be seen",
@@ -484,7 +486,7 @@ fn correlation_warnings(
     for (ps, s) in patched.live_symbols() {
         if twins.rule(ps) == Some(Rule::Position) {
             v.push(Finding {
-                key: "correlate.position",
+                key: keys::CORRELATE_POSITION,
                 location: format!("{}: {}", object.display(), s.name),
                 message: format!(
                     "paired with its original {} by position only: the exact, suffix, scope and content rules found no \
@@ -509,13 +511,13 @@ fn correlation_warnings(
         }
         let (key, message) = if dont_correlate(patched, ps) {
             (
-                "correlate.gated",
+                keys::CORRELATE_GATED,
                 "special static (dont_correlate: never paired by suffix or position) without a twin: carried \
                  with the functions that use it, a fresh copy in the module",
             )
         } else {
             (
-                "correlate.none",
+                keys::CORRELATE_NONE,
                 "no twin in the original object (exact, suffix, scope, content and position found none): new data, \
                  carried in the module",
             )
@@ -537,13 +539,13 @@ fn correlation_warnings(
         }
         let (key, message) = if dont_correlate(orig, os) {
             (
-                "correlate.gated",
+                keys::CORRELATE_GATED,
                 "special static of the original (dont_correlate) without a twin: the patched code uses copies of \
                  its own",
             )
         } else {
             (
-                "correlate.none",
+                keys::CORRELATE_NONE,
                 "of the original, no twin in the patched object (exact, suffix, scope, content and position found none): \
                  removed or renamed; the kernel's copy stays",
             )
@@ -568,7 +570,7 @@ impl ObjectDiff {
         let mut v = Vec::new();
         for c in &self.changed {
             v.push(Finding {
-                key: "func.changed",
+                key: keys::FUNC_CHANGED,
                 location: format!(
                     "{}: {}",
                     self.object.display(),
@@ -579,7 +581,7 @@ impl ObjectDiff {
         }
         for l in &self.line_only {
             v.push(Finding {
-                key: "func.line-only",
+                key: keys::FUNC_LINE_ONLY,
                 location: format!(
                     "{}: {}",
                     self.object.display(),
@@ -595,7 +597,7 @@ impl ObjectDiff {
         }
         for &a in &self.added {
             v.push(Finding {
-                key: "func.added",
+                key: keys::FUNC_ADDED,
                 location: format!("{}: {}", self.object.display(), self.patched.symbol(a).name),
                 message: "new function".into(),
             });

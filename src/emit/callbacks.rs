@@ -12,6 +12,7 @@ use object::elf;
 
 use crate::diff::{func_at, Finding};
 use crate::elf::{ElfObject, Location, Patched, SymbolId};
+use crate::keys;
 
 use super::abi;
 
@@ -107,7 +108,7 @@ pub fn registrations(p: &ElfObject<Patched>) -> Result<Vec<Registration>, Vec<Fi
     let mut problems = Vec::new();
     let refuse = |problems: &mut Vec<Finding>, off: u64, message: String| {
         problems.push(Finding {
-            key: "callback.malformed",
+            key: keys::CALLBACK_MALFORMED,
             location: Location::new(p, sec, off.min(p.section_size(sec))).to_string(),
             message,
         });
@@ -177,7 +178,7 @@ pub fn registrations(p: &ElfObject<Patched>) -> Result<Vec<Registration>, Vec<Fi
         };
         if let Some(first) = out.iter().find(|o| o.kind == kind) {
             problems.push(Finding {
-                key: "callback.duplicate",
+                key: keys::CALLBACK_DUPLICATE,
                 location: Location::new(p, sec, s.st_value).to_string(),
                 message: format!(
                     "two {kind} callbacks: {} ({}) and {} ({}); an object has one {kind} callback: call both \

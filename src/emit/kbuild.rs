@@ -16,6 +16,7 @@ use super::objtool;
 use super::spec::{ModuleSpec, ReplaceMode, SetField};
 use super::tables;
 use crate::kernel::livepatch_api::ReplaceField;
+use crate::progress::{self, Progress};
 
 /// What goes into one module.
 #[derive(Debug, Clone, Copy)]
@@ -41,13 +42,14 @@ const OUTPUT_TAIL: usize = 40;
 /// `make -C <kbuild_dir> M=<dir> <make_vars> modules` and returns the path of `<name>.ko` in `dir`.
 /// `make_vars` are the target's toolchain variables ([`crate::kernel::Kernel::toolchain`]): the
 /// headers of Debian's 6.12 were configured with `CC=x86_64-linux-gnu-gcc-12`, and objtool checks
-/// the module with the compiler's view of it.
+/// the module with the compiler's view of it. make's command line goes to `progress`.
 pub fn link_module(
     kbuild_dir: &Path,
     dir: &Path,
     input: &KmodInput,
     jobs: usize,
     make_vars: &[String],
+    progress: &mut dyn Progress,
 ) -> anyhow::Result<PathBuf> {
     super::spec::check_module_name(&input.spec.name)?;
     if !kbuild_dir.join("Makefile").is_file() {
@@ -97,7 +99,7 @@ pub fn link_module(
         &kmod_template::kbuild(&input.spec.name, &objects),
     )?;
 
-    make(kbuild_dir, &dir, jobs, make_vars)?;
+    make(kbuild_dir, &dir, jobs, make_vars, progress)?;
     let ko = dir.join(format!("{}.ko", input.spec.name));
     if !ko.is_file() {
         bail!(
@@ -259,7 +261,13 @@ fn write_bytes(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// Name of make's log (stdout and stderr interleaved) in the module's build dir.
 pub const LOG_FILE: &str = "kbuild.log";
 
-fn make(kbuild_dir: &Path, dir: &Path, jobs: usize, make_vars: &[String]) -> anyhow::Result<()> {
+fn make(
+    kbuild_dir: &Path,
+    dir: &Path,
+    jobs: usize,
+    make_vars: &[String],
+    progress: &mut dyn Progress,
+) -> anyhow::Result<()> {
     let log_path = dir.join(LOG_FILE);
     let log = std::fs::File::create(&log_path)
         .with_context(|| format!("creating {}", log_path.display()))?;
@@ -299,6 +307,7 @@ fn make(kbuild_dir: &Path, dir: &Path, jobs: usize, make_vars: &[String]) -> any
         cmd.env_remove(var);
     }
     // Stopped with its compilers on Ctrl-C or SIGTERM, like the tree build's make.
+    progress.command(&progress::command_line(&cmd));
     let status = crate::rebuild::run_make(&mut cmd, "while linking the module")?;
     let text = String::from_utf8_lossy(&std::fs::read(&log_path).unwrap_or_default()).into_owned();
     if status.success() {

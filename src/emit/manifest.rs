@@ -23,9 +23,10 @@ pub const SECTION: &str = ".klp_build.manifest";
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// What a module holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Manifest {
     /// [`SCHEMA_VERSION`] of the klp-build that wrote it.
+    #[schemars(extend("const" = SCHEMA_VERSION))]
     pub schema_version: u32,
     /// klp-build's version that made the module.
     pub tool_version: String,
@@ -45,7 +46,7 @@ pub struct Manifest {
 }
 
 /// One replaced function.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ManifestFunc {
     /// `vmlinux` or the module name.
     pub object: String,

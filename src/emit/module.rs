@@ -14,6 +14,8 @@ use crate::diff::{Finding, ObjectDiff, Refused};
 use crate::elf::{Content, ElfObject, Out, SymbolId};
 use crate::kernel::symbols::SymbolListing;
 use crate::kernel::symvers::Exports;
+use crate::keys;
+use crate::progress::Progress;
 use crate::rebuild::KlpObject;
 
 use super::callbacks::{self, Kind};
@@ -26,7 +28,7 @@ use super::spec::ModuleSpec;
 use super::tables::{write_tables_with, CallbackEntry, FuncEntry};
 
 /// A patched function as registered in the module.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PatchedFunc {
     /// `vmlinux` or the module name.
     pub object: String,
@@ -39,7 +41,7 @@ pub struct PatchedFunc {
 }
 
 /// One output object written to disk.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct EmittedObject {
     /// The kernel object it comes from (`fs/proc/cmdline.o`).
     pub object: PathBuf,
@@ -129,7 +131,7 @@ pub fn objects(
                     });
                 }
                 Err(e) => problems.push(Finding {
-                    key: "func.unresolved",
+                    key: keys::FUNC_UNRESOLVED,
                     location: format!("{}: {}", d.object.display(), f.old_name),
                     message: e.to_string(),
                 }),
@@ -155,7 +157,7 @@ pub fn objects(
                     source: format!("{}: {name}", d.object.display()),
                 }),
                 None => problems.push(Finding {
-                    key: "callback.not_carried",
+                    key: keys::CALLBACK_NOT_CARRIED,
                     location: format!("{}: {name}", d.object.display()),
                     message: format!(
                         "the {} callback ({}) did not reach the output object; report this with the object",
@@ -239,7 +241,7 @@ fn module_keys(
             };
             if object != "vmlinux" {
                 v.push(Finding {
-                    key: if table == "__jump_table" { "special.jump_label_module_key" } else { "special.static_call_module_key" },
+                    key: if table == "__jump_table" { keys::SPECIAL_JUMP_LABEL_MODULE_KEY } else { keys::SPECIAL_STATIC_CALL_MODULE_KEY },
                     location: format!("{}: {table}+{:#x}", d.object.display(), r.r_offset),
                     message: format!(
                         "the key {name} lives in module {object}, which the livepatch module cannot reference at load \
@@ -278,6 +280,7 @@ pub fn module(
     dir: &Path,
     jobs: usize,
     make_vars: &[String],
+    progress: &mut dyn Progress,
 ) -> anyhow::Result<Module> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let entries: Vec<FuncEntry> = objs
@@ -301,6 +304,7 @@ pub fn module(
         },
         jobs,
         make_vars,
+        progress,
     )?;
     let post_link =
         rewrite(&ko).with_context(|| format!("post-link rewrite of {}", ko.display()))?;

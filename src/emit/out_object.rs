@@ -19,6 +19,7 @@ use crate::elf::{
     Content, ElfObject, Location, Orig, Out, Patched, Reloc, Section, SectionId, SymSection,
     Symbol, SymbolId,
 };
+use crate::keys;
 
 /// A function that the module registers as a `klp_func`.
 #[derive(Debug, Clone)]
@@ -344,7 +345,7 @@ impl<'a> Cloner<'a> {
                     }
                 } else {
                     self.refusals.push(Finding {
-                        key: "reloc.anonymous",
+                        key: keys::RELOC_ANONYMOUS,
                         location: Location::new(p, sec, r.r_offset).to_string(),
                         message: format!(
                             "refers to {name}{toff:+#x}, which no symbol covers, so klp-build cannot tell which kernel \
@@ -422,7 +423,7 @@ impl<'a> Cloner<'a> {
         let name = &p.section(tsec).name;
         let Some((a, b)) = aux_code::fragment(&entries, p.section_size(tsec), toff) else {
             self.refusals.push(Finding {
-                key: "reloc.aux",
+                key: keys::RELOC_AUX,
                 location: Location::new(p, sec, r.r_offset).to_string(),
                 message: format!(
                     "refers to {name}{toff:+#x}, where no jump of the object's code lands; \
@@ -443,7 +444,7 @@ impl<'a> Cloner<'a> {
                         let t = p.symbol(ts);
                         if t.is_func() && !self.should_include(ts) {
                             self.refusals.push(Finding {
-                                key: "reloc.aux",
+                                key: keys::RELOC_AUX,
                                 location: Location::new(p, sec, r.r_offset).to_string(),
                                 message: format!(
                                     "its code in {name}{a:+#x} jumps into {}, which the module \
@@ -593,7 +594,7 @@ impl<'a> Cloner<'a> {
     fn malformed(&mut self, sec: SectionId<Patched>, off: u64, what: String) {
         let p = self.p();
         self.refusals.push(Finding {
-            key: "object.malformed",
+            key: keys::OBJECT_MALFORMED,
             location: Location::new(p, sec, off.min(p.section_size(sec))).to_string(),
             message: format!(
                 "{what}; rebuild the object, it is not what the compiler and objtool write"
@@ -822,7 +823,7 @@ impl<'a> Cloner<'a> {
             }
             if let Some(r) = relocs.iter().find(|r| self.anchor_included(r)) {
                 self.warnings.push(Finding {
-                    key: "special.unknown",
+                    key: keys::SPECIAL_UNKNOWN,
                     location: Location::new(p, *target, r.r_offset).to_string(),
                     message: format!(
                         "section {} refers to patched code and is not carried into the module; \

@@ -22,7 +22,7 @@ use crate::elf::{
 use super::abi;
 
 /// What the rewrite did, for the report.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct PostLink {
     /// Klp relocation sections created, with their relocation counts.
     pub sections: Vec<(String, usize)>,

@@ -15,12 +15,13 @@ use crate::diff::{Finding, ObjectDiff};
 use crate::elf::{ElfObject, Orig, Out, SymbolId};
 use crate::kernel::symbols::{SymbolListing, TranslationUnit, TuKind, TuSymbol};
 use crate::kernel::symvers::Exports;
+use crate::keys;
 use crate::rebuild::KlpObject;
 
 use super::out_object::{new_globals, OutObject};
 
 /// How one external reference is bound.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Binding {
     /// Exported: an ordinary undefined symbol, bound by the module loader (with modversions).
@@ -145,7 +146,7 @@ pub fn resolve(
                 },
             )),
             Err(err) => problems.push(Finding {
-                key: "reloc.unresolved",
+                key: keys::RELOC_UNRESOLVED,
                 location: format!("{}: {}", d.object.display(), e.name),
                 message: err.to_string(),
             }),
@@ -177,7 +178,7 @@ impl PatchGlobals {
                 let name = d.patched.symbol(g).name.clone();
                 if let Some(first) = m.get(&name) {
                     problems.push(Finding {
-                        key: "symbol.duplicate",
+                        key: keys::SYMBOL_DUPLICATE,
                         location: format!("{}: {name}", d.object.display()),
                         message: format!(
                             "{} defines {name} as well; the livepatch module holds both: make one of them \

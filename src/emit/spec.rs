@@ -22,7 +22,7 @@ pub struct ReplaceRequest {
 }
 
 /// Which field carries the set number in the target's `struct klp_patch`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SetField {
     /// `replace_set` (+ `supersedes`, `nr_supersedes`).
@@ -32,7 +32,7 @@ pub enum SetField {
 }
 
 /// How the module relates to livepatches loaded before it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "mode", rename_all = "snake_case")]
 pub enum ReplaceMode {
     /// `replace = true`: replaces every enabled livepatch (cumulative).
@@ -163,7 +163,9 @@ impl ReplaceMode {
 }
 
 /// A `klp_state` the module declares (`--state ID[:VERSION]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct StateSpec {
     /// `klp_state.id`.
     pub id: u64,

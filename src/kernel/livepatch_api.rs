@@ -175,6 +175,28 @@ impl LivepatchApi {
         Ok(())
     }
 
+    /// The replace modes a module for this kernel may have, each with the options that ask for
+    /// it (the first is the default).
+    pub fn allowed_modes(&self) -> Vec<String> {
+        match self.replace {
+            ReplaceField::None => vec!["stacked (the kernel has no atomic replace)".into()],
+            ReplaceField::Bool => vec![
+                "atomic: replaces every enabled livepatch (cumulative)".into(),
+                "stacked: --no-replace".into(),
+            ],
+            ReplaceField::ReplaceSet | ReplaceField::Provides => {
+                let mut v =
+                    vec!["set: --replace-set N (0, the default, is the cumulative set)".into()];
+                if self.replace == ReplaceField::ReplaceSet
+                    && self.supersedes_field == Some("supersedes")
+                {
+                    v.push("set superseding others: --replace-set N --supersedes M[,M..]".into());
+                }
+                v
+            }
+        }
+    }
+
     /// What the target has, in words, for messages that refuse an option.
     pub fn describe(&self) -> String {
         match (self.replace, self.supersedes_field) {

@@ -9,6 +9,8 @@ use std::path::Path;
 
 use anyhow::Context;
 
+use crate::progress::Progress;
+
 /// The name of the lock file at the top of a source tree.
 pub const LOCK_FILE: &str = ".klp-build.lock";
 
@@ -18,8 +20,9 @@ pub struct TreeLock {
     _file: File,
 }
 
-/// Locks `source` for building, waiting (and saying so) while another build holds it.
-pub fn lock(source: &Path) -> anyhow::Result<TreeLock> {
+/// Locks `source` for building, waiting (and saying so through `progress`) while another build
+/// holds it.
+pub fn lock(source: &Path, progress: &mut dyn Progress) -> anyhow::Result<TreeLock> {
     let path = source.join(LOCK_FILE);
     let file = OpenOptions::new()
         .create(true)
@@ -35,11 +38,11 @@ pub fn lock(source: &Path) -> anyhow::Result<TreeLock> {
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
-            eprintln!(
-                "klp-build: waiting for another build in {} (lock {})",
+            progress.note(&format!(
+                "waiting for another build in {} (lock {})",
                 source.display(),
                 path.display()
-            );
+            ));
             file.lock()
                 .with_context(|| format!("locking {}", path.display()))?;
         }

@@ -19,6 +19,8 @@ use anyhow::{bail, Context};
 use compiler::Toolchain;
 use config::{Impact, KConfig};
 
+use crate::progress::Progress;
+
 /// What the user asked for, before defaults are applied.
 #[derive(Debug, Clone)]
 pub struct KernelOptions {
@@ -112,20 +114,37 @@ pub fn resolve(opts: &KernelOptions) -> anyhow::Result<Kernel> {
 }
 
 impl Kernel {
+    /// Whether [`Kernel::prepare`] would configure and prepare the tree first (it lacks what
+    /// `make modules_prepare` writes).
+    pub fn needs_prepare(&self) -> bool {
+        prepare::missing(&self.source).is_some()
+    }
+
     /// Prepares the source tree for single-object builds, once (`make olddefconfig
-    /// modules_prepare` from the config with the target's toolchain variables, said on stderr: it
+    /// modules_prepare` from the config with the target's toolchain variables, said through `progress`: it
     /// takes a while), and checks that a prepared tree's `.config` agrees with the target's config
     /// in every option the config sets that can change compiled code (the error names what
-    /// differs, and the fix; toolchain-detected differences are a note on stderr). Slow the first
+    /// differs, and the fix; toolchain-detected differences are a note). Slow the first
     /// time, so the plan checks every option before it.
-    pub fn prepare(&self) -> anyhow::Result<()> {
+    pub fn prepare(&self, progress: &mut dyn Progress) -> anyhow::Result<()> {
         {
-            let _lock = lock::lock(&self.source)?;
+            let _lock = lock::lock(&self.source, progress)?;
             if prepare::missing(&self.source).is_some() {
-                prepare::prepare(&self.source, &self.config, self.jobs, &self.toolchain)?;
+                prepare::prepare(
+                    &self.source,
+                    &self.config,
+                    self.jobs,
+                    &self.toolchain,
+                    progress,
+                )?;
             }
         }
-        check_config(&self.source, &self.config, &KConfig::read(&self.config)?)
+        check_config(
+            &self.source,
+            &self.config,
+            &KConfig::read(&self.config)?,
+            progress,
+        )
     }
 }
 
@@ -213,8 +232,13 @@ fn default_kbuild(source: &Path, config: Option<&Path>) -> anyhow::Result<PathBu
 /// The source tree's `.config` must agree with the target's config: objects built from another
 /// configuration have other struct layouts and other code, and would not match the running kernel.
 /// Options kconfig only detected from another toolchain (a local rustc for a target built without
-/// Rust) do not change those objects: they are listed on stderr, not refused.
-fn check_config(source: &Path, config_path: &Path, target: &KConfig) -> anyhow::Result<()> {
+/// Rust) do not change those objects: they are noted through `progress`, not refused.
+fn check_config(
+    source: &Path,
+    config_path: &Path,
+    target: &KConfig,
+    progress: &mut dyn Progress,
+) -> anyhow::Result<()> {
     let tree_config = source.join(".config");
     if tree_config == config_path {
         return Ok(());
@@ -251,7 +275,7 @@ fn check_config(source: &Path, config_path: &Path, target: &KConfig) -> anyhow::
     }
     for d in toolchain {
         if let Impact::Toolchain(why) = d.impact(target) {
-            eprintln!("klp-build: note: {d} (harmless for rebuilt objects: {why})");
+            progress.note(&format!("note: {d} (harmless for rebuilt objects: {why})"));
         }
     }
     Ok(())

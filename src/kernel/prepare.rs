@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 
 use super::compiler::Toolchain;
 use super::config;
+use crate::progress::{self, Progress};
 
 /// Files that exist once `make modules_prepare` ran on a configured tree.
 const PREPARED: &[&str] = &[
@@ -34,12 +35,13 @@ pub fn prepare(
     config_path: &Path,
     jobs: usize,
     toolchain: &Toolchain,
+    progress: &mut dyn Progress,
 ) -> anyhow::Result<()> {
-    eprintln!(
-        "klp-build: preparing {} from {} (once)",
+    progress.note(&format!(
+        "preparing {} from {} (once)",
         source.display(),
         config_path.display()
-    );
+    ));
     let text = crate::input::read_text(
         config_path,
         crate::input::Kind::Config,
@@ -49,11 +51,12 @@ pub fn prepare(
     std::fs::write(&dot_config, config::for_preparing(&text))
         .with_context(|| format!("writing {}", dot_config.display()))?;
     let vars = toolchain.make_vars();
-    make(source, &vars, &["olddefconfig".to_string()])?;
+    make(source, &vars, &["olddefconfig".to_string()], progress)?;
     make(
         source,
         &vars,
         &[format!("-j{jobs}"), "modules_prepare".to_string()],
+        progress,
     )?;
     if let Some(f) = missing(source) {
         bail!("{}: `make modules_prepare` did not produce {f}; is this a kernel source tree of the target's version?", source.display());
@@ -61,17 +64,18 @@ pub fn prepare(
     Ok(())
 }
 
-fn make(source: &Path, vars: &[String], args: &[String]) -> anyhow::Result<()> {
-    let out = Command::new("make")
-        .arg("-C")
-        .arg(source)
-        .args(vars)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| {
-            "running make: install make and gcc (apt-get install make gcc)".to_string()
-        })?;
+fn make(
+    source: &Path,
+    vars: &[String],
+    args: &[String],
+    progress: &mut dyn Progress,
+) -> anyhow::Result<()> {
+    let mut cmd = Command::new("make");
+    cmd.arg("-C").arg(source).args(vars).args(args);
+    progress.command(&progress::command_line(&cmd));
+    let out = cmd.stdin(Stdio::null()).output().with_context(|| {
+        "running make: install make and gcc (apt-get install make gcc)".to_string()
+    })?;
     if !out.status.success() {
         let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
         text.push_str(&String::from_utf8_lossy(&out.stderr));

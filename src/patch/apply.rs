@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context};
 
 use super::parse::FileDiff;
+use crate::progress::{self, Progress};
 
 /// Which of `-p1` or `-p0` makes the patch's names exist in `source`, as `git apply` guesses for
 /// a patch not made by git: `diff -u linux.orig/fs/x.c linux/fs/x.c` and `a/`/`b/` names are -p1,
@@ -62,7 +63,9 @@ pub fn target_name(f: &FileDiff, p: usize, source: &Path) -> Option<String> {
 /// succeeded at 7 with fuzz 1 (offset 3 lines).` A backport written for another kernel version
 /// applies this way, and a fuzzed hunk can land in the wrong place, so the user is told which hunk
 /// and where to look.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct HunkWarning {
     /// The user's patch file.
     pub patch: PathBuf,
@@ -134,23 +137,26 @@ fn parse_succeeded(rest: &str) -> Option<(usize, usize, usize, i64)> {
 /// Applies `filtered` (the patch's used sections) to the copies under `root` with `patch -pN`.
 /// `patch_name` names the user's patch file in messages; `files` are its used sections with their
 /// tree-relative names, for naming the hunk that failed. Returns the hunks applied with fuzz or
-/// at an offset, each also said on stderr as it is found (a later stage may fail, and the user
-/// must still learn which hunk to check).
+/// at an offset, each also a warning through `progress` as it is found (a later stage may fail,
+/// and the user must still learn which hunk to check).
 pub fn apply(
     filtered: &Path,
     patch_name: &Path,
     p: usize,
     root: &Path,
     files: &[(String, &FileDiff)],
+    progress: &mut dyn Progress,
 ) -> anyhow::Result<Vec<HunkWarning>> {
-    let out = Command::new("patch")
-        .arg(format!("-p{p}"))
+    let mut cmd = Command::new("patch");
+    cmd.arg(format!("-p{p}"))
         // -f: never ask (a patch that looks reversed is applied as written and fails loudly);
         // no backups; rejects next to the copy, where the error points.
         .args(["-f", "--no-backup-if-mismatch", "-i"])
         .arg(filtered)
         .arg("-d")
-        .arg(root)
+        .arg(root);
+    progress.command(&progress::command_line(&cmd));
+    let out = cmd
         .stdin(Stdio::null())
         .output()
         .context("running GNU patch: install it (apt-get install patch)")?;
@@ -200,7 +206,7 @@ pub fn apply(
                     offset,
                     applied_copy: root.join(file),
                 };
-                eprintln!("klp-build: warning: {w}");
+                progress.warning(&w.to_string());
                 warnings.push(w);
             }
         }

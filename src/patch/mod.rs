@@ -18,6 +18,8 @@ use sha2::{Digest, Sha256};
 
 use refuse::{Change, Verdict};
 
+use crate::progress::Progress;
+
 /// The result of the patch stage.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PatchSet {
@@ -34,7 +36,9 @@ pub struct PatchSet {
 pub use apply::HunkWarning;
 
 /// One fix: a patch file, as the report, the manifest and `check` name it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Fix {
     /// The file stem (`0001-proc-fix` for `0001-proc-fix.patch`).
     pub name: String,
@@ -63,14 +67,79 @@ struct Planned {
     parsed: parse::ParsedPatch,
     /// Indexes into `parsed.files` of the used sections, with their tree-relative names.
     used: Vec<(String, usize)>,
+    /// Files of the patch not compiled into the x86_64 kernel, with why.
+    skipped: Vec<(String, &'static str)>,
+}
+
+/// What the patches would do to the tree, read without writing anything: for `--dry-run`.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct PatchPlan {
+    /// The fixes, in `--diff` order.
+    pub fixes: Vec<Fix>,
+    /// The files the build would patch and compile, in order of first appearance.
+    pub files: Vec<PlannedFile>,
+    /// The files it would leave alone (documentation, tools, other architectures).
+    pub skipped: Vec<SkippedFile>,
+}
+
+/// A file the build would patch.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct PlannedFile {
+    /// Relative to the source tree.
+    pub path: PathBuf,
+    /// The fixes (by name) that change it.
+    pub fixes: Vec<String>,
+}
+
+/// A file of a patch that the build leaves alone.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct SkippedFile {
+    /// The fix (by name) whose patch changes it.
+    pub fix: String,
+    /// Relative to the source tree.
+    pub path: PathBuf,
+    /// Why it is left alone.
+    pub why: String,
+}
+
+impl SkippedFile {
+    /// The line the build says about it.
+    pub fn message(&self) -> String {
+        format!(
+            "{}: skipping {} ({})",
+            self.fix,
+            self.path.display(),
+            self.why
+        )
+    }
 }
 
 /// Reads, parses and classifies `diffs` against the tree at `source` without writing anything:
 /// an unreadable, empty or binary patch, and every change that cannot be livepatched (a deleted,
 /// renamed or binary file, `.S`, ...), is an error naming the patch and the file. The plan calls it
 /// before the tree is prepared, so a bad patch fails in milliseconds and leaves the tree as it was.
-pub fn validate(diffs: &[PathBuf], source: &Path) -> anyhow::Result<()> {
-    check_patches(diffs, source).map(|_| ())
+/// Returns what the patches would do.
+pub fn validate(diffs: &[PathBuf], source: &Path) -> anyhow::Result<PatchPlan> {
+    let c = check_patches(diffs, source)?;
+    let files = c
+        .touched
+        .iter()
+        .map(|name| PlannedFile {
+            path: PathBuf::from(name),
+            fixes: c
+                .planned
+                .iter()
+                .zip(&c.fixes)
+                .filter(|(p, _)| p.used.iter().any(|(n, _)| n == name))
+                .map(|(_, f)| f.name.clone())
+                .collect(),
+        })
+        .collect();
+    Ok(PatchPlan {
+        files,
+        skipped: c.skipped(),
+        fixes: c.fixes,
+    })
 }
 
 /// The patches read, parsed and classified.
@@ -78,6 +147,23 @@ struct Checked {
     fixes: Vec<Fix>,
     planned: Vec<Planned>,
     touched: Vec<String>,
+}
+
+impl Checked {
+    /// Every file a patch changes that the build leaves alone.
+    fn skipped(&self) -> Vec<SkippedFile> {
+        self.planned
+            .iter()
+            .zip(&self.fixes)
+            .flat_map(|(p, f)| {
+                p.skipped.iter().map(|(path, why)| SkippedFile {
+                    fix: f.name.clone(),
+                    path: PathBuf::from(path),
+                    why: why.to_string(),
+                })
+            })
+            .collect()
+    }
 }
 
 fn check_patches(diffs: &[PathBuf], source: &Path) -> anyhow::Result<Checked> {
@@ -112,13 +198,23 @@ fn check_patches(diffs: &[PathBuf], source: &Path) -> anyhow::Result<Checked> {
 }
 
 /// Applies `diffs` in order to copies of the files they touch under `stage_dir` (the work dir's
-/// `1-patch/`; the tree itself is never written).
-pub fn run(diffs: &[PathBuf], source: &Path, stage_dir: &Path) -> anyhow::Result<PatchSet> {
+/// `1-patch/`; the tree itself is never written). Skipped files, GNU patch's command lines and
+/// hunks applied with fuzz are said through `progress`.
+pub fn run(
+    diffs: &[PathBuf],
+    source: &Path,
+    stage_dir: &Path,
+    progress: &mut dyn Progress,
+) -> anyhow::Result<PatchSet> {
+    let checked = check_patches(diffs, source)?;
+    for s in checked.skipped() {
+        progress.note(&s.message());
+    }
     let Checked {
         fixes,
         planned,
         touched,
-    } = check_patches(diffs, source)?;
+    } = checked;
     let stage = stage_dir.to_path_buf();
     if stage.exists() {
         std::fs::remove_dir_all(&stage).with_context(|| format!("clearing {}", stage.display()))?;
@@ -164,6 +260,7 @@ pub fn run(diffs: &[PathBuf], source: &Path, stage_dir: &Path) -> anyhow::Result
             p.strip,
             &applied_root,
             &sections,
+            progress,
         )?);
     }
 
@@ -195,7 +292,7 @@ pub fn run(diffs: &[PathBuf], source: &Path, stage_dir: &Path) -> anyhow::Result
 
 /// Reads and classifies one patch against `source`: its [`Fix`], the sections the build uses
 /// (with their tree-relative names) and what cannot be livepatched, each naming the patch.
-/// Sections outside the x86_64 kernel are skipped and said so.
+/// Sections outside the x86_64 kernel are skipped (and listed in the result).
 fn read_one(diff: &Path, source: &Path) -> anyhow::Result<(Fix, Planned, Vec<String>)> {
     let bytes = std::fs::read(diff).with_context(|| format!("reading patch {}", diff.display()))?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
@@ -221,6 +318,7 @@ fn read_one(diff: &Path, source: &Path) -> anyhow::Result<(Fix, Planned, Vec<Str
     };
     let strip = apply::strip_level(&parsed.files, source);
     let mut used = Vec::new();
+    let mut skipped = Vec::new();
     let mut refusals = Vec::new();
     for (i, f) in parsed.files.iter().enumerate() {
         let change = if f.binary {
@@ -252,7 +350,7 @@ fn read_one(diff: &Path, source: &Path) -> anyhow::Result<(Fix, Planned, Vec<Str
                 source.display()
             )),
             Verdict::Use => used.push((name, i)),
-            Verdict::Ignore(why) => eprintln!("klp-build: {}: skipping {name} ({why})", diff.display()),
+            Verdict::Ignore(why) => skipped.push((name, why)),
             Verdict::Refuse(what) => refusals.push(format!("{}: {name}: {what}", diff.display())),
         }
     }
@@ -262,6 +360,7 @@ fn read_one(diff: &Path, source: &Path) -> anyhow::Result<(Fix, Planned, Vec<Str
         strip,
         parsed,
         used,
+        skipped,
     };
     Ok((fix, planned, refusals))
 }

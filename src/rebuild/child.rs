@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::interrupt;
+use crate::progress::Progress;
 
 /// The environment variable that tags a make of the tree build and all its descendants.
 pub const TAG_VAR: &str = "KLP_BUILD_MAKE_TAG";
@@ -103,13 +104,13 @@ fn tagged(tag: &str) -> Vec<(libc::pid_t, String)> {
 /// Stops every process tagged `tag` (the makes and compilers of a killed klp-build that still
 /// write into `tree`): SIGTERM, then SIGKILL after [`GRACE`], until none is left. Returns how many
 /// there were; an error when some survive SIGKILL.
-pub fn stop_tagged(tag: &str, tree: &Path) -> anyhow::Result<usize> {
+pub fn stop_tagged(tag: &str, tree: &Path, progress: &mut dyn Progress) -> anyhow::Result<usize> {
     let found = tagged(tag);
     if found.is_empty() {
         return Ok(0);
     }
-    eprintln!(
-        "klp-build: stopping {} process(es) of an interrupted build still running in {}: {}",
+    progress.note(&format!(
+        "stopping {} process(es) of an interrupted build still running in {}: {}",
         found.len(),
         tree.display(),
         found
@@ -117,7 +118,7 @@ pub fn stop_tagged(tag: &str, tree: &Path) -> anyhow::Result<usize> {
             .map(|(pid, comm)| format!("{comm} ({pid})"))
             .collect::<Vec<_>>()
             .join(", ")
-    );
+    ));
     let start = Instant::now();
     loop {
         let left = tagged(tag);
@@ -153,6 +154,7 @@ pub fn stop_tagged(tag: &str, tree: &Path) -> anyhow::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::Quiet;
 
     #[test]
     fn tagged_processes_are_found_and_stopped() {
@@ -171,9 +173,15 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
-        assert_eq!(stop_tagged(&tag, Path::new("/tree")).unwrap(), 3);
+        assert_eq!(
+            stop_tagged(&tag, Path::new("/tree"), &mut Quiet).unwrap(),
+            3
+        );
         child.wait().unwrap();
         assert!(tagged(&tag).is_empty());
-        assert_eq!(stop_tagged(&tag, Path::new("/tree")).unwrap(), 0);
+        assert_eq!(
+            stop_tagged(&tag, Path::new("/tree"), &mut Quiet).unwrap(),
+            0
+        );
     }
 }

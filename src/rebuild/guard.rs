@@ -16,6 +16,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::{child, interrupt};
+use crate::progress::Progress;
 
 /// One tree file as it was before the build.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -227,7 +228,7 @@ fn inside_tree(p: &Path) -> bool {
 /// Replays a journal that a killed run (SIGKILL, power loss) left in `dir`, the saved-files dir
 /// inside `source`: stops that run's make if it still runs, then puts the files back. The
 /// journal's paths are relative to the tree, so it is replayed wherever the tree is now.
-pub fn recover(dir: &Path, source: &Path) -> anyhow::Result<()> {
+pub fn recover(dir: &Path, source: &Path, progress: &mut dyn Progress) -> anyhow::Result<()> {
     let path = dir.join(JOURNAL);
     let _defer = interrupt::Defer::start();
     let bytes = match std::fs::read(&path) {
@@ -261,7 +262,7 @@ pub fn recover(dir: &Path, source: &Path) -> anyhow::Result<()> {
         );
     }
     if let Some(tag) = &j.make_tag {
-        child::stop_tagged(tag, source)?;
+        child::stop_tagged(tag, source, progress)?;
     }
     let n = restore_entries(source, dir, &j.entries)?;
     let moved = match &j.written_in {
@@ -270,16 +271,17 @@ pub fn recover(dir: &Path, source: &Path) -> anyhow::Result<()> {
         }
         _ => String::new(),
     };
-    eprintln!(
-        "klp-build: restored {n} file(s) of {}{moved} left modified by an interrupted build",
+    progress.note(&format!(
+        "restored {n} file(s) of {}{moved} left modified by an interrupted build",
         source.display()
-    );
+    ));
     std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::Quiet;
 
     fn mtime(p: &Path) -> SystemTime {
         std::fs::metadata(p).unwrap().modified().unwrap()
@@ -331,13 +333,13 @@ mod tests {
         std::mem::forget(g);
         let moved = top.path().join("linux-moved");
         std::fs::rename(&tree, &moved).unwrap();
-        recover(&moved.join(".saved"), &moved).unwrap();
+        recover(&moved.join(".saved"), &moved, &mut Quiet).unwrap();
         assert_eq!(
             std::fs::read_to_string(moved.join("fs/x.c")).unwrap(),
             "orig"
         );
         assert!(!moved.join(".saved").exists());
-        recover(&moved.join(".saved"), &moved).unwrap(); // nothing left to do
+        recover(&moved.join(".saved"), &moved, &mut Quiet).unwrap(); // nothing left to do
     }
 
     #[test]
@@ -350,7 +352,7 @@ mod tests {
         for bad in ["../victim", "/etc/passwd", ""] {
             let j = format!(r#"{{"entries":[{{"path":"{bad}","existed":false,"mtime_ns":0}}]}}"#);
             std::fs::write(saved.join(JOURNAL), j).unwrap();
-            let e = recover(&saved, &tree).unwrap_err().to_string();
+            let e = recover(&saved, &tree, &mut Quiet).unwrap_err().to_string();
             assert!(e.contains("not a file inside the tree"), "{bad}: {e}");
         }
         assert!(top.path().join("victim").exists());
@@ -372,7 +374,7 @@ mod tests {
             r#"{{"source":"/old/place","entries":[{{"path":"x.o","existed":false,"mtime_ns":0}},{{"path":"fs/x.c","existed":true,"mtime_ns":{mtime_ns}}}]}}"#
         );
         std::fs::write(saved.join(JOURNAL), j).unwrap();
-        recover(&saved, tree.path()).unwrap();
+        recover(&saved, tree.path(), &mut Quiet).unwrap();
         assert!(!tree.path().join("x.o").exists(), "the new file is deleted");
         let c = tree.path().join("fs/x.c");
         assert_eq!(std::fs::read_to_string(&c).unwrap(), "original");

@@ -9,6 +9,8 @@ use std::process::{Command, Stdio};
 use anyhow::Context;
 
 use super::child;
+use crate::kernel::Kernel;
+use crate::progress::{self, Progress};
 
 /// The flags klp-build adds to the kernel's own (design.md): one section per function and per
 /// data object, so the diff stage compares and extracts them one by one.
@@ -23,19 +25,20 @@ pub enum Outcome {
     Failed(Vec<String>),
 }
 
-/// Runs `make -C source -jN -s KCFLAGS=... VARS... targets...`, its output going to `log`, tagged
-/// `tag` (see `child`); `what` names the build for an interruption's message. `vars` are the
-/// target's toolchain variables ([`crate::kernel::compiler::Toolchain::make_vars`]): the same as
-/// when the tree was prepared, else kbuild reconfigures the tree before building.
+/// Runs `make -C source -jN -s KCFLAGS=... VARS... targets...` in the target's tree with its
+/// jobs, its output going to `log`, tagged `tag` (see `child`); `what` names the build for an
+/// interruption's message, and the command line goes to `progress`. `VARS` are the target's
+/// toolchain variables ([`crate::kernel::compiler::Toolchain::make_vars`]): the same as when the
+/// tree was prepared, else kbuild reconfigures the tree before building.
 pub fn make(
-    source: &Path,
-    jobs: usize,
-    vars: &[String],
+    target: &Kernel,
     targets: &[PathBuf],
     log: &Path,
     tag: &str,
     what: &str,
+    progress: &mut dyn Progress,
 ) -> anyhow::Result<Outcome> {
+    let (source, jobs, vars) = (&target.source, target.jobs, target.toolchain.make_vars());
     let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let mut cmd = Command::new("make");
     cmd.arg("-C")
@@ -43,7 +46,7 @@ pub fn make(
         .arg(format!("-j{jobs}"))
         .arg("-s")
         .arg(format!("KCFLAGS={KCFLAGS}"))
-        .args(vars)
+        .args(&vars)
         .args(targets)
         .env(child::TAG_VAR, tag)
         .stdin(Stdio::null())
@@ -52,6 +55,7 @@ pub fn make(
                 .with_context(|| format!("opening {}", log.display()))?,
         )
         .stderr(out);
+    progress.command(&progress::command_line(&cmd));
     let status = child::run(&mut cmd, what)?;
     if status.success() {
         return Ok(Outcome::Built);

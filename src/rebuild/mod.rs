@@ -23,6 +23,7 @@ pub use interrupt::Interrupted;
 
 use crate::kernel::Kernel;
 use crate::patch::PatchSet;
+use crate::progress::Progress;
 use guard::TreeGuard;
 use make::Outcome;
 
@@ -94,24 +95,80 @@ const MISSING_SYSCALLS_DEP: &str = ".missing-syscalls.d";
 
 /// Restores a tree that a killed run left patched; a no-op on a clean tree. Runs under the tree
 /// lock, before anything reads the tree's sources.
-pub fn recover_interrupted(source: &Path) -> anyhow::Result<()> {
-    let _lock = crate::kernel::lock::lock(source)?;
-    guard::recover(&source.join(SAVED_DIR), source)
+pub fn recover_interrupted(source: &Path, progress: &mut dyn Progress) -> anyhow::Result<()> {
+    let _lock = crate::kernel::lock::lock(source, progress)?;
+    guard::recover(&source.join(SAVED_DIR), source, progress)
+}
+
+/// One object the build would rebuild, for `--dry-run`: what [`run`] plans before compiling.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct PlannedObject {
+    /// The object, relative to the tree (`fs/proc/cmdline.o`).
+    pub object: PathBuf,
+    /// The `.c` it is compiled from.
+    pub source_file: PathBuf,
+    /// Why it is rebuilt (`fs/proc/cmdline.c changed`, `includes fs/proc/internal.h ...`).
+    pub why: String,
+    /// `vmlinux` or the module it belongs to, when a built tree's command file says so; `None`
+    /// when only its compile can tell (a tree that is not built).
+    pub klp_object: Option<String>,
+}
+
+/// The objects the build would rebuild for the tree-relative `files`, without compiling or
+/// writing anything; `config` is the target's config (for a tree that is not built), `notes`
+/// gets the touched files no object needs.
+pub fn plan_objects(
+    source: &Path,
+    config: &Path,
+    files: &[PathBuf],
+    notes: &mut Vec<String>,
+) -> anyhow::Result<Vec<PlannedObject>> {
+    let planned = objects::plan(source, config, files, notes)?;
+    Ok(planned
+        .into_iter()
+        .map(|p| {
+            let cmd = source.join(cmd_file::path_of(&p.object));
+            let klp_object = cmd_file::read(&cmd)
+                .ok()
+                .map(|c| cmd_file::klp_object(&c.command).name().to_string());
+            PlannedObject {
+                object: p.object,
+                source_file: p.source_file,
+                why: p.why,
+                klp_object,
+            }
+        })
+        .collect())
 }
 
 /// Rebuilds the touched translation units, original first, then with the patched copies swapped
 /// into the tree; see the module doc.
 /// `stage_dir` is the work dir's `2-rebuild/`.
-pub fn run(target: &Kernel, patch: &PatchSet, stage_dir: &Path) -> anyhow::Result<BuiltObjects> {
+pub fn run(
+    target: &Kernel,
+    patch: &PatchSet,
+    stage_dir: &Path,
+    progress: &mut dyn Progress,
+) -> anyhow::Result<BuiltObjects> {
     interrupt::install();
     let stage = stage_dir.to_path_buf();
     let saved = target.source.join(SAVED_DIR);
-    let _lock = crate::kernel::lock::lock(&target.source)?;
-    guard::recover(&saved, &target.source)?;
+    let _lock = crate::kernel::lock::lock(&target.source, progress)?;
+    guard::recover(&saved, &target.source, progress)?;
     if stage.exists() {
         std::fs::remove_dir_all(&stage).with_context(|| format!("clearing {}", stage.display()))?;
     }
-    let planned = objects::plan(&target.source, &patch.files)?;
+    let files: Vec<PathBuf> = patch.files.iter().map(|f| f.path.clone()).collect();
+    let mut notes = Vec::new();
+    let planned = objects::plan(
+        &target.source,
+        &target.source.join(".config"),
+        &files,
+        &mut notes,
+    )?;
+    for n in &notes {
+        progress.note(n);
+    }
     if planned.is_empty() {
         return Ok(BuiltObjects { pairs: Vec::new() });
     }
@@ -128,14 +185,14 @@ pub fn run(target: &Kernel, patch: &PatchSet, stage_dir: &Path) -> anyhow::Resul
             guard.save(&f)?;
         }
     }
-    let klp_objects = build_once(target, &mut guard, &objects, &stage, "orig")?;
+    let klp_objects = build_once(target, &mut guard, &objects, &stage, "orig", progress)?;
     for f in &patch.files {
         guard.save(&f.path)?;
         let bytes = crate::input::read(&f.patched, crate::input::Kind::Tree, "")?;
         let dest = target.source.join(&f.path);
         std::fs::write(&dest, bytes).with_context(|| format!("writing {}", dest.display()))?;
     }
-    let patched_objects = build_once(target, &mut guard, &objects, &stage, "patched")?;
+    let patched_objects = build_once(target, &mut guard, &objects, &stage, "patched", progress)?;
     guard
         .restore()
         .with_context(|| format!("restoring {}", target.source.display()))?;
@@ -173,6 +230,7 @@ fn build_once(
     objects: &[PathBuf],
     stage: &Path,
     which: &str,
+    progress: &mut dyn Progress,
 ) -> anyhow::Result<Vec<KlpObject>> {
     let what = if which == "orig" {
         "original"
@@ -200,13 +258,12 @@ fn build_once(
     let tag = child::new_tag();
     guard.running_make(Some(&tag))?;
     let outcome = make::make(
-        &target.source,
-        target.jobs,
-        &target.toolchain.make_vars(),
+        target,
         objects,
         &log,
         &tag,
         &format!("while building the {what} objects"),
+        progress,
     );
     if outcome.is_ok() {
         guard.running_make(None)?;

@@ -1,5 +1,6 @@
-//! Which objects to rebuild for the touched files. Input: the source tree and the files the patch
-//! changes. Output: objects (`fs/proc/cmdline.o`) with the `.c` each is compiled from.
+//! Which objects to rebuild for the touched files. Input: the source tree, its config and the files
+//! the patch changes. Output: objects (`fs/proc/cmdline.o`) with the `.c` each is compiled from
+//! and why it is rebuilt, plus notes on touched files that no object needs.
 //! Invariant: only objects the tree's kbuild compiles are listed: a `.c` file's own object when a
 //! Makefile names it, the objects that `#include` a `.c` (kernel/sched/build_policy.c includes
 //! rt.c), and for a header the objects whose kbuild dep files name it, which only a built tree
@@ -13,7 +14,6 @@ use super::cmd_file;
 use super::reach::{self, Reach};
 use crate::kernel::config::KConfig;
 use crate::patch::refuse::{self, Change, Verdict};
-use crate::patch::TouchedFile;
 
 /// One object to rebuild.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,32 +22,48 @@ pub struct Planned {
     pub object: PathBuf,
     /// The `.c` it is compiled from (`fs/proc/cmdline.c`).
     pub source_file: PathBuf,
+    /// Why it is rebuilt: `fs/proc/cmdline.c changed`, `includes fs/proc/internal.h`.
+    pub why: String,
 }
 
-/// The objects to rebuild for `files`, each once, in order of the files.
-pub fn plan(source: &Path, files: &[TouchedFile]) -> anyhow::Result<Vec<Planned>> {
+/// The objects to rebuild for `files` (tree-relative), each once, in order of the files; `config`
+/// is the tree's configuration, read when the tree is not built (the Makefiles then say whether it
+/// builds an object). A touched header that no object includes is said in `notes`.
+pub fn plan(
+    source: &Path,
+    config: &Path,
+    files: &[PathBuf],
+    notes: &mut Vec<String>,
+) -> anyhow::Result<Vec<Planned>> {
     let built = crate::kernel::is_built(source);
-    // Without a built tree, the Makefiles say whether the config builds an object.
     let config = if built {
         None
     } else {
-        Some(KConfig::read(&source.join(".config"))?)
+        Some(KConfig::read(config)?)
     };
     let mut out: Vec<Planned> = Vec::new();
     let mut errors = Vec::new();
     for f in files {
-        let rel = f.path.to_string_lossy().into_owned();
+        let rel = f.to_string_lossy().into_owned();
         let found = if rel.ends_with(".c") {
             for_c_file(source, &rel, built)?
         } else if built {
             let deps = cmd_file::dependents(source, &rel)?;
             if deps.is_empty() {
-                eprintln!(
-                    "klp-build: {rel}: no object of {} includes it; nothing to rebuild for it",
+                notes.push(format!(
+                    "{rel}: no object of {} includes it; nothing to rebuild for it",
                     source.display()
-                );
+                ));
             }
-            deps
+            deps.into_iter()
+                .map(|(o, s)| {
+                    (
+                        o,
+                        s,
+                        format!("includes {rel} (its kbuild dep file says so)"),
+                    )
+                })
+                .collect()
         } else {
             errors.push(format!(
                 "{rel}: a header change needs a built tree, to find the objects that include it from kbuild's dep files \
@@ -65,7 +81,7 @@ pub fn plan(source: &Path, files: &[TouchedFile]) -> anyhow::Result<Vec<Planned>
                 source.display()
             ));
         }
-        for (object, src) in found {
+        for (object, src, why) in found {
             // kernel objects only: arch/x86/boot/compressed/misc.c includes lib/decompress_*.c.
             if !matches!(
                 refuse::verdict(Path::new(&src), Change::Modify),
@@ -82,12 +98,12 @@ pub fn plan(source: &Path, files: &[TouchedFile]) -> anyhow::Result<Vec<Planned>
                     continue;
                 }
             }
-            let p = Planned {
-                object: PathBuf::from(object),
-                source_file: PathBuf::from(src),
-            };
-            if !out.contains(&p) {
-                out.push(p);
+            if !out.iter().any(|p| p.object == Path::new(&object)) {
+                out.push(Planned {
+                    object: PathBuf::from(object),
+                    source_file: PathBuf::from(src),
+                    why,
+                });
             }
         }
     }
@@ -97,22 +113,35 @@ pub fn plan(source: &Path, files: &[TouchedFile]) -> anyhow::Result<Vec<Planned>
     Ok(out)
 }
 
-/// Objects built from the `.c` file `rel`: its own object, else the objects including it.
-fn for_c_file(source: &Path, rel: &str, built: bool) -> anyhow::Result<Vec<(String, String)>> {
+/// Objects built from the `.c` file `rel`, with why: its own object, else the objects including
+/// it.
+fn for_c_file(
+    source: &Path,
+    rel: &str,
+    built: bool,
+) -> anyhow::Result<Vec<(String, String, String)>> {
     let object = format!("{}.o", rel.strip_suffix(".c").unwrap_or(rel));
+    let changed = format!("{rel} changed");
     if built {
         let cmd = source.join(cmd_file::path_of(Path::new(&object)));
         if cmd.is_file() {
-            return Ok(vec![(object, rel.to_string())]);
+            return Ok(vec![(object, rel.to_string(), changed)]);
         }
-        return cmd_file::dependents(source, rel);
+        return Ok(cmd_file::dependents(source, rel)?
+            .into_iter()
+            .map(|(o, s)| (o, s.clone(), format!("{s} includes {rel}")))
+            .collect());
     }
     if named_by_makefile(source, Path::new(&object)) {
-        return Ok(vec![(object, rel.to_string())]);
+        return Ok(vec![(object, rel.to_string(), changed)]);
     }
     let mut out = Vec::new();
     for includer in includers(source, rel) {
-        out.extend(for_c_file(source, &includer, built)?);
+        out.extend(
+            for_c_file(source, &includer, built)?
+                .into_iter()
+                .map(|(o, s, _)| (o, s, format!("{includer} includes {rel}"))),
+        );
     }
     Ok(out)
 }
@@ -186,12 +215,8 @@ mod tests {
     use super::*;
     use crate::rebuild::reach::tests::tree;
 
-    fn touched(p: &str) -> TouchedFile {
-        TouchedFile {
-            path: p.into(),
-            orig: PathBuf::new(),
-            patched: PathBuf::new(),
-        }
+    fn touched(p: &str) -> PathBuf {
+        p.into()
     }
 
     #[test]
@@ -214,11 +239,13 @@ mod tests {
         ]);
         let got = plan(
             t.path(),
+            &t.path().join(".config"),
             &[
                 touched("fs/proc/cmdline.c"),
                 touched("fs/xfs/libxfs/xfs_ag.c"),
                 touched("kernel/sched/rt.c"),
             ],
+            &mut Vec::new(),
         )
         .unwrap();
         let objs: Vec<_> = got
@@ -231,6 +258,15 @@ mod tests {
                 ("fs/proc/cmdline.o", "fs/proc/cmdline.c"),
                 ("fs/xfs/libxfs/xfs_ag.o", "fs/xfs/libxfs/xfs_ag.c"),
                 ("kernel/sched/build_policy.o", "kernel/sched/build_policy.c"),
+            ]
+        );
+        let why: Vec<_> = got.iter().map(|p| p.why.as_str()).collect();
+        assert_eq!(
+            why,
+            [
+                "fs/proc/cmdline.c changed",
+                "fs/xfs/libxfs/xfs_ag.c changed",
+                "kernel/sched/build_policy.c includes kernel/sched/rt.c"
             ]
         );
     }
@@ -254,7 +290,9 @@ mod tests {
             touched("fs/proc/internal.h"),
             touched("fs/ext2/inode.c"),
         ];
-        let e = plan(t.path(), &files).unwrap_err().to_string();
+        let e = plan(t.path(), &t.path().join(".config"), &files, &mut Vec::new())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("fs/proc/orphan.c: no Makefile"), "{e}");
         assert!(
             e.contains("fs/proc/internal.h: a header change needs a built tree"),

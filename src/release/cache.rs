@@ -1,4 +1,4 @@
-//! `klp-build release cache [prune]`: what the release cache holds and its removal. Input: the
+//! `klp-build release cache` and `release prune`: what the release cache holds and its removal. Input: the
 //! cache dir (`release::cache_dir`) and the prune criteria. Output: one entry per Debian kernel at
 //! one package version (with its size and last use), per build root, per work dir and for the
 //! shared stores; `prune` removes the kernels it selects with their work dirs. Invariant: an entry
@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::cli::{ReleaseCacheArgs, ReleaseCacheCommand, ReportFormat};
+use crate::cli::{ReleaseCacheArgs, ReleaseCachePruneArgs, ReportFormat};
 
 /// One thing in the cache.
 #[derive(Debug, Clone, Serialize)]
@@ -49,42 +49,41 @@ pub struct Pruned {
     pub freed_bytes: u64,
 }
 
-/// `klp-build release cache ...`.
-pub fn run(args: &ReleaseCacheArgs) -> anyhow::Result<u8> {
+/// `klp-build release cache`.
+pub fn list_command(args: &ReleaseCacheArgs) -> anyhow::Result<u8> {
     let cache = super::cache_dir()?;
-    match &args.command {
-        None => {
-            let entries = list(&cache)?;
-            let text = match args.report {
-                ReportFormat::Json => serde_json::to_string_pretty(&entries)? + "\n",
-                ReportFormat::Text => list_text(&cache, &entries),
-            };
-            super::build::print_out(&text)?;
-            Ok(0)
-        }
-        Some(ReleaseCacheCommand::Prune(p)) => {
-            if p.kernels.is_empty() && p.unused_days.is_none() {
-                anyhow::bail!(
-                    "release cache prune: say what to remove: --kernel RELEASE (repeatable) or \
-                     --unused-days N (kernels not used by a build for N days)"
-                );
-            }
-            let select = |e: &Entry| {
-                e.kind == "kernel"
-                    && (p.kernels.contains(&e.name)
-                        || p.unused_days
-                            .is_some_and(|d| e.idle_seconds >= u64::from(d) * 86_400))
-            };
-            let entries = list(&cache)?;
-            let pruned = prune(&entries, select, p.dry_run)?;
-            let text = match args.report {
-                ReportFormat::Json => serde_json::to_string_pretty(&pruned)? + "\n",
-                ReportFormat::Text => prune_text(&pruned, p.dry_run),
-            };
-            super::build::print_out(&text)?;
-            Ok(if pruned.in_use.is_empty() { 0 } else { 1 })
-        }
+    let entries = list(&cache)?;
+    let text = match args.report {
+        ReportFormat::Json => serde_json::to_string_pretty(&entries)? + "\n",
+        ReportFormat::Text => list_text(&cache, &entries),
+    };
+    super::build::print_out(&text)?;
+    Ok(0)
+}
+
+/// `klp-build release prune`: exit 1 when a selected kernel was kept because a build holds it.
+pub fn prune_command(p: &ReleaseCachePruneArgs) -> anyhow::Result<u8> {
+    if p.kernels.is_empty() && p.unused_days.is_none() {
+        anyhow::bail!(
+            "release prune: say what to remove: --kernel RELEASE (repeatable) or --unused-days N \
+             (kernels not used by a build for N days)"
+        );
     }
+    let cache = super::cache_dir()?;
+    let select = |e: &Entry| {
+        e.kind == "kernel"
+            && (p.kernels.contains(&e.name)
+                || p.unused_days
+                    .is_some_and(|d| e.idle_seconds >= u64::from(d) * 86_400))
+    };
+    let entries = list(&cache)?;
+    let pruned = prune(&entries, select, p.dry_run)?;
+    let text = match p.report {
+        ReportFormat::Json => serde_json::to_string_pretty(&pruned)? + "\n",
+        ReportFormat::Text => prune_text(&pruned, p.dry_run),
+    };
+    super::build::print_out(&text)?;
+    Ok(if pruned.in_use.is_empty() { 0 } else { 1 })
 }
 
 /// Every entry of the cache, kernels first, each group by name.
@@ -448,7 +447,7 @@ mod tests {
         let tree = t
             .path()
             .join("debian/kernels/6.1.0-57-amd64/6.1.192-3/source/linux-source-6.1");
-        let _build = crate::kernel::lock::lock(&tree).unwrap();
+        let _build = crate::kernel::lock::lock(&tree, &mut crate::progress::Quiet).unwrap();
         let entries = list(t.path()).unwrap();
         let p = prune(&entries, |e| e.kind == "kernel", false).unwrap();
         assert_eq!(p.in_use.len(), 1, "{p:?}");

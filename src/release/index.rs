@@ -15,9 +15,10 @@ use super::scan::ScannedFix;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// The whole index.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Index {
     /// [`SCHEMA_VERSION`].
+    #[schemars(extend("const" = SCHEMA_VERSION))]
     pub schema_version: u32,
     /// `klp-build <version>` that wrote it.
     pub tool: String,
@@ -33,7 +34,7 @@ pub struct Index {
 }
 
 /// The release's identity and replace mode.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReleaseInfo {
     /// `name`.
     pub name: String,
@@ -57,7 +58,7 @@ pub struct ReleaseInfo {
 }
 
 /// One fix and its content.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IndexFix {
     /// The fix's id.
     pub id: String,
@@ -73,7 +74,7 @@ pub struct IndexFix {
 }
 
 /// A fix's patches for some kernels.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IndexBackport {
     /// Glob patterns on the kernel release.
     pub kernels: Vec<String>,
@@ -93,7 +94,7 @@ impl IndexFix {
 }
 
 /// One patch file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IndexPatch {
     /// Relative to the release file.
     pub file: String,
@@ -102,7 +103,7 @@ pub struct IndexPatch {
 }
 
 /// A target's outcome.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IndexTarget {
     /// The kernel release (`uname -r`); for a tree target whose release could not be read, its
     /// name.

@@ -31,7 +31,8 @@ pub fn run(args: &ReleaseArgs) -> anyhow::Result<u8> {
         ReleaseCommand::Plan(a) => ci::plan(a),
         ReleaseCommand::Collect(a) => ci::collect(a),
         ReleaseCommand::Kernels(a) => kernels(a),
-        ReleaseCommand::Cache(a) => cache::run(a),
+        ReleaseCommand::Cache(a) => cache::list_command(a),
+        ReleaseCommand::Prune(a) => cache::prune_command(a),
     }
 }
 

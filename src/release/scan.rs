@@ -17,7 +17,7 @@ use super::spec::FixSpec;
 use crate::patch;
 
 /// What a fix is on one target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "status", rename_all = "kebab-case")]
 pub enum FixStatus {
     /// It applies and touches code the target builds; `hunks` are those applied at an offset or
@@ -53,7 +53,7 @@ impl FixStatus {
 }
 
 /// One fix's scan on one target.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScannedFix {
     /// The fix's id.
     pub id: String,
@@ -79,7 +79,7 @@ pub fn scan(source: &Path, config: &Path, fixes: &[FixSpec]) -> anyhow::Result<V
     // has the patched copy of a file swapped in while it compiles, and a scan reading it then
     // would find the fix not applying (a release scanning the lab tree while a test built there).
     // A tree that cannot take the lock file (read-only) is read as it is.
-    let _lock = crate::kernel::lock::lock(source).ok();
+    let _lock = crate::kernel::lock::lock(source, &mut crate::progress::Quiet).ok();
     let makefiles = Kbuild::new(source, config);
     let mut out = Vec::new();
     for (n, fix) in fixes.iter().enumerate() {

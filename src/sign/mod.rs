@@ -26,7 +26,7 @@ pub use pkcs7::VerifyError;
 pub use signer::{KeySource, Signer};
 
 /// What a module's signature says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Signature {
     /// The signer as `modinfo` names it: the common name of the certificate issuer the message
     /// names (the key's own name for a self-signed certificate, as the kernel's and Debian's are);
@@ -47,7 +47,7 @@ pub struct Signature {
 }
 
 /// How a PKCS#7 signer names its key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum KeyId {
     /// The certificate's issuer (RFC 4514) and serial number (`AA:BB:..`, `modinfo`'s `sig_key`):

@@ -19,7 +19,7 @@ pub fn prepared(lab: &crate::support::Lab) {
             jobs: 2,
         };
         klp_build::kernel::resolve(&opts)
-            .and_then(|k| k.prepare())
+            .and_then(|k| k.prepare(&mut klp_build::progress::Quiet))
             .expect("prepare the lab's source tree");
     });
 }

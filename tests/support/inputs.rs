@@ -27,7 +27,7 @@ pub fn target(lab: &Lab) -> Kernel {
         jobs: 2,
     })
     .unwrap_or_else(|e| panic!("resolving the lab target: {e:#}"));
-    k.prepare()
+    k.prepare(&mut klp_build::progress::Quiet)
         .unwrap_or_else(|e| panic!("preparing the lab target: {e:#}"));
     k
 }

@@ -11,6 +11,7 @@ pub mod ci_env;
 pub mod inputs;
 pub mod lab;
 pub mod run;
+pub mod schemas;
 pub mod signing;
 pub mod tree;
 pub mod units;

@@ -45,7 +45,7 @@ pub fn file_state(path: &Path) -> Option<FileState> {
 
 /// Runs `read` while holding the tree lock of `src`.
 pub fn locked<T>(src: &Path, read: impl FnOnce() -> T) -> T {
-    let _lock = klp_build::kernel::lock::lock(src)
+    let _lock = klp_build::kernel::lock::lock(src, &mut klp_build::progress::Quiet)
         .unwrap_or_else(|e| panic!("the tree lock of {}: {e:#}", src.display()));
     read()
 }

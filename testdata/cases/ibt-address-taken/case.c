@@ -7,7 +7,7 @@
 //#Flags: 6.12
 //#Expect: func.changed reclaim_one
 //#Expect: func.changed shrinker_setup
-//#ExpectNot: func.no_ftrace reclaim_one
+//#ExpectNot: func.no-ftrace reclaim_one
 //#ExpectNot: func.changed shrinker_count
 //#Included: reclaim_one
 //#Included: shrinker_setup

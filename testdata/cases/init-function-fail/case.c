@@ -1,7 +1,7 @@
 // A fix in __init code (include/linux/init.h: .init.text and cold): it ran at boot and the kernel
 // freed it, so there is nothing to patch; the diff refuses and says why.
-//#ExpectError: ^func\.init_changed .*parse_quirks.*__init.*reboot
-//#Expect: func.init_changed parse_quirks
+//#ExpectError: ^func\.init-changed .*parse_quirks.*__init.*reboot
+//#Expect: func.init-changed parse_quirks
 //#Expect: func.changed parse_quirks
 //#Flags: 6.1 clang
 

@@ -3,7 +3,7 @@
 // every rwsem initialisation, despite its name. A fix in it is an ordinary changed function.
 //#Flags: 6.1 6.1+objtool 6.12 clang
 //#Expect: func.changed __init_rwsem
-//#ExpectNot: func.init_changed __init_rwsem
+//#ExpectNot: func.init-changed __init_rwsem
 //#ExpectNot: func.changed init_rwsem_count
 //#Included: __init_rwsem
 

@@ -3,8 +3,8 @@
 // arch/x86/kernel/setup.c's reserve_bios_regions) ran at boot and was freed. It is refused from
 // its section alone; the unchanged ordinary function next to it is not reported.
 //#Flags: 6.1 6.12 clang
-//#ExpectError: ^func\.init_changed .*reserve_bios_regions.*\.init\.text
-//#Expect: func.init_changed reserve_bios_regions
+//#ExpectError: ^func\.init-changed .*reserve_bios_regions.*\.init\.text
+//#Expect: func.init-changed reserve_bios_regions
 //#Expect: func.changed reserve_bios_regions
 //#ExpectNot: func.changed bios_start
 

@@ -1,7 +1,7 @@
 // A fix in a notrace function (include/linux/compiler_types.h: no_instrument_function): without
 // the __fentry__ call, ftrace cannot redirect it, so the diff refuses and suggests the callers.
-//#ExpectError: ^func\.no_ftrace .*read_tsc_raw.*no ftrace call site.*callers
-//#Expect: func.no_ftrace read_tsc_raw
+//#ExpectError: ^func\.no-ftrace .*read_tsc_raw.*no ftrace call site.*callers
+//#Expect: func.no-ftrace read_tsc_raw
 //#Expect: func.changed read_tsc_raw
 //#ExpectNot: func.changed traced_user
 //#Flags: 6.1 clang

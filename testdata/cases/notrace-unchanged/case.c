@@ -3,7 +3,7 @@
 // traced function the fix changes is patched as usual.
 //#Flags: 6.1 6.1+objtool 6.12 clang
 //#Expect: func.changed tsc_to_ns
-//#ExpectNot: func.no_ftrace read_tsc_raw
+//#ExpectNot: func.no-ftrace read_tsc_raw
 //#ExpectNot: func.changed read_tsc_raw
 //#Included: tsc_to_ns
 
