@@ -103,8 +103,8 @@ fn plain_diff_at_the_tree_top_is_p0_and_patches_apply_in_order() {
         ["first", "second"]
     );
     assert_eq!(
-        set.fixes[0].subject, "--- fs/proc/cmdline.c.orig",
-        "no Subject: the first line"
+        set.fixes[0].subject, "first.diff",
+        "no Subject: the patch file's name, not its first `---` line"
     );
     assert_eq!(set.files.len(), 1, "one file touched twice is one file");
     let patched = std::fs::read_to_string(&set.files[0].patched).unwrap();
