@@ -705,7 +705,7 @@ fn one_target(
     }
     let status = child.wait().context("waiting for the target's build")?;
     if let Some(l) = launcher {
-        let stats = l.stats(&stats_log);
+        let stats = l.stats(&stats_log, &inputs.source);
         let _ = std::fs::remove_file(&stats_log);
         write_stats(&dir.join("compiles.json"), &stats)?;
         entry_stats = Some(stats);

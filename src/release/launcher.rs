@@ -25,8 +25,11 @@ pub struct CacheStats {
     pub launcher: String,
     /// Compiles answered from the cache.
     pub hits: usize,
-    /// Compiles that ran the compiler, with the file compiled.
+    /// Compiles of the kernel tree's files that ran the compiler, as the tree names them.
     pub compiled: Vec<String>,
+    /// Compiles of the module link's own files (the C core, `<module>.mod.c`) that ran the
+    /// compiler. They are made fresh in every build, so they are never a cache hit.
+    pub module_link: Vec<String>,
 }
 
 impl Launcher {
@@ -116,8 +119,12 @@ impl Launcher {
     }
 
     /// The statistics of one build from its stats log (ccache only; other launchers report
-    /// nothing per build).
-    pub fn stats(&self, stats_log: &Path) -> CacheStats {
+    /// nothing per build). `tree` is the target's kernel tree: a compiled file is the tree's
+    /// when it lies in it, else it is the module link's own. ccache logs the file as the
+    /// compiler was given it, so the rule takes both spellings: kbuild before 6.13 compiles an
+    /// external module's files by absolute path from the tree, and 6.13 and later (which run
+    /// `M=` builds in the module's directory) by a path relative to that directory.
+    pub fn stats(&self, stats_log: &Path, tree: &Path) -> CacheStats {
         let mut s = CacheStats {
             launcher: self.program.clone(),
             ..CacheStats::default()
@@ -134,14 +141,82 @@ impl Launcher {
                 s.hits += 1;
             } else if l == "cache_miss" && file != "/dev/null" {
                 // (/dev/null: kbuild's compiler probes, `$(CC) -x c /dev/null`.)
-                s.compiled.push(file.clone());
+                if in_tree(tree, &file) {
+                    s.compiled.push(file.clone());
+                } else {
+                    s.module_link.push(file.clone());
+                }
             }
         }
         s
     }
 }
 
+/// Whether `file`, as a compile named it, is one of `tree`'s files: an absolute path under the
+/// tree, or a relative one that exists there (kbuild compiles the tree's files from its top).
+fn in_tree(tree: &Path, file: &str) -> bool {
+    let f = Path::new(file);
+    if f.is_absolute() {
+        let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        canon(f).starts_with(canon(tree))
+    } else {
+        tree.join(f).is_file()
+    }
+}
+
 fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ccache stats log as kbuild before and after 6.13 leaves it: the tree's files relative to
+    /// its top, the module's files absolute (6.1) or relative to the module's directory (7.2).
+    #[test]
+    fn tree_files_and_the_module_links_own_are_told_apart_in_both_spellings() {
+        let d = tempfile::tempdir().unwrap();
+        let tree = d.path().join("linux");
+        let module = d.path().join("work/module");
+        std::fs::create_dir_all(tree.join("fs/proc")).unwrap();
+        std::fs::create_dir_all(&module).unwrap();
+        std::fs::write(tree.join("fs/proc/version.c"), "").unwrap();
+        std::fs::write(tree.join("fs/proc/softirqs.c"), "").unwrap();
+        std::fs::write(module.join("klp_build_core.c"), "").unwrap();
+        let log = d.path().join("stats.log");
+        std::fs::write(
+            &log,
+            format!(
+                "# /dev/null\ncache_miss\n# fs/proc/version.c\ncache_miss\n\
+                 # fs/proc/softirqs.c\ndirect_cache_hit\n# {core}\ncache_miss\n\
+                 # klp_build_core.c\ncache_miss\n# livepatch-x.mod.c\ncache_miss\n\
+                 # {abs_tree}\ncache_miss\n",
+                core = module.join("klp_build_core.c").display(),
+                abs_tree = tree.join("fs/proc/softirqs.c").display(),
+            ),
+        )
+        .unwrap();
+        let l = Launcher {
+            program: "ccache".into(),
+        };
+        let s = l.stats(&log, &tree);
+        assert_eq!(s.hits, 1);
+        assert_eq!(
+            s.compiled,
+            vec![
+                "fs/proc/version.c".to_string(),
+                tree.join("fs/proc/softirqs.c").display().to_string()
+            ]
+        );
+        assert_eq!(
+            s.module_link,
+            vec![
+                module.join("klp_build_core.c").display().to_string(),
+                "klp_build_core.c".to_string(),
+                "livepatch-x.mod.c".to_string()
+            ]
+        );
+    }
 }
