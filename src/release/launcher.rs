@@ -28,7 +28,7 @@ pub struct CacheStats {
     /// Compiles of the kernel tree's files that ran the compiler, as the tree names them.
     pub compiled: Vec<String>,
     /// Compiles of the module link's own files (the C core, `<module>.mod.c`) that ran the
-    /// compiler. They are made fresh in every build, so they are never a cache hit.
+    /// compiler.
     pub module_link: Vec<String>,
 }
 

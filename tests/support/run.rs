@@ -27,8 +27,8 @@ pub fn describe(o: &Output) -> String {
 }
 
 /// A release target's `compiles.json` (written by its compiler launcher): checks that only the
-/// tree's files in `allowed` were compiled, that the module link's own files (listed apart) were
-/// compiled too, and that at least `min_hits` compiles came from the cache; `what` names the
+/// tree's files in `allowed` were compiled (the module link's own files are listed apart, under
+/// `module_link`) and that at least `min_hits` compiles came from the cache; `what` names the
 /// target.
 pub fn assert_compiled_only(compiles: &Path, allowed: &[&str], min_hits: u64, what: &str) {
     let text = std::fs::read_to_string(compiles).unwrap_or_else(|e| {
@@ -44,13 +44,6 @@ pub fn assert_compiled_only(compiles: &Path, allowed: &[&str], min_hits: u64, wh
             .iter()
             .all(|c| c.as_str().is_some_and(|c| allowed.contains(&c))),
         "{what}: compiled more than {allowed:?}: {stats:#}"
-    );
-    let module_link = stats["module_link"].as_array().unwrap();
-    assert!(
-        module_link
-            .iter()
-            .any(|c| c.as_str().is_some_and(|c| c.ends_with("klp_build_core.c"))),
-        "{what}: the module link's C core is not among its own compiles: {stats:#}"
     );
     assert!(
         stats["hits"].as_u64().unwrap() >= min_hits,
