@@ -29,10 +29,77 @@ pub enum Command {
     Check(CheckArgs),
     /// One set of fixes for many kernels: scan, build, plan a CI matrix, collect its parts.
     Release(ReleaseArgs),
+    /// Boot a kernel in QEMU, load the module, wait for its transition, run a check, unload.
+    Verify(VerifyArgs),
     /// Print a shell completion script, e.g. `klp-build completions bash > /etc/bash_completion.d/klp-build`.
     Completions(CompletionsArgs),
     /// Print the man page klp-build(1), or write every page (one per subcommand) into a directory.
     Man(ManArgs),
+}
+
+/// `klp-build verify MODULE.ko --kernel KERNEL`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The livepatch module to verify.
+    pub module: PathBuf,
+    /// The kernel to boot: a Debian kernel release as `uname -r` prints it (fetched into the
+    /// release cache), a vmlinuz/bzImage file, or a built kernel tree.
+    #[arg(long, value_name = "KERNEL")]
+    pub kernel: String,
+    /// The kernel's modules, for --with-module (default: the Debian kernel's, or the built
+    /// tree's).
+    #[arg(long, value_name = "DIR")]
+    pub modules: Option<PathBuf>,
+    /// A module of the kernel to load before the livepatch, with what it depends on; repeatable.
+    #[arg(long = "with-module", value_name = "NAME")]
+    pub with_modules: Vec<String>,
+    /// What the guest does and how long it may take.
+    #[command(flatten)]
+    pub guest: GuestArgs,
+    /// Also write the guest's console here.
+    #[arg(long, value_name = "FILE")]
+    pub console: Option<PathBuf>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t)]
+    pub report: ReportFormat,
+}
+
+/// The guest's options, shared by `verify` and `release verify`.
+#[derive(Debug, Clone, Args)]
+pub struct GuestArgs {
+    /// A shell script run in the guest (busybox sh -e) after the module is enabled; a non-zero
+    /// exit fails the verdict.
+    #[arg(long, value_name = "SCRIPT")]
+    pub check: Option<PathBuf>,
+    /// A shell script run in the guest before the livepatch is loaded, e.g. to start tasks
+    /// (with `&`) that use the patched functions during the transition.
+    #[arg(long, value_name = "SCRIPT")]
+    pub setup: Option<PathBuf>,
+    /// How long the guest waits for each transition before it names the tasks that block it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub transition_timeout: u32,
+    /// The time limit of the whole boot, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub timeout: u32,
+    /// QEMU's accelerator: kvm, tcg, or auto (kvm when /dev/kvm opens and the guest prints within
+    /// 30 s, else tcg).
+    #[arg(long, value_enum, default_value_t)]
+    pub accel: Accel,
+    /// Appended to the guest kernel's command line (e.g. `module.sig_enforce=1`).
+    #[arg(long, value_name = "ARGS")]
+    pub append: Option<String>,
+}
+
+/// QEMU accelerators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Accel {
+    /// KVM when it works, else TCG.
+    #[default]
+    Auto,
+    /// Hardware virtualisation.
+    Kvm,
+    /// Software emulation.
+    Tcg,
 }
 
 /// `klp-build completions SHELL`.
@@ -267,6 +334,28 @@ pub enum ReleaseCommand {
     Cache(ReleaseCacheArgs),
     /// Remove Debian kernels (with their work dirs) from the cache; kernels a build holds are kept.
     Prune(ReleaseCachePruneArgs),
+    /// Verify every built module of a release on its own kernel in QEMU (see `klp-build verify`).
+    Verify(ReleaseVerifyArgs),
+}
+
+/// `klp-build release verify DIR`.
+#[derive(Debug, Args)]
+pub struct ReleaseVerifyArgs {
+    /// The release's output directory (with its index.json).
+    pub dir: PathBuf,
+    /// The kernel of a target that is no Debian kernel: TARGET=KERNEL, KERNEL as `verify
+    /// --kernel` takes it (an image or a built tree); repeatable.
+    #[arg(long = "kernel", value_name = "TARGET=KERNEL")]
+    pub kernels: Vec<String>,
+    /// Guests booted at once (each takes a core under software emulation).
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 1)]
+    pub jobs: usize,
+    /// What the guest does and how long it may take.
+    #[command(flatten)]
+    pub guest: GuestArgs,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t)]
+    pub report: ReportFormat,
 }
 
 /// `klp-build release cache`.

@@ -36,6 +36,10 @@ pub enum Kind {
     Tree,
     /// A module signing key or X.509 certificate (PEM or DER): a few KiB.
     Key,
+    /// A boot image (vmlinuz, bzImage): 10-15 MiB for a distro kernel.
+    Image,
+    /// A shell script run in a guest (`verify --check`): a few KiB.
+    Script,
 }
 
 impl Kind {
@@ -50,6 +54,8 @@ impl Kind {
             Kind::Vmlinux => 8192 * MIB,
             Kind::Tree => 256 * MIB,
             Kind::Key => MIB,
+            Kind::Image => 256 * MIB,
+            Kind::Script => 16 * MIB,
         }
     }
 
@@ -64,6 +70,8 @@ impl Kind {
             Kind::Vmlinux => "a vmlinux",
             Kind::Tree => "a file of the kernel tree",
             Kind::Key => "a key or certificate file",
+            Kind::Image => "a kernel image (vmlinuz, bzImage)",
+            Kind::Script => "a shell script",
         }
     }
 }

@@ -26,4 +26,5 @@ pub mod run;
 pub mod schemas;
 pub mod sign;
 pub mod stdout;
+pub mod verify;
 pub mod workdir;

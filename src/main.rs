@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Some(Command::Release(args)) => klp_build::release::run(args),
         Some(Command::Completions(args)) => klp_build::generate::completions(args),
         Some(Command::Man(args)) => klp_build::generate::man(args),
+        Some(Command::Verify(args)) => klp_build::verify::run(args),
     };
     match result {
         Ok(code) => code.into(),

@@ -1,6 +1,6 @@
 //! The JSON Schemas of klp-build's machine-readable outputs, generated from the types that write
 //! them: the build report (`--report json`: built, not built, or `--dry-run`), the module
-//! manifest (`.klp_build.manifest`) and a release's `index.json`. Input: none. Output: one
+//! manifest (`.klp_build.manifest`), a release's `index.json` and `verify`'s report. Input: none. Output: one
 //! [`SchemaFile`] per document. Invariant: each schema's `$id` and `schema_version` carry the
 //! version its document says in `schema_version`, and `schemas/*.schema.json` are exactly what
 //! this generates (`tests/schemas.rs`; `KLP_BLESS=1` rewrites them).
@@ -13,6 +13,7 @@ use crate::emit::manifest::{self, Manifest};
 use crate::pipeline::BuildReport;
 use crate::present::{NotBuilt, REPORT_SCHEMA_VERSION};
 use crate::release::index::{self, Index};
+use crate::verify::{self, VerifyReport};
 
 /// One generated schema.
 pub struct SchemaFile {
@@ -57,6 +58,13 @@ pub fn all() -> Vec<SchemaFile> {
             "index",
             index::SCHEMA_VERSION,
             "A release's index.json (`klp-build release build`/`collect`).",
+        ),
+        file::<VerifyReport>(
+            "verify",
+            verify::SCHEMA_VERSION,
+            "The JSON report of `klp-build verify MODULE.ko --kernel KERNEL --report json`: the \
+             verdict, its reasons, each step in the guest, blocking tasks, kernel complaints and \
+             the console.",
         ),
     ]
 }

@@ -131,7 +131,7 @@ pub fn read(ko: &Path, obj: &ElfObject<Any>) -> anyhow::Result<ForeignModule> {
 }
 
 /// `.modinfo`: NUL-separated `key=value` strings.
-fn modinfo(obj: &ElfObject<Any>) -> Vec<(String, String)> {
+pub(crate) fn modinfo(obj: &ElfObject<Any>) -> Vec<(String, String)> {
     let Some(sec) = obj.section_by_name(".modinfo") else {
         return Vec::new();
     };

@@ -15,7 +15,7 @@ mod write;
 pub use ids::{Any, Orig, Out, Patched, Role, SectionId, SymbolId};
 pub use location::Location;
 pub use object::{Content, ElfObject, Reloc, Section, SymSection, Symbol};
-pub use read::read_file;
+pub use read::{parse, read_file};
 
 /// Errors of the ELF model: they name the file and the thing that is wrong in it.
 #[derive(Debug, thiserror::Error)]

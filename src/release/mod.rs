@@ -18,6 +18,7 @@ pub mod progress;
 pub mod scan;
 pub mod spec;
 pub mod target;
+pub mod verify;
 
 use std::path::PathBuf;
 
@@ -33,6 +34,7 @@ pub fn run(args: &ReleaseArgs) -> anyhow::Result<u8> {
         ReleaseCommand::Kernels(a) => kernels(a),
         ReleaseCommand::Cache(a) => cache::list_command(a),
         ReleaseCommand::Prune(a) => cache::prune_command(a),
+        ReleaseCommand::Verify(a) => verify::run(a),
     }
 }
 
