@@ -31,6 +31,8 @@ pub enum Command {
     Release(ReleaseArgs),
     /// Boot a kernel in QEMU, load the module, wait for its transition, run a check, unload.
     Verify(VerifyArgs),
+    /// The livepatches of the running kernel, and what loading NEW.ko would do.
+    Status(StatusArgs),
     /// Print a shell completion script, e.g. `klp-build completions bash > /etc/bash_completion.d/klp-build`.
     Completions(CompletionsArgs),
     /// Print the man page klp-build(1), or write every page (one per subcommand) into a directory.
@@ -59,6 +61,24 @@ pub struct VerifyArgs {
     /// Also write the guest's console here.
     #[arg(long, value_name = "FILE")]
     pub console: Option<PathBuf>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t)]
+    pub report: ReportFormat,
+}
+
+/// `klp-build status [NEW.ko]`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A livepatch module to predict the load of.
+    pub module: Option<PathBuf>,
+    /// Where the enabled patches' module files are (searched by module name, `.ko.xz` too);
+    /// repeatable (default: /lib/modules/<release> and /var/lib/kpatch/<release>).
+    #[arg(long = "modules", value_name = "DIR")]
+    pub modules: Vec<PathBuf>,
+    /// Read `sys/kernel/livepatch`, `proc/modules` and the module dirs under this directory
+    /// instead of `/` (a container's view of its host, a mounted machine).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
     /// Report format.
     #[arg(long, value_enum, default_value_t)]
     pub report: ReportFormat,

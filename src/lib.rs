@@ -25,6 +25,7 @@ pub mod release;
 pub mod run;
 pub mod schemas;
 pub mod sign;
+pub mod status;
 pub mod stdout;
 pub mod verify;
 pub mod workdir;

@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         Some(Command::Completions(args)) => klp_build::generate::completions(args),
         Some(Command::Man(args)) => klp_build::generate::man(args),
         Some(Command::Verify(args)) => klp_build::verify::run(args),
+        Some(Command::Status(args)) => klp_build::status::run(args),
     };
     match result {
         Ok(code) => code.into(),

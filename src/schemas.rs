@@ -13,6 +13,7 @@ use crate::emit::manifest::{self, Manifest};
 use crate::pipeline::BuildReport;
 use crate::present::{NotBuilt, REPORT_SCHEMA_VERSION};
 use crate::release::index::{self, Index};
+use crate::status::{self, Status};
 use crate::verify::{self, VerifyReport};
 
 /// One generated schema.
@@ -58,6 +59,12 @@ pub fn all() -> Vec<SchemaFile> {
             "index",
             index::SCHEMA_VERSION,
             "A release's index.json (`klp-build release build`/`collect`).",
+        ),
+        file::<Status>(
+            "status",
+            status::SCHEMA_VERSION,
+            "The JSON report of `klp-build status [NEW.ko] --report json`: the running kernel's \
+             livepatches and the prediction for NEW.ko.",
         ),
         file::<VerifyReport>(
             "verify",

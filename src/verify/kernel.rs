@@ -110,6 +110,10 @@ mod tests {
         assert_eq!(bzimage_release(&b), None, "a version offset past the end");
         let mut cut = image(b"no-terminator");
         cut.truncate(0x300 + "no-terminator".len());
-        assert_eq!(bzimage_release(&cut), None, "a version string cut by the end of the file");
+        assert_eq!(
+            bzimage_release(&cut),
+            None,
+            "a version string cut by the end of the file"
+        );
     }
 }
