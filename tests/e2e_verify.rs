@@ -98,11 +98,22 @@ fn steps(r: &serde_json::Value) -> Vec<(String, String)> {
         .collect()
 }
 
-fn all_ok(names: &[&str]) -> Vec<(String, String)> {
-    names
-        .iter()
-        .map(|n| (n.to_string(), "ok".to_string()))
-        .collect()
+/// A pass, with every step of a run with a check script done.
+fn assert_passed_every_step(code: Option<i32>, r: &serde_json::Value, out: &str) {
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(r["verdict"], "pass", "{out}");
+    let all_ok: Vec<(String, String)> = [
+        "modules",
+        "load",
+        "transition",
+        "check",
+        "disable",
+        "unload",
+    ]
+    .iter()
+    .map(|n| (n.to_string(), "ok".to_string()))
+    .collect();
+    assert_eq!(steps(r), all_ok, "{out}");
 }
 
 #[test]
@@ -124,22 +135,9 @@ fn verify_on_debian_61_passes_a_good_module_and_fails_a_warn_a_failing_check_and
         "echo 1 > /sys/kernel/rcu_expedited\ngrep -qx 1 /sys/kernel/rcu_expedited\necho checked\n",
     );
     let (code, r, out) = verify(&d, &[&ko_s, "--kernel", &lab.release, "--check", &good]);
-    assert_eq!(code, Some(0), "{out}");
-    assert_eq!(r["verdict"], "pass", "{out}");
+    assert_passed_every_step(code, &r, &out);
     assert_eq!(r["kernel_release"], lab.release.as_str());
     assert_eq!(r["name"], "livepatch_ksysfs_warn");
-    assert_eq!(
-        steps(&r),
-        all_ok(&[
-            "modules",
-            "load",
-            "transition",
-            "check",
-            "disable",
-            "unload"
-        ]),
-        "{out}"
-    );
     assert!(r["transition_seconds"].as_f64().is_some(), "{out}");
     assert_eq!(r["check"]["exit"], 0);
     assert!(
@@ -267,21 +265,8 @@ fn verify_on_debian_612_loads_the_target_module_from_its_compressed_file_first()
             &check,
         ],
     );
-    assert_eq!(code, Some(0), "{out}");
-    assert_eq!(r["verdict"], "pass", "{out}");
+    assert_passed_every_step(code, &r, &out);
     assert_eq!(r["with_modules"], serde_json::json!(["binfmt_misc.ko"]));
-    assert_eq!(
-        steps(&r),
-        all_ok(&[
-            "modules",
-            "load",
-            "transition",
-            "check",
-            "disable",
-            "unload"
-        ]),
-        "{out}"
-    );
 
     // The same module on 6.1's kernel: refused from its vermagic and the image's boot header,
     // before anything boots.

@@ -128,16 +128,9 @@ fn status(live: Live, root: &Path, given: &[PathBuf], new: Option<Livepatch>) ->
         let found = dirs
             .iter()
             .find_map(|d| crate::pipeline::find_module(d, &p.name).ok());
-        let read = found.as_ref().map(|f| {
-            crate::input::read_module(f, "module").and_then(|bytes| {
-                let tmp = tempfile::tempdir()?;
-                let plain = tmp.path().join(format!("{}.ko", p.name));
-                std::fs::write(&plain, bytes)?;
-                let mut l = Livepatch::read(&plain)?;
-                l.file = f.display().to_string();
-                Ok(l)
-            })
-        });
+        let read = found
+            .as_ref()
+            .map(|f| crate::verify::read_livepatch(f).map(|(_, l)| l));
         let (module, note) = match read {
             Some(Ok(l)) => (Some(l), None),
             Some(Err(e)) => (None, Some(format!("{e:#}"))),

@@ -130,55 +130,61 @@ struct Inputs {
     check: Option<Vec<u8>>,
 }
 
-impl Inputs {
-    /// The kernel modules (not vmlinux) whose functions the livepatch replaces, as far as it
-    /// says (klp-build's manifest).
-    fn patched_modules(&self) -> Vec<String> {
-        let mut m: Vec<String> = self
-            .livepatch
-            .functions
-            .iter()
-            .flatten()
-            .map(|f| f.object.clone())
-            .filter(|o| o != "vmlinux")
-            .collect();
-        m.sort();
-        m.dedup();
-        m
+/// A livepatch module's bytes (decompressed) and what it says about itself; `file` is the path
+/// as given.
+pub fn read_livepatch(path: &Path) -> anyhow::Result<(Vec<u8>, Livepatch)> {
+    let module = input::read_module(path, "MODULE")?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut livepatch = if input::Compression::of(&name) == input::Compression::None {
+        Livepatch::read(path)?
+    } else {
+        // The ELF readers take a file: a compressed module is read from a decompressed copy,
+        // and what they say names the module as given.
+        let tmp = tempfile::tempdir().context("making a temporary directory")?;
+        let plain = tmp.path().join("livepatch.ko");
+        std::fs::write(&plain, &module).with_context(|| format!("writing {}", plain.display()))?;
+        Livepatch::read(&plain).map_err(|e| {
+            anyhow::anyhow!(
+                "{}",
+                format!("{e:#}").replace(&plain.display().to_string(), &path.display().to_string())
+            )
+        })?
+    };
+    livepatch.file = path.display().to_string();
+    if livepatch.name.is_empty() {
+        bail!(
+            "{}: its .modinfo has no name=; is it a module linked by kbuild?",
+            path.display()
+        );
     }
+    Ok((module, livepatch))
 }
 
 /// The kernel modules a livepatch module patches (from its manifest; none when it has none).
 pub fn patched_modules(module: &Path) -> anyhow::Result<Vec<String>> {
-    let bytes = input::read_module(module, "MODULE")?;
-    let tmp = tempfile::tempdir().context("making a temporary directory")?;
-    let plain = tmp.path().join("livepatch.ko");
-    std::fs::write(&plain, &bytes).with_context(|| format!("writing {}", plain.display()))?;
-    let livepatch =
-        Livepatch::read(&plain).with_context(|| format!("MODULE {}", module.display()))?;
-    Ok(Inputs {
-        module: Vec::new(),
-        livepatch,
-        setup: None,
-        check: None,
-    }
-    .patched_modules())
+    Ok(modules_patched_by(&read_livepatch(module)?.1))
+}
+
+/// The kernel modules (not vmlinux) whose functions `l` replaces, as far as it says (klp-build's
+/// manifest).
+fn modules_patched_by(l: &Livepatch) -> Vec<String> {
+    let mut m: Vec<String> = l
+        .functions
+        .iter()
+        .flatten()
+        .map(|f| f.object.clone())
+        .filter(|o| o != "vmlinux")
+        .collect();
+    m.sort();
+    m.dedup();
+    m
 }
 
 fn read_inputs(args: &Request) -> anyhow::Result<Inputs> {
-    let module = input::read_module(args.module, "MODULE")?;
-    let tmp = tempfile::tempdir().context("making a temporary directory")?;
-    let plain = tmp.path().join("livepatch.ko");
-    std::fs::write(&plain, &module).with_context(|| format!("writing {}", plain.display()))?;
-    let mut livepatch =
-        Livepatch::read(&plain).with_context(|| format!("MODULE {}", args.module.display()))?;
-    livepatch.file = args.module.display().to_string();
-    if livepatch.name.is_empty() {
-        bail!(
-            "MODULE {}: its .modinfo has no name=; is it a module linked by kbuild?",
-            args.module.display()
-        );
-    }
+    let (module, livepatch) = read_livepatch(args.module)?;
     let script = |p: &Option<PathBuf>, opt: &str| -> anyhow::Result<Option<Vec<u8>>> {
         p.as_ref()
             .map(|p| input::read(p, Kind::Script, opt))
@@ -291,7 +297,7 @@ pub fn verify(args: &Request, progress: &mut dyn Progress) -> anyhow::Result<Ver
     };
     let names: Vec<String> = modules.iter().map(|(f, _)| f.clone()).collect();
     let mut notes = Vec::new();
-    for m in inputs.patched_modules() {
+    for m in modules_patched_by(&inputs.livepatch) {
         if !names.contains(&format!("{}.ko", crate::kernel::normalize_modname(&m))) {
             let n = format!(
                 "the module patches {m}, which is not loaded, so its functions were not exercised: add --with-module {m}"
