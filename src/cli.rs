@@ -101,8 +101,8 @@ pub struct GuestArgs {
     /// The time limit of the whole boot, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 600)]
     pub timeout: u32,
-    /// QEMU's accelerator: kvm, tcg, or auto (kvm when /dev/kvm opens and the guest prints within
-    /// 30 s, else tcg).
+    /// QEMU's accelerator: kvm, tcg, or auto (kvm when /dev/kvm opens; the boot is run again
+    /// under tcg when the guest never reaches /init under kvm).
     #[arg(long, value_enum, default_value_t)]
     pub accel: Accel,
     /// Appended to the guest kernel's command line (e.g. `module.sig_enforce=1`).

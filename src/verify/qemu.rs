@@ -85,11 +85,22 @@ pub fn boot(
                 limit,
                 Some(KVM_FIRST_OUTPUT),
             )?;
-            if b.end == End::TimedOut && b.console.is_empty() {
-                let note = format!(
-                    "KVM: the guest printed nothing in {} s (on some hosts it hangs in the firmware); booted with TCG instead",
-                    KVM_FIRST_OUTPUT.as_secs()
-                );
+            // The guest never reached /init: KVM hung in the firmware (no output in time) or
+            // QEMU refused the host CPU (nested hosts: "failed to set MSR 0x10a"). The same boot
+            // under TCG tells a broken host from a broken kernel.
+            if !b.console.contains(super::guest::MARK) {
+                let why = if b.end == End::TimedOut && b.console.is_empty() {
+                    format!(
+                        "the guest printed nothing in {} s (on some hosts it hangs in the firmware)",
+                        KVM_FIRST_OUTPUT.as_secs()
+                    )
+                } else {
+                    match b.qemu_stderr.lines().find(|l| !l.trim().is_empty()) {
+                        Some(l) => format!("QEMU said: {}", l.trim()),
+                        None => "the guest never started /init".to_string(),
+                    }
+                };
+                let note = format!("KVM: {why}; booted with TCG instead");
                 progress(&note);
                 let mut t = run(kernel, initramfs, append, "tcg", limit, None)?;
                 t.note = Some(note);
