@@ -8,6 +8,8 @@
 //! - Debian 12's 6.12: `binfmt-misc.patch` (a fix in a module) passes with `--with-module
 //!   binfmt_misc`, loaded from the image's `.ko.xz` before the livepatch, and a check that reads
 //!   the patched status file; the same module given 6.1's kernel is refused before any boot.
+//! - SIGTERM while the guest runs: klp-build exits 130, QEMU is gone, and its temporary
+//!   initramfs too.
 //!
 //! Skips with a printed reason without the lab, and fails under `CI`.
 
@@ -292,4 +294,69 @@ fn verify_on_debian_612_loads_the_target_module_from_its_compressed_file_first()
         describe(&o)
     );
     assert!(o.stdout.is_empty(), "{}", describe(&o));
+}
+
+/// Every process whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(needle))
+        .collect()
+}
+
+#[test]
+fn sigterm_while_the_guest_runs_stops_qemu_and_leaves_no_temporary_files() {
+    let name = "sigterm_while_the_guest_runs_stops_qemu_and_leaves_no_temporary_files";
+    let Some(lab) = support::lab(name) else {
+        return;
+    };
+    let d = scratch("sigterm");
+    let ko = build(lab, "cmdline.patch", &d.join("cmdline"));
+    let tmp = d.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let _one = QEMU.lock().unwrap_or_else(|e| e.into_inner());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_klp-build"))
+        .arg("verify")
+        .arg(&ko)
+        .arg("--kernel")
+        .arg(&lab.vmlinuz)
+        .args(["--accel", "tcg"])
+        .env("TMPDIR", &tmp)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until QEMU runs (its -initrd lies under our TMPDIR), then SIGTERM klp-build alone.
+    let tmp_s = tmp.display().to_string();
+    let mut waited = 0;
+    while processes_mentioning(&format!("-initrd {tmp_s}")).is_empty() {
+        assert!(waited < 600, "QEMU never started");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        waited += 1;
+    }
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", describe(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("interrupted by SIGTERM while the guest ran"),
+        "{}",
+        describe(&o)
+    );
+    assert_eq!(
+        processes_mentioning(&format!("-initrd {tmp_s}")),
+        Vec::<String>::new(),
+        "QEMU outlived klp-build"
+    );
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "temporary files left in {tmp_s}"
+    );
 }

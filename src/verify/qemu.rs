@@ -157,6 +157,12 @@ fn run(
             Ok(())
         });
     }
+    // Ctrl-C or SIGTERM stop the guest and return, so the initramfs's temporary directory is
+    // removed as the error unwinds (SIGKILL leaves it in $TMPDIR; PR_SET_PDEATHSIG still stops
+    // QEMU).
+    crate::rebuild::interrupt::install();
+    let _defer = crate::rebuild::interrupt::Defer::start();
+    crate::rebuild::interrupt::check("before the guest started")?;
     let start = Instant::now();
     let mut child = cmd.spawn().context("starting qemu-system-x86_64")?;
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
@@ -178,7 +184,12 @@ fn run(
     let mut console = Vec::new();
     let deadline = start + limit;
     let mut end = End::Exited;
+    let mut interrupted = None;
     loop {
+        if let Err(e) = crate::rebuild::interrupt::check("while the guest ran") {
+            interrupted = Some(e);
+            break;
+        }
         let now = Instant::now();
         let wait_until = match first_output {
             Some(f) if console.is_empty() => deadline.min(start + f),
@@ -188,7 +199,8 @@ fn run(
             end = End::TimedOut;
             break;
         }
-        match rx.recv_timeout(wait_until - now) {
+        // Short waits, so a signal is seen within a fifth of a second.
+        match rx.recv_timeout((wait_until - now).min(Duration::from_millis(200))) {
             Ok(bytes) => {
                 // A guest that floods the console is cut at 64 MiB rather than filling memory.
                 if console.len() < 64 << 20 {
@@ -199,7 +211,7 @@ fn run(
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
-    if end == End::TimedOut {
+    if end == End::TimedOut || interrupted.is_some() {
         // SAFETY: kill(2) on QEMU's own process group, which it leads.
         unsafe {
             libc::kill(-(child.id() as i32), libc::SIGKILL);
@@ -211,6 +223,9 @@ fn run(
         console.extend_from_slice(&bytes);
     }
     let qemu_stderr = err_reader.join().unwrap_or_default();
+    if let Some(e) = interrupted {
+        return Err(e.into());
+    }
     Ok(Boot {
         console: String::from_utf8_lossy(&console).replace('\r', ""),
         end,
