@@ -318,7 +318,7 @@ fn sigterm_while_the_guest_runs_stops_qemu_and_leaves_no_temporary_files() {
     let tmp = d.join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
     let _one = QEMU.lock().unwrap_or_else(|e| e.into_inner());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_klp-build"))
+    let child = Command::new(env!("CARGO_BIN_EXE_klp-build"))
         .arg("verify")
         .arg(&ko)
         .arg("--kernel")
