@@ -8,11 +8,14 @@
 //! - Debian 12's 6.12: `binfmt-misc.patch` (a fix in a module) passes with `--with-module
 //!   binfmt_misc`, loaded from the image's `.ko.xz` before the livepatch, and a check that reads
 //!   the patched status file; the same module given 6.1's kernel is refused before any boot.
+//! - the replace-set reference kernel, given as its built tree: a module built in that tree
+//!   passes, and the `pipe_read` fix with a blocked reader is named the same way;
 //! - SIGTERM while the guest runs: klp-build exits 130, QEMU is gone, and its temporary
 //!   initramfs too.
 //!
 //! Skips with a printed reason without the lab, and fails under `CI`.
 
+mod refkernel_support;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -358,5 +361,82 @@ fn sigterm_while_the_guest_runs_stops_qemu_and_leaves_no_temporary_files() {
         std::fs::read_dir(&tmp).unwrap().count(),
         0,
         "temporary files left in {tmp_s}"
+    );
+}
+
+#[test]
+fn verify_on_the_reference_kernel_tree_passes_a_good_module_and_names_a_blocked_reader() {
+    let name =
+        "verify_on_the_reference_kernel_tree_passes_a_good_module_and_names_a_blocked_reader";
+    let Some(kernel) = refkernel_support::ref_kernel(name) else {
+        return;
+    };
+    let d = scratch("refkernel");
+    let build_in_tree = |patch: &str, out: &str| -> PathBuf {
+        let ko = d.join(out);
+        let o = support::run::klp_build(
+            &d,
+            &[
+                "--diff".as_ref(),
+                support::inputs::patch(patch).as_os_str(),
+                "--source".as_ref(),
+                kernel.tree.as_os_str(),
+                "--symbols".as_ref(),
+                kernel.vmlinux.as_os_str(),
+                "--work-dir".as_ref(),
+                d.join(format!("work-{out}")).as_os_str(),
+                "-j".as_ref(),
+                "2".as_ref(),
+                "-o".as_ref(),
+                ko.as_os_str(),
+            ],
+        );
+        assert!(o.status.success(), "building {patch}: {}", describe(&o));
+        ko
+    };
+    let tree = kernel.tree.display().to_string();
+    let good = build_in_tree("fixes/new-function.patch", "livepatch-new-function.ko");
+    let check = script(
+        &d,
+        "check.sh",
+        "grep -qx 'klp-build: livepatched' /proc/version\n",
+    );
+    let (code, r, out) = verify(
+        &d,
+        &[
+            &good.display().to_string(),
+            "--kernel",
+            &tree,
+            "--check",
+            &check,
+        ],
+    );
+    assert_passed_every_step(code, &r, &out);
+    assert_eq!(r["kernel_release"], kernel.release.as_str());
+
+    let pipe = build_in_tree("pipe-read.patch", "livepatch-pipe-read.ko");
+    let setup = script(&d, "setup.sh", "sleep 1000 | cat > /dev/null &\nsleep 1\n");
+    let (code, r, out) = verify(
+        &d,
+        &[
+            &pipe.display().to_string(),
+            "--kernel",
+            &tree,
+            "--setup",
+            &setup,
+            "--transition-timeout",
+            "5",
+        ],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    let cat = r["blocking_tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["comm"] == "cat")
+        .unwrap_or_else(|| panic!("the blocked reader is not named: {out}"));
+    assert!(
+        cat["stack"][0].as_str().unwrap().contains("pipe_read+"),
+        "{out}"
     );
 }
