@@ -6,8 +6,13 @@
 //! not a reason the kernel refuses it). The kernel then loads that module, and what
 //! it has enabled afterwards is what the prediction said; a second `status` lists it alone.
 //!
+//! On the replace-set reference kernel, with set 1 (`cmdline.patch`) and set 2 (`ksysfs.patch`)
+//! enabled, a new set-2 module (`proc-tty.patch`) is predicted to replace set 2 only and to stay
+//! beside set 1, and the kernel then does exactly that.
+//!
 //! Skips with a printed reason without the lab, and fails under `CI`.
 
+mod refkernel_support;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -16,9 +21,14 @@ use std::process::Command;
 use support::run::describe;
 use support::Lab;
 
-fn scratch() -> PathBuf {
+/// A fresh directory of one test (the tests of this file run in parallel).
+fn scratch(name: &str) -> PathBuf {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let d = tmp.parent().unwrap_or(tmp).join("klp-e2e-status");
+    let d = tmp
+        .parent()
+        .unwrap_or(tmp)
+        .join("klp-e2e-status")
+        .join(name);
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -99,7 +109,7 @@ fn status_in_the_guest_lists_the_enabled_patches_and_predicts_what_the_kernel_th
     let Some(lab) = support::lab(name) else {
         return;
     };
-    let d = scratch();
+    let d = scratch("6.1");
     let a = build(lab, &d, "cmdline.patch", &[]);
     let b = build(lab, &d, "proc-tty.patch", &["--no-replace"]);
     let c = build(lab, &d, "ksysfs.patch", &[]);
@@ -187,4 +197,102 @@ echo STATUS2-END
     support::schemas::assert_valid("status", &status2, "status");
     assert_eq!(names(&status2), ["livepatch_ksysfs"], "{status2:#}");
     assert_eq!(status2["new"], serde_json::Value::Null);
+}
+
+#[test]
+fn status_on_the_reference_kernel_predicts_a_replace_within_one_set_beside_another() {
+    let name = "status_on_the_reference_kernel_predicts_a_replace_within_one_set_beside_another";
+    let Some(kernel) = refkernel_support::ref_kernel(name) else {
+        return;
+    };
+    let d = scratch("refkernel");
+    let build_set = |patch: &str, set: &str| -> PathBuf {
+        let stem = patch.trim_end_matches(".patch");
+        let ko = d.join(format!("livepatch-{stem}.ko"));
+        let o = support::run::klp_build(
+            &d,
+            &[
+                "--diff".as_ref(),
+                support::inputs::patch(patch).as_os_str(),
+                "--source".as_ref(),
+                kernel.tree.as_os_str(),
+                "--symbols".as_ref(),
+                kernel.vmlinux.as_os_str(),
+                "--replace-set".as_ref(),
+                set.as_ref(),
+                "--work-dir".as_ref(),
+                d.join(format!("work-{stem}")).as_os_str(),
+                "-j".as_ref(),
+                "2".as_ref(),
+                "-o".as_ref(),
+                ko.as_os_str(),
+            ],
+        );
+        assert!(o.status.success(), "building {patch}: {}", describe(&o));
+        ko
+    };
+    let mut files = binary_and_libraries(&d);
+    files.push(build_set("cmdline.patch", "1"));
+    files.push(build_set("ksysfs.patch", "2"));
+    files.push(build_set("proc-tty.patch", "2"));
+    let script = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/e2e/lib.sh"),
+    )
+    .unwrap()
+        + r#"
+kb() { /modules/ld-linux-x86-64.so.2 --library-path /modules /modules/klp-build "$@"; }
+load_patch livepatch-cmdline
+load_patch livepatch-ksysfs
+echo STATUS-BEGIN
+kb status /modules/livepatch-proc-tty.ko --modules /modules --report json || true
+echo STATUS-END
+load_patch livepatch-proc-tty
+i=0
+while [ "$(ls /sys/kernel/livepatch | wc -l)" != 2 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+echo "AFTER: $(ls /sys/kernel/livepatch | tr '\n' ' ')"
+"#;
+    let boot = refkernel_support::boot(kernel, "status-refkernel", &files, &script, 600)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(boot.passed, "{}:\n{}", boot.log_file.display(), boot.log);
+    let before = section(&boot.log, "STATUS");
+    support::schemas::assert_valid("status", &before, "status NEW.ko");
+    assert_eq!(
+        names(&before),
+        ["livepatch_cmdline", "livepatch_ksysfs"],
+        "{before:#}"
+    );
+    assert_eq!(
+        before["patches"][0]["replace"], "replace set 1",
+        "{before:#}"
+    );
+    assert_eq!(
+        before["patches"][1]["replace"], "replace set 2",
+        "{before:#}"
+    );
+    let new = &before["new"];
+    assert_eq!(new["loads"], true, "{new:#}");
+    assert_eq!(
+        new["replaces"],
+        serde_json::json!(["livepatch_ksysfs"]),
+        "{new:#}"
+    );
+    assert_eq!(
+        new["coexists"],
+        serde_json::json!(["livepatch_cmdline"]),
+        "{new:#}"
+    );
+    let mut after: Vec<&str> = boot
+        .log
+        .lines()
+        .find_map(|l| l.strip_prefix("AFTER: "))
+        .unwrap_or_else(|| panic!("no AFTER line:\n{}", boot.log))
+        .split_whitespace()
+        .collect();
+    after.sort_unstable();
+    assert_eq!(
+        after,
+        ["livepatch_cmdline", "livepatch_proc_tty"],
+        "{}",
+        boot.log
+    );
 }
