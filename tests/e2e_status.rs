@@ -209,25 +209,14 @@ fn status_on_the_reference_kernel_predicts_a_replace_within_one_set_beside_anoth
     let build_set = |patch: &str, set: &str| -> PathBuf {
         let stem = patch.trim_end_matches(".patch");
         let ko = d.join(format!("livepatch-{stem}.ko"));
-        let o = support::run::klp_build(
-            &d,
-            &[
-                "--diff".as_ref(),
-                support::inputs::patch(patch).as_os_str(),
-                "--source".as_ref(),
-                kernel.tree.as_os_str(),
-                "--symbols".as_ref(),
-                kernel.vmlinux.as_os_str(),
-                "--replace-set".as_ref(),
-                set.as_ref(),
-                "--work-dir".as_ref(),
-                d.join(format!("work-{stem}")).as_os_str(),
-                "-j".as_ref(),
-                "2".as_ref(),
-                "-o".as_ref(),
-                ko.as_os_str(),
-            ],
+        let mut args = refkernel_support::klp_build_args(
+            kernel,
+            &support::inputs::patch(patch),
+            &d.join(format!("work-{stem}")),
+            &ko,
         );
+        args.extend(["--replace-set".into(), set.into()]);
+        let o = support::run::klp_build(&d, &args);
         assert!(o.status.success(), "building {patch}: {}", describe(&o));
         ko
     };

@@ -374,23 +374,13 @@ fn verify_on_the_reference_kernel_tree_passes_a_good_module_and_names_a_blocked_
     let d = scratch("refkernel");
     let build_in_tree = |patch: &str, out: &str| -> PathBuf {
         let ko = d.join(out);
-        let o = support::run::klp_build(
-            &d,
-            &[
-                "--diff".as_ref(),
-                support::inputs::patch(patch).as_os_str(),
-                "--source".as_ref(),
-                kernel.tree.as_os_str(),
-                "--symbols".as_ref(),
-                kernel.vmlinux.as_os_str(),
-                "--work-dir".as_ref(),
-                d.join(format!("work-{out}")).as_os_str(),
-                "-j".as_ref(),
-                "2".as_ref(),
-                "-o".as_ref(),
-                ko.as_os_str(),
-            ],
+        let args = refkernel_support::klp_build_args(
+            kernel,
+            &support::inputs::patch(patch),
+            &d.join(format!("work-{out}")),
+            &ko,
         );
+        let o = support::run::klp_build(&d, &args);
         assert!(o.status.success(), "building {patch}: {}", describe(&o));
         ko
     };

@@ -19,6 +19,28 @@ use std::sync::{Mutex, OnceLock};
 
 use anyhow::{bail, Context, Result};
 
+/// `--diff <patch> --source <tree> --symbols <vmlinux> --work-dir <work> -j 2 -o <ko>`: a
+/// klp-build command line that builds inside the reference tree, but for options of the test's
+/// own.
+pub fn klp_build_args(
+    kernel: &RefKernel,
+    patch: &Path,
+    work: &Path,
+    ko: &Path,
+) -> Vec<std::ffi::OsString> {
+    [
+        ("--diff", patch.as_os_str()),
+        ("--source", kernel.tree.as_os_str()),
+        ("--symbols", kernel.vmlinux.as_os_str()),
+        ("--work-dir", work.as_os_str()),
+        ("-j", "2".as_ref()),
+        ("-o", ko.as_os_str()),
+    ]
+    .into_iter()
+    .flat_map(|(option, value)| [option.into(), value.to_os_string()])
+    .collect()
+}
+
 /// The built reference kernel (the keys `lab/refkernel.sh` prints).
 #[derive(Debug, Clone)]
 pub struct RefKernel {
