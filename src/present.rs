@@ -87,6 +87,19 @@ pub fn field_max(s: &str, max: usize) -> String {
     out
 }
 
+/// A whole text report whose lines quote what a guest, a kernel or a module printed (console
+/// lines, task names, stacks): each line through [`field_max`] (at four fields' length), so none
+/// of it reaches the terminal as a control sequence. Idempotent: escaping adds no control
+/// characters.
+pub fn escape_lines(text: &str) -> String {
+    let mut out = String::new();
+    for l in text.lines() {
+        out.push_str(&field_max(l, 4 * FIELD_MAX));
+        out.push('\n');
+    }
+    out
+}
+
 /// [`field_max`] with [`FIELD_MAX`].
 pub fn field(s: &str) -> String {
     field_max(s, FIELD_MAX)
@@ -280,4 +293,22 @@ pub fn build_text(r: &BuildReport) -> String {
         r.kernel_release
     ));
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A guest's console line with a colour escape and a carriage return cannot reach the
+    /// terminal raw; lines stay lines; escaping twice changes nothing.
+    #[test]
+    fn escape_lines_escapes_controls_per_line_and_is_idempotent() {
+        let raw = "verify x: FAIL\n      \x1b[31mWARNING\r forged\n  fail: tab\there\n";
+        let once = escape_lines(raw);
+        assert_eq!(
+            once,
+            "verify x: FAIL\n      \\e[31mWARNING\\r forged\n  fail: tab\\there\n"
+        );
+        assert_eq!(escape_lines(&once), once);
+    }
 }

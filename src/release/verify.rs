@@ -158,7 +158,7 @@ pub fn run(args: &ReleaseVerifyArgs) -> anyhow::Result<u8> {
                 }
             }
             s += &format!("release {}: {}\n", out.release, out.verdict.to_uppercase());
-            crate::stdout::write(&s)?;
+            crate::stdout::write(&crate::present::escape_lines(&s))?;
         }
     }
     Ok(if pass { 0 } else { 1 })

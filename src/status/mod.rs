@@ -92,7 +92,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<u8> {
     let status = status(live, &root, &args.modules, new);
     match args.report {
         ReportFormat::Json => crate::stdout::writeln(&serde_json::to_string_pretty(&status)?)?,
-        ReportFormat::Text => crate::stdout::write(&text(&status))?,
+        ReportFormat::Text => crate::stdout::write(&crate::present::escape_lines(&text(&status)))?,
     }
     Ok(match &status.new {
         Some(p) if !p.loads => 1,

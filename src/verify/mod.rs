@@ -117,7 +117,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<u8> {
         ReportFormat::Json => {
             crate::stdout::writeln(&serde_json::to_string_pretty(&report)?)?;
         }
-        ReportFormat::Text => crate::stdout::write(&text(&report))?,
+        ReportFormat::Text => crate::stdout::write(&crate::present::escape_lines(&text(&report)))?,
     }
     Ok(if report.verdict == "pass" { 0 } else { 1 })
 }
@@ -454,7 +454,8 @@ fn transition_of(step: &str) -> &str {
     }
 }
 
-/// The text report.
+/// The text report, unescaped: its callers print it through [`crate::present::escape_lines`],
+/// since it quotes the guest's console.
 pub fn text(r: &VerifyReport) -> String {
     let mut s = format!(
         "verify {} on {} ({}, {:.1} s): {}\n",
@@ -495,7 +496,11 @@ pub fn text(r: &VerifyReport) -> String {
     }
     if let Some(c) = &r.check {
         if c.exit != Some(0) {
-            s += &format!("  check script exit {:?}, its output:\n", c.exit);
+            let exit = c.exit.map_or_else(
+                || "unknown (the guest died in it)".to_string(),
+                |e| e.to_string(),
+            );
+            s += &format!("  check script exit {exit}, its output:\n");
             for l in c.output.iter().rev().take(20).rev() {
                 s += &format!("      {l}\n");
             }
