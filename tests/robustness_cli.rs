@@ -695,3 +695,41 @@ fn walk(d: &Path) -> Vec<String> {
     }
     out
 }
+
+/// `verify --console` naming the module or a guest script is refused before anything is read or
+/// booted, and the file is left as it was.
+#[test]
+fn verify_console_that_is_an_input_is_refused_and_the_input_kept() {
+    let d = tempfile::tempdir().unwrap();
+    let module = d.path().join("livepatch-x.ko");
+    let check = d.path().join("check.sh");
+    fs::write(&module, b"not even a module").unwrap();
+    fs::write(&check, b"true\n").unwrap();
+    for (console, named) in [
+        (module.as_path(), "the input MODULE"),
+        (check.as_path(), "the input --check"),
+    ] {
+        let o = run(
+            d.path(),
+            &[
+                os("verify"),
+                module.as_os_str(),
+                os("--kernel"),
+                os("/nonexistent/bzImage"),
+                os("--check"),
+                check.as_os_str(),
+                os("--console"),
+                console.as_os_str(),
+            ],
+        );
+        // A usage error, as for -o naming an input.
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("--console {}: is {named}", console.display())),
+            "{}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(fs::read(&module).unwrap(), b"not even a module");
+    assert_eq!(fs::read(&check).unwrap(), b"true\n");
+}

@@ -269,6 +269,16 @@ fn with_modules(dir: &Path, names: &[String]) -> anyhow::Result<Vec<(String, Vec
 
 /// Checks, boots and judges.
 pub fn verify(args: &Request, progress: &mut dyn Progress) -> anyhow::Result<VerifyReport> {
+    if let Some(out) = args.console {
+        let mut inputs: Vec<(&str, &Path)> = vec![("MODULE", args.module)];
+        if let Some(c) = &args.guest.check {
+            inputs.push(("--check", c));
+        }
+        if let Some(c) = &args.guest.setup {
+            inputs.push(("--setup", c));
+        }
+        crate::plan::check_output_is_no_input("--console", out, &inputs)?;
+    }
     let inputs = read_inputs(args)?;
     // The guest's tools before the kernel, whose resolution may download packages.
     let mut ramfs = initramfs::Initramfs::busybox()?;
