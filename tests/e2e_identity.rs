@@ -38,7 +38,7 @@ fn identity(lab: &support::Lab, rel: &str) -> ObjectDiff {
             continue;
         }
         let os = d.twins.orig(ps).expect("an object is its own twin");
-        if diff::has_fentry(&d.orig, os) {
+        if diff::checks::has_fentry(&d.orig, os) {
             all.push(Changed {
                 sym: ps,
                 orig: os,

@@ -6,15 +6,16 @@
 //! is a line value ([`super::line_only`]); equality never depends on symbol indices, string
 //! offsets or section numbering.
 
-use std::collections::HashMap;
-
 use crate::elf::{ElfObject, Orig, Patched, Role, SectionId, SymbolId};
 
 use super::aux_code;
-use super::correlate::{bytes_and_targets, dont_correlate, strip_suffix, Twins};
+use super::correlate::{dont_correlate, Twins};
+use super::decode::Decoded;
 use super::entries::{entry_bytes, entry_relocs, Entries, Entry, BUG_ENTRY_LINE, BUG_ENTRY_SIZE};
+use super::fingerprint::bytes_and_targets;
 use super::line_only;
-use super::reloc_target::{resolve, InsnEnds, RelocTarget};
+use super::names::strip_suffix;
+use super::reloc_target::{resolve, RelocTarget};
 
 /// The byte range of a symbol in its section.
 /// `None` for a symbol not defined in a section; the reader checked that the range lies in it.
@@ -32,42 +33,6 @@ pub fn relocs_in<R: Role>(
     end: u64,
 ) -> Vec<&crate::elf::Reloc<R>> {
     obj.relocs_between(sec, start, end)
-}
-
-/// Decoded instruction ends of every text section, computed once per object.
-pub struct Decoded<R: Role>(HashMap<SectionId<R>, InsnEnds>);
-
-impl<R: Role> Decoded<R> {
-    /// Decodes the functions of `obj`, each from its own start (sections can hold several).
-    pub fn new(obj: &ElfObject<R>) -> Self {
-        let mut m: HashMap<SectionId<R>, Vec<u64>> = HashMap::new();
-        for (_, s) in obj.live_symbols() {
-            if let (true, Some(sec)) = (s.is_func(), s.section_id()) {
-                let data = obj.data(sec);
-                let (a, b) = (
-                    s.st_value as usize,
-                    (s.st_value.saturating_add(s.st_size) as usize).min(data.len()),
-                );
-                if a < b {
-                    let ends = InsnEnds::decode(&data[a..b], s.st_value);
-                    m.entry(sec).or_default().extend_from_slice(ends.ends());
-                }
-            }
-        }
-        Decoded(
-            m.into_iter()
-                .map(|(k, mut v)| {
-                    v.sort_unstable();
-                    v.dedup();
-                    (k, InsnEnds::from_vec(v))
-                })
-                .collect(),
-        )
-    }
-    /// The instruction ends of `sec`, if it is code.
-    pub fn get(&self, sec: SectionId<R>) -> Option<&InsnEnds> {
-        self.0.get(&sec)
-    }
 }
 
 /// What comparing a function with its twin found.

@@ -9,8 +9,10 @@ use serde::Serialize;
 
 use crate::elf::{ElfObject, Orig, Patched, SymbolId};
 
-use super::changed::Decoded;
+use super::decode::Decoded;
 use super::exclude;
+use super::fingerprint::{bytes_and_targets, contents};
+use super::names::{part_parent, strip_suffix};
 use super::reloc_target::{resolve, RelocTarget};
 
 /// The funnel rule that paired two symbols, recorded for the report (`diff --report json` and
@@ -92,25 +94,6 @@ impl Twins {
     pub fn is_empty(&self) -> bool {
         self.to_orig.is_empty()
     }
-}
-
-/// Removes compiler-numbered suffixes: `.NNN` (static locals, `.isra.0` keeps its own name up to the
-/// number only when a further `.N` follows) and the digits that end `__UNIQUE_ID_<name>NNN`.
-pub fn strip_suffix(name: &str) -> &str {
-    let mut s = name;
-    if let Some(dot) = s.rfind('.') {
-        let tail = &s[dot + 1..];
-        let clone = [".constprop", ".isra", ".part", ".cold", ".lto_priv"]
-            .iter()
-            .any(|c| s[..dot].ends_with(c));
-        if !tail.is_empty() && tail.bytes().all(|b| b.is_ascii_digit()) && !clone {
-            s = &s[..dot];
-        }
-    }
-    if s.starts_with("__UNIQUE_ID_") {
-        s = s.trim_end_matches(|c: char| c.is_ascii_digit());
-    }
-    s
 }
 
 /// Symbols that take part in correlation: named, not section or file symbols.
@@ -485,52 +468,6 @@ fn fingerprint<R: crate::elf::Role>(
         .clone()
 }
 
-/// The contents of a read-only data symbol: its bytes and, per relocation, its offset, type and
-/// target (a string by its bytes, a symbol by its name without gcc's number). `None` for code,
-/// writable data and empty symbols.
-pub fn contents<R: crate::elf::Role>(obj: &ElfObject<R>, s: SymbolId<R>) -> Option<String> {
-    let sym = obj.symbol(s);
-    let sec = sym.section_id()?;
-    let section = obj.section(sec);
-    if sym.st_size == 0
-        || !sym.is_object()
-        || section.sh_flags & u64::from(object::elf::SHF_WRITE) != 0
-        || section.is_text()
-    {
-        return None;
-    }
-    bytes_and_targets(obj, s)
-}
-
-/// A symbol's bytes and, per relocation, its offset, type and target, as [`contents`] gives
-/// them, for any defined symbol.
-pub fn bytes_and_targets<R: crate::elf::Role>(
-    obj: &ElfObject<R>,
-    s: SymbolId<R>,
-) -> Option<String> {
-    let sym = obj.symbol(s);
-    let sec = sym.section_id()?;
-    let (a, b) = (sym.st_value, sym.st_value.checked_add(sym.st_size)?);
-    let mut fp = format!("{:x?}", obj.data(sec).get(a as usize..b as usize)?);
-    let mut relocs: Vec<_> = obj
-        .relocs_of(sec)
-        .iter()
-        .filter(|r| r.r_offset >= a && r.r_offset < b)
-        .collect();
-    relocs.sort_by_key(|r| r.r_offset);
-    for r in relocs {
-        let target = match resolve(obj, sec, r, None) {
-            RelocTarget::Symbol(t, off) => {
-                format!("{}{off:+}", strip_suffix(&obj.symbol(t).name))
-            }
-            RelocTarget::String(_, bytes) => format!("{bytes:?}"),
-            RelocTarget::Section(t, off) => format!("{}{off:+}", obj.section(t).name),
-        };
-        fp.push_str(&format!(";{:x}:{}:{target}", r.r_offset - a, r.r_type));
-    }
-    Some(fp)
-}
-
 /// The last resort: the symbols left with one stripped name, paired in object order when both
 /// sides have as many, of the same kinds; never for gated symbols. Warned about in the report.
 fn position(f: &mut Funnel<'_>) -> usize {
@@ -603,13 +540,12 @@ impl<R: crate::elf::Role> Users<R> {
             if !obj.section(*target).is_text() {
                 continue;
             }
-            let funcs = FuncIndex::new(obj, *target);
             for r in relocs {
                 let RelocTarget::Symbol(s, _) = resolve(obj, *target, r, dec.get(*target)) else {
                     continue;
                 };
-                let user = funcs
-                    .at(r.r_offset)
+                let user = obj
+                    .func_at(*target, r.r_offset)
                     .map(|f| *owners.entry(f).or_insert_with(|| owner(obj, f)));
                 let scope = m.entry(s).or_insert_with(|| Some(Vec::new()));
                 match (user, scope.as_mut()) {
@@ -639,55 +575,8 @@ impl<R: crate::elf::Role> Users<R> {
 /// when the object has `foo`. ext4_put_super() of fs/ext4/super.o refers to its `__func__.435`
 /// from its body and from `ext4_put_super.cold`: both are the one function's scope.
 fn owner<R: crate::elf::Role>(obj: &ElfObject<R>, f: SymbolId<R>) -> SymbolId<R> {
-    let name = &obj.symbol(f).name;
-    let parent = super::cold_parent(name).or_else(|| {
-        let (base, n) = name.rsplit_once(".part.")?;
-        n.bytes().all(|b| b.is_ascii_digit()).then_some(base)
-    });
-    parent
+    part_parent(&obj.symbol(f).name)
         .and_then(|p| obj.symbol_by_name(p))
         .filter(|&p| obj.symbol(p).is_func())
         .unwrap_or(f)
-}
-
-/// The functions of one section sorted by start, to find the function at an offset by binary
-/// search rather than by a scan of the symbol table per relocation.
-struct FuncIndex<R: crate::elf::Role>(Vec<(u64, u64, SymbolId<R>)>);
-
-impl<R: crate::elf::Role> FuncIndex<R> {
-    fn new(obj: &ElfObject<R>, sec: crate::elf::SectionId<R>) -> Self {
-        let mut v: Vec<_> = obj
-            .live_symbols()
-            .filter(|(_, s)| s.is_func() && s.section_id() == Some(sec))
-            .map(|(i, s)| (s.st_value, s.st_value.saturating_add(s.st_size), i))
-            .collect();
-        v.sort_unstable_by_key(|&(a, _, i)| (a, i));
-        FuncIndex(v)
-    }
-
-    /// The first function (in symbol order, as [`crate::diff::func_at`]) covering `off`.
-    fn at(&self, off: u64) -> Option<SymbolId<R>> {
-        let n = self.0.partition_point(|&(a, _, _)| a <= off);
-        self.0[..n]
-            .iter()
-            .filter(|&&(_, b, _)| off < b)
-            .map(|&(_, _, i)| i)
-            .min()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::strip_suffix;
-
-    #[test]
-    fn suffixes() {
-        assert_eq!(strip_suffix("__key.12"), "__key");
-        assert_eq!(strip_suffix("__already_done.5"), "__already_done");
-        assert_eq!(strip_suffix("foo.constprop.0"), "foo.constprop.0");
-        assert_eq!(strip_suffix("foo.isra.0"), "foo.isra.0");
-        assert_eq!(strip_suffix("foo.cold"), "foo.cold");
-        assert_eq!(strip_suffix("__UNIQUE_ID_ddebug412"), "__UNIQUE_ID_ddebug");
-        assert_eq!(strip_suffix("cmdline_proc_show"), "cmdline_proc_show");
-    }
 }

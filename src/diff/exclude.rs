@@ -2,7 +2,7 @@
 //! symbol or section name. Output: yes or no. Invariant: each rule names the kernel construct that
 //! motivated it.
 
-use super::correlate::strip_suffix;
+use super::names::strip_suffix;
 
 /// Static locals that each copy of a function may own privately: a new copy in the livepatch
 /// module is harmless and referring to the kernel's instance is impossible (they are often not in

@@ -12,10 +12,11 @@ use serde::Serialize;
 
 use crate::elf::{ElfObject, Orig, Patched, Reloc, Role, SectionId, SymbolId};
 
-use super::changed::{describe, range, relocs_in, same_target, Decoded, Pair, Verdict};
+use super::changed::{describe, range, relocs_in, same_target, Pair, Verdict};
+use super::decode::Decoded;
 use super::entries::Entries;
 use super::reloc_target::{resolve, RelocTarget};
-use super::ObjectDiff;
+use super::result::ObjectDiff;
 
 /// Why a function counts as changed (or line-only).
 #[derive(Debug, Clone, Serialize)]
@@ -104,13 +105,12 @@ pub fn explain(d: &ObjectDiff, name: &str) -> Result<Explanation, NotExplained> 
     let (Some(o), Some(rule)) = (d.twins.orig(p), d.twins.rule(p)) else {
         return Err(NotExplained::Added(name.into()));
     };
-    let dec = (Decoded::new(orig), Decoded::new(patched));
     let ent = (Entries::new(orig), Entries::new(patched));
     let pair = Pair {
         orig,
         patched,
         twins: &d.twins,
-        dec: (&dec.0, &dec.1),
+        dec: (&d.decoded.0, &d.decoded.1),
         entries: (&ent.0, &ent.1),
     };
     let (verdict, why) = match pair.function(o, p) {

@@ -10,7 +10,7 @@
 use crate::elf::{ElfObject, Location, Patched, SectionId, SymbolId};
 use crate::keys;
 
-use super::{func_at, Changed, Finding};
+use super::result::{Changed, Finding};
 
 /// `KPATCH_IGNORE_FUNCTION`'s section.
 pub const IGNORE_FUNCTIONS_SECTION: &str = ".kpatch.ignore.functions";
@@ -86,7 +86,7 @@ fn marked_functions(
             Some(_) if t.is_func() && r.r_addend == 0 => Some(r.sym),
             Some(tsec) if t.is_section() => u64::try_from(r.r_addend)
                 .ok()
-                .and_then(|off| func_at(p, tsec, off))
+                .and_then(|off| p.func_at(tsec, off))
                 .filter(|&f| p.symbol(f).st_value as i64 == r.r_addend),
             _ => None,
         };

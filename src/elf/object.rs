@@ -253,6 +253,13 @@ impl<R: Role> ElfObject<R> {
 
     /// The live symbols defined in section `sec`, by value (ties in id order).
     pub fn symbols_in(&self, sec: SectionId<R>) -> impl Iterator<Item = (SymbolId<R>, &Symbol<R>)> {
+        self.in_section(sec)
+            .iter()
+            .map(|&i| (SymbolId::new(i), &self.symbols[i]))
+    }
+
+    /// The ids of the live symbols of `sec`, by value (ties in id order), from `by_section`.
+    fn in_section(&self, sec: SectionId<R>) -> &[usize] {
         let index = self.by_section.get_or_init(|| {
             let mut m: HashMap<usize, Vec<usize>> = HashMap::new();
             for (id, s) in self.live_symbols() {
@@ -265,11 +272,24 @@ impl<R: Role> ElfObject<R> {
             }
             m
         });
-        index
-            .get(&sec.index())
-            .map_or(&[][..], Vec::as_slice)
+        index.get(&sec.index()).map_or(&[][..], Vec::as_slice)
+    }
+
+    /// The function of `sec` that covers `off`, the first in symbol order where several do
+    /// (aliases: `__x64_sys_getegid` and `__do_sys_getegid` share their code). A binary search
+    /// in [`ElfObject::symbols_in`]'s index: the relocations of kernel/sched/core.o each asked
+    /// this with a scan of the symbol table.
+    pub fn func_at(&self, sec: SectionId<R>, off: u64) -> Option<SymbolId<R>> {
+        let ids = self.in_section(sec);
+        let n = ids.partition_point(|&i| self.symbols[i].st_value <= off);
+        ids[..n]
             .iter()
-            .map(|&i| (SymbolId::new(i), &self.symbols[i]))
+            .filter(|&&i| {
+                let s = &self.symbols[i];
+                s.is_func() && off < s.st_value.saturating_add(s.st_size)
+            })
+            .min()
+            .map(|&i| SymbolId::new(i))
     }
 
     /// Ids and sections that are not deleted, null section excluded.

@@ -10,7 +10,7 @@ use std::fmt;
 
 use object::elf;
 
-use crate::diff::{func_at, Finding};
+use crate::diff::Finding;
 use crate::elf::{ElfObject, Location, Patched, SymbolId};
 use crate::keys;
 
@@ -158,7 +158,7 @@ pub fn registrations(p: &ElfObject<Patched>) -> Result<Vec<Registration>, Vec<Fi
             Some(_) if t.is_func() && r.r_addend == 0 => Some(r.sym),
             Some(tsec) if t.is_section() => u64::try_from(r.r_addend)
                 .ok()
-                .and_then(|off| func_at(p, tsec, off))
+                .and_then(|off| p.func_at(tsec, off))
                 .filter(|&f| p.symbol(f).st_value as i64 == r.r_addend),
             _ => None,
         };

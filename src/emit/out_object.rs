@@ -9,12 +9,13 @@ use std::collections::{HashMap, VecDeque};
 use object::elf;
 
 use crate::diff::aux_code;
-use crate::diff::changed::{relocs_in, Decoded};
+use crate::diff::changed::relocs_in;
+use crate::diff::names::cold_parent;
 use crate::diff::reloc_target::{addend_bias, resolve, RelocTarget};
 use crate::diff::special::{
     alt_replacement, classify, entry_bytes_at, layout, Replacement, Special,
 };
-use crate::diff::{cold_parent, exclude, Finding, ObjectDiff};
+use crate::diff::{exclude, Finding, ObjectDiff};
 use crate::elf::{
     Content, ElfObject, Location, Orig, Out, Patched, Reloc, Section, SectionId, SymSection,
     Symbol, SymbolId,
@@ -80,7 +81,6 @@ fn is_ubsan_data(name: &str) -> bool {
 
 struct Cloner<'a> {
     d: &'a ObjectDiff,
-    dec: Decoded<Patched>,
     out: ElfObject<Out>,
     syms: HashMap<SymbolId<Patched>, SymbolId<Out>>,
     /// Included ranges: patched section and start -> out section (start is 0 there).
@@ -105,7 +105,6 @@ struct Cloner<'a> {
 pub fn extract(d: &ObjectDiff, tag: &str) -> Result<OutObject, Vec<Finding>> {
     let mut c = Cloner {
         d,
-        dec: Decoded::new(&d.patched),
         out: ElfObject::new(d.object.clone()),
         syms: HashMap::new(),
         ranges: Vec::new(),
@@ -317,8 +316,8 @@ impl<'a> Cloner<'a> {
             return;
         }
         let p = self.p();
-        let t = resolve(p, sec, r, self.dec.get(sec));
-        let bias = addend_bias(p, sec, r, self.dec.get(sec));
+        let t = resolve(p, sec, r, self.d.decoded.1.get(sec));
+        let bias = addend_bias(p, sec, r, self.d.decoded.1.get(sec));
         let (sym, addend) = match t {
             RelocTarget::Symbol(ts, toff) => {
                 let to = if self.should_include(ts) {
