@@ -6,6 +6,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// A usage error: the command line asks for something impossible or incomplete (exit 2, like
+/// clap's own usage errors).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
 /// Build a livepatch module from kernel source diffs, rebuilding only what they touch.
 #[derive(Debug, Parser)]
 #[command(name = "klp-build", version, args_conflicts_with_subcommands = true)]
@@ -247,7 +253,7 @@ pub struct BuildArgs {
     pub no_replace: bool,
     /// A `klp_state` the module declares, `ID[:VERSION]` (version 0 when omitted); repeatable.
     #[arg(long = "state", value_name = "ID[:VERSION]")]
-    pub states: Vec<crate::emit::spec::StateSpec>,
+    pub states: Vec<crate::contract::spec::StateSpec>,
     /// The module this release follows (a cumulative predecessor): apply `klp-build check` against
     /// it before building; repeatable.
     #[arg(long, value_name = "OLD.ko")]

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::emit::spec::{ReplaceMode, StateSpec};
+use crate::contract::spec::{ReplaceMode, StateSpec};
 use crate::patch::{Fix, PlannedFile, SkippedFile};
 use crate::plan::Plan;
 use crate::rebuild::PlannedObject;

@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod contract;
 pub mod diff;
 pub mod dry_run;
 pub mod elf;

@@ -21,11 +21,11 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::check::CheckReport;
+use crate::contract::manifest::{self, Manifest, ManifestFunc};
+use crate::contract::spec::ModuleSpec;
 use crate::diff::{self, Finding, ObjectDiff};
-use crate::emit::manifest::{self, Manifest, ManifestFunc};
 use crate::emit::module::EmittedObject;
 use crate::emit::post_link::PostLink;
-use crate::emit::spec::ModuleSpec;
 use crate::kernel::symbols::SymbolListing;
 use crate::kernel::symvers::Exports;
 use crate::patch::Fix;
@@ -250,7 +250,7 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> 
         anyhow::anyhow!(
             "-o {}: {}; the built module is {} (the work dir is kept)",
             plan.output.display(),
-            crate::plan::io_reason(&e),
+            crate::input::io_reason(&e),
             module.path.display()
         )
     })?;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 
 use crate::cli::{BuildArgs, ReportFormat};
-use crate::emit::spec::{self, ModuleSpec, ReplaceRequest};
+use crate::contract::spec::{self, ModuleSpec, ReplaceRequest};
 use crate::input::Kind;
 use crate::kernel::config::KConfig;
 use crate::kernel::livepatch_api::LivepatchApi;
@@ -53,11 +53,7 @@ pub struct Plan {
     pub patches: crate::patch::PatchPlan,
 }
 
-/// A usage error: the command line asks for something impossible or incomplete (exit 2, like
-/// clap's own usage errors).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
+use crate::cli::UsageError;
 
 impl Plan {
     /// Resolves and checks `args`; see the module doc for the order.

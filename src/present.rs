@@ -39,7 +39,7 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
     if is_quiet(e) {
         return crate::stdout::EXIT_CLOSED;
     }
-    if e.downcast_ref::<crate::plan::UsageError>().is_some() {
+    if e.downcast_ref::<crate::cli::UsageError>().is_some() {
         return EXIT_USAGE;
     }
     if e.chain().any(|c| {

@@ -8,8 +8,8 @@
 use schemars::{JsonSchema, Schema};
 use serde::Serialize;
 
+use crate::contract::manifest::{self, Manifest};
 use crate::dry_run::DryRun;
-use crate::emit::manifest::{self, Manifest};
 use crate::pipeline::BuildReport;
 use crate::present::{NotBuilt, REPORT_SCHEMA_VERSION};
 use crate::release::index::{self, Index};

@@ -1,7 +1,7 @@
 //! `klp-build check` and `inspect` on real modules, compared with golden outputs in
 //! `testdata/check/*.golden`. The modules are the kernel's own `samples/livepatch` built with kbuild
 //! against the lab's Debian 6.1 headers (modules of another tool: no `.klp_build.manifest`), and
-//! copies of the sample stamped with manifests through `emit::manifest::attach`, as klp-build stamps
+//! copies of the sample stamped with manifests through `contract::manifest::attach`, as klp-build stamps
 //! its modules, for the release scenarios of replace-set.md. The goldens are compared exactly;
 //! `KLP_BLESS=1 cargo test --test check_golden` rewrites them (and the test then fails, so a
 //! regeneration is never silent).
@@ -13,9 +13,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use klp_build::check::{self, Livepatch};
+use klp_build::contract::manifest::{self, Manifest, ManifestFunc, SCHEMA_VERSION};
+use klp_build::contract::spec::{ReplaceMode, SetField, StateSpec};
 use klp_build::elf::{read_file, Any, Content, ElfObject};
-use klp_build::emit::manifest::{self, Manifest, ManifestFunc, SCHEMA_VERSION};
-use klp_build::emit::spec::{ReplaceMode, SetField, StateSpec};
 use klp_build::patch::Fix;
 
 /// The samples built, once per test process.

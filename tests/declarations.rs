@@ -9,9 +9,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use klp_build::emit::abi;
+use klp_build::contract::abi;
+use klp_build::contract::spec::StateSpec;
 use klp_build::emit::declarations;
-use klp_build::emit::spec::StateSpec;
 use object::{Object, ObjectSection};
 
 /// Compiles `text` as `name` with klp-build.h on the include path; `Err(stderr)` on failure.

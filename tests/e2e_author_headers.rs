@@ -16,8 +16,8 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use klp_build::contract::abi;
 use klp_build::elf::{read_file, Patched};
-use klp_build::emit::abi;
 use klp_build::emit::callbacks::{registrations, Kind};
 use klp_build::emit::tables::{tables_object_with, CallbackEntry, FuncEntry};
 

@@ -145,7 +145,7 @@ fn check_golden(lab: &support::Lab, case: &Case, got: &str) {
 /// release, and the same functions the report lists.
 fn check_manifest(lab: &support::Lab, case: &Case, ko: &Path, report: &serde_json::Value) {
     use sha2::{Digest, Sha256};
-    let m = klp_build::emit::manifest::read(ko).expect("manifest");
+    let m = klp_build::contract::manifest::read(ko).expect("manifest");
     assert_eq!(m.fixes.len(), case.patches.len());
     for (fix, name) in m.fixes.iter().zip(case.patches) {
         let patch = std::fs::read(patch_path(lab, name)).unwrap();
@@ -159,8 +159,11 @@ fn check_manifest(lab: &support::Lab, case: &Case, ko: &Path, report: &serde_jso
     }
     assert_eq!(m.kernel_release, lab.release);
     assert_eq!(m.name, case.module.replace('-', "_"));
-    assert_eq!(m.replace, klp_build::emit::spec::ReplaceMode::Atomic);
-    assert_eq!(m.schema_version, klp_build::emit::manifest::SCHEMA_VERSION);
+    assert_eq!(m.replace, klp_build::contract::spec::ReplaceMode::Atomic);
+    assert_eq!(
+        m.schema_version,
+        klp_build::contract::manifest::SCHEMA_VERSION
+    );
     let mut listed: Vec<String> = m
         .functions
         .iter()

@@ -12,10 +12,10 @@ mod support;
 
 use std::path::Path;
 
+use klp_build::contract::spec::{ModuleSpec, ReplaceMode};
 use klp_build::diff::{self, Changed, ObjectDiff};
 use klp_build::elf::{read_file, Any, ElfObject};
 use klp_build::emit::module;
-use klp_build::emit::spec::{ModuleSpec, ReplaceMode};
 use klp_build::kernel::symbols::SymbolListing;
 use klp_build::kernel::symvers::Exports;
 use klp_build::rebuild::KlpObject;

@@ -1,6 +1,6 @@
 //! The table ABI seen from C: gcc compiles `klp_build_abi.h` (as embedded in the
 //! `kmod-template` crate) and its sizes, offsets, names and mode numbers must equal
-//! `src/emit/abi.rs`; a `klp_tables.o` and a `klp_spec.o` written by `src/emit/tables.rs`, linked
+//! `src/contract/abi.rs`; a `klp_tables.o` and a `klp_spec.o` written by `src/emit/tables.rs`, linked
 //! into a C program that reads them through that header, must give back the entries (sorted by
 //! object), the set, the states and the superseded sets.
 
@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use klp_build::emit::abi;
-use klp_build::emit::spec::{ModuleSpec, ReplaceMode, SetField, StateSpec};
+use klp_build::contract::abi;
+use klp_build::contract::spec::{ModuleSpec, ReplaceMode, SetField, StateSpec};
 use klp_build::emit::tables::{write_spec, write_tables, FuncEntry};
 use klp_build::kernel::livepatch_api::{LivepatchApi, ReplaceField};
 
@@ -146,7 +146,7 @@ int main(void)
     let got: BTreeMap<&str, String> = got.into_iter().map(|(k, v)| (k, v.to_string())).collect();
     assert_eq!(
         got, want,
-        "klp_build_abi.h (left) disagrees with src/emit/abi.rs (right)"
+        "klp_build_abi.h (left) disagrees with src/contract/abi.rs (right)"
     );
 }
 

@@ -11,10 +11,10 @@ mod kmod_support;
 use std::path::Path;
 use std::process::Command;
 
-use klp_build::emit::abi;
+use klp_build::contract::abi;
+use klp_build::contract::spec::{ModuleSpec, ReplaceMode, ReplaceRequest, SetField, StateSpec};
 use klp_build::emit::declarations;
 use klp_build::emit::kbuild::{link_module, KmodInput, TABLES_OBJECT};
-use klp_build::emit::spec::{ModuleSpec, ReplaceMode, ReplaceRequest, SetField, StateSpec};
 use klp_build::emit::tables::write_tables;
 use klp_build::kernel::livepatch_api::ReplaceField;
 use klp_build::progress::Quiet;

@@ -13,8 +13,8 @@ mod support;
 
 use std::path::PathBuf;
 
+use klp_build::contract::spec::{ModuleSpec, ReplaceMode, ReplaceRequest, StateSpec};
 use klp_build::emit::kbuild::{link_module, KmodInput, TABLES_OBJECT};
-use klp_build::emit::spec::{ModuleSpec, ReplaceMode, ReplaceRequest, StateSpec};
 use klp_build::emit::tables::{write_tables, FuncEntry};
 use klp_build::progress::Quiet;
 use kmod_support as kmod;

@@ -15,8 +15,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use klp_build::emit::manifest::{self, Manifest, ManifestFunc, SCHEMA_VERSION};
-use klp_build::emit::spec::ReplaceMode;
+use klp_build::contract::manifest::{self, Manifest, ManifestFunc, SCHEMA_VERSION};
+use klp_build::contract::spec::ReplaceMode;
 use klp_build::patch::Fix;
 
 fn bin() -> Command {
@@ -472,7 +472,7 @@ fn work_dir_that_is_root_or_the_tree_is_refused_up_front() {
 
 #[test]
 fn no_replace_with_a_replace_set_says_the_two_conflict() {
-    use klp_build::emit::spec::ReplaceRequest;
+    use klp_build::contract::spec::ReplaceRequest;
     use klp_build::kernel::livepatch_api::{LivepatchApi, ReplaceField};
     let api = LivepatchApi::with_replace(ReplaceField::ReplaceSet, Some("supersedes"));
     let e = ReplaceMode::resolve(

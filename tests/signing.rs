@@ -388,7 +388,7 @@ fn the_report_and_inspect_show_the_signature_that_kmod_and_openssl_read() {
     assert_eq!(sig["signed_bytes"], signed.content.len() as u64);
     let unsigned = d.join("unsigned.ko");
     std::fs::write(&unsigned, signed.content).unwrap();
-    let manifest = klp_build::emit::manifest::read(&unsigned).unwrap();
+    let manifest = klp_build::contract::manifest::read(&unsigned).unwrap();
     assert_eq!(manifest.fixes[0].name, "cmdline");
     // openssl verifies the detached message over those bytes with the certificate.
     let p7 = d.join("sig.p7");

@@ -4,7 +4,7 @@
  *
  * Producer: klp-build's src/emit/tables.rs, which writes klp_tables.o.
  * Consumer: klp_build_core.c, which turns the tables into a struct klp_patch at load time.
- * The Rust side of the same names and layout is src/emit/abi.rs; tests/kmod_abi.rs compiles this
+ * The Rust side of the same names and layout is src/contract/abi.rs; tests/kmod_abi.rs compiles this
  * header with gcc and compares sizes, offsets and names with it. Change both or neither.
  *
  * Plain C types only: the header is also compiled outside the kernel by that test.

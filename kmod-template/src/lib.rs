@@ -3,7 +3,7 @@
 //! filled-in Kbuild file. Invariant: the C is the same for every module; all per-module data
 //! comes from the tables klp-build writes (`klp_build_abi.h`) and the generated config header.
 
-/// `klp_build_abi.h`: the table layout shared with klp-build's `src/emit/abi.rs`.
+/// `klp_build_abi.h`: the table layout shared with klp-build's `src/contract/abi.rs`.
 pub const ABI_H: &str = include_str!("../c/klp_build_abi.h");
 /// `klp_build_core.c`: builds and enables the `struct klp_patch` from the tables at load time.
 pub const CORE_C: &str = include_str!("../c/klp_build_core.c");

@@ -21,8 +21,8 @@ use anyhow::{bail, Context};
 use object::elf;
 use serde::Serialize;
 
+use crate::contract::spec::StateSpec;
 use crate::elf::{Any, Content, ElfObject, SectionId, SymSection};
-use crate::emit::spec::StateSpec;
 
 /// What a foreign livepatch module's ELF says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

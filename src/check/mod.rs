@@ -24,8 +24,8 @@ pub use module::{Livepatch, Replace};
 pub use report::{CheckReport, Finding, Severity};
 
 use crate::cli::{CheckArgs, ReportFormat};
-use crate::emit::manifest::Manifest;
-use crate::emit::spec::{ReplaceMode, SetField};
+use crate::contract::manifest::Manifest;
+use crate::contract::spec::{ReplaceMode, SetField};
 
 /// A module enabled (or to be enabled) on the target before the new one.
 pub type Deployed = Livepatch;
@@ -96,8 +96,8 @@ fn also_replace_sets(new: &mut Livepatch, sets: &[u32]) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emit::manifest::{ManifestFunc, SCHEMA_VERSION};
-    use crate::emit::spec::ReplaceMode;
+    use crate::contract::manifest::{ManifestFunc, SCHEMA_VERSION};
+    use crate::contract::spec::ReplaceMode;
     use crate::keys;
     use crate::patch::Fix;
 

@@ -10,9 +10,9 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::foreign::{self, ForeignModule};
+use crate::contract::manifest::{self, Manifest, ManifestFunc};
+use crate::contract::spec::{ReplaceMode, StateSpec};
 use crate::elf::{read_file, Any, ElfObject};
-use crate::emit::manifest::{self, Manifest, ManifestFunc};
-use crate::emit::spec::{ReplaceMode, StateSpec};
 use crate::patch::Fix;
 
 /// One livepatch module as the load rules see it.

@@ -18,8 +18,8 @@ use std::collections::BTreeSet;
 
 use super::module::{Livepatch, Replace};
 use super::report::{CheckReport, EnabledPatch, Finding, Severity};
-use crate::emit::manifest::ManifestFunc;
-use crate::emit::spec::ReplaceMode;
+use crate::contract::manifest::ManifestFunc;
+use crate::contract::spec::ReplaceMode;
 use crate::keys;
 
 /// Which kernel livepatch API the modules are for.
@@ -582,8 +582,8 @@ impl Enabled<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emit::manifest::{Manifest, SCHEMA_VERSION};
-    use crate::emit::spec::{SetField, StateSpec};
+    use crate::contract::manifest::{Manifest, SCHEMA_VERSION};
+    use crate::contract::spec::{SetField, StateSpec};
     use crate::patch::Fix;
 
     fn set(set: u32, supersedes: &[u32]) -> ReplaceMode {

@@ -14,7 +14,7 @@ use crate::diff::Finding;
 use crate::elf::{ElfObject, Location, Patched, SymbolId};
 use crate::keys;
 
-use super::abi;
+use crate::contract::abi;
 
 /// Which field of `struct klp_callbacks`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

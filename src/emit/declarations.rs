@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use object::{Object, ObjectSection};
 
-use super::abi;
-use super::spec::StateSpec;
+use crate::contract::abi;
+use crate::contract::spec::StateSpec;
 
 /// The states declared by `KLP_BUILD_STATE` in `patched_objects`, sorted by id, repeats of the
 /// same (id, version) merged. Objects without the section declare nothing.

@@ -11,10 +11,10 @@ use std::process::Command;
 
 use anyhow::{bail, Context};
 
-use super::abi;
 use super::objtool;
-use super::spec::{ModuleSpec, ReplaceMode, SetField};
 use super::tables;
+use crate::contract::abi;
+use crate::contract::spec::{ModuleSpec, ReplaceMode, SetField};
 use crate::kernel::livepatch_api::ReplaceField;
 use crate::progress::{self, Progress};
 
@@ -51,7 +51,7 @@ pub fn link_module(
     make_vars: &[String],
     progress: &mut dyn Progress,
 ) -> anyhow::Result<PathBuf> {
-    super::spec::check_module_name(&input.spec.name)?;
+    crate::contract::spec::check_module_name(&input.spec.name)?;
     if !kbuild_dir.join("Makefile").is_file() {
         bail!(
             "{}: no Makefile; the kbuild dir is the target kernel's build dir or its headers \
@@ -400,7 +400,7 @@ fn check_objtool(log: &str, kbuild_dir: &Path, dir: &Path, log_path: &Path) -> a
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emit::spec::StateSpec;
+    use crate::contract::spec::StateSpec;
     use crate::kernel::livepatch_api::LivepatchApi;
 
     #[test]

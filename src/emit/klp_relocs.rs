@@ -22,7 +22,7 @@ use object::elf;
 
 use crate::elf::{Content, ElfObject, Out, Reloc, Section, SectionId, SymSection, SymbolId};
 
-use super::abi;
+use crate::contract::abi;
 
 /// Records the relocations against the symbols in `klp` (out symbol -> `.klp.sym...` name) and
 /// turns those symbols into tombstones; returns how many relocations were recorded.

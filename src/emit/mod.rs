@@ -1,15 +1,12 @@
 //! Stages 4 and 5, resolve and emit: output objects -> a livepatch module.
 
-pub mod abi;
 pub mod callbacks;
 pub mod declarations;
 pub mod kbuild;
 pub mod klp_relocs;
-pub mod manifest;
 pub mod module;
 pub mod objtool;
 pub mod out_object;
 pub mod post_link;
 pub mod resolve;
-pub mod spec;
 pub mod tables;

@@ -24,8 +24,8 @@ use super::klp_relocs;
 use super::out_object::{extract, new_globals};
 use super::post_link::{rewrite, PostLink};
 use super::resolve::{resolve, translation_unit, Binding, PatchGlobals};
-use super::spec::ModuleSpec;
 use super::tables::{write_tables_with, CallbackEntry, FuncEntry};
+use crate::contract::spec::ModuleSpec;
 
 /// A patched function as registered in the module.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use object::elf;
 
-use super::abi;
+use crate::contract::abi;
 use crate::elf::{read_file, Any, Content, ElfObject, Out, Reloc, Section, SymSection, Symbol};
 
 /// Sections objtool makes when it checks an object (`create_*_sections()` in

@@ -19,7 +19,7 @@ use crate::elf::{
     SymbolId,
 };
 
-use super::abi;
+use crate::contract::abi;
 
 /// What the rewrite did, for the report.
 #[derive(Debug, Default, Serialize, schemars::JsonSchema)]

@@ -47,7 +47,7 @@ impl Binding {
                 name,
                 sympos,
             } => Some(
-                super::abi::KlpSym {
+                crate::contract::abi::KlpSym {
                     object,
                     name,
                     sympos: *sympos,

@@ -15,9 +15,9 @@ use object::write::{Object, Relocation, Symbol, SymbolId, SymbolSection};
 use object::{elf, Architecture, BinaryFormat, Endianness, RelocationFlags, SectionKind};
 use object::{SymbolFlags, SymbolKind, SymbolScope};
 
-use super::abi;
 use super::callbacks::Kind;
-use super::spec::{ModuleSpec, ReplaceMode};
+use crate::contract::abi;
+use crate::contract::spec::{ModuleSpec, ReplaceMode};
 
 /// One function the module replaces.
 #[derive(Debug, Clone, PartialEq, Eq)]

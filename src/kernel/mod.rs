@@ -163,7 +163,7 @@ fn absolute_dir(path: &Path, option: &str) -> anyhow::Result<PathBuf> {
         anyhow::anyhow!(
             "{option} {}: {}",
             path.display(),
-            crate::plan::io_reason(&e)
+            crate::input::io_reason(&e)
         )
     })?;
     if !abs.is_dir() {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::emit::spec::StateSpec;
+use crate::contract::spec::StateSpec;
 use crate::sign::KeySource;
 
 /// The suites a `debian = ...` target is looked up in when the file names none.
@@ -328,8 +328,8 @@ pub fn parse(file: &Path, text: &str) -> anyhow::Result<Release> {
             ),
         );
     }
-    let module = crate::emit::spec::module_name_of(&format!("livepatch-{name}-{version}"));
-    if module.len() > crate::emit::spec::MODULE_NAME_MAX {
+    let module = crate::contract::spec::module_name_of(&format!("livepatch-{name}-{version}"));
+    if module.len() > crate::contract::spec::MODULE_NAME_MAX {
         l.error(
             &raw.name.span(),
             format!(
