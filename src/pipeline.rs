@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use crate::check::CheckReport;
 use crate::contract::manifest::{self, Manifest, ManifestFunc};
 use crate::contract::spec::ModuleSpec;
+use crate::contract::KlpObject;
 use crate::diff::{self, Finding, ObjectDiff};
 use crate::emit::module::EmittedObject;
 use crate::emit::post_link::PostLink;
@@ -30,7 +31,7 @@ use crate::kernel::symbols::SymbolListing;
 use crate::kernel::symvers::Exports;
 use crate::patch::Fix;
 use crate::plan::Plan;
-use crate::rebuild::{BuiltObjects, KlpObject};
+use crate::rebuild::BuiltObjects;
 use crate::workdir::{Inputs, Stage, WorkDir};
 use crate::{emit, patch, rebuild};
 

@@ -5,12 +5,12 @@
 use anyhow::Context;
 
 use crate::cli::{BuildArgs, DiffArgs, ReportFormat};
+use crate::contract::KlpObject;
 use crate::diff;
 use crate::emit::out_object;
 use crate::pipeline;
 use crate::plan::Plan;
 use crate::present::{self, ExitError, StderrProgress, EXIT_NO_CHANGE};
-use crate::rebuild::KlpObject;
 
 /// The main job: `klp-build --diff fix.patch ...` (with `--dry-run`, plan -> presenter).
 pub fn build(args: &BuildArgs) -> anyhow::Result<u8> {

@@ -90,12 +90,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use klp_build::contract::KlpObject;
 use klp_build::diff::special::Special;
 use klp_build::diff::{self, Finding, ObjectDiff};
 use klp_build::elf::{read_file, Out};
 use klp_build::emit::out_object::{self, OutObject};
 use klp_build::keys::Key;
-use klp_build::rebuild::KlpObject;
 use regex::Regex;
 use sha2::{Digest, Sha256};
 

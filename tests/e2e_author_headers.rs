@@ -814,7 +814,7 @@ fn kpatch_marks_ignore_functions_and_sections_and_refuse_force_unsafe() {
     let patched = kernel_object(dir.path(), "patched", &body(2, ignore));
     let d = klp_build::diff::run(
         Path::new("marks.o"),
-        klp_build::rebuild::KlpObject::Vmlinux,
+        klp_build::contract::KlpObject::Vmlinux,
         &orig,
         &patched,
     )
@@ -844,7 +844,7 @@ fn kpatch_marks_ignore_functions_and_sections_and_refuse_force_unsafe() {
     let forced = kernel_object(dir.path(), "forced", &body(2, force));
     let d = klp_build::diff::run(
         Path::new("marks.o"),
-        klp_build::rebuild::KlpObject::Vmlinux,
+        klp_build::contract::KlpObject::Vmlinux,
         &orig,
         &forced,
     )

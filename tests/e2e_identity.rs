@@ -13,12 +13,12 @@ mod support;
 use std::path::Path;
 
 use klp_build::contract::spec::{ModuleSpec, ReplaceMode};
+use klp_build::contract::KlpObject;
 use klp_build::diff::{self, Changed, ObjectDiff};
 use klp_build::elf::{read_file, Any, ElfObject};
 use klp_build::emit::module;
 use klp_build::kernel::symbols::SymbolListing;
 use klp_build::kernel::symvers::Exports;
-use klp_build::rebuild::KlpObject;
 
 /// The diff of an object with itself, with every function that livepatch can redirect marked
 /// changed (not `__init`, not a `.cold` part, with an ftrace call site).

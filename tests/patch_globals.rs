@@ -7,11 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use klp_build::contract::KlpObject;
 use klp_build::diff;
 use klp_build::elf::{Out, Symbol};
 use klp_build::emit::out_object::{extract, new_globals};
 use klp_build::emit::resolve::PatchGlobals;
-use klp_build::rebuild::KlpObject;
 
 fn flags() -> Vec<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cases/kernel-cflags");

@@ -11,10 +11,11 @@ use std::time::Instant;
 
 use object::{Object, ObjectSection};
 
+use klp_build::contract::KlpObject;
 use klp_build::kernel;
 use klp_build::patch::{self, PatchSet};
 use klp_build::progress::Quiet;
-use klp_build::rebuild::{self, KlpObject};
+use klp_build::rebuild;
 
 fn section(obj: &Path, name: &str) -> Vec<u8> {
     let data = std::fs::read(obj).unwrap();

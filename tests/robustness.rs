@@ -656,7 +656,7 @@ fn renumbered_static_locals_of_a_large_object_pair_by_scope() {
     .unwrap_or_else(|e| panic!("{rel}: {e}"));
     let d = klp_build::diff::run(
         Path::new(rel),
-        klp_build::rebuild::KlpObject::Vmlinux,
+        klp_build::contract::KlpObject::Vmlinux,
         &orig,
         &patched,
     )

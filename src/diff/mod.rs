@@ -28,8 +28,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use crate::contract::KlpObject;
 use crate::elf::{read_file, ElfObject, Orig, Patched, SectionId, SymbolId};
-use crate::rebuild::KlpObject;
 
 use changed::{Pair, Verdict};
 use correlate::{correlate, Rule, Twins};

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::contract::KlpObject;
 use crate::elf::{ElfObject, Orig, Patched, SymbolId};
 use crate::keys::{self, Key};
-use crate::rebuild::KlpObject;
 
 use super::correlate::{Rule, Twins};
 use super::decode::Decoded;

@@ -10,13 +10,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::contract::KlpObject;
 use crate::diff::{Finding, ObjectDiff, Refused};
 use crate::elf::{Content, ElfObject, Out, SymbolId};
 use crate::kernel::symbols::SymbolListing;
 use crate::kernel::symvers::Exports;
 use crate::keys;
 use crate::progress::Progress;
-use crate::rebuild::KlpObject;
 
 use super::callbacks::{self, Kind};
 use super::kbuild::{link_module, KmodInput};

@@ -11,12 +11,12 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::contract::KlpObject;
 use crate::diff::{Finding, ObjectDiff};
 use crate::elf::{ElfObject, Orig, Out, SymbolId};
 use crate::kernel::symbols::{SymbolListing, TranslationUnit, TuKind, TuSymbol};
 use crate::kernel::symvers::Exports;
 use crate::keys;
-use crate::rebuild::KlpObject;
 
 use super::out_object::{new_globals, OutObject};
 

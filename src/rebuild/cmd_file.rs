@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::Context;
 
-use super::KlpObject;
+use crate::contract::KlpObject;
 
 /// One parsed `.<file>.o.cmd`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

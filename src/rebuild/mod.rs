@@ -21,33 +21,12 @@ use anyhow::{bail, Context};
 pub use child::run as run_make;
 pub use interrupt::Interrupted;
 
+use crate::contract::KlpObject;
 use crate::kernel::Kernel;
 use crate::patch::PatchSet;
 use crate::progress::Progress;
 use guard::TreeGuard;
 use make::Outcome;
-
-/// The livepatch object that a rebuilt `.o` belongs to: `vmlinux`, or a module (its name with
-/// `-` as `_`, as the kernel's `klp_object.name` wants it).
-#[derive(
-    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub enum KlpObject {
-    /// Built into the kernel image (`-DMODULE` absent from its compile command).
-    Vmlinux,
-    /// Part of a loadable module: `KBUILD_MODNAME` of its compile command.
-    Module(String),
-}
-
-impl KlpObject {
-    /// The name used in `.klp.sym.<obj>.` and `.klp.rela.<obj>.`: `vmlinux` or the module name.
-    pub fn name(&self) -> &str {
-        match self {
-            KlpObject::Vmlinux => "vmlinux",
-            KlpObject::Module(m) => m,
-        }
-    }
-}
 
 /// The result of the build stage.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
