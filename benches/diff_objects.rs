@@ -127,14 +127,14 @@ fn main() {
 fn counts(path: &Path) -> (usize, usize, usize) {
     let o: ElfObject<Any> = read_file(path).expect("read the object");
     let relocs = o
-        .sections
+        .sections()
         .iter()
         .map(|s| match &s.content {
             Content::Relocs { relocs, .. } => relocs.len(),
             _ => 0,
         })
         .sum();
-    (o.sections.len(), o.symbols.len(), relocs)
+    (o.sections().len(), o.symbols().len(), relocs)
 }
 
 /// One run: wall time, peak RSS in kB (`ru_maxrss` of the child), exit code.

@@ -620,7 +620,7 @@ fn malformed_modules_are_errors_that_name_file_and_section() {
 /// The symbol of index `i` in `ko` is the section symbol of the string section.
 fn obj_sym_is_str(i: usize, ko: &Path) -> bool {
     let obj: ElfObject<Any> = read_file(ko).unwrap();
-    let sym = &obj.symbols[i];
+    let sym = &obj.symbols()[i];
     match sym.section_id() {
         Some(sec) => obj.section(sec).name.starts_with(".rodata.str"),
         None => false,

@@ -38,15 +38,19 @@ fn roundtrip_real_kernel_objects() {
             "{rel}: readelf -rsW differs after the round trip"
         );
         assert!(
-            a.sections.len() > 20 && a.symbols.len() > 10,
+            a.sections().len() > 20 && a.symbols().len() > 10,
             "{rel}: suspiciously small object"
         );
     }
 }
 
 fn assert_same(rel: &str, a: &ElfObject<Any>, b: &ElfObject<Any>) {
-    assert_eq!(a.sections.len(), b.sections.len(), "{rel}: section count");
-    for (sa, sb) in a.sections.iter().zip(&b.sections) {
+    assert_eq!(
+        a.sections().len(),
+        b.sections().len(),
+        "{rel}: section count"
+    );
+    for (sa, sb) in a.sections().iter().zip(b.sections()) {
         let n = &sa.name;
         assert_eq!(sa.name, sb.name, "{rel}: section name");
         assert_eq!(
@@ -95,8 +99,8 @@ fn assert_same(rel: &str, a: &ElfObject<Any>, b: &ElfObject<Any>) {
             ),
         }
     }
-    assert_eq!(a.symbols.len(), b.symbols.len(), "{rel}: symbol count");
-    for (i, (x, y)) in a.symbols.iter().zip(&b.symbols).enumerate() {
+    assert_eq!(a.symbols().len(), b.symbols().len(), "{rel}: symbol count");
+    for (i, (x, y)) in a.symbols().iter().zip(b.symbols()).enumerate() {
         assert_eq!(
             (&x.name, x.st_info, x.st_other, x.section, x.st_value, x.st_size),
             (&y.name, y.st_info, y.st_other, y.section, y.st_value, y.st_size),

@@ -22,11 +22,12 @@ pub struct ElfObject<R: Role> {
     pub e_machine: u16,
     /// `e_flags`.
     pub e_flags: u32,
-    /// Sections by id; index 0 is the null section.
-    pub sections: Vec<Section<R>>,
-    /// Symbols by id; index 0 is the null symbol. Change them through [`ElfObject::symbol_mut`]
-    /// and [`ElfObject::add_symbol`], which keep the per-section index right.
-    pub symbols: Vec<Symbol<R>>,
+    /// Sections by id; index 0 is the null section. Private: changed only through
+    /// [`ElfObject::section_mut`] and [`ElfObject::add_section`], which drop the relocation index.
+    pub(super) sections: Vec<Section<R>>,
+    /// Symbols by id; index 0 is the null symbol. Private: changed only through
+    /// [`ElfObject::symbol_mut`] and [`ElfObject::add_symbol`], which drop the per-section index.
+    pub(super) symbols: Vec<Symbol<R>>,
     /// Live symbols by the section that defines them, sorted by value: built on first use by
     /// [`ElfObject::symbols_in`], dropped by every change of the symbols. Finding the symbol that
     /// covers a relocation's target scanned every symbol for every relocation: 72,000
@@ -232,6 +233,17 @@ impl<R: Role> ElfObject<R> {
     /// The section `id`.
     pub fn section(&self, id: SectionId<R>) -> &Section<R> {
         &self.sections[id.index()]
+    }
+
+    /// Every section by id, deleted ones included (index 0 is the null section): read-only, so
+    /// the indices stay right.
+    pub fn sections(&self) -> &[Section<R>] {
+        &self.sections
+    }
+
+    /// Every symbol by id, deleted ones included (index 0 is the null symbol): read-only.
+    pub fn symbols(&self) -> &[Symbol<R>] {
+        &self.symbols
     }
 
     /// The section `id`, mutable.

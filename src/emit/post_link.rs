@@ -157,12 +157,13 @@ pub fn rewrite(ko_path: &Path) -> anyhow::Result<PostLink> {
     for s in [rec_sec, rec_rela, str_sec] {
         ko.section_mut(s).deleted = true;
     }
-    for i in 1..ko.symbols.len() {
-        if let SymSection::Section(s) = ko.symbols[i].section {
-            if ko.section(s).deleted {
-                ko.symbols[i].deleted = true;
-            }
-        }
+    let orphans: Vec<SymbolId<Any>> = ko
+        .live_symbols()
+        .filter(|(_, s)| matches!(s.section, SymSection::Section(sec) if ko.section(sec).deleted))
+        .map(|(id, _)| id)
+        .collect();
+    for id in orphans {
+        ko.symbol_mut(id).deleted = true;
     }
 
     let mut report = PostLink::default();
@@ -257,11 +258,13 @@ fn remove_tombstones(
         .filter(|(_, s)| s.name.starts_with(abi::KLP_TOMBSTONE_PREFIX))
         .map(|(id, _)| id)
         .collect();
-    for i in 0..ko.sections.len() {
-        if ko.sections[i].deleted {
-            continue;
-        }
-        if let Content::Relocs { relocs, .. } = &mut ko.sections[i].content {
+    let rela: Vec<_> = ko
+        .live_sections()
+        .filter(|(_, s)| matches!(s.content, Content::Relocs { .. }))
+        .map(|(id, _)| id)
+        .collect();
+    for id in rela {
+        if let Content::Relocs { relocs, .. } = &mut ko.section_mut(id).content {
             relocs.retain(|r| !tombstones.contains(&r.sym));
         }
     }
