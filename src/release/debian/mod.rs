@@ -146,6 +146,9 @@ pub fn resolve(
     };
     let version = hdr.version().to_string();
     let plan = plan(&index, kernel_release, &version, suite)?;
+    for note in &plan.notes {
+        log(&format!("{kernel_release}: {note}"));
+    }
     let suite = suite.to_string();
     let (kernel, downloaded_bytes) =
         unpack_kernel(&base, &apt, kernel_release, &version, &plan, log)?;
@@ -266,6 +269,8 @@ struct Plan {
     image: Vec<Pkg>,
     headers: Vec<Pkg>,
     source: Pkg,
+    /// Where a package is taken at another version than the kernel's, and why.
+    notes: Vec<String>,
 }
 
 impl Plan {
@@ -321,7 +326,24 @@ fn plan(
             .find(|x| x.package() == name && x.version() == version)
     };
     let missing = |name: &str| {
-        anyhow!("{name} at version {version} is not in the archive's index (needed for {release} found in {suite}); the archive may be mid-update: run again later")
+        let mut others: Vec<&str> = index
+            .iter()
+            .flat_map(|(_, st)| st)
+            .filter(|x| x.package() == name)
+            .map(|x| x.version())
+            .collect();
+        others.sort_by(|a, b| compare_versions(a, b));
+        others.dedup();
+        if others.is_empty() {
+            anyhow!("{name} at version {version} is not in the archive's index (needed for {release} found in {suite}); the archive may be mid-update: run again later")
+        } else {
+            anyhow!(
+                "{name} at version {version} is not in the archive's index, which lists it only at {} (needed for \
+                 {release} found in {suite}); Debian dropped that version from the suite: build for a kernel \
+                 it still serves (`klp-build release kernels` lists them)",
+                others.join(", ")
+            )
+        }
     };
 
     let image = if let Some(p) = find(&format!("linux-image-{release}-unsigned")) {
@@ -361,11 +383,27 @@ fn plan(
     let hdr_name = format!("linux-headers-{release}");
     let hdr = stanza(&hdr_name).ok_or_else(|| missing(&hdr_name))?;
     let mut headers = vec![find(&hdr_name).ok_or_else(|| missing(&hdr_name))?];
+    let mut notes = Vec::new();
     for group in hdr.depends() {
         for dep in group {
             if dep.name.starts_with("linux-headers-") || dep.name.starts_with("linux-kbuild-") {
                 if !headers.iter().any(|p| p.name == dep.name) {
-                    headers.push(find(&dep.name).ok_or_else(|| missing(&dep.name))?);
+                    let pkg = match find(&dep.name) {
+                        Some(p) => p,
+                        None if dep.name.starts_with("linux-kbuild-") => {
+                            let p = superseded_kbuild(index, &dep, version, suite)
+                                .ok_or_else(|| missing(&dep.name))?;
+                            notes.push(format!(
+                                "{} {version} is no longer in the archive's index: using {} {}, the oldest \
+                                 of the same upstream version that {hdr_name}'s dependency allows, as apt \
+                                 would install beside these headers",
+                                dep.name, p.name, p.version
+                            ));
+                            p
+                        }
+                        None => return Err(missing(&dep.name)),
+                    };
+                    headers.push(pkg);
                 }
                 break;
             }
@@ -389,7 +427,48 @@ fn plan(
         image,
         headers,
         source,
+        notes,
     })
+}
+
+/// A series' kbuild package (bookworm's `linux-kbuild-6.1`) at another revision of the same
+/// upstream version, when the index no longer has the kernel's own: bookworm-security lists
+/// `linux-headers-6.1.0-55-amd64` at 6.1.192-1 beside `linux-kbuild-6.1` at 6.1.192-3 only, and
+/// the headers' `linux-kbuild-6.1 (>= 6.1.192-1)` is what apt installs with them on a real
+/// machine. The oldest version that satisfies the dependency wins (nearest the kernel's); another
+/// upstream version never does (its scripts and objtool are another release's).
+fn superseded_kbuild(
+    index: &[(String, Vec<Stanza>)],
+    dep: &apt::Dep,
+    version: &str,
+    suite: &str,
+) -> Option<Pkg> {
+    let upstream = |v: &str| v.rsplit_once('-').map_or(v, |(u, _)| u).to_string();
+    let satisfies = |v: &str| match &dep.rel {
+        Some((op, want)) if op == ">=" => compare_versions(v, want).is_ge(),
+        Some((op, want)) if op == "=" => v == want,
+        Some(_) => false,
+        None => true,
+    };
+    index
+        .iter()
+        .flat_map(|(s, st)| st.iter().map(move |x| (s, x)))
+        .filter(|(_, x)| {
+            x.package() == dep.name
+                && upstream(x.version()) == upstream(version)
+                && compare_versions(x.version(), version).is_gt()
+                && satisfies(x.version())
+        })
+        .min_by(|(sa, a), (sb, b)| {
+            compare_versions(a.version(), b.version())
+                .then_with(|| (sb.as_str() == suite).cmp(&(sa.as_str() == suite)))
+        })
+        .map(|(s, x)| Pkg {
+            name: dep.name.clone(),
+            version: x.version().to_string(),
+            size: x.size(),
+            suite: s.clone(),
+        })
 }
 
 /// The first line of a complete kernel dir's `.complete`: an entry of another layout (an older
@@ -751,6 +830,59 @@ mod tests {
         .unwrap_err();
         assert!(
             format!("{e}").contains("linux-source-6.1 at version 6.1.192-3"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_superseded_kbuild_is_replaced_by_the_next_revision_of_its_upstream_version() {
+        // bookworm-security on 2026-12-02: the headers of -55 (6.1.192-1) are listed, but the
+        // series' kbuild only at 6.1.192-3 and, in bookworm, at 6.1.176-1.
+        let bw = stanzas(
+            "Package: linux-image-6.1.0-55-amd64-unsigned\nVersion: 6.1.192-1\n\n\
+             Package: linux-headers-6.1.0-55-amd64\nVersion: 6.1.192-1\nDepends: linux-headers-6.1.0-55-common (= 6.1.192-1), linux-kbuild-6.1 (>= 6.1.192-1)\n\n\
+             Package: linux-headers-6.1.0-55-common\nVersion: 6.1.192-1\n\n\
+             Package: linux-kbuild-6.1\nVersion: 6.1.199-1\n\n\
+             Package: linux-kbuild-6.1\nVersion: 6.1.192-3\nSize: 9\n\n\
+             Package: linux-kbuild-6.1\nVersion: 6.1.192-2\nSize: 8\n\n\
+             Package: linux-source-6.1\nVersion: 6.1.192-1\n",
+        );
+        let old = stanzas("Package: linux-kbuild-6.1\nVersion: 6.1.176-1\n");
+        let index = vec![
+            ("bookworm".to_string(), old),
+            ("bookworm-security".to_string(), bw),
+        ];
+        let p = plan(&index, "6.1.0-55-amd64", "6.1.192-1", "bookworm-security").unwrap();
+        let kbuild = p
+            .headers
+            .iter()
+            .find(|x| x.name == "linux-kbuild-6.1")
+            .unwrap();
+        assert_eq!((kbuild.version.as_str(), kbuild.size), ("6.1.192-2", 8));
+        assert_eq!(p.notes.len(), 1, "{:?}", p.notes);
+        assert!(p.notes[0].contains("6.1.192-2"), "{:?}", p.notes);
+        // Everything else stays at the kernel's version: only the kbuild tools may move.
+        assert!(p
+            .all()
+            .filter(|x| x.name != "linux-kbuild-6.1")
+            .all(|x| x.version == "6.1.192-1"));
+
+        // Another upstream version is never taken: the index has only 6.1.199-1 and 6.1.176-1.
+        let bw = stanzas(
+            "Package: linux-image-6.1.0-55-amd64-unsigned\nVersion: 6.1.192-1\n\n\
+             Package: linux-headers-6.1.0-55-amd64\nVersion: 6.1.192-1\nDepends: linux-kbuild-6.1 (>= 6.1.192-1)\n\n\
+             Package: linux-kbuild-6.1\nVersion: 6.1.199-1\n\n\
+             Package: linux-source-6.1\nVersion: 6.1.192-1\n",
+        );
+        let e = plan(
+            &[("bookworm-security".into(), bw)],
+            "6.1.0-55-amd64",
+            "6.1.192-1",
+            "bookworm-security",
+        )
+        .unwrap_err();
+        assert!(
+            format!("{e}").contains("linux-kbuild-6.1 at version 6.1.192-1"),
             "{e}"
         );
     }
