@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # lab/release-matrix.sh: the release benchmark over the Debian kernel matrix (not run by CI).
 # Usage: lab/release-matrix.sh [--cold]
-# Builds a release of three fixes (a new function, a shadow variable, a fix in the binfmt_misc
-# module) and a fourth that no Debian config builds, for ten kernels read from the archive:
+# Builds a release of three fixes (a new function, a shadow variable with its 7.x backport, a fix in
+# the binfmt_misc module) and a fourth that no Debian config builds, for ten kernels read from the archive:
 # bookworm 6.1 -50, -55, -56, -57; bookworm's 6.12 backport, two versions; trixie's 6.12, three
 # versions including the newest; sid's newest 7.x. Then the same release again (warm), and a second
 # release with `previous` that adds one fix and revises one. Prints the wall time of each run, each
@@ -39,14 +39,20 @@ targets=$( {
 
 rel=$out/src
 rm -rf "$rel"; mkdir -p "$rel/fixes"
-cp "$root"/testdata/patches/fixes/{new-function,shadow-fork,module-cold,pr-debug}.patch "$root"/testdata/release/fixes/exar-wdt.patch "$rel/fixes/"
+cp "$root"/testdata/patches/fixes/{new-function,shadow-fork,module-cold,pr-debug}.patch "$root"/testdata/release/fixes/{exar-wdt,shadow-fork-7.x}.patch "$rel/fixes/"
 write_release() { # version previous fix...
     local version=$1 previous=$2; shift 2
     {
         echo "name = \"matrix\""
         echo "version = \"$version\""
         [ -n "$previous" ] && echo "previous = \"$previous\""
-        for f in "$@"; do echo "[[fix]]"; echo "id = \"${f%%=*}\""; echo "patches = [\"fixes/${f#*=}.patch\"]"; done
+        for f in "$@"; do
+            echo "[[fix]]"; echo "id = \"${f%%=*}\""; echo "patches = [\"fixes/${f#*=}.patch\"]"
+            # kernel/fork.c moved on in 7.x: the shadow-variable fix has a backport there.
+            if [ "${f#*=}" = shadow-fork ]; then
+                echo "[[fix.backport]]"; echo "kernels = [\"7.*\"]"; echo "patches = [\"fixes/shadow-fork-7.x.patch\"]"
+            fi
+        done
         for t in $targets; do echo "[[target]]"; echo "debian = \"$t\""; done
     } > "$rel/release-$version.toml"
 }

@@ -47,127 +47,193 @@ enum Slot {
 }
 
 fn write<R: Role>(obj: &ElfObject<R>) -> Result<Vec<u8>, Error> {
-    // Section slots in output order: the live sections in id order (a `.symtab_shndx` of the input
-    // is regenerated when needed), plus any table an object built from scratch lacks.
+    let slots = slots(obj);
+    let mut buf = Vec::new();
+    let mut w = Writer::new(Endianness::Little, true, &mut buf);
+    w.reserve_file_header();
+    let mut maps = Maps::sections(obj, &mut w, &slots);
+    let symbols = maps.symbols(obj, &mut w)?;
+    if w.symtab_shndx_needed() {
+        w.reserve_symtab_shndx_section_index();
+    }
+    let offsets = reserve_bodies(obj, &mut w, &slots);
+    w.reserve_section_headers();
+    w.write_file_header(&FileHeader {
+        os_abi: obj.os_abi,
+        abi_version: 0,
+        e_type: elf::ET_REL,
+        e_machine: obj.e_machine,
+        e_entry: 0,
+        e_flags: obj.e_flags,
+    })
+    .map_err(|e| bad(obj, e))?;
+    write_bodies(obj, &mut w, &slots, &maps, &symbols)?;
+    write_section_headers(obj, &mut w, &slots, &maps, &offsets, symbols.num_local)?;
+    debug_assert_eq!(w.reserved_len(), w.len());
+    Ok(buf)
+}
+
+/// Section slots in output order: the live sections in id order (a `.symtab_shndx` of the input
+/// is regenerated when needed), plus any table an object built from scratch lacks.
+fn slots<R: Role>(obj: &ElfObject<R>) -> Vec<Slot> {
     let mut slots = Vec::new();
-    let mut have = (false, false, false);
+    let (mut symtab, mut strtab, mut shstrtab) = (false, false, false);
     for (id, s) in obj.live_sections() {
         match s.content {
             Content::Symtab => {
-                have.0 = true;
+                symtab = true;
                 slots.push(Slot::Symtab)
             }
             Content::Strtab => {
-                have.1 = true;
+                strtab = true;
                 slots.push(Slot::Strtab)
             }
             Content::Shstrtab => {
-                have.2 = true;
+                shstrtab = true;
                 slots.push(Slot::Shstrtab)
             }
             Content::SymtabShndx => {}
             _ => slots.push(Slot::Normal(id.index())),
         }
     }
-    if !have.0 {
-        slots.push(Slot::Symtab);
-    }
-    if !have.1 {
-        slots.push(Slot::Strtab);
-    }
-    if !have.2 {
-        slots.push(Slot::Shstrtab);
-    }
-
-    let mut buf = Vec::new();
-    let mut w = Writer::new(Endianness::Little, true, &mut buf);
-    w.reserve_file_header();
-
-    let mut sec_map: Vec<Option<SectionIndex>> = vec![None; obj.sections.len()];
-    let mut names: Vec<Option<StringId>> = Vec::with_capacity(slots.len());
-    for slot in &slots {
-        match *slot {
-            Slot::Normal(i) => {
-                let idx = w.reserve_section_index();
-                sec_map[i] = Some(idx);
-                names.push(Some(w.add_section_name(obj.sections[i].name.as_bytes())));
-            }
-            Slot::Symtab => {
-                w.reserve_symtab_section_index();
-                names.push(None);
-            }
-            Slot::Strtab => {
-                w.reserve_strtab_section_index();
-                names.push(None);
-            }
-            Slot::Shstrtab => {
-                w.reserve_shstrtab_section_index();
-                names.push(None);
-            }
+    for (have, slot) in [
+        (symtab, Slot::Symtab),
+        (strtab, Slot::Strtab),
+        (shstrtab, Slot::Shstrtab),
+    ] {
+        if !have {
+            slots.push(slot);
         }
     }
-    let map_sec = |i: usize, what: &dyn Fn() -> String| -> Result<SectionIndex, Error> {
-        sec_map[i].ok_or_else(|| bad(obj, format_args!("{}: refers to a deleted section", what())))
-    };
+    slots
+}
 
-    // Symbols: null, locals, then the rest, each group in id order.
-    let mut sym_map: Vec<Option<u32>> = vec![None; obj.symbols.len()];
-    sym_map[0] = Some(0);
-    w.reserve_null_symbol_index();
-    let order: Vec<usize> = {
-        let live: Vec<usize> = (1..obj.symbols.len())
+/// Input ids to output indices, and each slot's name: the renumbering every reference goes
+/// through, so that a reference to something deleted is an error naming the referrer.
+struct Maps {
+    sections: Vec<Option<SectionIndex>>,
+    symbols: Vec<Option<u32>>,
+    names: Vec<Option<StringId>>,
+}
+
+/// The output symbol table: locals first, as `sh_info` (`num_local`) requires.
+struct Symbols {
+    out: Vec<Sym>,
+    num_local: u32,
+}
+
+impl Maps {
+    /// Reserves a section index and name per slot.
+    fn sections<'a, R: Role>(obj: &'a ElfObject<R>, w: &mut Writer<'a>, slots: &[Slot]) -> Maps {
+        let mut sections: Vec<Option<SectionIndex>> = vec![None; obj.sections.len()];
+        let mut names = Vec::with_capacity(slots.len());
+        for slot in slots {
+            match *slot {
+                Slot::Normal(i) => {
+                    sections[i] = Some(w.reserve_section_index());
+                    names.push(Some(w.add_section_name(obj.sections[i].name.as_bytes())));
+                }
+                Slot::Symtab => {
+                    w.reserve_symtab_section_index();
+                    names.push(None);
+                }
+                Slot::Strtab => {
+                    w.reserve_strtab_section_index();
+                    names.push(None);
+                }
+                Slot::Shstrtab => {
+                    w.reserve_shstrtab_section_index();
+                    names.push(None);
+                }
+            }
+        }
+        Maps {
+            sections,
+            symbols: Vec::new(),
+            names,
+        }
+    }
+
+    /// Symbols in output order: null, locals, then the rest, each group in id order.
+    fn symbols<'a, R: Role>(
+        &mut self,
+        obj: &'a ElfObject<R>,
+        w: &mut Writer<'a>,
+    ) -> Result<Symbols, Error> {
+        self.symbols = vec![None; obj.symbols.len()];
+        self.symbols[0] = Some(0);
+        w.reserve_null_symbol_index();
+        let (mut order, globals): (Vec<usize>, Vec<usize>) = (1..obj.symbols.len())
             .filter(|&i| !obj.symbols[i].deleted)
-            .collect();
-        let (mut locals, globals): (Vec<usize>, Vec<usize>) =
-            live.into_iter().partition(|&i| obj.symbols[i].is_local());
-        locals.extend(globals);
-        locals
-    };
-    let mut num_local = 1u32;
-    let mut sym_out = Vec::with_capacity(order.len());
-    for &i in &order {
-        let s = &obj.symbols[i];
-        let section = match s.section {
-            SymSection::Section(sec) => Some(map_sec(sec.index(), &|| {
-                format!("symbol {} ({i})", s.name)
-            })?),
-            _ => None,
-        };
-        let st_shndx = match s.section {
-            SymSection::Undef | SymSection::Section(_) => elf::SHN_UNDEF,
-            SymSection::Abs => elf::SHN_ABS,
-            SymSection::Common => elf::SHN_COMMON,
-            SymSection::Reserved(x) => x,
-        };
-        let name = (!s.name.is_empty()).then(|| w.add_string(s.name.as_bytes()));
-        let idx = w.reserve_symbol_index(section);
-        sym_map[i] = Some(idx.0);
-        if s.is_local() {
-            num_local = idx.0 + 1;
+            .partition(|&i| obj.symbols[i].is_local());
+        order.extend(globals);
+        let mut num_local = 1u32;
+        let mut out = Vec::with_capacity(order.len());
+        for i in order {
+            let s = &obj.symbols[i];
+            let section = match s.section {
+                SymSection::Section(sec) => {
+                    Some(self.section(obj, sec.index(), &|| format!("symbol {} ({i})", s.name))?)
+                }
+                _ => None,
+            };
+            let st_shndx = match s.section {
+                SymSection::Undef | SymSection::Section(_) => elf::SHN_UNDEF,
+                SymSection::Abs => elf::SHN_ABS,
+                SymSection::Common => elf::SHN_COMMON,
+                SymSection::Reserved(x) => x,
+            };
+            let name = (!s.name.is_empty()).then(|| w.add_string(s.name.as_bytes()));
+            let idx = w.reserve_symbol_index(section);
+            self.symbols[i] = Some(idx.0);
+            if s.is_local() {
+                num_local = idx.0 + 1;
+            }
+            out.push(Sym {
+                name,
+                section,
+                st_info: s.st_info,
+                st_other: s.st_other,
+                st_shndx,
+                st_value: s.st_value,
+                st_size: s.st_size,
+            });
         }
-        sym_out.push(Sym {
-            name,
-            section,
-            st_info: s.st_info,
-            st_other: s.st_other,
-            st_shndx,
-            st_value: s.st_value,
-            st_size: s.st_size,
-        });
+        Ok(Symbols { out, num_local })
     }
-    if w.symtab_shndx_needed() {
-        w.reserve_symtab_shndx_section_index();
+
+    /// The output index of section `i`; `what` names the referrer for the error.
+    fn section<R: Role>(
+        &self,
+        obj: &ElfObject<R>,
+        i: usize,
+        what: &dyn Fn() -> String,
+    ) -> Result<SectionIndex, Error> {
+        self.sections
+            .get(i)
+            .copied()
+            .flatten()
+            .ok_or_else(|| bad(obj, format_args!("{}: refers to a deleted section", what())))
     }
-    let map_sym = |i: usize, what: &dyn Fn() -> String| -> Result<u32, Error> {
-        sym_map.get(i).copied().flatten().ok_or_else(|| {
+
+    /// The output index of symbol `i`; `what` names the referrer for the error.
+    fn symbol<R: Role>(
+        &self,
+        obj: &ElfObject<R>,
+        i: usize,
+        what: &dyn Fn() -> String,
+    ) -> Result<u32, Error> {
+        self.symbols.get(i).copied().flatten().ok_or_else(|| {
             bad(
                 obj,
                 format_args!("{}: refers to deleted symbol {i}", what()),
             )
         })
-    };
+    }
+}
 
-    // Reserve file space in slot order, remembering offsets for the headers.
+/// Reserves file space in slot order; returns each slot's offset for the headers.
+fn reserve_bodies<R: Role>(obj: &ElfObject<R>, w: &mut Writer<'_>, slots: &[Slot]) -> Vec<usize> {
     let mut offsets = vec![0usize; slots.len()];
     for (k, slot) in slots.iter().enumerate() {
         match *slot {
@@ -189,19 +255,18 @@ fn write<R: Role>(obj: &ElfObject<R>) -> Result<Vec<u8>, Error> {
             Slot::Shstrtab => w.reserve_shstrtab(),
         }
     }
-    w.reserve_section_headers();
+    offsets
+}
 
-    w.write_file_header(&FileHeader {
-        os_abi: obj.os_abi,
-        abi_version: 0,
-        e_type: elf::ET_REL,
-        e_machine: obj.e_machine,
-        e_entry: 0,
-        e_flags: obj.e_flags,
-    })
-    .map_err(|e| bad(obj, e))?;
-
-    for slot in &slots {
+/// Writes each slot's contents: data, relocations and groups renumbered through `maps`.
+fn write_bodies<R: Role>(
+    obj: &ElfObject<R>,
+    w: &mut Writer<'_>,
+    slots: &[Slot],
+    maps: &Maps,
+    symbols: &Symbols,
+) -> Result<(), Error> {
+    for slot in slots {
         match *slot {
             Slot::Normal(i) => {
                 let s = &obj.sections[i];
@@ -214,7 +279,7 @@ fn write<R: Role>(obj: &ElfObject<R>) -> Result<Vec<u8>, Error> {
                     Content::Relocs { relocs, .. } => {
                         w.write_align_relocation();
                         for r in relocs {
-                            let r_sym = map_sym(r.sym.index(), &|| {
+                            let r_sym = maps.symbol(obj, r.sym.index(), &|| {
                                 format!("{}+{:#x}", s.name, r.r_offset)
                             })?;
                             w.write_relocation(
@@ -228,24 +293,21 @@ fn write<R: Role>(obj: &ElfObject<R>) -> Result<Vec<u8>, Error> {
                             );
                         }
                     }
-                    Content::Group { members, .. } => {
+                    Content::Group { flags, members, .. } => {
                         w.write_align(4);
-                        let flags = match &s.content {
-                            Content::Group { flags, .. } => *flags,
-                            _ => 0,
-                        };
                         w.write(&flags.to_le_bytes());
                         for m in members {
-                            let idx = map_sec(m.index(), &|| format!("group {}", s.name))?;
+                            let idx =
+                                maps.section(obj, m.index(), &|| format!("group {}", s.name))?;
                             w.write(&idx.0.to_le_bytes());
                         }
                     }
-                    _ => unreachable!(),
+                    _ => unreachable!("table slots are handled apart"),
                 }
             }
             Slot::Symtab => {
                 w.write_null_symbol();
-                for s in &sym_out {
+                for s in &symbols.out {
                     w.write_symbol(s);
                 }
                 w.write_symtab_shndx();
@@ -254,7 +316,18 @@ fn write<R: Role>(obj: &ElfObject<R>) -> Result<Vec<u8>, Error> {
             Slot::Shstrtab => w.write_shstrtab(),
         }
     }
+    Ok(())
+}
 
+/// Writes the section headers: sizes from the contents, links and infos renumbered.
+fn write_section_headers<R: Role>(
+    obj: &ElfObject<R>,
+    w: &mut Writer<'_>,
+    slots: &[Slot],
+    maps: &Maps,
+    offsets: &[usize],
+    num_local: u32,
+) -> Result<(), Error> {
     w.write_null_section_header();
     let symtab_index = w.symtab_index().0;
     for (k, slot) in slots.iter().enumerate() {
@@ -265,26 +338,29 @@ fn write<R: Role>(obj: &ElfObject<R>) -> Result<Vec<u8>, Error> {
                     Content::Data(d) => (d.len() as u64, 0, s.info, s.sh_entsize),
                     Content::Nobits(n) => (*n, 0, s.info, s.sh_entsize),
                     Content::Relocs { target, relocs } => {
-                        let t =
-                            map_sec(target.index(), &|| format!("relocation section {}", s.name))?;
+                        let t = maps.section(obj, target.index(), &|| {
+                            format!("relocation section {}", s.name)
+                        })?;
                         (relocs.len() as u64 * 24, symtab_index, t.0, 24)
                     }
                     Content::Group {
                         signature, members, ..
                     } => {
-                        let sig = map_sym(signature.index(), &|| format!("group {}", s.name))?;
+                        let sig =
+                            maps.symbol(obj, signature.index(), &|| format!("group {}", s.name))?;
                         ((members.len() as u64 + 1) * 4, symtab_index, sig, 4)
                     }
-                    _ => unreachable!(),
+                    _ => unreachable!("table slots are handled apart"),
                 };
                 let sh_link = match s.link {
                     Some(l) if sh_link == 0 => {
-                        map_sec(l.index(), &|| format!("sh_link of {}", s.name))?.0
+                        maps.section(obj, l.index(), &|| format!("sh_link of {}", s.name))?
+                            .0
                     }
                     _ => sh_link,
                 };
                 w.write_section_header(&SectionHeader {
-                    name: names[k],
+                    name: maps.names[k],
                     sh_type: s.sh_type,
                     sh_flags: s.sh_flags,
                     sh_addr: s.sh_addr,
@@ -304,6 +380,5 @@ fn write<R: Role>(obj: &ElfObject<R>) -> Result<Vec<u8>, Error> {
     if w.symtab_shndx_needed() {
         w.write_symtab_shndx_section_header();
     }
-    debug_assert_eq!(w.reserved_len(), w.len());
-    Ok(buf)
+    Ok(())
 }
