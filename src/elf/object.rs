@@ -156,6 +156,20 @@ pub struct Symbol<R: Role> {
 }
 
 impl<R: Role> Symbol<R> {
+    /// An undefined global (`STT_NOTYPE`): a reference the module loader or the livepatch core
+    /// resolves, such as an exported kernel function the replacement calls.
+    pub fn undefined_global(name: impl Into<String>) -> Self {
+        Symbol {
+            name: name.into(),
+            st_info: elf::STB_GLOBAL << 4,
+            st_other: 0,
+            section: SymSection::Undef,
+            st_value: 0,
+            st_size: 0,
+            deleted: false,
+        }
+    }
+
     /// `STB_*` from `st_info`.
     pub fn bind(&self) -> u8 {
         self.st_info >> 4

@@ -129,17 +129,8 @@ mod tests {
             8,
             Content::Data(vec![0; 16]),
         ));
-        let undef = |name: &str| Symbol {
-            name: name.to_string(),
-            st_info: (elf::STB_GLOBAL << 4) | elf::STT_NOTYPE,
-            st_other: 0,
-            section: SymSection::Undef,
-            st_value: 0,
-            st_size: 0,
-            deleted: false,
-        };
-        let t_next = o.add_symbol(undef("t_next"));
-        let key = o.add_symbol(undef("key"));
+        let t_next = o.add_symbol(Symbol::undefined_global("t_next"));
+        let key = o.add_symbol(Symbol::undefined_global("key"));
         let call = Reloc {
             r_offset: 2,
             sym: t_next,

@@ -23,7 +23,7 @@ use anyhow::Context;
 use object::elf;
 
 use crate::contract::abi;
-use crate::elf::{read_file, Any, Content, ElfObject, Out, Reloc, Section, SymSection, Symbol};
+use crate::elf::{read_file, Any, Content, ElfObject, Out, Reloc, Section, Symbol};
 
 /// Sections objtool makes when it checks an object (`create_*_sections()` in
 /// tools/objtool/check.c, `orc_create()`), with their relocation sections. objtool refuses to make
@@ -249,15 +249,7 @@ fn notes_object(path: &Path, funcs: &[String], form: NoendbrForm) -> ElfObject<O
     }
     let mut relocs = Vec::with_capacity(funcs.len());
     for (i, f) in funcs.iter().enumerate() {
-        let sym = o.add_symbol(Symbol {
-            name: f.clone(),
-            st_info: (elf::STB_GLOBAL << 4) | elf::STT_NOTYPE,
-            st_other: 0,
-            section: SymSection::Undef,
-            st_value: 0,
-            st_size: 0,
-            deleted: false,
-        });
+        let sym = o.add_symbol(Symbol::undefined_global(f.as_str()));
         relocs.push(Reloc {
             r_offset: i as u64 * entry,
             sym,

@@ -531,15 +531,7 @@ impl<'a> Cloner<'a> {
         if let Some(&s) = self.externs.get(&name) {
             return s;
         }
-        let s = self.out.add_symbol(Symbol {
-            name: name.clone(),
-            st_info: elf::STB_GLOBAL << 4,
-            st_other: 0,
-            section: SymSection::Undef,
-            st_value: 0,
-            st_size: 0,
-            deleted: false,
-        });
+        let s = self.out.add_symbol(Symbol::undefined_global(name.as_str()));
         self.externs.insert(name.clone(), s);
         let orig = orig.filter(|&o| !self.d.orig.symbol(o).is_undef());
         self.extern_list.push(Extern { out: s, name, orig });
