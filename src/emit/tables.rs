@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use object::write::{Object, Relocation, Symbol, SymbolId, SymbolSection};
+use object::write::{Object, Relocation, SectionId, Symbol, SymbolId, SymbolSection};
 use object::{elf, Architecture, BinaryFormat, Endianness, RelocationFlags, SectionKind};
 use object::{SymbolFlags, SymbolKind, SymbolScope};
 
@@ -94,101 +94,105 @@ pub fn tables_object_with(
         (&a.objname, &a.old_name, a.sympos).cmp(&(&b.objname, &b.old_name, b.sympos))
     });
 
-    let mut obj = Object::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little);
-    let table = obj.add_section(
-        Vec::new(),
-        abi::FUNCS_SECTION.as_bytes().to_vec(),
-        SectionKind::ReadOnlyData,
-    );
-    // A plain (not SHF_MERGE) string section: relocations into it are then section symbol +
-    // offset with no merge semantics for the linker to get wrong.
-    let strings = obj.add_section(
-        Vec::new(),
-        abi::FUNC_STRINGS_SECTION.as_bytes().to_vec(),
-        SectionKind::ReadOnlyData,
-    );
-    // Without it, ld assumes an executable stack for the module's objects and warns.
-    obj.add_section(
-        Vec::new(),
-        b".note.GNU-stack".to_vec(),
-        SectionKind::Elf(elf::SHT_PROGBITS),
-    );
-
-    let mut string_offsets: BTreeMap<&str, u64> = BTreeMap::new();
     let names = sorted
         .iter()
         .flat_map(|e| e.objname.iter().chain([&e.old_name]))
         .chain(cbs.iter().flat_map(|c| c.objname.iter()));
-    {
+    let (mut t, funcs) = Tables::new(names);
+    let (data, relocs) = t.func_entries(&sorted)?;
+    let table_offset = t.obj.append_section_data(funcs, &data, abi::FUNC_ALIGN);
+    debug_assert_eq!(table_offset, 0);
+    // The callback table: always present (the core refers to it), possibly empty.
+    let callbacks = t.section(abi::CALLBACKS_SECTION);
+    let (cb_data, cb_relocs) = t.callback_entries(&cbs)?;
+    t.obj
+        .append_section_data(callbacks, &cb_data, abi::FUNC_ALIGN);
+    t.bounds(
+        callbacks,
+        [abi::CALLBACKS_SYMBOL, abi::NR_CALLBACKS_SYMBOL],
+        cbs.len() as u64 * abi::CALLBACK_SIZE,
+    );
+    t.relocations(funcs, abi::FUNCS_SECTION, relocs)?;
+    t.relocations(callbacks, abi::CALLBACKS_SECTION, cb_relocs)?;
+    t.bounds(
+        funcs,
+        [abi::FUNCS_SYMBOL, abi::NR_FUNCS_SYMBOL],
+        sorted.len() as u64 * abi::FUNC_SIZE,
+    );
+    t.obj.write().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// A table entry's pointer: (offset in the table, symbol, addend), an `R_X86_64_64`.
+type Pointer = (u64, SymbolId, i64);
+
+/// `klp_tables.o` as it is built: the object, and the string section every name points into.
+struct Tables<'a> {
+    obj: Object<'static>,
+    strings: SymbolId,
+    offsets: BTreeMap<&'a str, u64>,
+}
+
+impl<'a> Tables<'a> {
+    /// The object with the function table's section (first, where the core's linker script
+    /// does not care but readers of the object expect it), then the string section holding each
+    /// of `names` once.
+    fn new(names: impl Iterator<Item = &'a String>) -> (Self, SectionId) {
+        let mut obj = Object::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little);
+        let funcs = obj.add_section(
+            Vec::new(),
+            abi::FUNCS_SECTION.as_bytes().to_vec(),
+            SectionKind::ReadOnlyData,
+        );
+        // A plain (not SHF_MERGE) string section: relocations into it are then section symbol +
+        // offset with no merge semantics for the linker to get wrong.
+        let strings = obj.add_section(
+            Vec::new(),
+            abi::FUNC_STRINGS_SECTION.as_bytes().to_vec(),
+            SectionKind::ReadOnlyData,
+        );
+        // Without it, ld assumes an executable stack for the module's objects and warns.
+        obj.add_section(
+            Vec::new(),
+            b".note.GNU-stack".to_vec(),
+            SectionKind::Elf(elf::SHT_PROGBITS),
+        );
+        let mut offsets = BTreeMap::new();
         for s in names {
-            if !string_offsets.contains_key(s.as_str()) {
+            if !offsets.contains_key(s.as_str()) {
                 let mut data = s.as_bytes().to_vec();
                 data.push(0);
-                string_offsets.insert(s, obj.append_section_data(strings, &data, 1));
+                offsets.insert(s.as_str(), obj.append_section_data(strings, &data, 1));
             }
         }
+        let strings = obj.section_symbol(strings);
+        (
+            Tables {
+                obj,
+                strings,
+                offsets,
+            },
+            funcs,
+        )
     }
-    let strings_sym = obj.section_symbol(strings);
 
-    let mut data = vec![0u8; sorted.len() * abi::FUNC_SIZE as usize];
-    let mut relocs = Vec::new();
-    let mut new_syms: BTreeMap<&str, SymbolId> = BTreeMap::new();
-    for (i, e) in sorted.iter().enumerate() {
-        let base = i as u64 * abi::FUNC_SIZE;
-        if let Some(objname) = &e.objname {
-            relocs.push((
-                base + abi::FUNC_OBJNAME,
-                strings_sym,
-                string_offsets[objname.as_str()] as i64,
-            ));
-        }
-        relocs.push((
-            base + abi::FUNC_OLD_NAME,
-            strings_sym,
-            string_offsets[e.old_name.as_str()] as i64,
-        ));
-        let new_sym = *new_syms.entry(&e.new_symbol).or_insert_with(|| {
-            obj.add_symbol(Symbol {
-                name: e.new_symbol.as_bytes().to_vec(),
-                value: 0,
-                size: 0,
-                kind: SymbolKind::Unknown,
-                scope: SymbolScope::Dynamic,
-                weak: false,
-                section: SymbolSection::Undefined,
-                flags: SymbolFlags::None,
-            })
-        });
-        relocs.push((base + abi::FUNC_NEW_FUNC, new_sym, 0));
-        let sympos = base as usize + abi::FUNC_OLD_SYMPOS as usize;
-        data[sympos..sympos + 8].copy_from_slice(&u64::from(e.sympos).to_le_bytes());
+    /// A read-only table section.
+    fn section(&mut self, name: &str) -> SectionId {
+        self.obj.add_section(
+            Vec::new(),
+            name.as_bytes().to_vec(),
+            SectionKind::ReadOnlyData,
+        )
     }
-    let nr = u32::try_from(sorted.len()).context("more than 2^32 functions")?;
-    data.extend_from_slice(&nr.to_le_bytes());
-    let table_offset = obj.append_section_data(table, &data, abi::FUNC_ALIGN);
-    debug_assert_eq!(table_offset, 0);
 
-    // The callback table: always present (the core refers to it), possibly empty.
-    let cb_table = obj.add_section(
-        Vec::new(),
-        abi::CALLBACKS_SECTION.as_bytes().to_vec(),
-        SectionKind::ReadOnlyData,
-    );
-    let mut cb_data = vec![0u8; cbs.len() * abi::CALLBACK_SIZE as usize];
-    let mut cb_relocs = Vec::new();
-    for (i, c) in cbs.iter().enumerate() {
-        let base = i as u64 * abi::CALLBACK_SIZE;
-        if let Some(objname) = &c.objname {
-            cb_relocs.push((
-                base + abi::CALLBACK_OBJNAME,
-                strings_sym,
-                string_offsets[objname.as_str()] as i64,
-            ));
-        }
-        let kind = base as usize + abi::CALLBACK_KIND as usize;
-        cb_data[kind..kind + 8].copy_from_slice(&c.kind.abi().to_le_bytes());
-        let fn_sym = obj.add_symbol(Symbol {
-            name: c.new_symbol.as_bytes().to_vec(),
+    /// The pointer to the string `s` (a name collected by `new`).
+    fn string(&self, at: u64, s: &str) -> Pointer {
+        (at, self.strings, self.offsets[s] as i64)
+    }
+
+    /// A symbol another object of the module defines (a replacement function, a callback).
+    fn undefined(&mut self, name: &str) -> SymbolId {
+        self.obj.add_symbol(Symbol {
+            name: name.as_bytes().to_vec(),
             value: 0,
             size: 0,
             kind: SymbolKind::Unknown,
@@ -196,79 +200,101 @@ pub fn tables_object_with(
             weak: false,
             section: SymbolSection::Undefined,
             flags: SymbolFlags::None,
-        });
-        cb_relocs.push((base + abi::CALLBACK_FN, fn_sym, 0));
-    }
-    let nr_cbs = u32::try_from(cbs.len()).context("more than 2^32 callbacks")?;
-    cb_data.extend_from_slice(&nr_cbs.to_le_bytes());
-    obj.append_section_data(cb_table, &cb_data, abi::FUNC_ALIGN);
-    for (name, value, size) in [
-        (
-            abi::CALLBACKS_SYMBOL,
-            0,
-            cbs.len() as u64 * abi::CALLBACK_SIZE,
-        ),
-        (
-            abi::NR_CALLBACKS_SYMBOL,
-            cbs.len() as u64 * abi::CALLBACK_SIZE,
-            4,
-        ),
-    ] {
-        obj.add_symbol(Symbol {
-            name: name.as_bytes().to_vec(),
-            value,
-            size,
-            kind: SymbolKind::Data,
-            scope: SymbolScope::Dynamic,
-            weak: false,
-            section: SymbolSection::Section(cb_table),
-            flags: SymbolFlags::None,
-        });
+        })
     }
 
-    let all_relocs = relocs
-        .into_iter()
-        .map(|r| (table, abi::FUNCS_SECTION, r))
-        .chain(
-            cb_relocs
-                .into_iter()
-                .map(|r| (cb_table, abi::CALLBACKS_SECTION, r)),
-        );
-    for (table, secname, (offset, symbol, addend)) in all_relocs {
-        let flags = RelocationFlags::Elf {
-            r_type: elf::R_X86_64_64,
-        };
-        obj.add_relocation(
-            table,
-            Relocation {
-                offset,
-                symbol,
-                addend,
-                flags,
-            },
-        )
-        .with_context(|| format!("relocation at {secname}+{offset:#x}"))?;
+    /// The function table's bytes (entries, then their `u32` count) and pointers.
+    fn func_entries(&mut self, sorted: &[&FuncEntry]) -> anyhow::Result<(Vec<u8>, Vec<Pointer>)> {
+        let mut data = vec![0u8; sorted.len() * abi::FUNC_SIZE as usize];
+        let mut relocs = Vec::new();
+        let mut new_syms: BTreeMap<&str, SymbolId> = BTreeMap::new();
+        for (i, e) in sorted.iter().enumerate() {
+            let base = i as u64 * abi::FUNC_SIZE;
+            if let Some(objname) = &e.objname {
+                relocs.push(self.string(base + abi::FUNC_OBJNAME, objname));
+            }
+            relocs.push(self.string(base + abi::FUNC_OLD_NAME, &e.old_name));
+            let new_sym = match new_syms.get(e.new_symbol.as_str()) {
+                Some(&s) => s,
+                None => {
+                    let s = self.undefined(&e.new_symbol);
+                    new_syms.insert(&e.new_symbol, s);
+                    s
+                }
+            };
+            relocs.push((base + abi::FUNC_NEW_FUNC, new_sym, 0));
+            let sympos = base as usize + abi::FUNC_OLD_SYMPOS as usize;
+            data[sympos..sympos + 8].copy_from_slice(&u64::from(e.sympos).to_le_bytes());
+        }
+        let nr = u32::try_from(sorted.len()).context("more than 2^32 functions")?;
+        data.extend_from_slice(&nr.to_le_bytes());
+        Ok((data, relocs))
     }
-    for (name, value, size) in [
-        (abi::FUNCS_SYMBOL, 0, sorted.len() as u64 * abi::FUNC_SIZE),
-        (
-            abi::NR_FUNCS_SYMBOL,
-            sorted.len() as u64 * abi::FUNC_SIZE,
-            4,
-        ),
-    ] {
-        obj.add_symbol(Symbol {
-            name: name.as_bytes().to_vec(),
-            value,
-            size,
-            kind: SymbolKind::Data,
-            scope: SymbolScope::Dynamic,
-            weak: false,
-            section: SymbolSection::Section(table),
-            flags: SymbolFlags::None,
-        });
+
+    /// The callback table's bytes (entries, then their `u32` count) and pointers.
+    fn callback_entries(
+        &mut self,
+        cbs: &[&CallbackEntry],
+    ) -> anyhow::Result<(Vec<u8>, Vec<Pointer>)> {
+        let mut data = vec![0u8; cbs.len() * abi::CALLBACK_SIZE as usize];
+        let mut relocs = Vec::new();
+        for (i, c) in cbs.iter().enumerate() {
+            let base = i as u64 * abi::CALLBACK_SIZE;
+            if let Some(objname) = &c.objname {
+                relocs.push(self.string(base + abi::CALLBACK_OBJNAME, objname));
+            }
+            let kind = base as usize + abi::CALLBACK_KIND as usize;
+            data[kind..kind + 8].copy_from_slice(&c.kind.abi().to_le_bytes());
+            let fn_sym = self.undefined(&c.new_symbol);
+            relocs.push((base + abi::CALLBACK_FN, fn_sym, 0));
+        }
+        let nr = u32::try_from(cbs.len()).context("more than 2^32 callbacks")?;
+        data.extend_from_slice(&nr.to_le_bytes());
+        Ok((data, relocs))
     }
-    obj.write().map_err(|e| anyhow::anyhow!("{e}"))
+
+    /// The table's two global symbols: its entries (`entries_size` bytes from 0) and the `u32`
+    /// count that follows them.
+    fn bounds(&mut self, section: SectionId, [start, count]: [&str; 2], entries_size: u64) {
+        for (name, value, size) in [(start, 0, entries_size), (count, entries_size, 4)] {
+            self.obj.add_symbol(Symbol {
+                name: name.as_bytes().to_vec(),
+                value,
+                size,
+                kind: SymbolKind::Data,
+                scope: SymbolScope::Dynamic,
+                weak: false,
+                section: SymbolSection::Section(section),
+                flags: SymbolFlags::None,
+            });
+        }
+    }
+
+    /// The table's pointers as `R_X86_64_64` relocations.
+    fn relocations(
+        &mut self,
+        section: SectionId,
+        name: &str,
+        pointers: Vec<Pointer>,
+    ) -> anyhow::Result<()> {
+        for (offset, symbol, addend) in pointers {
+            let flags = RelocationFlags::Elf {
+                r_type: elf::R_X86_64_64,
+            };
+            self.obj
+                .add_relocation(
+                    section,
+                    Relocation {
+                        offset,
+                        symbol,
+                        addend,
+                        flags,
+                    },
+                )
+                .with_context(|| format!("relocation at {name}+{offset:#x}"))?;
+        }
+        Ok(())
+    }
 }
 
 /// Writes `klp_spec.o` for `spec` at `path`.
