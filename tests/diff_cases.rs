@@ -80,7 +80,6 @@
 //! when a directive names them.
 
 mod kobj;
-mod refkernel_support;
 mod support;
 
 use std::collections::BTreeSet;
@@ -1068,7 +1067,7 @@ fn kernel_cflags_come_from_a_kbuild_command() {
 #[test]
 fn kernel_cflags_6_12_come_from_the_reference_tree() {
     let Some(kernel) =
-        refkernel_support::ref_kernel("kernel_cflags_6_12_come_from_the_reference_tree")
+        support::refkernel::ref_kernel("kernel_cflags_6_12_come_from_the_reference_tree")
     else {
         return;
     };

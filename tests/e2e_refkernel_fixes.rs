@@ -10,7 +10,6 @@
 //! function ORC entries; in the guest each module loads, its behaviour is checked, the transition
 //! finishes, it is disabled and unloaded, and the kernel prints no stack trace.
 
-mod refkernel_support;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -99,7 +98,7 @@ fn testdata(rel: &str) -> PathBuf {
 }
 
 /// Builds `fix` inside the reference kernel's tree into `dir`; returns the module.
-fn build(kernel: &refkernel_support::RefKernel, dir: &Path, fix: &Fix) -> PathBuf {
+fn build(kernel: &support::refkernel::RefKernel, dir: &Path, fix: &Fix) -> PathBuf {
     let ko = format!("{}.ko", fix.module());
     let work = format!("work-{}", fix.name);
     let patch = testdata(fix.patch);
@@ -225,7 +224,7 @@ int main(int argc, char **argv)
 
 #[test]
 fn fixes_built_in_the_reference_tree_load_and_work_in_one_boot() {
-    let Some(kernel) = refkernel_support::ref_kernel(
+    let Some(kernel) = support::refkernel::ref_kernel(
         "fixes_built_in_the_reference_tree_load_and_work_in_one_boot",
     ) else {
         return;
@@ -239,7 +238,7 @@ fn fixes_built_in_the_reference_tree_load_and_work_in_one_boot() {
         script.push('\n');
         script.push_str(&std::fs::read_to_string(testdata(fix.script)).unwrap());
     }
-    let boot = refkernel_support::boot(kernel, "refkernel-fixes", &built, &script, 600)
+    let boot = support::refkernel::boot(kernel, "refkernel-fixes", &built, &script, 600)
         .unwrap_or_else(|e| panic!("{e:#}"));
     let failures: Vec<&str> = boot
         .log

@@ -12,7 +12,6 @@
 //!
 //! Skips with a printed reason without the lab, and fails under `CI`.
 
-mod refkernel_support;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -202,14 +201,14 @@ echo STATUS2-END
 #[test]
 fn status_on_the_reference_kernel_predicts_a_replace_within_one_set_beside_another() {
     let name = "status_on_the_reference_kernel_predicts_a_replace_within_one_set_beside_another";
-    let Some(kernel) = refkernel_support::ref_kernel(name) else {
+    let Some(kernel) = support::refkernel::ref_kernel(name) else {
         return;
     };
     let d = scratch("refkernel");
     let build_set = |patch: &str, set: &str| -> PathBuf {
         let stem = patch.trim_end_matches(".patch");
         let ko = d.join(format!("livepatch-{stem}.ko"));
-        let mut args = refkernel_support::klp_build_args(
+        let mut args = support::refkernel::klp_build_args(
             kernel,
             &support::inputs::patch(patch),
             &d.join(format!("work-{stem}")),
@@ -240,7 +239,7 @@ i=0
 while [ "$(ls /sys/kernel/livepatch | wc -l)" != 2 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 echo "AFTER: $(ls /sys/kernel/livepatch | tr '\n' ' ')"
 "#;
-    let boot = refkernel_support::boot(kernel, "status-refkernel", &files, &script, 600)
+    let boot = support::refkernel::boot(kernel, "status-refkernel", &files, &script, 600)
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert!(boot.passed, "{}:\n{}", boot.log_file.display(), boot.log);
     let before = section(&boot.log, "STATUS");

@@ -15,7 +15,6 @@
 //!
 //! Skips with a printed reason without the lab, and fails under `CI`.
 
-mod refkernel_support;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -368,13 +367,13 @@ fn sigterm_while_the_guest_runs_stops_qemu_and_leaves_no_temporary_files() {
 fn verify_on_the_reference_kernel_tree_passes_a_good_module_and_names_a_blocked_reader() {
     let name =
         "verify_on_the_reference_kernel_tree_passes_a_good_module_and_names_a_blocked_reader";
-    let Some(kernel) = refkernel_support::ref_kernel(name) else {
+    let Some(kernel) = support::refkernel::ref_kernel(name) else {
         return;
     };
     let d = scratch("refkernel");
     let build_in_tree = |patch: &str, out: &str| -> PathBuf {
         let ko = d.join(out);
-        let args = refkernel_support::klp_build_args(
+        let args = support::refkernel::klp_build_args(
             kernel,
             &support::inputs::patch(patch),
             &d.join(format!("work-{out}")),

@@ -6,12 +6,13 @@
 //! that prove its claim; the boot is shared (one per test process), since the steps build on each
 //! other and a TCG boot costs a core for a while.
 
-mod refkernel_support;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use refkernel_support::{boot, build_modules, ref_kernel, Boot};
+use support::refkernel::{boot, build_modules, ref_kernel};
+use support::Boot;
 
 /// The modules of `testdata/kernel/modules/Kbuild`, each named after what it does in the script.
 const MODULES: &[&str] = &[

@@ -7,7 +7,6 @@
 //! a hotfix sharing 2a's state id, refused; Tue 2b (set 2) beside 2a; finally 1x with
 //! `also_replace_sets=1` replaces set 1 at load.
 
-mod refkernel_support;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -23,7 +22,7 @@ fn patch(name: &str) -> String {
 
 #[test]
 fn release_cycle_on_the_replace_set_kernel() {
-    let Some(kernel) = refkernel_support::ref_kernel("release_cycle_on_the_replace_set_kernel")
+    let Some(kernel) = support::refkernel::ref_kernel("release_cycle_on_the_replace_set_kernel")
     else {
         return;
     };
@@ -178,7 +177,7 @@ fn release_cycle_on_the_replace_set_kernel() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/kernel/release-cycle.sh"),
     )
     .unwrap();
-    let boot = refkernel_support::boot(kernel, "release-cycle", &built, &script, 600)
+    let boot = support::refkernel::boot(kernel, "release-cycle", &built, &script, 600)
         .unwrap_or_else(|e| panic!("{e:#}"));
     let failures: Vec<&str> = boot
         .log
@@ -213,7 +212,7 @@ fn release_cycle_on_the_replace_set_kernel() {
 /// that alters no function is "no functional change" (exit 3), the tree left as it was.
 #[test]
 fn header_patch_in_the_built_tree_rebuilds_exactly_its_dependents() {
-    let Some(kernel) = refkernel_support::ref_kernel(
+    let Some(kernel) = support::refkernel::ref_kernel(
         "header_patch_in_the_built_tree_rebuilds_exactly_its_dependents",
     ) else {
         return;

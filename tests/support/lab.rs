@@ -101,13 +101,39 @@ pub fn boot_with(
     script: &str,
     append: &str,
 ) -> Result<Boot> {
+    let image = Image {
+        kernel: &lab.vmlinuz,
+        initramfs: (&script_path("initramfs.sh"), &[]),
+        append,
+        timeout_s: None,
+    };
+    boot_image(&image, name, files, script)
+}
+
+/// A kernel to boot and how its initramfs is made.
+pub struct Image<'a> {
+    /// The bzImage/vmlinuz.
+    pub kernel: &'a Path,
+    /// The script that makes the initramfs (`-o OUT -s SCRIPT FILES...` follow these arguments).
+    pub initramfs: (&'a Path, &'a [&'a str]),
+    /// Added to the kernel command line.
+    pub append: &'a str,
+    /// `lab/boot.sh -t`, its default (180 s) when `None`.
+    pub timeout_s: Option<u32>,
+}
+
+/// Boots `image` with `files` in `/modules` and `script` as `/test.sh` through `lab/boot.sh`
+/// (TCG, `-no-reboot`, bounded, verdict from the console), one guest at a time per process.
+pub fn boot_image(image: &Image<'_>, name: &str, files: &[&Path], script: &str) -> Result<Boot> {
     let tmp = tempfile::tempdir().context("create a temporary dir for the initramfs")?;
     let script_file = tmp.path().join("test.sh");
     std::fs::write(&script_file, script)
         .with_context(|| format!("write {}", script_file.display()))?;
     let initramfs = tmp.path().join("initramfs.gz");
+    let (maker, args) = image.initramfs;
     let out = Command::new("bash")
-        .arg(script_path("initramfs.sh"))
+        .arg(maker)
+        .args(args)
         .arg("-o")
         .arg(&initramfs)
         .arg("-s")
@@ -115,10 +141,11 @@ pub fn boot_with(
         .args(files)
         .stdin(Stdio::null())
         .output()
-        .context("run bash lab/initramfs.sh")?;
+        .with_context(|| format!("run bash {}", maker.display()))?;
     if !out.status.success() {
         bail!(
-            "lab/initramfs.sh failed for boot {name} ({}): {}",
+            "{} failed for boot {name} ({}): {}",
+            maker.display(),
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         );
@@ -132,10 +159,13 @@ pub fn boot_with(
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut cmd = Command::new("bash");
         cmd.arg(script_path("boot.sh")).arg("-l").arg(&log_file);
-        if !append.is_empty() {
-            cmd.arg("-a").arg(append);
+        if !image.append.is_empty() {
+            cmd.arg("-a").arg(image.append);
         }
-        cmd.arg(&lab.vmlinuz)
+        if let Some(t) = image.timeout_s {
+            cmd.arg("-t").arg(t.to_string());
+        }
+        cmd.arg(image.kernel)
             .arg(&initramfs)
             .stdin(Stdio::null())
             .output()
@@ -146,7 +176,7 @@ pub fn boot_with(
         Some(1) => false,
         _ => bail!(
             "lab/boot.sh could not boot {} for {name} ({}): {}",
-            lab.vmlinuz.display(),
+            image.kernel.display(),
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         ),
@@ -161,14 +191,14 @@ pub fn boot_with(
 }
 
 fn load(series: &str) -> Result<Lab, String> {
-    let env = match run_script("env.sh", series, false) {
+    let env = match run_script(&script_path("env.sh"), &[series], false) {
         Ok(env) => env,
         Err(why) if ci() || std::env::var("KLP_LAB").as_deref() == Ok("1") => {
             let _ = writeln!(
                 std::io::stderr(),
                 "lab: {why}; running lab/setup.sh {series}"
             );
-            run_script("setup.sh", series, true)?
+            run_script(&script_path("setup.sh"), &[series], true)?
         }
         Err(why) => {
             return Err(format!("{why} (or set KLP_LAB=1 to let the tests run it)"));
@@ -179,7 +209,7 @@ fn load(series: &str) -> Result<Lab, String> {
 
 impl Lab {
     fn from_env(env: &str, series: &str) -> Result<Lab, String> {
-        let vars: HashMap<&str, &str> = env.lines().filter_map(|l| l.split_once('=')).collect();
+        let vars = env_vars(env);
         let get = |key: &str| {
             vars.get(key)
                 .map(|v| v.to_string())
@@ -199,54 +229,68 @@ impl Lab {
     }
 }
 
-/// Runs `bash lab/<name> <series>` and returns its stdout; the error is its last stderr line, which names
-/// what is missing or failed. With `show_progress` (setup.sh, which can take minutes) each stderr
-/// line is also passed on to the terminal as it comes.
-fn run_script(name: &str, series: &str, show_progress: bool) -> Result<String, String> {
+/// The `KEY=VALUE` lines a lab script prints.
+pub fn env_vars(env: &str) -> HashMap<&str, &str> {
+    env.lines().filter_map(|l| l.split_once('=')).collect()
+}
+
+/// Runs `bash SCRIPT ARGS` and returns its stdout; the error is its last stderr line, which
+/// names what is missing or failed. With `show_progress` (setup and builds take minutes) each
+/// stderr line is also passed on to the terminal as it comes.
+pub fn run_script(script: &Path, args: &[&str], show_progress: bool) -> Result<String, String> {
+    let name = script
+        .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+        .unwrap_or(script)
+        .display()
+        .to_string();
     let mut child = Command::new("bash")
-        .arg(script_path(name))
-        .arg(series)
+        .arg(script)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run bash lab/{name}: {e}"))?;
+        .map_err(|e| format!("cannot run bash {name}: {e}"))?;
     let mut last = String::new();
     // Its stdout is a few KEY=VALUE lines, far below a pipe's buffer: reading stderr to the
     // end first cannot deadlock.
-    for line in BufReader::new(child.stderr.take().expect("piped stderr")).lines() {
-        let line = line.unwrap_or_default();
-        if show_progress {
-            let _ = writeln!(std::io::stderr(), "{line}");
-        }
-        if !line.trim().is_empty() {
-            last = line;
+    if let Some(stderr) = child.stderr.take() {
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap_or_default();
+            if show_progress {
+                let _ = writeln!(std::io::stderr(), "{line}");
+            }
+            if !line.trim().is_empty() {
+                last = line;
+            }
         }
     }
     let out = child
         .wait_with_output()
-        .map_err(|e| format!("wait for bash lab/{name}: {e}"))?;
+        .map_err(|e| format!("wait for bash {name}: {e}"))?;
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
     match last.strip_prefix("lab: error: ") {
         Some(reason) => Err(reason.to_string()),
-        None if last.is_empty() => Err(format!("lab/{name} failed ({})", out.status)),
-        None => Err(format!("lab/{name} failed ({}): {last}", out.status)),
+        None if last.is_empty() => Err(format!("{name} failed ({})", out.status)),
+        None => Err(format!("{name} failed ({}): {last}", out.status)),
     }
 }
 
-fn script_path(name: &str) -> PathBuf {
+/// `lab/<name>` of this checkout.
+pub fn script_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("lab").join(name)
 }
 
 /// `target/klp-e2e`: next to cargo's `target/tmp`, so it follows `CARGO_TARGET_DIR`.
-fn log_dir() -> PathBuf {
+pub fn log_dir() -> PathBuf {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
     tmp.parent().unwrap_or(tmp).join("klp-e2e")
 }
 
-fn file_name(name: &str) -> String {
+/// `name` as a file name: anything but `[A-Za-z0-9._-]` becomes `_`.
+pub fn file_name(name: &str) -> String {
     name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "-_.".contains(c) {
@@ -258,6 +302,6 @@ fn file_name(name: &str) -> String {
         .collect()
 }
 
-fn ci() -> bool {
+pub fn ci() -> bool {
     super::ci_env::under_ci()
 }

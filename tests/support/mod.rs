@@ -10,6 +10,7 @@
 pub mod ci_env;
 pub mod inputs;
 pub mod lab;
+pub mod refkernel;
 pub mod run;
 pub mod schemas;
 pub mod signing;

@@ -1,23 +1,17 @@
-//! The reference kernel of replace-set.md for integration tests, included with
-//! `mod refkernel_support;`: reads `lab/refkernel.sh` (Debian's linux-source-6.12 with
+//! The reference kernel of replace-set.md for integration tests: reads `lab/refkernel.sh` (Debian's linux-source-6.12 with
 //! `testdata/kernel/replace-set.patch`, built small and cached) into a [`RefKernel`], builds
 //! livepatch modules against its tree with kbuild, and boots it in QEMU with a test script.
 //! Invariant: a test gets a complete built kernel or is skipped with a printed reason; under
 //! `CI=true` (or with `KLP_LAB=1`) `lab/refkernel.sh` builds what is missing, and a kernel that
 //! still cannot be had is a panic, since CI must not pass by skipping.
-#![allow(dead_code)]
-// Also included by `support` in the test crates that have both: one file, one rule.
-#[allow(clippy::duplicate_mod)]
-#[path = "../ci_env/mod.rs"]
-mod ci_env;
-
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use anyhow::{bail, Context, Result};
+
+use super::lab::{boot_image, ci, env_vars, file_name, log_dir, run_script, Boot, Image};
 
 /// `--diff <patch> --source <tree> --symbols <vmlinux> --work-dir <work> -j 2 -o <ko>`: a
 /// klp-build command line that builds inside the reference tree, but for options of the test's
@@ -61,21 +55,7 @@ pub struct RefKernel {
     pub version: String,
 }
 
-/// The result of one QEMU boot.
-#[derive(Debug, Clone)]
-pub struct Boot {
-    /// The serial console log (kernel messages and the script's output), `\r` removed.
-    pub log: String,
-    /// The log's verdict line is `KLP-TEST-RESULT: PASS`: the script exited 0.
-    pub passed: bool,
-    /// Where the log is kept (`target/klp-e2e/<name>.log`), for a failure message to point at.
-    pub log_file: PathBuf,
-}
-
 static KERNEL: OnceLock<Result<RefKernel, String>> = OnceLock::new();
-
-/// One guest at a time per test process: software emulation takes a whole core.
-static BOOTS: Mutex<()> = Mutex::new(());
 
 /// The reference kernel, found or built once per test process. `None` means skip: "SKIP <test>:
 /// <reason>" is printed to stderr. Under `CI=true` a kernel that cannot be had panics instead.
@@ -151,79 +131,29 @@ pub fn boot(
     script: &str,
     timeout_s: u32,
 ) -> Result<Boot> {
-    let tmp = tempfile::tempdir().context("create a temporary dir for the initramfs")?;
-    let script_file = tmp.path().join("test.sh");
-    std::fs::write(&script_file, script)
-        .with_context(|| format!("write {}", script_file.display()))?;
-    let initramfs = tmp.path().join("initramfs.gz");
-    let out = Command::new("bash")
-        .arg(script_path())
-        .arg("initramfs")
-        .arg("-o")
-        .arg(&initramfs)
-        .arg("-s")
-        .arg(&script_file)
-        .args(files)
-        .stdin(Stdio::null())
-        .output()
-        .context("run bash lab/refkernel.sh initramfs")?;
-    if !out.status.success() {
-        bail!(
-            "lab/refkernel.sh initramfs failed for boot {name} ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-
-    let log_file = log_dir().join(format!("{}.log", file_name(name)));
-    let out = {
-        let _one_guest = BOOTS
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        // lab/boot.sh as it is: TCG, -no-reboot (the initramfs ends with `reboot -f`, since
-        // tinyconfig has no ACPI to power off with), bounded, verdict from the console.
-        Command::new("bash")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/boot.sh"))
-            .arg("-l")
-            .arg(&log_file)
-            .arg("-t")
-            .arg(timeout_s.to_string())
-            .arg(&kernel.bzimage)
-            .arg(&initramfs)
-            .stdin(Stdio::null())
-            .output()
-            .context("run bash lab/boot.sh")?
+    let files: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    // tinyconfig has no ACPI to power off with: the initramfs ends with `reboot -f`, which
+    // lab/boot.sh's -no-reboot turns into QEMU's exit.
+    let image = Image {
+        kernel: &kernel.bzimage,
+        initramfs: (&script_path(), &["initramfs"]),
+        append: "",
+        timeout_s: Some(timeout_s),
     };
-    let passed = match out.status.code() {
-        Some(0) => true,
-        Some(1) => false,
-        _ => bail!(
-            "lab/boot.sh could not boot {} for {name} ({}): {}",
-            kernel.bzimage.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-    };
-    let log = std::fs::read(&log_file).with_context(|| format!("read {}", log_file.display()))?;
-    let log = String::from_utf8_lossy(&log).replace('\r', "");
-    Ok(Boot {
-        log,
-        passed,
-        log_file,
-    })
+    boot_image(&image, name, &files, script)
 }
 
 fn load() -> Result<RefKernel, String> {
     let build = ci() || std::env::var("KLP_LAB").as_deref() == Ok("1");
-    let env = match run_script(&["cached"], false) {
+    let env = match run_script(&script_path(), &["cached"], false) {
         Ok(env) => env,
         Err(why) if build => {
             let _ = writeln!(std::io::stderr(), "lab: {why}; running lab/refkernel.sh");
-            run_script(&[], true)?
+            run_script(&script_path(), &[], true)?
         }
         Err(why) => return Err(format!("{why} (or set KLP_LAB=1 to let the tests run it)")),
     };
-    let vars: HashMap<&str, &str> = env.lines().filter_map(|l| l.split_once('=')).collect();
+    let vars = env_vars(&env);
     let get = |key: &str| {
         vars.get(key)
             .map(|v| v.to_string())
@@ -254,67 +184,6 @@ fn load() -> Result<RefKernel, String> {
     Ok(kernel)
 }
 
-/// Runs `bash lab/refkernel.sh ARGS` and returns its stdout; the error is its last stderr line,
-/// which names what is missing or failed. With `show_progress` (a build takes minutes) each
-/// stderr line is also passed on as it comes.
-fn run_script(args: &[&str], show_progress: bool) -> Result<String, String> {
-    let mut child = Command::new("bash")
-        .arg(script_path())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run bash lab/refkernel.sh: {e}"))?;
-    let mut last = String::new();
-    // Its stdout is a few KEY=VALUE lines, far below a pipe's buffer: reading stderr to the end
-    // first cannot deadlock.
-    if let Some(stderr) = child.stderr.take() {
-        for line in BufReader::new(stderr).lines() {
-            let line = line.unwrap_or_default();
-            if show_progress {
-                let _ = writeln!(std::io::stderr(), "{line}");
-            }
-            if !line.trim().is_empty() {
-                last = line;
-            }
-        }
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("wait for bash lab/refkernel.sh: {e}"))?;
-    if out.status.success() {
-        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
-    }
-    match last.strip_prefix("lab: error: ") {
-        Some(reason) => Err(reason.to_string()),
-        None if last.is_empty() => Err(format!("lab/refkernel.sh failed ({})", out.status)),
-        None => Err(format!("lab/refkernel.sh failed ({}): {last}", out.status)),
-    }
-}
-
 fn script_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/refkernel.sh")
-}
-
-/// `target/klp-e2e`: next to cargo's `target/tmp`, so it follows `CARGO_TARGET_DIR`.
-fn log_dir() -> PathBuf {
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    tmp.parent().unwrap_or(tmp).join("klp-e2e")
-}
-
-fn file_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-fn ci() -> bool {
-    ci_env::under_ci()
+    super::lab::script_path("refkernel.sh")
 }
