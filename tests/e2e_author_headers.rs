@@ -304,47 +304,6 @@ fn report_of(stdout: &str) -> (Vec<String>, Vec<String>) {
     (funcs, callbacks)
 }
 
-/// A static program for the guest: setdomainname(argv[1]), printing the error (busybox has no
-/// applet that calls it).
-fn setdomain_program() -> PathBuf {
-    let dir = out_dir();
-    let src = dir.join("setdomain.c");
-    let bin = dir.join("setdomain");
-    std::fs::write(
-        &src,
-        r#"#define _GNU_SOURCE
-#include <errno.h>
-#include <stdio.h>
-#include <string.h>
-#include <unistd.h>
-
-int main(int argc, char **argv)
-{
-	if (argc != 2)
-		return 2;
-	if (setdomainname(argv[1], strlen(argv[1]))) {
-		printf("setdomainname: %s\n", strerror(errno));
-		return 1;
-	}
-	return 0;
-}
-"#,
-    )
-    .unwrap();
-    let st = Command::new("gcc")
-        .args(["-static", "-Os", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .status()
-        .expect("run gcc");
-    assert!(
-        st.success(),
-        "gcc -static failed for {}: install libc6-dev",
-        src.display()
-    );
-    bin
-}
-
 /// Builds `works` on `lab` and runs their guest scripts in one boot.
 fn build_and_boot(lab: &support::Lab, boot_name: &str, works: &[Works]) {
     let mut modules = Vec::new();
@@ -365,7 +324,7 @@ fn build_and_boot(lab: &support::Lab, boot_name: &str, works: &[Works]) {
         modules.push(ko);
         script.push_str(w.script);
     }
-    let setdomain = setdomain_program();
+    let setdomain = support::guest::setdomain_program(&out_dir());
     let mut files: Vec<&Path> = modules.iter().map(PathBuf::as_path).collect();
     files.push(&setdomain);
     // The distro's binfmt_misc module, for the callbacks of a module object (Debian's 6.1 and

@@ -89,26 +89,6 @@ fn build(lab: &support::Lab, case: &Case, out: &Path) -> (PathBuf, serde_json::V
     (ko, report)
 }
 
-/// `object:function,sympos` of every patched function, sorted: the golden list.
-fn functions(report: &serde_json::Value) -> String {
-    let mut v: Vec<String> = report["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|o| o["funcs"].as_array().unwrap().clone())
-        .map(|f| {
-            format!(
-                "{}:{},{}",
-                f["object"].as_str().unwrap(),
-                f["name"].as_str().unwrap(),
-                f["sympos"]
-            )
-        })
-        .collect();
-    v.sort();
-    v.join("\n") + "\n"
-}
-
 fn check_golden(lab: &support::Lab, case: &Case, got: &str) {
     let path = golden_path(lab, case);
     if std::env::var_os("KLP_BLESS").is_some() {
@@ -172,7 +152,7 @@ fn check_manifest(lab: &support::Lab, case: &Case, ko: &Path, report: &serde_jso
     listed.sort();
     assert_eq!(
         listed.join("\n") + "\n",
-        functions(report),
+        support::guest::patched_functions(report),
         "manifest and report disagree"
     );
     let out = Command::new(env!("CARGO_BIN_EXE_klp-build"))
@@ -257,7 +237,7 @@ fn run_case(series: &str, case: Case) {
     let out = root().join("target/klp-e2e").join(series);
     std::fs::create_dir_all(&out).unwrap();
     let (ko, report) = build(lab, &case, &out);
-    check_golden(lab, &case, &functions(&report));
+    check_golden(lab, &case, &support::guest::patched_functions(&report));
     if let Some((name, anchor, want)) = case.binds {
         let listed = kallsyms_sympos(&lab.kallsyms, name, anchor);
         if let Some(want) = want.filter(|_| series == support::lab::DEFAULT_SERIES) {

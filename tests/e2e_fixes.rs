@@ -97,26 +97,6 @@ fn klp_build(lab: &support::Lab, fix: &Fix) -> (Option<i32>, String, String, Pat
     )
 }
 
-/// `object:function,sympos` of every patched function, sorted: the golden list.
-fn functions(report: &serde_json::Value) -> String {
-    let mut v: Vec<String> = report["objects"]
-        .as_array()
-        .expect("report.objects")
-        .iter()
-        .flat_map(|o| o["funcs"].as_array().expect("funcs").clone())
-        .map(|f| {
-            format!(
-                "{}:{},{}",
-                f["object"].as_str().unwrap(),
-                f["name"].as_str().unwrap(),
-                f["sympos"]
-            )
-        })
-        .collect();
-    v.sort();
-    v.join("\n") + "\n"
-}
-
 fn check_golden(lab: &support::Lab, fix: &Fix, got: &str) {
     let file = format!("{}.functions", fix.name);
     let path = series_file(lab, "testdata/e2e", &file);
@@ -164,7 +144,7 @@ fn build_all(lab: &support::Lab, fixes: &[Fix]) -> Vec<(Fix, PathBuf)> {
                     fix.name
                 );
                 let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
-                check_golden(lab, fix, &functions(&report));
+                check_golden(lab, fix, &support::guest::patched_functions(&report));
                 let modinfo = Command::new("modinfo").arg(&ko).output().expect("modinfo");
                 let modinfo = String::from_utf8_lossy(&modinfo.stdout);
                 assert!(

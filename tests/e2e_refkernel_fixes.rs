@@ -183,45 +183,6 @@ fn check_orc(fix: &Fix, ko: &Path) {
     }
 }
 
-/// A static program for the guest, `setdomain NAME`: setdomainname(NAME), printing the error.
-fn setdomain_program(dir: &Path) -> PathBuf {
-    let src = dir.join("setdomain.c");
-    let bin = dir.join("setdomain");
-    std::fs::write(
-        &src,
-        r#"#define _GNU_SOURCE
-#include <errno.h>
-#include <stdio.h>
-#include <string.h>
-#include <unistd.h>
-
-int main(int argc, char **argv)
-{
-	if (argc != 2)
-		return 2;
-	if (setdomainname(argv[1], strlen(argv[1]))) {
-		printf("setdomainname: %s\n", strerror(errno));
-		return 1;
-	}
-	return 0;
-}
-"#,
-    )
-    .unwrap();
-    let st = std::process::Command::new("gcc")
-        .args(["-static", "-Os", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .status()
-        .expect("run gcc");
-    assert!(
-        st.success(),
-        "gcc -static failed for {}: install libc6-dev",
-        src.display()
-    );
-    bin
-}
-
 #[test]
 fn fixes_built_in_the_reference_tree_load_and_work_in_one_boot() {
     let Some(kernel) = support::refkernel::ref_kernel(
@@ -231,7 +192,7 @@ fn fixes_built_in_the_reference_tree_load_and_work_in_one_boot() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let mut built: Vec<PathBuf> = FIXES.iter().map(|f| build(kernel, tmp.path(), f)).collect();
-    built.push(setdomain_program(tmp.path()));
+    built.push(support::guest::setdomain_program(tmp.path()));
 
     let mut script = std::fs::read_to_string(testdata("e2e/lib.sh")).unwrap();
     for fix in FIXES {

@@ -8,6 +8,7 @@
 
 #[path = "../ci_env/mod.rs"]
 pub mod ci_env;
+pub mod guest;
 pub mod inputs;
 pub mod lab;
 pub mod refkernel;
