@@ -232,7 +232,13 @@ fn stacked_module_says_so_in_modinfo() {
     };
     let spec =
         ModuleSpec::new("livepatch-stacked", &req, &[], kmod::livepatch_api(&kbuild)).unwrap();
-    let ko = link(&kbuild, tmp.path(), &spec, &objects);
+    let ko = kmod_support::link(
+        &kbuild,
+        tmp.path(),
+        &spec,
+        &objects,
+        &[kmod::cmdline_entry()],
+    );
     let info = modinfo(&ko);
     assert_eq!(
         info.get("klp_build_replace").map(String::as_str),
@@ -273,7 +279,13 @@ fn replace_set_module_carries_its_set_and_supersedes() {
     let spec = ModuleSpec::new("livepatch-set2", &req, &states, api).unwrap();
     // The kernel's own livepatch.h, edited, has no `replace` any more: the core compiles only
     // because it sets `replace_set` and `supersedes`.
-    let ko = link(&headers, tmp.path(), &spec, &objects);
+    let ko = kmod_support::link(
+        &headers,
+        tmp.path(),
+        &spec,
+        &objects,
+        &[kmod::cmdline_entry()],
+    );
     let info = modinfo(&ko);
     assert_eq!(
         info.get("klp_build_replace").map(String::as_str),
@@ -334,7 +346,13 @@ fn provides_module_carries_its_set() {
             ..
         }
     ));
-    let ko = link(&headers, tmp.path(), &spec, &objects);
+    let ko = kmod_support::link(
+        &headers,
+        tmp.path(),
+        &spec,
+        &objects,
+        &[kmod::cmdline_entry()],
+    );
     let info = modinfo(&ko);
     assert_eq!(
         info.get("klp_build_replace").map(String::as_str),
@@ -348,25 +366,6 @@ fn provides_module_carries_its_set() {
     let data = spec_table(&ko);
     assert_eq!((data.set, data.supersedes.len()), (4, 0));
     assert_core_uses(&ko, &["klp_build_replace_set"]);
-}
-
-/// Links `spec`'s module with the cmdline table and `objects` in `tmp/<name>`.
-fn link(
-    kbuild: &Path,
-    tmp: &Path,
-    spec: &ModuleSpec,
-    objects: &[std::path::PathBuf],
-) -> std::path::PathBuf {
-    let dir = tmp.join(&spec.name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let tables = dir.join(TABLES_OBJECT);
-    write_tables(&[kmod::cmdline_entry()], &tables).unwrap();
-    let input = KmodInput {
-        spec,
-        objects,
-        tables: &tables,
-    };
-    link_module(kbuild, &dir, &input, 2, &[], &mut Quiet).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// What the spec table of a linked module holds.

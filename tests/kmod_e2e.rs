@@ -231,7 +231,7 @@ fn cumulative_replaces_and_hotfix_stacks_on_the_distro_kernel() {
                  tag: &str,
                  entries: &[FuncEntry]| {
         let spec = ModuleSpec::new(name, req, states, api.clone()).unwrap();
-        link(&lab.kbuild, tmp.path(), &spec, &obj(tag), entries)
+        kmod_support::link(&lab.kbuild, tmp.path(), &spec, &obj(tag), entries)
     };
     let v1 = build(
         "lp-v1",
@@ -327,24 +327,4 @@ echo "replace-e2e: replaced modules unloaded"
             boot.log_file.display()
         );
     }
-}
-
-/// Links `spec`'s module from `objects` and a table of `entries` in `tmp/<name>`.
-fn link(
-    kbuild: &std::path::Path,
-    tmp: &std::path::Path,
-    spec: &ModuleSpec,
-    objects: &[PathBuf],
-    entries: &[FuncEntry],
-) -> PathBuf {
-    let dir = tmp.join(&spec.name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let tables = dir.join(TABLES_OBJECT);
-    write_tables(entries, &tables).unwrap();
-    let input = KmodInput {
-        spec,
-        objects,
-        tables: &tables,
-    };
-    link_module(kbuild, &dir, &input, 2, &[], &mut Quiet).unwrap_or_else(|e| panic!("{e:#}"))
 }

@@ -10,8 +10,11 @@ mod ci_env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use klp_build::emit::tables::FuncEntry;
+use klp_build::contract::spec::ModuleSpec;
+use klp_build::emit::kbuild::{link_module, KmodInput, TABLES_OBJECT};
+use klp_build::emit::tables::{write_tables, FuncEntry};
 use klp_build::kernel::livepatch_api::LivepatchApi;
+use klp_build::progress::Quiet;
 
 /// The replacement of `cmdline_proc_show` (fs/proc/cmdline.c, static there: livepatch finds
 /// the old function by name, so its binding does not matter).
@@ -242,4 +245,25 @@ pub fn headers_with_livepatch_fields(kbuild: &Path, dir: &Path, fields: &str) ->
         &format!("include {}/Makefile\n", src_copy.display()),
     );
     arch_copy
+}
+
+/// Links `spec`'s module from `objects` and a function table of `entries` in `tmp/<name>`, with
+/// the target's kbuild at `kbuild`; returns the `.ko`.
+pub fn link(
+    kbuild: &Path,
+    tmp: &Path,
+    spec: &ModuleSpec,
+    objects: &[PathBuf],
+    entries: &[FuncEntry],
+) -> PathBuf {
+    let dir = tmp.join(&spec.name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let tables = dir.join(TABLES_OBJECT);
+    write_tables(entries, &tables).unwrap();
+    let input = KmodInput {
+        spec,
+        objects,
+        tables: &tables,
+    };
+    link_module(kbuild, &dir, &input, 2, &[], &mut Quiet).unwrap_or_else(|e| panic!("{e:#}"))
 }
