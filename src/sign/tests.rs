@@ -3,53 +3,21 @@
 //! signed attributes, key ids, other digests; every change to the content or the message is refused
 //! and no mutation of a message panics.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use super::*;
 
-/// A key and self-signed certificate made by openssl in `dir`.
-struct TestKey {
-    key: PathBuf,
-    cert: PathBuf,
-}
+// The integration tests' key maker, one copy for both kinds of test.
+#[path = "../../tests/support/signing.rs"]
+#[allow(dead_code)]
+mod signing;
+use signing::{openssl, TestKey};
 
-fn openssl(args: &[&std::ffi::OsStr]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("openssl is needed for the signing tests (apt-get install openssl): {e}")
-        });
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
+/// A key whose certificate has a two-part subject, `O=klp-build tests, CN=<name>`, so that the
+/// issuer's rendering is checked with more than one RDN.
 fn test_key(dir: &Path, name: &str) -> TestKey {
-    let key = dir.join(format!("{name}.key"));
-    let cert = dir.join(format!("{name}.pem"));
-    let subj = format!("/O=klp-build tests/CN={name}");
-    openssl(&[
-        "req".as_ref(),
-        "-new".as_ref(),
-        "-nodes".as_ref(),
-        "-x509".as_ref(),
-        "-batch".as_ref(),
-        "-days".as_ref(),
-        "3650".as_ref(),
-        "-newkey".as_ref(),
-        "rsa:2048".as_ref(),
-        "-subj".as_ref(),
-        subj.as_ref(),
-        "-keyout".as_ref(),
-        key.as_os_str(),
-        "-out".as_ref(),
-        cert.as_os_str(),
-    ]);
-    TestKey { key, cert }
+    signing::test_key_with_subject(dir, name, &format!("/O=klp-build tests/CN={name}"))
 }
 
 /// A detached CMS signature of `content` by `k`, DER; `extra` are openssl cms options.

@@ -37,9 +37,13 @@ pub fn openssl<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
 /// A 2048-bit RSA key and a self-signed certificate `CN=<name>` in `dir` (`<file>.key`,
 /// `<file>.pem`).
 pub fn test_key(dir: &Path, file: &str, name: &str) -> TestKey {
+    test_key_with_subject(dir, file, &format!("/CN={name}"))
+}
+
+/// [`test_key`] with the whole subject as openssl takes it (`/O=org/CN=name`).
+pub fn test_key_with_subject(dir: &Path, file: &str, subject: &str) -> TestKey {
     let key = dir.join(format!("{file}.key"));
     let cert = dir.join(format!("{file}.pem"));
-    let subj = format!("/CN={name}");
     openssl(&[
         "req".as_ref(),
         "-new".as_ref(),
@@ -53,7 +57,7 @@ pub fn test_key(dir: &Path, file: &str, name: &str) -> TestKey {
         "-newkey".as_ref(),
         "rsa:2048".as_ref(),
         "-subj".as_ref(),
-        subj.as_ref(),
+        subject.as_ref(),
         "-keyout".as_ref(),
         key.as_os_str(),
         "-out".as_ref(),
