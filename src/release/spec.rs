@@ -300,6 +300,75 @@ pub fn parse(file: &Path, text: &str) -> anyhow::Result<Release> {
         text,
         errors: vec![],
     };
+    let (name, version, module) = identity(&mut l, &raw);
+    let previous = raw.previous.as_ref().map(|p| dir.join(p.get_ref()));
+    if raw.no_replace && (raw.replace_set.is_some() || !raw.supersedes.is_empty()) {
+        let span = raw
+            .replace_set
+            .as_ref()
+            .map_or(raw.name.span(), Spanned::span);
+        l.error(
+            &span,
+            "no-replace = true with replace-set or supersedes: a stacked hotfix replaces nothing; \
+             drop one of them",
+        );
+    }
+    let mut states = Vec::new();
+    for s in &raw.states {
+        match s.get_ref().parse::<StateSpec>() {
+            Ok(st) => states.push(st),
+            Err(e) => l.error(&s.span(), format!("states: {e}")),
+        }
+    }
+    let suites = suites(&mut l, raw.suites.as_ref());
+    let (fixes, ids) = fixes(&mut l, &dir, &raw.fix);
+    let mut allow_drop = Vec::new();
+    for a in &raw.allow_drop {
+        if ids.contains(a.get_ref()) {
+            l.error(
+                &a.span(),
+                format!(
+                    "allow-drop = {:?}: this release carries that fix, so it drops nothing",
+                    a.get_ref()
+                ),
+            );
+        }
+        allow_drop.push(a.get_ref().clone());
+    }
+
+    let targets = targets(&mut l, &dir, &raw.target);
+    let sign = raw
+        .sign
+        .as_ref()
+        .map(|s| sign_spec(&mut l, &dir, s.get_ref()));
+    if !l.errors.is_empty() {
+        anyhow::bail!(
+            "{} problem(s) in the release file:\n  {}",
+            l.errors.len(),
+            l.errors.join("\n  ")
+        );
+    }
+    Ok(Release {
+        file: file.to_path_buf(),
+        name,
+        version,
+        module,
+        previous,
+        replace_set: raw.replace_set.map(Spanned::into_inner),
+        supersedes: raw.supersedes,
+        no_replace: raw.no_replace,
+        states,
+        allow_drop,
+        suites,
+        compiler_launcher: raw.compiler_launcher,
+        fixes,
+        targets,
+        sign,
+    })
+}
+
+/// `name` and `version`, checked, and the module name they make.
+fn identity(l: &mut Located<'_>, raw: &RawRelease) -> (String, String, String) {
     let name = raw.name.get_ref().trim().to_string();
     if name.is_empty()
         || !name
@@ -339,26 +408,12 @@ pub fn parse(file: &Path, text: &str) -> anyhow::Result<Release> {
             ),
         );
     }
-    let previous = raw.previous.as_ref().map(|p| dir.join(p.get_ref()));
-    if raw.no_replace && (raw.replace_set.is_some() || !raw.supersedes.is_empty()) {
-        let span = raw
-            .replace_set
-            .as_ref()
-            .map_or(raw.name.span(), Spanned::span);
-        l.error(
-            &span,
-            "no-replace = true with replace-set or supersedes: a stacked hotfix replaces nothing; \
-             drop one of them",
-        );
-    }
-    let mut states = Vec::new();
-    for s in &raw.states {
-        match s.get_ref().parse::<StateSpec>() {
-            Ok(st) => states.push(st),
-            Err(e) => l.error(&s.span(), format!("states: {e}")),
-        }
-    }
-    let suites = match &raw.suites {
+    (name, version, module)
+}
+
+/// `suites`: the file's, checked, or the defaults.
+fn suites(l: &mut Located<'_>, raw: Option<&Spanned<Vec<String>>>) -> Vec<String> {
+    match raw {
         Some(s) if s.get_ref().is_empty() => {
             l.error(
                 &s.span(),
@@ -382,17 +437,24 @@ pub fn parse(file: &Path, text: &str) -> anyhow::Result<Release> {
             s.get_ref().clone()
         }
         None => DEFAULT_SUITES.iter().map(|s| s.to_string()).collect(),
-    };
+    }
+}
 
+/// The `[[fix]]` entries, checked, with the set of their ids.
+fn fixes(
+    l: &mut Located<'_>,
+    dir: &Path,
+    raw: &[Spanned<RawFix>],
+) -> (Vec<FixSpec>, BTreeSet<String>) {
     let mut fixes = Vec::new();
     let mut ids = BTreeSet::new();
-    if raw.fix.is_empty() {
+    if raw.is_empty() {
         l.errors.push(format!(
             "{}: no [[fix]]: a release needs at least one, e.g.\n  [[fix]]\n  id = \"CVE-2026-1001\"\n  patches = [\"fixes/cve-2026-1001.patch\"]",
-            file.display()
+            l.file.display()
         ));
     }
-    for f in &raw.fix {
+    for f in raw {
         let f_span = f.span();
         let f = f.get_ref();
         let id = f.id.get_ref().clone();
@@ -409,7 +471,7 @@ pub fn parse(file: &Path, text: &str) -> anyhow::Result<Release> {
                 format!("id = {id:?} names a second fix; ids are unique in a release"),
             );
         }
-        let patches = patch_list(&mut l, &dir, &id, &f.patches);
+        let patches = patch_list(l, dir, &id, &f.patches);
         let mut backports = Vec::new();
         for b in &f.backport {
             let b = b.get_ref();
@@ -432,7 +494,7 @@ pub fn parse(file: &Path, text: &str) -> anyhow::Result<Release> {
                     ),
                 }
             }
-            let patches = patch_list(&mut l, &dir, &id, &b.patches);
+            let patches = patch_list(l, dir, &id, &b.patches);
             backports.push(Backport { kernels, patches });
         }
         let _ = f_span;
@@ -442,29 +504,20 @@ pub fn parse(file: &Path, text: &str) -> anyhow::Result<Release> {
             backports,
         });
     }
-    let mut allow_drop = Vec::new();
-    for a in &raw.allow_drop {
-        if ids.contains(a.get_ref()) {
-            l.error(
-                &a.span(),
-                format!(
-                    "allow-drop = {:?}: this release carries that fix, so it drops nothing",
-                    a.get_ref()
-                ),
-            );
-        }
-        allow_drop.push(a.get_ref().clone());
-    }
+    (fixes, ids)
+}
 
+/// The `[[target]]` entries, checked: each a Debian release or a tree with its inputs.
+fn targets(l: &mut Located<'_>, dir: &Path, raw: &[Spanned<RawTarget>]) -> Vec<TargetSpec> {
     let mut targets = Vec::new();
     let mut keys = BTreeSet::new();
-    if raw.target.is_empty() {
+    if raw.is_empty() {
         l.errors.push(format!(
             "{}: no [[target]]: name at least one kernel, e.g.\n  [[target]]\n  debian = \"6.1.0-57-amd64\"",
-            file.display()
+            l.file.display()
         ));
     }
-    for t in &raw.target {
+    for t in raw {
         let span = t.span();
         let line = l.line_of(&span);
         let t = t.get_ref();
@@ -570,34 +623,7 @@ pub fn parse(file: &Path, text: &str) -> anyhow::Result<Release> {
         }
         targets.push(target);
     }
-    let sign = raw
-        .sign
-        .as_ref()
-        .map(|s| sign_spec(&mut l, &dir, s.get_ref()));
-    if !l.errors.is_empty() {
-        anyhow::bail!(
-            "{} problem(s) in the release file:\n  {}",
-            l.errors.len(),
-            l.errors.join("\n  ")
-        );
-    }
-    Ok(Release {
-        file: file.to_path_buf(),
-        name,
-        version,
-        module,
-        previous,
-        replace_set: raw.replace_set.map(Spanned::into_inner),
-        supersedes: raw.supersedes,
-        no_replace: raw.no_replace,
-        states,
-        allow_drop,
-        suites,
-        compiler_launcher: raw.compiler_launcher,
-        fixes,
-        targets,
-        sign,
-    })
+    targets
 }
 
 /// `[sign]`: `key` a PKCS#11 URI or a file, `cert` a file, paths relative to the release file;
