@@ -607,7 +607,7 @@ fn one_target(
             .find(|p| p.kernel_release == entry.kernel_release)
             .map(|p| (dir, p))
     });
-    entry.previous = Some(match prev_module {
+    entry.previous = previous.map(|_| match prev_module {
         Some((_, p)) => match &p.module {
             Some(m) => m.clone(),
             None => format!(
@@ -615,12 +615,8 @@ fn one_target(
                 p.status
             ),
         },
-        None if previous.is_some() => "none: a kernel new in this release".into(),
-        None => "none".into(),
+        None => "none: a kernel new in this release".into(),
     });
-    if previous.is_none() {
-        entry.previous = None;
-    }
     let dir = staging.join(&key);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let ko = dir.join(format!("{}.ko", release.module));
@@ -645,7 +641,44 @@ fn one_target(
         work.file_name().unwrap_or_default().to_string_lossy()
     )))?;
     let stats_log = dir.join(".compiler-launcher.log");
-    let launcher = match ctx.launcher {
+    let launcher = attach_launcher(ctx, &inputs, &mut cmd, &stats_log, w)?;
+    w.lines.say(w.i, "building");
+    let (status, error_lines) = run_build(cmd, &dir, w)?;
+    let mut entry_stats: Option<CacheStats> = None;
+    if let Some(l) = launcher {
+        let stats = l.stats(&stats_log, &inputs.source);
+        let _ = std::fs::remove_file(&stats_log);
+        write_stats(&dir.join("compiles.json"), &stats)?;
+        entry_stats = Some(stats);
+    }
+    record_outcome(
+        &mut entry,
+        status.code(),
+        &Built {
+            release,
+            dir: &dir,
+            ko: &ko,
+            applied: &applied,
+            stats: entry_stats.as_ref(),
+            error_lines: &error_lines,
+        },
+        w,
+    )?;
+    Ok(entry)
+}
+
+/// Hands the target's compiles to the release's compiler launcher (ccache, sccache, distcc)
+/// through wrappers named like the compilers; `None` when there is none or the target's build
+/// root lacks it.
+fn attach_launcher<'a>(
+    ctx: &Shared<'a>,
+    inputs: &Inputs,
+    cmd: &mut Command,
+    stats_log: &Path,
+    w: &Worker,
+) -> anyhow::Result<Option<&'a Launcher>> {
+    let cache = ctx.cache;
+    Ok(match ctx.launcher {
         Some(l)
             if inputs
                 .build_root
@@ -659,7 +692,7 @@ fn one_target(
                 }
             }
             let wrapper = l.wrapper_dir(cache, &names)?;
-            cmd.envs(l.env(cache, &wrapper, &stats_log));
+            cmd.envs(l.env(cache, &wrapper, stats_log));
             Some(l)
         }
         Some(l) => {
@@ -673,8 +706,17 @@ fn one_target(
             None
         }
         None => None,
-    };
-    w.lines.say(w.i, "building");
+    })
+}
+
+/// Runs the target's build with its report to `dir/report.json` and its stderr to
+/// `dir/build.log`, passing stage lines on as progress; returns its exit status and the error
+/// lines it printed.
+fn run_build(
+    mut cmd: Command,
+    dir: &Path,
+    w: &Worker,
+) -> anyhow::Result<(std::process::ExitStatus, Vec<String>)> {
     let report = std::fs::File::create(dir.join("report.json"))
         .with_context(|| format!("creating {}", dir.join("report.json").display()))?;
     let mut log_file = std::fs::File::create(dir.join("build.log"))
@@ -688,7 +730,6 @@ fn one_target(
         c.push(child.id());
     }
     let mut error_lines = Vec::new();
-    let mut entry_stats: Option<CacheStats> = None;
     if let Some(err) = child.stderr.take() {
         for line in BufReader::new(err).lines() {
             let Ok(line) = line else { break };
@@ -704,16 +745,32 @@ fn one_target(
         }
     }
     let status = child.wait().context("waiting for the target's build")?;
-    if let Some(l) = launcher {
-        let stats = l.stats(&stats_log, &inputs.source);
-        let _ = std::fs::remove_file(&stats_log);
-        write_stats(&dir.join("compiles.json"), &stats)?;
-        entry_stats = Some(stats);
-    }
-    let code = status.code();
+    Ok((status, error_lines))
+}
+
+/// What a finished build of one target left for the index entry.
+struct Built<'a> {
+    release: &'a Release,
+    dir: &'a Path,
+    ko: &'a Path,
+    applied: &'a [&'a super::spec::FixSpec],
+    stats: Option<&'a CacheStats>,
+    error_lines: &'a [String],
+}
+
+/// The index entry's status from the build's exit code: built (with the module's sha256 and
+/// signature), not-affected (exit 3, no functional change) or refused.
+fn record_outcome(
+    entry: &mut IndexTarget,
+    code: Option<i32>,
+    b: &Built<'_>,
+    w: &Worker,
+) -> anyhow::Result<()> {
+    let (release, dir, ko, applied, error_lines) =
+        (b.release, b.dir, b.ko, b.applied, b.error_lines);
     match code {
         Some(0) => {
-            let bytes = std::fs::read(&ko).with_context(|| {
+            let bytes = std::fs::read(ko).with_context(|| {
                 format!(
                     "the build said it wrote {} but it cannot be read",
                     ko.display()
@@ -731,7 +788,7 @@ fn one_target(
                         "the build exited 0 but its module is not signed as [sign] asks ({other:?})"
                     ));
                     w.lines.finish(w.i, "refused (module not signed)");
-                    return Ok(entry);
+                    return Ok(());
                 }
             }
             // The release the module is for, as the build read it from the kbuild dir (a
@@ -744,7 +801,7 @@ fn one_target(
             entry.fixes = applied.iter().map(|f| f.id.clone()).collect();
             w.lines.finish(
                 w.i,
-                &match &entry_stats {
+                &match b.stats {
                     Some(s) => format!(
                         "built ({} compiled, {} from {})",
                         s.compiled.len(),
@@ -757,7 +814,7 @@ fn one_target(
         }
         Some(3) => {
             entry.status = "not-affected".into();
-            entry.reason = Some(first_lines(&error_lines, "no functional change"));
+            entry.reason = Some(first_lines(error_lines, "no functional change"));
             w.lines.finish(w.i, "not-affected (no functional change)");
         }
         _ if interrupt::interrupted() => {
@@ -766,11 +823,11 @@ fn one_target(
         }
         _ => {
             entry.status = "refused".into();
-            entry.reason = Some(first_lines(&error_lines, "the build failed"));
+            entry.reason = Some(first_lines(error_lines, "the build failed"));
             w.lines.finish(w.i, "refused (see build.log)");
         }
     }
-    Ok(entry)
+    Ok(())
 }
 
 /// The compiler program the target's config names (`CONFIG_CC_VERSION_TEXT`'s first word).
