@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use object::elf::{self, FileHeader64, Rela64};
+use object::elf::{self, FileHeader64, Rela64, SectionHeader64};
 use object::read::elf::{FileHeader, SectionHeader, Sym};
 use object::LittleEndian as LE;
 
@@ -66,28 +66,67 @@ pub fn parse<R: Role>(path: &Path, data: &[u8]) -> Result<ElfObject<R>, Error> {
     let symtab = table
         .symbols(endian, data, elf::SHT_SYMTAB)
         .map_err(|e| bad(path, format_args!("symbol table: {e}")))?;
-    let symtab_index = symtab.section().0;
-    let strtab_index = symtab.string_section().0;
+    let r = Reader {
+        path,
+        data,
+        endian,
+        nsec: table.len(),
+        symtab: symtab.section().0,
+        strtab: symtab.string_section().0,
+        shstrtab: header.e_shstrndx(endian) as usize,
+    };
 
-    // What compressed sections may expand to, all together: the bound of the object itself.
-    let mut budget = crate::input::Kind::Object.limit();
     let mut obj = ElfObject::<R>::new(path.to_path_buf());
     obj.os_abi = header.e_ident().os_abi;
     obj.e_flags = header.e_flags(endian);
-    obj.sections.clear();
-    let nsec = table.len();
-    let sec_id = |i: u32, what: &str| -> Result<SectionId<R>, Error> {
-        if (i as usize) < nsec {
+    // What compressed sections may expand to, all together: the bound of the object itself.
+    let mut budget = crate::input::Kind::Object.limit();
+    obj.sections = table
+        .iter()
+        .enumerate()
+        .map(|(index, sh)| r.section(&table, index, sh, &mut budget))
+        .collect::<Result<_, _>>()?;
+    obj.symbols = r.symbols(&symtab)?;
+    check(path, &obj)?;
+    Ok(obj)
+}
+
+/// The file being read and the indices every section and symbol is checked against.
+struct Reader<'d> {
+    path: &'d Path,
+    data: &'d [u8],
+    endian: LE,
+    nsec: usize,
+    symtab: usize,
+    strtab: usize,
+    shstrtab: usize,
+}
+
+type Sections<'d> = object::read::elf::SectionTable<'d, FileHeader64<LE>>;
+type Symbols<'d> = object::read::elf::SymbolTable<'d, FileHeader64<LE>>;
+
+impl<'d> Reader<'d> {
+    /// Section `i`, when the file has it; `what` names the referrer for the error.
+    fn sec_id<R: Role>(&self, i: u32, what: &str) -> Result<SectionId<R>, Error> {
+        if (i as usize) < self.nsec {
             Ok(SectionId::new(i as usize))
         } else {
             Err(bad(
-                path,
+                self.path,
                 format_args!("{what}: section index {i} out of range"),
             ))
         }
-    };
+    }
 
-    for (index, sh) in table.iter().enumerate() {
+    /// Section `index`: its header fields and its contents by type.
+    fn section<R: Role>(
+        &self,
+        table: &Sections<'d>,
+        index: usize,
+        sh: &SectionHeader64<LE>,
+        budget: &mut u64,
+    ) -> Result<Section<R>, Error> {
+        let (path, endian) = (self.path, self.endian);
         let name = if index == 0 {
             String::new()
         } else {
@@ -96,17 +135,52 @@ pub fn parse<R: Role>(path: &Path, data: &[u8]) -> Result<ElfObject<R>, Error> {
                 .map_err(|e| bad(path, format_args!("section [{index}] name: {e}")))?;
             String::from_utf8_lossy(raw).into_owned()
         };
-        let sh_type = sh.sh_type(endian);
         let what = format!("section [{index}] {name}");
-        let content = match sh_type {
+        let content = self.content(index, sh, &what, budget)?;
+        // A decompressed section is held as what it holds; its header then says so too.
+        let sh_flags = sh.sh_flags(endian) & !u64::from(elf::SHF_COMPRESSED);
+        let link = match &content {
+            Content::Data(_) | Content::Nobits(_) if sh.sh_link(endian) != 0 => {
+                Some(self.sec_id(sh.sh_link(endian), &what)?)
+            }
+            _ => None,
+        };
+        Ok(Section {
+            name,
+            sh_type: sh.sh_type(endian),
+            sh_flags,
+            sh_addr: sh.sh_addr(endian),
+            sh_addralign: sh.sh_addralign(endian),
+            sh_entsize: sh.sh_entsize(endian),
+            link,
+            info: match content {
+                Content::Relocs { .. } | Content::Group { .. } => 0,
+                _ => sh.sh_info(endian),
+            },
+            content,
+            deleted: false,
+        })
+    }
+
+    /// A section's contents by its type: the tables by role, relocations and groups with typed
+    /// ids, data decompressed within `budget`.
+    fn content<R: Role>(
+        &self,
+        index: usize,
+        sh: &SectionHeader64<LE>,
+        what: &str,
+        budget: &mut u64,
+    ) -> Result<Content<R>, Error> {
+        let (path, endian, data) = (self.path, self.endian, self.data);
+        Ok(match sh.sh_type(endian) {
             elf::SHT_NOBITS => Content::Nobits(sh.sh_size(endian)),
-            elf::SHT_SYMTAB if index == symtab_index => Content::Symtab,
+            elf::SHT_SYMTAB if index == self.symtab => Content::Symtab,
             elf::SHT_SYMTAB => {
                 return Err(bad(path, format_args!("{what}: a second symbol table")))
             }
             elf::SHT_SYMTAB_SHNDX => Content::SymtabShndx,
-            elf::SHT_STRTAB if index == strtab_index => Content::Strtab,
-            elf::SHT_STRTAB if index == header.e_shstrndx(endian) as usize => Content::Shstrtab,
+            elf::SHT_STRTAB if index == self.strtab => Content::Strtab,
+            elf::SHT_STRTAB if index == self.shstrtab => Content::Shstrtab,
             elf::SHT_REL => {
                 return Err(bad(
                     path,
@@ -114,13 +188,13 @@ pub fn parse<R: Role>(path: &Path, data: &[u8]) -> Result<ElfObject<R>, Error> {
                 ))
             }
             elf::SHT_RELA => {
-                if sh.sh_link(endian) as usize != symtab_index {
+                if sh.sh_link(endian) as usize != self.symtab {
                     return Err(bad(
                         path,
                         format_args!("{what}: relocations against another symbol table"),
                     ));
                 }
-                let target = sec_id(sh.sh_info(endian), &what)?;
+                let target = self.sec_id(sh.sh_info(endian), what)?;
                 let rela: &[Rela64<LE>] = sh
                     .data_as_array(endian, data)
                     .map_err(|e| bad(path, format_args!("{what}: {e}")))?;
@@ -144,7 +218,7 @@ pub fn parse<R: Role>(path: &Path, data: &[u8]) -> Result<ElfObject<R>, Error> {
                     .ok_or_else(|| bad(path, format_args!("{what}: empty group")))?;
                 let members = rest
                     .iter()
-                    .map(|w| sec_id(w.get(endian), &what))
+                    .map(|w| self.sec_id(w.get(endian), what))
                     .collect::<Result<_, _>>()?;
                 Content::Group {
                     flags: flags.get(endian),
@@ -157,75 +231,56 @@ pub fn parse<R: Role>(path: &Path, data: &[u8]) -> Result<ElfObject<R>, Error> {
                     .data(endian, data)
                     .map_err(|e| bad(path, format_args!("{what}: {e}")))?;
                 if sh.sh_flags(endian) & u64::from(elf::SHF_COMPRESSED) != 0 {
-                    let bytes = decompress(raw, &mut budget)
+                    let bytes = decompress(raw, budget)
                         .map_err(|e| bad(path, format_args!("{what}: {e}")))?;
                     Content::Data(bytes)
                 } else {
                     Content::Data(raw.to_vec())
                 }
             }
-        };
-        // A decompressed section is held as what it holds; its header then says so too.
-        let sh_flags = sh.sh_flags(endian) & !u64::from(elf::SHF_COMPRESSED);
-        let link = match &content {
-            Content::Data(_) | Content::Nobits(_) if sh.sh_link(endian) != 0 => {
-                Some(sec_id(sh.sh_link(endian), &what)?)
-            }
-            _ => None,
-        };
-        obj.sections.push(Section {
-            name,
-            sh_type,
-            sh_flags,
-            sh_addr: sh.sh_addr(endian),
-            sh_addralign: sh.sh_addralign(endian),
-            sh_entsize: sh.sh_entsize(endian),
-            link,
-            info: match content {
-                Content::Relocs { .. } | Content::Group { .. } => 0,
-                _ => sh.sh_info(endian),
-            },
-            content,
-            deleted: false,
-        });
+        })
     }
 
-    obj.symbols.clear();
-    for (index, sym) in symtab.symbols().iter().enumerate() {
-        let name = symtab
-            .symbol_name(endian, sym)
-            .map_err(|e| bad(path, format_args!("symbol [{index}] name: {e}")))?;
-        let shndx = sym.st_shndx(endian);
-        let section = match shndx {
-            elf::SHN_UNDEF => SymSection::Undef,
-            elf::SHN_ABS => SymSection::Abs,
-            elf::SHN_COMMON => SymSection::Common,
-            elf::SHN_XINDEX => {
-                let i = symtab
-                    .shndx(endian, object::SymbolIndex(index))
-                    .ok_or_else(|| {
-                        bad(
-                            path,
-                            format_args!("symbol [{index}]: SHN_XINDEX without SHT_SYMTAB_SHNDX"),
-                        )
-                    })?;
-                SymSection::Section(sec_id(i, "symbol")?)
-            }
-            s if s >= elf::SHN_LORESERVE => SymSection::Reserved(s),
-            s => SymSection::Section(sec_id(u32::from(s), "symbol")?),
-        };
-        obj.symbols.push(Symbol {
-            name: String::from_utf8_lossy(name).into_owned(),
-            st_info: sym.st_info(),
-            st_other: sym.st_other(),
-            section,
-            st_value: sym.st_value(endian),
-            st_size: sym.st_size(endian),
-            deleted: false,
-        });
+    /// The symbol table, each symbol's section checked to exist.
+    fn symbols<R: Role>(&self, symtab: &Symbols<'d>) -> Result<Vec<Symbol<R>>, Error> {
+        let (path, endian) = (self.path, self.endian);
+        let mut out = Vec::with_capacity(symtab.symbols().len());
+        for (index, sym) in symtab.symbols().iter().enumerate() {
+            let name = symtab
+                .symbol_name(endian, sym)
+                .map_err(|e| bad(path, format_args!("symbol [{index}] name: {e}")))?;
+            let section = match sym.st_shndx(endian) {
+                elf::SHN_UNDEF => SymSection::Undef,
+                elf::SHN_ABS => SymSection::Abs,
+                elf::SHN_COMMON => SymSection::Common,
+                elf::SHN_XINDEX => {
+                    let i = symtab
+                        .shndx(endian, object::SymbolIndex(index))
+                        .ok_or_else(|| {
+                            bad(
+                                path,
+                                format_args!(
+                                    "symbol [{index}]: SHN_XINDEX without SHT_SYMTAB_SHNDX"
+                                ),
+                            )
+                        })?;
+                    SymSection::Section(self.sec_id(i, "symbol")?)
+                }
+                s if s >= elf::SHN_LORESERVE => SymSection::Reserved(s),
+                s => SymSection::Section(self.sec_id(u32::from(s), "symbol")?),
+            };
+            out.push(Symbol {
+                name: String::from_utf8_lossy(name).into_owned(),
+                st_info: sym.st_info(),
+                st_other: sym.st_other(),
+                section,
+                st_value: sym.st_value(endian),
+                st_size: sym.st_size(endian),
+                deleted: false,
+            });
+        }
+        Ok(out)
     }
-    check(path, &obj)?;
-    Ok(obj)
 }
 
 /// The contents of an `SHF_COMPRESSED` section: its `Elf64_Chdr` (type, reserved, size, alignment)
