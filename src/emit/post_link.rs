@@ -78,6 +78,21 @@ pub fn rewrite(ko_path: &Path) -> anyhow::Result<PostLink> {
             abi::KLP_RELOC_SECTION
         )
     })?;
+    let by_section = read_records(&ko, rec_sec, str_sec)?;
+    remove_tombstones(&mut ko, &by_section)?;
+    drop_records(&mut ko, [rec_sec, rec_rela, str_sec]);
+    let report = add_klp_sections(&mut ko, by_section);
+    ko.write_to(ko_path)?;
+    Ok(report)
+}
+
+/// The klp relocation records, checked (a zeroed place in a loaded section, a name in the
+/// strings section) and grouped per (klp object, target section index), symbols still named.
+fn read_records(
+    ko: &ElfObject<Any>,
+    rec_sec: SectionId<Any>,
+    str_sec: SectionId<Any>,
+) -> anyhow::Result<BTreeMap<(String, usize), Vec<Pending>>> {
     let records = ko.data(rec_sec).to_vec();
     let strings = ko.data(str_sec).to_vec();
     let rec_relocs: BTreeMap<u64, Reloc<Any>> = ko
@@ -98,8 +113,8 @@ pub fn rewrite(ko_path: &Path) -> anyhow::Result<PostLink> {
                 )
             })
         };
-        let (place_sec, place_off) = pointee(&ko, get(abi::KLP_RELOC_PLACE)?)?;
-        let (name_sec, name_off) = pointee(&ko, get(abi::KLP_RELOC_SYMBOL)?)?;
+        let (place_sec, place_off) = pointee(ko, get(abi::KLP_RELOC_PLACE)?)?;
+        let (name_sec, name_off) = pointee(ko, get(abi::KLP_RELOC_SYMBOL)?)?;
         if name_sec != str_sec {
             bail!(
                 "{}: klp record {i} names a symbol outside {}",
@@ -131,13 +146,13 @@ pub fn rewrite(ko_path: &Path) -> anyhow::Result<PostLink> {
         if place.is_some_and(|b| b.iter().any(|&x| x != 0)) {
             bail!(
                 "{}: the place of klp relocation {name} is not zero; the module loader would refuse it",
-                Location::new(&ko, place_sec, place_off)
+                Location::new(ko, place_sec, place_off)
             );
         }
         if !ko.section(place_sec).is_alloc() {
             bail!(
                 "{}: klp relocation {name} applies to a section that is not loaded",
-                Location::new(&ko, place_sec, place_off)
+                Location::new(ko, place_sec, place_off)
             );
         }
         let object = name
@@ -151,10 +166,12 @@ pub fn rewrite(ko_path: &Path) -> anyhow::Result<PostLink> {
             .push((place_off, r_type, r_addend, name));
     }
 
-    remove_tombstones(&mut ko, &by_section)?;
+    Ok(by_section)
+}
 
-    // Drop the records and the string table, with their section symbols.
-    for s in [rec_sec, rec_rela, str_sec] {
+/// Drops the records, their relocations and the string table, with the symbols defined in them.
+fn drop_records(ko: &mut ElfObject<Any>, sections: [SectionId<Any>; 3]) {
+    for s in sections {
         ko.section_mut(s).deleted = true;
     }
     let orphans: Vec<SymbolId<Any>> = ko
@@ -165,7 +182,14 @@ pub fn rewrite(ko_path: &Path) -> anyhow::Result<PostLink> {
     for id in orphans {
         ko.symbol_mut(id).deleted = true;
     }
+}
 
+/// One `.klp.rela.<obj>.<section>` per group, against `SHN_LIVEPATCH` symbols named
+/// `.klp.sym.<obj>.<name>,<pos>`, each added once.
+fn add_klp_sections(
+    ko: &mut ElfObject<Any>,
+    by_section: BTreeMap<(String, usize), Vec<Pending>>,
+) -> PostLink {
     let mut report = PostLink::default();
     let mut klp_syms: BTreeMap<String, SymbolId<Any>> = BTreeMap::new();
     for ((object, sec_index), relocs) in by_section {
@@ -207,8 +231,7 @@ pub fn rewrite(ko_path: &Path) -> anyhow::Result<PostLink> {
         ko.add_section(s);
     }
     report.symbols = klp_syms.into_keys().collect();
-    ko.write_to(ko_path)?;
-    Ok(report)
+    report
 }
 
 /// Relocations to a `.klp.tombstone.*` symbol: (the section they apply to, the relocation).
