@@ -10,7 +10,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use klp_build::kernel::symbols::{Rule, SymbolListing};
+use klp_build::kernel::symbols::{SymbolListing, SymposRule};
 
 const CORE_A: &str = r#"
 static int count;
@@ -168,10 +168,10 @@ fn elf_vmlinux_and_its_system_map() {
         // misc.c is the only core-less basename: its FILE symbol decides; the two core.c need
         // their neighbours.
         if tu.source == "c/misc.c" {
-            assert_eq!(e.rule, Rule::File, "{}", tu.source);
+            assert_eq!(e.rule, SymposRule::File, "{}", tu.source);
         } else {
             assert!(
-                matches!(e.rule, Rule::Neighbours { .. }),
+                matches!(e.rule, SymposRule::Neighbours { .. }),
                 "{}: {:?}",
                 tu.source,
                 e.rule

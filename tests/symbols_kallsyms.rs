@@ -6,7 +6,7 @@
 mod kobj;
 mod support;
 
-use klp_build::kernel::symbols::{Rule, SymbolListing, SymposError, TranslationUnit};
+use klp_build::kernel::symbols::{SymbolListing, SymposError, SymposRule, TranslationUnit};
 
 /// The unit of `rel` (`kernel/kallsyms.o`), compiled in the prepared lab tree.
 fn lab_unit(lab: &support::Lab, rel: &str) -> TranslationUnit {
@@ -101,7 +101,7 @@ fn statics_of_rebuilt_units_find_their_instance() {
         match listing.locate("vmlinux", case.symbol, &tu) {
             Ok(l) if l.sympos == case.sympos => {
                 assert!(
-                    matches!(l.rule, Rule::Neighbours { .. }),
+                    matches!(l.rule, SymposRule::Neighbours { .. }),
                     "{}: {} chosen by {:?}",
                     case.object,
                     case.symbol,

@@ -8,7 +8,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use klp_build::kernel::symbols::{Rule, SymbolListing};
+use klp_build::kernel::symbols::{SymbolListing, SymposRule};
 
 /// Modules without dependencies: minix has same-named statics in two objects (itree_v1.c and
 /// itree_v2.c both include itree_common.c), nilfs2 is large and has `.init` and `.exit` code.
@@ -130,7 +130,7 @@ fn module_statics_find_their_instance() {
             );
             assert_eq!(got.sympos, expected, "{rel}: {name} in {what}");
             assert!(
-                matches!(got.rule, Rule::Neighbours { .. }),
+                matches!(got.rule, SymposRule::Neighbours { .. }),
                 "{rel}: {name}: {:?}",
                 got.rule
             );

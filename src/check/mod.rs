@@ -21,7 +21,7 @@ pub mod rules;
 
 pub use inspect::inspect;
 pub use module::{Livepatch, Replace};
-pub use report::{CheckReport, Finding, Severity};
+pub use report::{CheckFinding, CheckReport, Severity};
 
 use crate::cli::{CheckArgs, ReportFormat};
 use crate::contract::manifest::Manifest;

@@ -34,7 +34,7 @@ impl fmt::Display for Severity {
 
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-pub struct Finding {
+pub struct CheckFinding {
     /// Stable dotted key: `check.func-overlap`, `check.state-missing`, ...
     pub key: Key,
     /// Refused, warning or note.
@@ -63,9 +63,9 @@ pub struct Finding {
     pub message: String,
 }
 
-impl Finding {
-    pub(crate) fn new(key: Key, severity: Severity, module: &str, message: String) -> Finding {
-        Finding {
+impl CheckFinding {
+    pub(crate) fn new(key: Key, severity: Severity, module: &str, message: String) -> CheckFinding {
+        CheckFinding {
             key,
             severity,
             module: module.to_string(),
@@ -101,21 +101,21 @@ pub struct CheckReport {
     /// Whether the new module would load (no refusal anywhere).
     pub loads: bool,
     /// Every finding, in load order.
-    pub findings: Vec<Finding>,
+    pub findings: Vec<CheckFinding>,
     /// The enabled patches afterwards (when a module is refused, nothing changes).
     pub enabled: Vec<EnabledPatch>,
 }
 
 impl CheckReport {
     /// The refusals.
-    pub fn refusals(&self) -> impl Iterator<Item = &Finding> {
+    pub fn refusals(&self) -> impl Iterator<Item = &CheckFinding> {
         self.findings
             .iter()
             .filter(|f| f.severity == Severity::Refused)
     }
 
     /// The warnings.
-    pub fn warnings(&self) -> impl Iterator<Item = &Finding> {
+    pub fn warnings(&self) -> impl Iterator<Item = &CheckFinding> {
         self.findings
             .iter()
             .filter(|f| f.severity == Severity::Warning)

@@ -17,7 +17,7 @@
 use std::collections::BTreeSet;
 
 use super::module::{Livepatch, Replace};
-use super::report::{CheckReport, EnabledPatch, Finding, Severity};
+use super::report::{CheckFinding, CheckReport, EnabledPatch, Severity};
 use crate::contract::manifest::ManifestFunc;
 use crate::contract::spec::ReplaceMode;
 use crate::keys;
@@ -86,7 +86,7 @@ pub fn check(new: &Livepatch, deployed: &[Livepatch], allow_drop: &[String]) -> 
     let mut findings = Vec::new();
     for m in &all {
         for u in &m.unknown {
-            findings.push(Finding::new(
+            findings.push(CheckFinding::new(
                 keys::CHECK_UNKNOWN,
                 Severity::Note,
                 &m.file,
@@ -147,9 +147,9 @@ pub fn check(new: &Livepatch, deployed: &[Livepatch], allow_drop: &[String]) -> 
         enabled = next;
     }
     for d in allow_drop.iter().filter(|d| !used_drops.contains(*d)) {
-        findings.push(Finding {
+        findings.push(CheckFinding {
             fix: Some(d.clone()),
-            ..Finding::new(
+            ..CheckFinding::new(
                 keys::CHECK_ALLOW_DROP_UNUSED,
                 Severity::Warning,
                 &new.file,
@@ -222,14 +222,14 @@ struct Load<'a> {
     is_new: bool,
     mode: Mode,
     api: Api,
-    findings: Vec<Finding>,
+    findings: Vec<CheckFinding>,
     used_drops: BTreeSet<String>,
 }
 
 impl Load<'_> {
-    fn push(&mut self, key: keys::Key, severity: Severity, message: String) -> &mut Finding {
+    fn push(&mut self, key: keys::Key, severity: Severity, message: String) -> &mut CheckFinding {
         self.findings
-            .push(Finding::new(key, severity, &self.p.file, message));
+            .push(CheckFinding::new(key, severity, &self.p.file, message));
         self.findings.last_mut().expect("just pushed")
     }
 

@@ -159,7 +159,7 @@ pub struct Candidate {
 
 /// How a sympos was decided, for reports and `--debug` output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rule {
+pub enum SymposRule {
     /// The name occurs once in the object.
     Unique,
     /// The unit's symbol is global and the object has one global of that name.
@@ -187,7 +187,7 @@ pub struct Located {
     /// Its kallsyms type letter.
     pub ty: char,
     /// Why this one.
-    pub rule: Rule,
+    pub rule: SymposRule,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -464,7 +464,7 @@ impl SymbolListing {
             }
         };
         if all.len() == 1 {
-            return Ok(located(all[0], Rule::Unique));
+            return Ok(located(all[0], SymposRule::Unique));
         }
         let ambiguous = |reason: String, scores: &[(u32, Support)]| {
             SymposError::Ambiguous(Box::new(Ambiguity {
@@ -485,7 +485,7 @@ impl SymbolListing {
             // A global defined in another unit (the resolve stage asks for those too).
             let globals = obj.globals(all);
             if let [g] = globals[..] {
-                return Ok(located(g, Rule::OnlyGlobal));
+                return Ok(located(g, SymposRule::OnlyGlobal));
             }
             return Err(ambiguous(
                 format!(
@@ -500,7 +500,7 @@ impl SymbolListing {
         if own.local {
             cands.retain(|&i| obj.entries[i as usize].bind != Bind::Global);
             if let [c] = cands[..] {
-                return Ok(located(c, Rule::OnlyLocal));
+                return Ok(located(c, SymposRule::OnlyLocal));
             }
             if cands.is_empty() {
                 return Err(ambiguous(
@@ -514,7 +514,7 @@ impl SymbolListing {
         } else {
             let globals = obj.globals(&cands);
             if let [g] = globals[..] {
-                return Ok(located(g, Rule::OnlyGlobal));
+                return Ok(located(g, SymposRule::OnlyGlobal));
             }
         }
         if !obj.files.is_empty() {
@@ -529,7 +529,7 @@ impl SymbolListing {
                 })
                 .collect();
             if let [c] = same_file[..] {
-                return Ok(located(c, Rule::File));
+                return Ok(located(c, SymposRule::File));
             }
             if !same_file.is_empty() {
                 cands = same_file;
@@ -546,7 +546,7 @@ impl SymbolListing {
         if best.beats(&runner_up) {
             return Ok(located(
                 scores[0].0,
-                Rule::Neighbours {
+                SymposRule::Neighbours {
                     support: best,
                     runner_up,
                 },

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use sha2::{Digest, Sha256};
 
-use refuse::{Change, Verdict};
+use refuse::{Change, FileVerdict};
 
 use crate::progress::Progress;
 
@@ -344,14 +344,14 @@ fn read_one(diff: &Path, source: &Path) -> anyhow::Result<(Fix, Planned, Vec<Str
             continue; // a mode change: nothing to compile
         }
         match refuse::verdict(Path::new(&name), change) {
-            Verdict::Use if !source.join(&name).is_file() => refusals.push(format!(
+            FileVerdict::Use if !source.join(&name).is_file() => refusals.push(format!(
                 "{}: {name}: no such file in {} (tried -p{strip}); is --source the tree the patch was written for?",
                 diff.display(),
                 source.display()
             )),
-            Verdict::Use => used.push((name, i)),
-            Verdict::Ignore(why) => skipped.push((name, why)),
-            Verdict::Refuse(what) => refusals.push(format!("{}: {name}: {what}", diff.display())),
+            FileVerdict::Use => used.push((name, i)),
+            FileVerdict::Ignore(why) => skipped.push((name, why)),
+            FileVerdict::Refuse(what) => refusals.push(format!("{}: {name}: {what}", diff.display())),
         }
     }
     let planned = Planned {

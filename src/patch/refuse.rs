@@ -1,5 +1,5 @@
 //! Which changed files a livepatch can carry. Input: a file's path in the tree and how the patch
-//! changes it. Output: [`Verdict`]: used, ignored (not compiled into the x86_64 kernel), or refused
+//! changes it. Output: [`FileVerdict`]: used, ignored (not compiled into the x86_64 kernel), or refused
 //! with what to do instead. Invariant: only `.c` and `.h` files that are compiled into the running
 //! kernel or its modules are used; everything else is named, never silently patched.
 
@@ -7,7 +7,7 @@ use std::path::{Component, Path};
 
 /// What the patch stage does with one changed file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub enum FileVerdict {
     /// A C source or header of the kernel: applied and rebuilt.
     Use,
     /// Not compiled into the target (documentation, user-space tools, other architectures):
@@ -33,7 +33,7 @@ pub enum Change {
 }
 
 /// The verdict for `path` (relative to the source tree) changed as `change`.
-pub fn verdict(path: &Path, change: Change) -> Verdict {
+pub fn verdict(path: &Path, change: Change) -> FileVerdict {
     let comps: Vec<&str> = path
         .components()
         .filter_map(|c| match c {
@@ -45,7 +45,7 @@ pub fn verdict(path: &Path, change: Change) -> Verdict {
         || path.components().any(|c| matches!(c, Component::ParentDir))
         || comps.is_empty()
     {
-        return Verdict::Refuse(
+        return FileVerdict::Refuse(
             "the path leaves the source tree; make the patch with paths relative to the tree's top"
                 .into(),
         );
@@ -63,28 +63,28 @@ pub fn verdict(path: &Path, change: Change) -> Verdict {
             "MAINTAINERS" | "CREDITS" | "README" | ".mailmap" | ".gitignore"
         )
     {
-        return Verdict::Ignore("documentation, not compiled");
+        return FileVerdict::Ignore("documentation, not compiled");
     }
     if top == "tools" {
-        return Verdict::Ignore("user-space tools and selftests, not part of the kernel");
+        return FileVerdict::Ignore("user-space tools and selftests, not part of the kernel");
     }
     // The target is x86_64 (design.md): other architectures' files are not compiled into it.
     if top == "arch" && comps.get(1).is_some_and(|a| *a != "x86") && comps.len() > 2 {
-        return Verdict::Ignore("another architecture, not compiled for x86_64");
+        return FileVerdict::Ignore("another architecture, not compiled for x86_64");
     }
 
     let what_to_do = "a livepatch replaces C functions of the running kernel";
     match change {
         Change::Modify => {}
         Change::Create => {
-            return Verdict::Refuse(format!(
+            return FileVerdict::Refuse(format!(
                 "a new file is not built or included by the target's objects; {what_to_do}: put the new code into the \
                  patched .c file"
             ))
         }
-        Change::Delete => return Verdict::Refuse(format!("deleting a file: {what_to_do}; drop this part of the patch")),
-        Change::Rename => return Verdict::Refuse(format!("renaming a file: {what_to_do}; drop this part of the patch")),
-        Change::Binary => return Verdict::Refuse(format!("a binary change: {what_to_do}; drop this part of the patch")),
+        Change::Delete => return FileVerdict::Refuse(format!("deleting a file: {what_to_do}; drop this part of the patch")),
+        Change::Rename => return FileVerdict::Refuse(format!("renaming a file: {what_to_do}; drop this part of the patch")),
+        Change::Binary => return FileVerdict::Refuse(format!("a binary change: {what_to_do}; drop this part of the patch")),
     }
 
     // Code that does not run as the kernel's functions: ftrace cannot redirect it.
@@ -107,24 +107,24 @@ pub fn verdict(path: &Path, change: Change) -> Verdict {
         None
     };
     if let Some(why) = not_kernel {
-        return Verdict::Refuse(format!(
+        return FileVerdict::Refuse(format!(
             "{why}; drop this part of the patch, or ship the fix in a kernel update"
         ));
     }
 
     match ext {
-        "c" | "h" => Verdict::Use,
-        "S" | "s" => Verdict::Refuse(
+        "c" | "h" => FileVerdict::Use,
+        "S" | "s" => FileVerdict::Refuse(
             "assembly cannot be livepatched (its code has no ftrace call site to redirect); rewrite the fix in C, or \
              ship it in a kernel update"
                 .into(),
         ),
-        "rs" => Verdict::Refuse("Rust code is not supported yet; ship the fix in a kernel update".into()),
-        _ if name.starts_with("Kconfig") || matches!(name, "Makefile" | "Kbuild") || ext == "mk" => Verdict::Refuse(format!(
+        "rs" => FileVerdict::Refuse("Rust code is not supported yet; ship the fix in a kernel update".into()),
+        _ if name.starts_with("Kconfig") || matches!(name, "Makefile" | "Kbuild") || ext == "mk" => FileVerdict::Refuse(format!(
             "a configuration or build change: {what_to_do}, it cannot change how the kernel was configured or built; drop \
              this part of the patch"
         )),
-        _ => Verdict::Refuse(format!("not a C source or header: {what_to_do}; drop this part of the patch")),
+        _ => FileVerdict::Refuse(format!("not a C source or header: {what_to_do}; drop this part of the patch")),
     }
 }
 
@@ -132,16 +132,16 @@ pub fn verdict(path: &Path, change: Change) -> Verdict {
 mod tests {
     use super::*;
 
-    fn v(p: &str) -> Verdict {
+    fn v(p: &str) -> FileVerdict {
         verdict(Path::new(p), Change::Modify)
     }
 
     #[test]
     fn c_and_headers_are_used() {
-        assert_eq!(v("fs/proc/cmdline.c"), Verdict::Use);
-        assert_eq!(v("include/linux/seq_file.h"), Verdict::Use);
-        assert_eq!(v("arch/x86/kernel/cpu/bugs.c"), Verdict::Use);
-        assert_eq!(v("lib/string.c"), Verdict::Use);
+        assert_eq!(v("fs/proc/cmdline.c"), FileVerdict::Use);
+        assert_eq!(v("include/linux/seq_file.h"), FileVerdict::Use);
+        assert_eq!(v("arch/x86/kernel/cpu/bugs.c"), FileVerdict::Use);
+        assert_eq!(v("lib/string.c"), FileVerdict::Use);
     }
 
     #[test]
@@ -159,15 +159,15 @@ mod tests {
             "rust/kernel/lib.rs",
             "../etc/passwd",
         ] {
-            assert!(matches!(v(p), Verdict::Refuse(_)), "{p}: {:?}", v(p));
+            assert!(matches!(v(p), FileVerdict::Refuse(_)), "{p}: {:?}", v(p));
         }
         assert!(matches!(
             verdict(Path::new("fs/proc/new.c"), Change::Create),
-            Verdict::Refuse(_)
+            FileVerdict::Refuse(_)
         ));
         assert!(matches!(
             verdict(Path::new("fs/proc/old.c"), Change::Delete),
-            Verdict::Refuse(_)
+            FileVerdict::Refuse(_)
         ));
     }
 
@@ -179,12 +179,12 @@ mod tests {
             "arch/arm64/kernel/x.c",
             "MAINTAINERS",
         ] {
-            assert!(matches!(v(p), Verdict::Ignore(_)), "{p}: {:?}", v(p));
+            assert!(matches!(v(p), FileVerdict::Ignore(_)), "{p}: {:?}", v(p));
         }
         // Deleting documentation is as harmless as changing it.
         assert!(matches!(
             verdict(Path::new("Documentation/x.rst"), Change::Delete),
-            Verdict::Ignore(_)
+            FileVerdict::Ignore(_)
         ));
     }
 }

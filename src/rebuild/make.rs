@@ -18,7 +18,7 @@ pub const KCFLAGS: &str = "-ffunction-sections -fdata-sections";
 
 /// How a make run ended.
 #[derive(Debug)]
-pub enum Outcome {
+pub enum MakeOutcome {
     /// Every target was built.
     Built,
     /// make failed: its diagnostics (compiler messages, without make's own `make[N]: ***` lines).
@@ -37,7 +37,7 @@ pub fn make(
     tag: &str,
     what: &str,
     progress: &mut dyn Progress,
-) -> anyhow::Result<Outcome> {
+) -> anyhow::Result<MakeOutcome> {
     let (source, jobs, vars) = (&target.source, target.jobs, target.toolchain.make_vars());
     let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let mut cmd = Command::new("make");
@@ -58,7 +58,7 @@ pub fn make(
     progress.command(&progress::command_line(&cmd));
     let status = child::run(&mut cmd, what)?;
     if status.success() {
-        return Ok(Outcome::Built);
+        return Ok(MakeOutcome::Built);
     }
     let text = std::fs::read(log)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -71,7 +71,7 @@ pub fn make(
     if diagnostics.is_empty() {
         diagnostics = text.lines().map(str::to_string).collect();
     }
-    Ok(Outcome::Failed(diagnostics))
+    Ok(MakeOutcome::Failed(diagnostics))
 }
 
 /// The compiler's messages cut to what a terminal shows: the first error and what follows it,

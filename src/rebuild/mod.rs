@@ -26,7 +26,7 @@ use crate::kernel::Kernel;
 use crate::patch::PatchSet;
 use crate::progress::Progress;
 use guard::TreeGuard;
-use make::Outcome;
+use make::MakeOutcome;
 
 /// The result of the build stage.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -260,8 +260,8 @@ fn build_once(
         }
     }
     match outcome? {
-        Outcome::Built => {}
-        Outcome::Failed(diagnostics) => {
+        MakeOutcome::Built => {}
+        MakeOutcome::Failed(diagnostics) => {
             let note = if which == "patched" {
                 "\n  line numbers of unchanged lines are the original file's (klp-build adds #line directives to the \
                  patched copy; new lines continue from the line above them)"

@@ -13,7 +13,7 @@ use anyhow::bail;
 use super::cmd_file;
 use super::reach::{self, Reach};
 use crate::kernel::config::KConfig;
-use crate::patch::refuse::{self, Change, Verdict};
+use crate::patch::refuse::{self, Change, FileVerdict};
 
 /// One object to rebuild.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +85,7 @@ pub fn plan(
             // kernel objects only: arch/x86/boot/compressed/misc.c includes lib/decompress_*.c.
             if !matches!(
                 refuse::verdict(Path::new(&src), Change::Modify),
-                Verdict::Use
+                FileVerdict::Use
             ) {
                 continue;
             }

@@ -98,7 +98,7 @@ fn unique_and_neighbour_choice() {
         (
             2,
             0xffffffff81002200,
-            Rule::Neighbours {
+            SymposRule::Neighbours {
                 support: Support {
                     matched: 3,
                     distinct: 3,
