@@ -302,31 +302,77 @@ fn plan(
     version: &str,
     suite: &str,
 ) -> Result<Plan> {
-    let find = |name: &str| -> Option<Pkg> {
-        let mut hits = index
+    let l = Lookup {
+        index,
+        release,
+        version,
+        suite,
+    };
+    let image = l.image()?;
+    let (headers, notes) = l.headers()?;
+    let upstream = version.split(['-', '~', '+']).next().unwrap_or(version);
+    let series: Vec<&str> = upstream
+        .rsplit(':')
+        .next()
+        .unwrap_or(upstream)
+        .split('.')
+        .take(2)
+        .collect();
+    let source_name = format!("linux-source-{}", series.join("."));
+    let source = l
+        .find(&source_name)
+        .ok_or_else(|| l.missing(&source_name))?;
+    Ok(Plan {
+        image,
+        headers,
+        source,
+        notes,
+    })
+}
+
+/// The archive's index, searched for the packages of one kernel release at one version.
+struct Lookup<'a> {
+    index: &'a [(String, Vec<Stanza>)],
+    release: &'a str,
+    version: &'a str,
+    suite: &'a str,
+}
+
+impl<'a> Lookup<'a> {
+    /// Package `name` at the kernel's version, from the kernel's own suite where several have it.
+    fn find(&self, name: &str) -> Option<Pkg> {
+        let mut hits = self
+            .index
             .iter()
             .flat_map(|(s, st)| st.iter().map(move |x| (s, x)))
-            .filter(|(_, x)| x.package() == name && x.version() == version);
+            .filter(|(_, x)| x.package() == name && x.version() == self.version);
         let first = hits.next()?;
         let (s, x) = std::iter::once(first)
             .chain(hits)
-            .find(|(s, _)| s.as_str() == suite)
+            .find(|(s, _)| s.as_str() == self.suite)
             .unwrap_or(first);
         Some(Pkg {
             name: name.to_string(),
-            version: version.to_string(),
+            version: self.version.to_string(),
             size: x.size(),
             suite: s.clone(),
         })
-    };
-    let stanza = |name: &str| -> Option<&Stanza> {
-        index
+    }
+
+    /// The stanza of `name` at the kernel's version, for its Depends.
+    fn stanza(&self, name: &str) -> Option<&'a Stanza> {
+        self.index
             .iter()
             .flat_map(|(_, st)| st)
-            .find(|x| x.package() == name && x.version() == version)
-    };
-    let missing = |name: &str| {
-        let mut others: Vec<&str> = index
+            .find(|x| x.package() == name && x.version() == self.version)
+    }
+
+    /// The error for a package the index lacks at the kernel's version, naming the versions it
+    /// has instead.
+    fn missing(&self, name: &str) -> anyhow::Error {
+        let (release, version, suite) = (self.release, self.version, self.suite);
+        let mut others: Vec<&str> = self
+            .index
             .iter()
             .flat_map(|(_, st)| st)
             .filter(|x| x.package() == name)
@@ -344,14 +390,19 @@ fn plan(
                 others.join(", ")
             )
         }
-    };
+    }
 
-    let image = if let Some(p) = find(&format!("linux-image-{release}-unsigned")) {
-        vec![p]
-    } else {
+    /// The image: `linux-image-R-unsigned`, or the pinned pieces of a split image (sid's 7.x)
+    /// with the unsigned binary preferred, or a monolithic signed image.
+    fn image(&self) -> Result<Vec<Pkg>> {
+        let (release, version) = (self.release, self.version);
+        if let Some(p) = self.find(&format!("linux-image-{release}-unsigned")) {
+            return Ok(vec![p]);
+        }
         let meta_name = format!("linux-image-{release}");
-        let meta = stanza(&meta_name)
-            .ok_or_else(|| missing(&format!("linux-image-{release}-unsigned or {meta_name}")))?;
+        let meta = self.stanza(&meta_name).ok_or_else(|| {
+            self.missing(&format!("linux-image-{release}-unsigned or {meta_name}"))
+        })?;
         let mut parts = Vec::new();
         for group in meta.depends() {
             let Some(dep) = group.into_iter().find(|d| {
@@ -368,67 +419,65 @@ fn plan(
                 .map(|rest| format!("linux-binary-unsigned-{rest}"));
             let pkg = unsigned
                 .as_deref()
-                .and_then(find)
-                .or_else(|| find(&dep.name))
-                .ok_or_else(|| missing(&dep.name))?;
+                .and_then(|n| self.find(n))
+                .or_else(|| self.find(&dep.name))
+                .ok_or_else(|| self.missing(&dep.name))?;
             parts.push(pkg);
         }
         if parts.is_empty() {
             // A monolithic signed image.
-            parts.push(find(&meta_name).ok_or_else(|| missing(&meta_name))?);
+            parts.push(
+                self.find(&meta_name)
+                    .ok_or_else(|| self.missing(&meta_name))?,
+            );
         }
-        parts
-    };
+        Ok(parts)
+    }
 
-    let hdr_name = format!("linux-headers-{release}");
-    let hdr = stanza(&hdr_name).ok_or_else(|| missing(&hdr_name))?;
-    let mut headers = vec![find(&hdr_name).ok_or_else(|| missing(&hdr_name))?];
-    let mut notes = Vec::new();
-    for group in hdr.depends() {
-        for dep in group {
-            if dep.name.starts_with("linux-headers-") || dep.name.starts_with("linux-kbuild-") {
-                if !headers.iter().any(|p| p.name == dep.name) {
-                    let pkg = match find(&dep.name) {
-                        Some(p) => p,
-                        None if dep.name.starts_with("linux-kbuild-") => {
-                            let p = superseded_kbuild(index, &dep, version, suite)
-                                .ok_or_else(|| missing(&dep.name))?;
-                            notes.push(format!(
-                                "{} {version} is no longer in the archive's index: using {} {}, the oldest \
-                                 of the same upstream version that {hdr_name}'s dependency allows, as apt \
-                                 would install beside these headers",
-                                dep.name, p.name, p.version
-                            ));
-                            p
-                        }
-                        None => return Err(missing(&dep.name)),
-                    };
-                    headers.push(pkg);
-                }
-                break;
+    /// `linux-headers-R` and the `linux-headers-*`/`linux-kbuild-*` packages it depends on, each
+    /// at the kernel's version, but for a series kbuild the index no longer has there; with the
+    /// notes that say where another version was taken.
+    fn headers(&self) -> Result<(Vec<Pkg>, Vec<String>)> {
+        let (release, version) = (self.release, self.version);
+        let hdr_name = format!("linux-headers-{release}");
+        let hdr = self
+            .stanza(&hdr_name)
+            .ok_or_else(|| self.missing(&hdr_name))?;
+        let mut headers = vec![self
+            .find(&hdr_name)
+            .ok_or_else(|| self.missing(&hdr_name))?];
+        let mut notes = Vec::new();
+        for group in hdr.depends() {
+            let Some(dep) = group.into_iter().find(|d| {
+                d.name.starts_with("linux-headers-") || d.name.starts_with("linux-kbuild-")
+            }) else {
+                continue;
+            };
+            if headers.iter().any(|p| p.name == dep.name) {
+                continue;
             }
+            let pkg = match self.find(&dep.name) {
+                Some(p) => p,
+                None if dep.name.starts_with("linux-kbuild-") => {
+                    let p = superseded_kbuild(self.index, &dep, version, self.suite)
+                        .ok_or_else(|| self.missing(&dep.name))?;
+                    notes.push(format!(
+                        "{} {version} is no longer in the archive's index: using {} {}, the oldest \
+                         of the same upstream version that {hdr_name}'s dependency allows, as apt \
+                         would install beside these headers",
+                        dep.name, p.name, p.version
+                    ));
+                    p
+                }
+                None => return Err(self.missing(&dep.name)),
+            };
+            headers.push(pkg);
         }
+        if !headers.iter().any(|p| p.name.starts_with("linux-kbuild-")) {
+            bail!("{hdr_name}={version} depends on no linux-kbuild-* package; its scripts/ would be missing");
+        }
+        Ok((headers, notes))
     }
-    if !headers.iter().any(|p| p.name.starts_with("linux-kbuild-")) {
-        bail!("{hdr_name}={version} depends on no linux-kbuild-* package; its scripts/ would be missing");
-    }
-
-    let upstream = version.split(['-', '~', '+']).next().unwrap_or(version);
-    let series: Vec<&str> = upstream
-        .rsplit(':')
-        .next()
-        .unwrap_or(upstream)
-        .split('.')
-        .take(2)
-        .collect();
-    let source_name = format!("linux-source-{}", series.join("."));
-    let source = find(&source_name).ok_or_else(|| missing(&source_name))?;
-    Ok(Plan {
-        image,
-        headers,
-        source,
-        notes,
-    })
 }
 
 /// A series' kbuild package (bookworm's `linux-kbuild-6.1`) at another revision of the same
