@@ -119,12 +119,17 @@ pub fn stop_tagged(tag: &str, tree: &Path, progress: &mut dyn Progress) -> anyho
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    // Counted over every round: a process in the middle of an exec reads as untagged for that
+    // moment (its environ is empty while the new image is set up), and one forked between two
+    // listings shows up only in the next.
+    let mut seen: std::collections::BTreeSet<libc::pid_t> = found.iter().map(|(p, _)| *p).collect();
     let start = Instant::now();
     loop {
         let left = tagged(tag);
         if left.is_empty() {
-            return Ok(found.len());
+            return Ok(seen.len());
         }
+        seen.extend(left.iter().map(|(p, _)| *p));
         let signal = if start.elapsed() < GRACE {
             libc::SIGTERM
         } else {
@@ -165,7 +170,11 @@ mod tests {
             .spawn()
             .unwrap();
         let start = Instant::now();
-        while tagged(&tag).len() < 3 {
+        // Both sleeps exec'd: until then a forked shell is in the middle of becoming one.
+        let settled = |t: &[(libc::pid_t, String)]| {
+            t.len() == 3 && t.iter().filter(|(_, comm)| comm == "sleep").count() == 2
+        };
+        while !settled(&tagged(&tag)) {
             assert!(
                 start.elapsed() < Duration::from_secs(10),
                 "{:?}",
