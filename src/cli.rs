@@ -67,6 +67,9 @@ pub struct VerifyArgs {
     /// Also write the guest's console here.
     #[arg(long, value_name = "FILE")]
     pub console: Option<PathBuf>,
+    /// -q, -v.
+    #[command(flatten)]
+    pub loudness: Loudness,
     /// Report format.
     #[arg(long, value_enum, default_value_t)]
     pub report: ReportFormat,
@@ -269,13 +272,9 @@ pub struct BuildArgs {
     /// The X.509 certificate of --sign-key (PEM or DER).
     #[arg(long, value_name = "CERT", requires = "sign_key")]
     pub sign_cert: Option<PathBuf>,
-    /// Say only errors and the result: no stage lines, notes or warnings on stderr (warnings stay
-    /// in the report).
-    #[arg(short = 'q', long, conflicts_with = "verbose")]
-    pub quiet: bool,
-    /// Also say every command run (make, patch) on stderr.
-    #[arg(short = 'v', long)]
-    pub verbose: bool,
+    /// -q, -v.
+    #[command(flatten)]
+    pub loudness: Loudness,
     /// Check the options and print the plan (files to rebuild and why, objects, replace mode,
     /// module name and path) without compiling or touching the tree.
     #[arg(long)]
@@ -284,6 +283,26 @@ pub struct BuildArgs {
 
 impl BuildArgs {
     /// The verbosity `-q`/`-v` ask for.
+    pub fn verbosity(&self) -> crate::progress::Verbosity {
+        self.loudness.verbosity()
+    }
+}
+
+/// `-q`/`-v`: how much a command says on stderr while it works; its result (stdout, the report)
+/// is the same either way.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct Loudness {
+    /// Say only errors and the result: no stage lines, notes or warnings on stderr (warnings stay
+    /// in the report).
+    #[arg(short = 'q', long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Also say every command run (make, patch, qemu) on stderr.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+}
+
+impl Loudness {
+    /// The verbosity asked for.
     pub fn verbosity(&self) -> crate::progress::Verbosity {
         use crate::progress::Verbosity;
         match (self.quiet, self.verbose) {
@@ -379,6 +398,9 @@ pub struct ReleaseVerifyArgs {
     /// What the guest does and how long it may take.
     #[command(flatten)]
     pub guest: GuestArgs,
+    /// -q: no line per verified target on stderr.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// Report format.
     #[arg(long, value_enum, default_value_t)]
     pub report: ReportFormat,

@@ -733,3 +733,32 @@ fn verify_console_that_is_an_input_is_refused_and_the_input_kept() {
     assert_eq!(fs::read(&module).unwrap(), b"not even a module");
     assert_eq!(fs::read(&check).unwrap(), b"true\n");
 }
+
+#[test]
+fn verify_quiet_says_only_the_error() {
+    let Some((d, a, _)) = pair("verify_quiet_says_only_the_error") else {
+        return;
+    };
+    let (ko, _) = crafted_module(d.path(), "livepatch-quiet", &a);
+    let verify = |extra: &[&std::ffi::OsStr]| {
+        let mut args = vec![os("verify")];
+        args.extend_from_slice(extra);
+        args.extend([ko.as_os_str(), os("--kernel"), os("/nonexistent/bzImage")]);
+        run(d.path(), &args)
+    };
+    let loud = verify(&[]);
+    assert_eq!(loud.status.code(), Some(1), "{}", stderr(&loud));
+    assert!(
+        stderr(&loud).contains("klp-build: finding the kernel"),
+        "{}",
+        stderr(&loud)
+    );
+    let quiet = verify(&[os("-q")]);
+    assert_eq!(quiet.status.code(), Some(1), "{}", stderr(&quiet));
+    let lines: Vec<String> = stderr(&quiet).lines().map(String::from).collect();
+    assert_eq!(lines.len(), 1, "-q leaves only the error: {lines:?}");
+    assert!(
+        lines[0].starts_with("klp-build: error: --kernel /nonexistent/bzImage"),
+        "{lines:?}"
+    );
+}

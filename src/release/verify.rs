@@ -122,7 +122,9 @@ pub fn run(args: &ReleaseVerifyArgs) -> anyhow::Result<u8> {
                             }
                             Err(e) => v.reason = Some(format!("{e:#}")),
                         }
-                        eprintln!("klp-build: {}: {}", v.kernel_release, v.verdict);
+                        if !args.quiet {
+                            eprintln!("klp-build: {}: {}", v.kernel_release, v.verdict);
+                        }
                     }
                 }
             });

@@ -101,7 +101,7 @@ pub struct Request<'a> {
 
 /// `klp-build verify`.
 pub fn run(args: &VerifyArgs) -> anyhow::Result<u8> {
-    let mut progress = crate::present::StderrProgress::new();
+    let mut progress = crate::present::StderrProgress::with(args.loudness.verbosity());
     let report = verify(
         &Request {
             module: &args.module,
