@@ -210,29 +210,15 @@ pub fn resolve(
             config.display()
         )
     })?;
-    let command = compiler.split_whitespace().next().unwrap_or("").to_string();
-    let build_root = if buildroot::host_has(&command, &compiler) {
-        None
-    } else {
-        log(&format!("{kernel_release} was built with `{compiler}`, which this host lacks: using a {suite} build root"));
-        // A kernel with Rust (sid's 7.x) is configured with rustc, bindgen and the core
-        // library's source present; without them kconfig turns CONFIG_RUST off and the tree
-        // no longer matches the kernel.
-        let rust: &[&str] = if config_text.lines().any(|l| l.trim() == "CONFIG_RUST=y") {
-            &["rustc", "bindgen", "rust-src", "libclang-dev"]
-        } else {
-            &[]
-        };
-        Some(BuildRoot::ensure(
-            &base,
-            &suite,
-            &command,
-            &compiler,
-            rust,
-            apt.mirrors(),
-            log,
-        )?)
-    };
+    let build_root = build_root(
+        &base,
+        &apt,
+        kernel_release,
+        &suite,
+        &compiler,
+        &config_text,
+        log,
+    )?;
     Ok(DebianKernel {
         kernel_release: kernel_release.to_string(),
         version,
@@ -251,6 +237,43 @@ pub fn resolve(
             .all()
             .map(|p| format!("{}={}", p.name, p.version))
             .collect(),
+    })
+}
+
+/// A build root of `suite` when this host lacks the compiler the config names (trixie's gcc-14,
+/// sid's gcc-16), with what a kernel with Rust needs to configure the same; `None` when the host
+/// has that compiler.
+fn build_root(
+    base: &Path,
+    apt: &Apt,
+    kernel_release: &str,
+    suite: &str,
+    compiler: &str,
+    config_text: &str,
+    log: &mut dyn FnMut(&str),
+) -> Result<Option<BuildRoot>> {
+    let command = compiler.split_whitespace().next().unwrap_or("").to_string();
+    Ok(if buildroot::host_has(&command, compiler) {
+        None
+    } else {
+        log(&format!("{kernel_release} was built with `{compiler}`, which this host lacks: using a {suite} build root"));
+        // A kernel with Rust (sid's 7.x) is configured with rustc, bindgen and the core
+        // library's source present; without them kconfig turns CONFIG_RUST off and the tree
+        // no longer matches the kernel.
+        let rust: &[&str] = if config_text.lines().any(|l| l.trim() == "CONFIG_RUST=y") {
+            &["rustc", "bindgen", "rust-src", "libclang-dev"]
+        } else {
+            &[]
+        };
+        Some(BuildRoot::ensure(
+            base,
+            suite,
+            &command,
+            compiler,
+            rust,
+            apt.mirrors(),
+            log,
+        )?)
     })
 }
 
