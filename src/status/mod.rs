@@ -179,60 +179,13 @@ fn status(live: Live, root: &Path, given: &[PathBuf], new: Option<Livepatch>) ->
         });
     }
     let new = new.map(|n| {
-        // The kernel's verdict: its rules only. Dropping a fix a replaced patch carried is a
-        // release's policy (`check` refuses it unless allowed), not a reason the kernel refuses
-        // a module; here it is said as what the load would drop.
-        let carried: Vec<String> = deployed
-            .iter()
-            .flat_map(|d| d.fixes.iter().flatten().map(|f| f.name.clone()))
-            .collect();
-        let mut check = rules::check(&n, &deployed, &carried);
-        check.findings.retain(|f| {
-            f.key != crate::keys::CHECK_FIX_DROPPED_ALLOWED
-                && f.key != crate::keys::CHECK_ALLOW_DROP_UNUSED
-        });
-        let drops: Vec<String> = rules::check(&n, &deployed, &[])
-            .findings
-            .iter()
-            .filter(|f| f.key == crate::keys::CHECK_FIX_DROPPED)
-            .filter_map(|f| f.fix.clone())
-            .collect();
-        let after: Vec<&str> = check.enabled.iter().map(|e| e.name.as_str()).collect();
-        let before: Vec<String> = deployed.iter().map(|d| d.name.clone()).collect();
-        let mut kernel_refuses = Vec::new();
-        if let Some(r) = live.kernel_release.as_deref() {
-            if !n.kernel_release.is_empty() && n.kernel_release != r {
-                kernel_refuses.push(format!(
-                    "{} is built for {} (its vermagic), and this kernel is {r}: insmod fails with \"Invalid module format\"; build it for {r}",
-                    n.file, n.kernel_release
-                ));
-            }
-        }
-        if no_livepatch {
-            kernel_refuses.push(format!(
-                "{} does not exist: this kernel cannot load livepatches (CONFIG_LIVEPATCH), or sysfs is not mounted there",
-                root.join("sys/kernel/livepatch").display()
-            ));
-        }
-        let loads = check.loads && kernel_refuses.is_empty();
-        let (coexists, replaces) = if loads {
-            before
-                .into_iter()
-                .partition(|b| after.contains(&b.as_str()))
-        } else {
-            (Vec::new(), Vec::new())
-        };
-        Prediction {
-            module: n.file.clone(),
-            name: n.name.clone(),
-            loads,
-            kernel_refuses,
-            replaces,
-            coexists,
-            drops,
-            incomplete: incomplete.clone(),
-            check,
-        }
+        predict(
+            &n,
+            &deployed,
+            live.kernel_release.as_deref(),
+            no_livepatch.then(|| root.join("sys/kernel/livepatch")),
+            &incomplete,
+        )
     });
     Status {
         schema_version: SCHEMA_VERSION,
@@ -240,6 +193,72 @@ fn status(live: Live, root: &Path, given: &[PathBuf], new: Option<Livepatch>) ->
         patches,
         unreadable,
         new,
+    }
+}
+
+/// What loading `n` would do beside the `deployed` patches (enabled, their modules read): the
+/// kernel's verdict by check's rules, which patches it replaces and which stay, and the fixes it
+/// drops. `missing_sysfs` is the livepatch sysfs dir when this kernel has none.
+fn predict(
+    n: &Livepatch,
+    deployed: &[Livepatch],
+    kernel_release: Option<&str>,
+    missing_sysfs: Option<PathBuf>,
+    incomplete: &[String],
+) -> Prediction {
+    // The kernel's verdict: its rules only. Dropping a fix a replaced patch carried is a
+    // release's policy (`check` refuses it unless allowed), not a reason the kernel refuses
+    // a module; here it is said as what the load would drop.
+    let carried: Vec<String> = deployed
+        .iter()
+        .flat_map(|d| d.fixes.iter().flatten().map(|f| f.name.clone()))
+        .collect();
+    let mut check = rules::check(n, deployed, &carried);
+    check.findings.retain(|f| {
+        f.key != crate::keys::CHECK_FIX_DROPPED_ALLOWED
+            && f.key != crate::keys::CHECK_ALLOW_DROP_UNUSED
+    });
+    let drops: Vec<String> = rules::check(n, deployed, &[])
+        .findings
+        .iter()
+        .filter(|f| f.key == crate::keys::CHECK_FIX_DROPPED)
+        .filter_map(|f| f.fix.clone())
+        .collect();
+    let after: Vec<&str> = check.enabled.iter().map(|e| e.name.as_str()).collect();
+    let before: Vec<String> = deployed.iter().map(|d| d.name.clone()).collect();
+    let mut kernel_refuses = Vec::new();
+    if let Some(r) = kernel_release {
+        if !n.kernel_release.is_empty() && n.kernel_release != r {
+            kernel_refuses.push(format!(
+                "{} is built for {} (its vermagic), and this kernel is {r}: insmod fails with \"Invalid module format\"; build it for {r}",
+                n.file, n.kernel_release
+            ));
+        }
+    }
+    if let Some(dir) = missing_sysfs {
+        kernel_refuses.push(format!(
+            "{} does not exist: this kernel cannot load livepatches (CONFIG_LIVEPATCH), or sysfs is not mounted there",
+            dir.display()
+        ));
+    }
+    let loads = check.loads && kernel_refuses.is_empty();
+    let (coexists, replaces) = if loads {
+        before
+            .into_iter()
+            .partition(|b| after.contains(&b.as_str()))
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    Prediction {
+        module: n.file.clone(),
+        name: n.name.clone(),
+        loads,
+        kernel_refuses,
+        replaces,
+        coexists,
+        drops,
+        incomplete: incomplete.to_vec(),
+        check,
     }
 }
 
