@@ -28,4 +28,12 @@ impl KlpObject {
             KlpObject::Module(m) => m,
         }
     }
+
+    /// The module's name, `None` for vmlinux: what `klp_object.name` holds (NULL for vmlinux).
+    pub fn module_name(&self) -> Option<&str> {
+        match self {
+            KlpObject::Vmlinux => None,
+            KlpObject::Module(m) => Some(m),
+        }
+    }
 }

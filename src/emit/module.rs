@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::contract::KlpObject;
 use crate::diff::{Finding, ObjectDiff, Refused};
 use crate::elf::{Content, ElfObject, Out, SymbolId};
 use crate::kernel::symbols::SymbolListing;
@@ -21,7 +20,7 @@ use crate::progress::Progress;
 use super::callbacks::{self, Kind};
 use super::kbuild::{link_module, KmodInput};
 use super::klp_relocs;
-use super::out_object::{extract, new_globals};
+use super::out_object::{extract, new_globals, OutObject};
 use super::post_link::{rewrite, PostLink};
 use super::resolve::{resolve, translation_unit, Binding, PatchGlobals};
 use super::tables::{write_tables_with, CallbackEntry, FuncEntry};
@@ -101,71 +100,14 @@ pub fn objects(
                 continue;
             }
         };
-        let tu = translation_unit(&d.orig, &d.object.with_extension("c").display().to_string());
-        let objname = d.klp_object.name().to_string();
-        let mut funcs = Vec::new();
-        let mut entries = Vec::new();
-        for f in &o.funcs {
-            match listing.sympos(&objname, &f.old_name, &tu) {
-                Ok(sympos) => {
-                    let why = d
-                        .changed
-                        .iter()
-                        .find(|c| c.orig == f.orig)
-                        .map(|c| c.why.clone())
-                        .unwrap_or_default();
-                    funcs.push(PatchedFunc {
-                        object: objname.clone(),
-                        name: f.old_name.clone(),
-                        sympos,
-                        why,
-                    });
-                    entries.push(FuncEntry {
-                        objname: match &d.klp_object {
-                            KlpObject::Vmlinux => None,
-                            KlpObject::Module(m) => Some(m.clone()),
-                        },
-                        old_name: f.old_name.clone(),
-                        new_symbol: f.new_symbol.clone(),
-                        sympos,
-                    });
-                }
-                Err(e) => problems.push(Finding {
-                    key: keys::FUNC_UNRESOLVED,
-                    location: format!("{}: {}", d.object.display(), f.old_name),
-                    message: e.to_string(),
-                }),
-            }
-        }
+        let (funcs, entries) = func_entries(d, &o, listing, &mut problems);
         problems.extend(module_keys(&o.elf, &bindings, d));
         let klp: HashMap<_, _> = bindings
             .iter()
             .filter_map(|(s, b)| b.klp_symbol().map(|n| (*s, n)))
             .collect();
         let klp_relocs = klp_relocs::convert(&mut o.elf, &klp);
-        let mut callback_entries = Vec::new();
-        for r in &registrations {
-            let name = &d.patched.symbol(r.func).name;
-            match callback_alias(&mut o.elf, name, i, r.kind) {
-                Some(new_symbol) => callback_entries.push(CallbackEntry {
-                    objname: match &d.klp_object {
-                        KlpObject::Vmlinux => None,
-                        KlpObject::Module(m) => Some(m.clone()),
-                    },
-                    kind: r.kind,
-                    new_symbol,
-                    source: format!("{}: {name}", d.object.display()),
-                }),
-                None => problems.push(Finding {
-                    key: keys::CALLBACK_NOT_CARRIED,
-                    location: format!("{}: {name}", d.object.display()),
-                    message: format!(
-                        "the {} callback ({}) did not reach the output object; report this with the object",
-                        r.kind, r.variable
-                    ),
-                }),
-            }
-        }
+        let callback_entries = callback_entries(d, &mut o, &registrations, i, &mut problems);
         let path = dir.join(format!("klp_out_{i}_{}.o", flat_name(&d.object)));
         o.elf.write_to(&path)?;
         let names: HashMap<_, _> = o.externs.iter().map(|e| (e.out, e.name.clone())).collect();
@@ -196,6 +138,82 @@ pub fn objects(
         return Err(Refused(problems).into());
     }
     Ok(out)
+}
+
+/// The functions `o` replaces, each with its sympos in the target's listing: the report's
+/// entries and the function table's. A function the listing cannot place is a refusal.
+fn func_entries(
+    d: &ObjectDiff,
+    o: &OutObject,
+    listing: &SymbolListing,
+    problems: &mut Vec<Finding>,
+) -> (Vec<PatchedFunc>, Vec<FuncEntry>) {
+    let tu = translation_unit(&d.orig, &d.object.with_extension("c").display().to_string());
+    let objname = d.klp_object.name().to_string();
+    let mut funcs = Vec::new();
+    let mut entries = Vec::new();
+    for f in &o.funcs {
+        match listing.sympos(&objname, &f.old_name, &tu) {
+            Ok(sympos) => {
+                let why = d
+                    .changed
+                    .iter()
+                    .find(|c| c.orig == f.orig)
+                    .map(|c| c.why.clone())
+                    .unwrap_or_default();
+                funcs.push(PatchedFunc {
+                    object: objname.clone(),
+                    name: f.old_name.clone(),
+                    sympos,
+                    why,
+                });
+                entries.push(FuncEntry {
+                    objname: d.klp_object.module_name().map(str::to_string),
+                    old_name: f.old_name.clone(),
+                    new_symbol: f.new_symbol.clone(),
+                    sympos,
+                });
+            }
+            Err(e) => problems.push(Finding {
+                key: keys::FUNC_UNRESOLVED,
+                location: format!("{}: {}", d.object.display(), f.old_name),
+                message: e.to_string(),
+            }),
+        }
+    }
+    (funcs, entries)
+}
+
+/// The callback table's entries of object `i`: each registration's function under its
+/// module-unique alias. One that did not reach the output object is a refusal.
+fn callback_entries(
+    d: &ObjectDiff,
+    o: &mut OutObject,
+    registrations: &[callbacks::Registration],
+    i: usize,
+    problems: &mut Vec<Finding>,
+) -> Vec<CallbackEntry> {
+    let mut entries = Vec::new();
+    for r in registrations {
+        let name = &d.patched.symbol(r.func).name;
+        match callback_alias(&mut o.elf, name, i, r.kind) {
+            Some(new_symbol) => entries.push(CallbackEntry {
+                objname: d.klp_object.module_name().map(str::to_string),
+                kind: r.kind,
+                new_symbol,
+                source: format!("{}: {name}", d.object.display()),
+            }),
+            None => problems.push(Finding {
+                key: keys::CALLBACK_NOT_CARRIED,
+                location: format!("{}: {name}", d.object.display()),
+                message: format!(
+                    "the {} callback ({}) did not reach the output object; report this with the object",
+                    r.kind, r.variable
+                ),
+            }),
+        }
+    }
+    entries
 }
 
 /// Gives the carried callback function `name` of output object `i` a global hidden alias that
