@@ -8,11 +8,14 @@
 #       REF_VERSION (Debian package version), REF_KEY (cache key)
 #   lab/refkernel.sh cached               the same lines when the current key is built, else fail
 #       (no apt-get, no build): for tests run by hand, which skip then
-#   lab/refkernel.sh initramfs -o OUT.cpio.gz -s TEST.sh [FILE...]
-#       an initramfs for this kernel: /init mounts proc, sys, devtmpfs, runs /test.sh with `sh -e`,
-#       prints `KLP-TEST-RESULT: PASS|FAIL (rc)` and ends with `reboot -f` (tinyconfig has no ACPI,
-#       so `poweroff -f` would halt; lab/boot.sh's -no-reboot turns the reboot into QEMU's exit).
-#       FILEs land in /modules/<basename>.
+#   lab/refkernel.sh initramfs -o OUT.cpio.gz -s TEST.sh [-x SRC[:DEST]]... [FILE...]
+#       an initramfs for this kernel: /init mounts proc, sys, devtmpfs and debugfs, runs /test.sh
+#       with `sh -e`, prints `KLP-TEST-RESULT: PASS|FAIL (rc)` and ends with `reboot -f`
+#       (tinyconfig has no ACPI, so `poweroff -f` would halt; lab/boot.sh's -no-reboot turns the
+#       reboot into QEMU's exit). FILEs land in /modules/<basename>. Each -x copies the host
+#       program SRC to DEST (default /usr/local/bin/<basename>, first on PATH) with the shared
+#       libraries ldd names, for guest scripts that need more than busybox: the kernel's
+#       selftests want bash, kmod's insmod messages and GNU date, stat and sysctl options.
 #   lab/refkernel.sh boot -l LOG [-t SECONDS] INITRAMFS
 #       boot REF_BZIMAGE with lab/boot.sh (TCG, -no-reboot, bounded, verdict from the console).
 # Invariant: the build is keyed by source version + patch hash + fragment hash under
@@ -31,16 +34,19 @@ ROOT=$LAB/refkernel
 SERIES=6.12
 
 ref_initramfs() {
-    local out='' script='' opt OPTIND=1
-    while getopts "o:s:" opt; do
+    local out='' script='' opt OPTIND=1 usage
+    local -a programs=()
+    usage="usage: $0 initramfs -o OUT.cpio.gz -s TEST.sh [-x SRC[:DEST]]... [FILE...]"
+    while getopts "o:s:x:" opt; do
         case $opt in
             o) out=$OPTARG ;;
             s) script=$OPTARG ;;
-            *) die "usage: $0 initramfs -o OUT.cpio.gz -s TEST.sh [FILE...]" ;;
+            x) programs+=("$OPTARG") ;;
+            *) die "$usage" ;;
         esac
     done
     shift $((OPTIND - 1))
-    [ -n "$out" ] && [ -n "$script" ] || die "usage: $0 initramfs -o OUT.cpio.gz -s TEST.sh [FILE...]"
+    [ -n "$out" ] && [ -n "$script" ] || die "$usage"
     [ -f "$script" ] || die "test script $script does not exist"
     local busybox=/bin/busybox
     [ -x "$busybox" ] || die "$busybox is missing; install busybox-static (apt-get install busybox-static)"
@@ -57,6 +63,23 @@ ref_initramfs() {
     for applet in $("$busybox" --list-full); do
         [ -e "$tree/$applet" ] || ln -s /bin/busybox "$tree/$applet"
     done
+    local program src dest lib
+    for program in "${programs[@]}"; do
+        src=${program%%:*}
+        dest=${program#*:}
+        [ "$dest" != "$program" ] || dest=/usr/local/bin/$(basename "$src")
+        [ -x "$src" ] || die "-x $program: $src is not an executable file"
+        case $dest in /*) ;; *) die "-x $program: $dest is not an absolute path" ;; esac
+        mkdir -p "$tree$(dirname "$dest")"
+        # A busybox applet of that name is replaced, not written through its symlink.
+        rm -f "$tree$dest"
+        cp -L "$src" "$tree$dest"
+        for lib in $(ldd "$src" 2>/dev/null | grep -o '/[^ ]*'); do
+            [ -e "$tree$lib" ] && continue
+            mkdir -p "$tree$(dirname "$lib")"
+            cp -L "$lib" "$tree$lib"
+        done
+    done
     for f in "$@"; do
         [ -f "$f" ] || die "file $f does not exist"
         cp "$f" "$tree/modules/"
@@ -69,8 +92,10 @@ mount -t devtmpfs devtmpfs /dev
 exec 0</dev/console 1>/dev/console 2>&1
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
+# Where the kernel has debugfs (the selftests' dynamic_debug control is there); quiet otherwise.
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null || true
 echo 0 > /proc/sys/kernel/kptr_restrict
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/
+export PATH=/usr/local/bin:/bin:/sbin:/usr/bin:/usr/sbin HOME=/
 cd /
 sh -e /test.sh
 rc=$?
@@ -175,7 +200,7 @@ ref_cached() {
 }
 
 ref_build() {
-    lab_install flex bison bc libelf-dev libssl-dev make gcc xz-utils cpio busybox-static qemu-system-x86 kmod
+    lab_install flex bison bc libelf-dev libssl-dev make gcc libc6-dev xz-utils cpio busybox-static qemu-system-x86 kmod procps diffutils
     lab_lock refkernel
     local ver key tarball build tree start
     start=$(date +%s)
@@ -243,5 +268,5 @@ case ${1:-} in
         ;;
     "") ref_build ;;
     cached) ref_cached ;;
-    *) die "usage: $0 [cached | initramfs -o OUT -s TEST.sh [FILE...] | boot -l LOG [-t SECONDS] INITRAMFS]" ;;
+    *) die "usage: $0 [cached | initramfs -o OUT -s TEST.sh [-x SRC[:DEST]]... [FILE...] | boot -l LOG [-t SECONDS] INITRAMFS]" ;;
 esac

@@ -131,12 +131,29 @@ pub fn boot(
     script: &str,
     timeout_s: u32,
 ) -> Result<Boot> {
+    boot_with_programs(kernel, name, files, &[], script, timeout_s)
+}
+
+/// [`boot`], with host programs in the guest beside busybox: each of `programs` is
+/// `lab/refkernel.sh initramfs -x`'s `SRC[:DEST]`, the program copied with its shared libraries.
+pub fn boot_with_programs(
+    kernel: &RefKernel,
+    name: &str,
+    files: &[PathBuf],
+    programs: &[String],
+    script: &str,
+    timeout_s: u32,
+) -> Result<Boot> {
     let files: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let mut args = vec!["initramfs"];
+    for program in programs {
+        args.extend(["-x", program.as_str()]);
+    }
     // tinyconfig has no ACPI to power off with: the initramfs ends with `reboot -f`, which
     // lab/boot.sh's -no-reboot turns into QEMU's exit.
     let image = Image {
         kernel: &kernel.bzimage,
-        initramfs: (&script_path(), &["initramfs"]),
+        initramfs: (&script_path(), &args),
         append: "",
         timeout_s: Some(timeout_s),
     };
