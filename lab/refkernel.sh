@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # lab/refkernel.sh: the reference kernel of replace-set.md: Debian's linux-source-6.12 with
 # testdata/kernel/replace-set.patch, built small (tinyconfig + testdata/kernel/refkernel.config).
-# Usage:
+# Usage (each form takes a leading `--variant NAME` for a variant of the kernel, see below):
 #   lab/refkernel.sh                      build (or find in the cache) and print KEY=VALUE lines:
 #       REF_TREE (the built tree: kbuild dir for M= modules and klp-build's built-tree target),
 #       REF_BZIMAGE, REF_VMLINUX, REF_SYMVERS, REF_CONFIG, REF_RELEASE (uname -r),
@@ -18,6 +18,9 @@
 #       selftests want bash, kmod's insmod messages and GNU date, stat and sysctl options.
 #   lab/refkernel.sh boot -l LOG [-t SECONDS] INITRAMFS
 #       boot REF_BZIMAGE with lab/boot.sh (TCG, -no-reboot, bounded, verdict from the console).
+# Variants: `--variant sig` adds testdata/kernel/refkernel-sig.config (modules must be signed by
+#   the build's own key, certs/signing_key.pem, which kbuild makes at the first build) and is
+#   built and cached beside the plain kernel, its lines kept in refkernel-sig.env.
 # Invariant: the build is keyed by source version + patch hash + fragment hash under
 # $LAB/refkernel, idempotent and safe to run concurrently (flock); a tree is used only when its
 # marker says the build completed, a half-built one is removed and built again. The tree stays a
@@ -30,6 +33,15 @@ set -euo pipefail
 REPO=$(cd "$LAB_SCRIPTS/.." && pwd)
 PATCH_FILE=$REPO/testdata/kernel/replace-set.patch
 FRAGMENT=$REPO/testdata/kernel/refkernel.config
+VARIANT=''
+if [ "${1:-}" = --variant ]; then
+    VARIANT=${2:-}
+    shift 2 || die "usage: $0 --variant NAME [...]"
+    [ -f "$REPO/testdata/kernel/refkernel-$VARIANT.config" ] ||
+        die "no variant $VARIANT: testdata/kernel/refkernel-$VARIANT.config does not exist"
+fi
+VARIANT_FRAGMENT=${VARIANT:+$REPO/testdata/kernel/refkernel-$VARIANT.config}
+ENV_FILE_NAME=refkernel${VARIANT:+-$VARIANT}.env
 ROOT=$LAB/refkernel
 SERIES=6.12
 
@@ -149,20 +161,24 @@ ref_fetch() {
     echo "$dir/pkg/usr/src/linux-source-$SERIES.tar.xz"
 }
 
-# The cache key of version $1: the build depends on the source, the patch and the fragment.
+# The cache key of version $1: the build depends on the source, the patch and the fragments.
 ref_key() {
     [ -f "$PATCH_FILE" ] || die "$PATCH_FILE is missing"
     [ -f "$FRAGMENT" ] || die "$FRAGMENT is missing"
-    echo "$1-$(sha256sum "$PATCH_FILE" | cut -c1-12)-$(sha256sum "$FRAGMENT" | cut -c1-12)"
+    local key
+    key="$1-$(sha256sum "$PATCH_FILE" | cut -c1-12)-$(sha256sum "$FRAGMENT" | cut -c1-12)"
+    [ -z "$VARIANT" ] || key="$key-$VARIANT-$(sha256sum "$VARIANT_FRAGMENT" | cut -c1-12)"
+    echo "$key"
 }
 
-# Print the KEY=VALUE lines of the built tree of key $2, version $1 (also kept in refkernel.env).
+# Print the KEY=VALUE lines of the built tree of key $2, version $1 (also kept in
+# refkernel.env, or refkernel-<variant>.env).
 ref_env() {
     local ver=$1 key=$2
     local tree=$ROOT/build-$key/linux-source-$SERIES
     local release
     release=$(cat "$tree/include/config/kernel.release")
-    local env_tmp="$ROOT/refkernel.env.tmp.$$"
+    local env_tmp="$ROOT/$ENV_FILE_NAME.tmp.$$"
     cat > "$env_tmp" <<EOT
 REF_TREE=$tree
 REF_BZIMAGE=$tree/arch/x86/boot/bzImage
@@ -173,8 +189,8 @@ REF_RELEASE=$release
 REF_VERSION=$ver
 REF_KEY=$key
 EOT
-    mv "$env_tmp" "$ROOT/refkernel.env"
-    cat "$ROOT/refkernel.env"
+    mv "$env_tmp" "$ROOT/$ENV_FILE_NAME"
+    cat "$ROOT/$ENV_FILE_NAME"
 }
 
 # `cached`: the lines of the current key's build when it is complete, without apt-get, building
@@ -195,7 +211,7 @@ ref_cached() {
     local key
     key=$(ref_key "$ver")
     [ -f "$ROOT/build-$key/.built" ] ||
-        die "the reference kernel $key is not built (no $ROOT/build-$key/.built): run bash lab/refkernel.sh (about 3 minutes)"
+        die "the reference kernel $key is not built (no $ROOT/build-$key/.built): run bash lab/refkernel.sh${VARIANT:+ --variant $VARIANT} (about 5 minutes)"
     ref_env "$ver" "$key"
 }
 
@@ -223,24 +239,37 @@ ref_build() {
         log "applying $PATCH_FILE"
         patch -d "$tree" -p1 --batch --forward -s < "$PATCH_FILE" ||
             die "$PATCH_FILE does not apply to linux-source-$SERIES $ver; update the patch for this version"
-        log "configuring: tinyconfig + $FRAGMENT"
+        local fragments=("$FRAGMENT") fragment line
+        [ -z "$VARIANT" ] || fragments+=("$VARIANT_FRAGMENT")
+        log "configuring: tinyconfig + ${fragments[*]}"
         make -C "$tree" -s tinyconfig >&2
-        "$tree/scripts/kconfig/merge_config.sh" -m -O "$tree" "$tree/.config" "$FRAGMENT" >&2
+        "$tree/scripts/kconfig/merge_config.sh" -m -O "$tree" "$tree/.config" "${fragments[@]}" >&2
         make -C "$tree" -s olddefconfig >&2
-        local line
-        while read -r line; do
-            case $line in CONFIG_*) ;; *) continue ;; esac
-            grep -qxF "$line" "$tree/.config" ||
-                die "$tree/.config lacks $line after olddefconfig (a dependency of it is missing); fix $FRAGMENT"
-        done < "$FRAGMENT"
-        log "building bzImage and modules (about 2 minutes on 2 cores)"
+        for fragment in "${fragments[@]}"; do
+            while read -r line; do
+                case $line in CONFIG_*) ;; *) continue ;; esac
+                grep -qxF "$line" "$tree/.config" ||
+                    die "$tree/.config lacks $line after olddefconfig (a dependency of it is missing); fix $fragment"
+            done < "$fragment"
+        done
+        log "building bzImage and modules (about 5 minutes on 2 cores)"
         make -C "$tree" -s -j"$(nproc)" bzImage modules >&2 ||
             die "the reference kernel did not build in $tree; see the compiler output above"
         for f in vmlinux Module.symvers arch/x86/boot/bzImage; do
             [ -s "$tree/$f" ] || die "the build left no $tree/$f"
         done
+        echo "$VARIANT" > "$build/.variant"
         touch "$build/.built"
         log "built in $(( $(date +%s) - start )) s"
+        # Builds of this variant under older keys (another patch or fragment) are no longer
+        # used: free their space (about 2 GB each). The lock is held, so none is being built.
+        local old
+        for old in "$ROOT"/build-*; do
+            [ "$old" != "$build" ] && [ -f "$old/.built" ] || continue
+            [ "$(cat "$old/.variant" 2>/dev/null)" = "$VARIANT" ] || continue
+            log "removing $old, a build of an older key"
+            rm -rf "$old"
+        done
     fi
     ref_env "$ver" "$key"
 }
@@ -250,7 +279,7 @@ case ${1:-} in
     initramfs) shift; ref_initramfs "$@" ;;
     boot)
         shift
-        env_file=$ROOT/refkernel.env
+        env_file=$ROOT/$ENV_FILE_NAME
         [ -f "$env_file" ] || die "the reference kernel is not built ($env_file is missing): run bash lab/refkernel.sh"
         bz=$(sed -n 's/^REF_BZIMAGE=//p' "$env_file")
         [ -f "$bz" ] || die "REF_BZIMAGE=$bz does not exist: run bash lab/refkernel.sh"

@@ -7,9 +7,10 @@
 //! enforcement, the signed module loads and patches `/proc/cmdline`: signing changed nothing the
 //! kernel runs.
 //!
-//! A kernel that enforces signatures with our own key on its keyring (the reference kernel built
-//! with `CONFIG_MODULE_SIG_FORCE` and the test key) is not part of this file: it needs a full
-//! kernel build.
+//! The reference kernel's signing variant (`lab/refkernel.sh --variant sig`: built with
+//! `CONFIG_MODULE_SIG_FORCE`, its own `certs/signing_key.pem` on its keyring) is booted once: a
+//! module klp-build signed with that key loads and patches, the same module unsigned and signed
+//! with another key are refused with the kernel's reasons.
 //!
 //! Skips with a printed reason without the lab, and fails under `CI`.
 
@@ -182,4 +183,135 @@ rmmod livepatch_cmdline
         boot.log_file.display(),
         boot.log
     );
+}
+
+#[test]
+fn a_kernel_that_forces_signatures_loads_only_the_module_signed_with_its_key() {
+    let name = "a_kernel_that_forces_signatures_loads_only_the_module_signed_with_its_key";
+    let Some(kernel) = support::refkernel::ref_kernel_sig(name) else {
+        return;
+    };
+    let config = std::fs::read_to_string(&kernel.config).unwrap();
+    assert!(
+        config.lines().any(|l| l == "CONFIG_MODULE_SIG_FORCE=y"),
+        "{}: the signing variant does not force signatures",
+        kernel.config.display()
+    );
+    let d = scratch().join("refkernel");
+    std::fs::create_dir_all(&d).unwrap();
+    // The build's own key (kbuild made it at the first build), on the kernel's keyring.
+    let own_key = kernel.tree.join("certs/signing_key.pem");
+    let signed = d.join("livepatch-new-function.ko");
+    let mut args = support::refkernel::klp_build_args(
+        kernel,
+        &support::inputs::patch("fixes/new-function.patch"),
+        &d.join("work"),
+        &signed,
+    );
+    args.extend(
+        [
+            "--sign-key".as_ref(),
+            own_key.as_os_str(),
+            "--sign-cert".as_ref(),
+            kernel.tree.join("certs/signing_key.x509").as_os_str(),
+        ]
+        .map(std::ffi::OsStr::to_os_string),
+    );
+    let o = support::run::klp_build(&d, &args);
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+
+    // The same module unsigned, and signed by the tree's sign-file with a key the kernel lacks.
+    let bytes = std::fs::read(&signed).unwrap();
+    let content = klp_build::sign::trailer::split(&bytes)
+        .unwrap()
+        .expect("the module is signed")
+        .content;
+    let other_key = test_key(&d, "other", "a key the kernel does not hold");
+    let (dir_unsigned, dir_other) = (d.join("unsigned"), d.join("other"));
+    std::fs::create_dir_all(&dir_unsigned).unwrap();
+    std::fs::create_dir_all(&dir_other).unwrap();
+    let unsigned = dir_unsigned.join("livepatch-new-function-unsigned.ko");
+    let other = dir_other.join("livepatch-new-function-other.ko");
+    std::fs::write(&unsigned, content).unwrap();
+    let o = Command::new(kernel.tree.join("scripts/sign-file"))
+        .arg("sha256")
+        .arg(&other_key.key)
+        .arg(&other_key.cert)
+        .arg(&unsigned)
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "sign-file: {}", describe(&o));
+
+    // One boot: the unsigned module and the one signed with the other key are refused with the
+    // kernel's reasons; the one signed with the kernel's key loads, patches and unloads.
+    let script = r#"
+echo "KLP-SIG: sig_enforce=$(cat /sys/module/module/parameters/sig_enforce)"
+dmesg -c >/dev/null
+for m in livepatch-new-function-unsigned livepatch-new-function-other; do
+    if insmod /modules/$m.ko 2>/tmp/err; then echo "KLP-SIG: $m LOADED"; exit 1; fi
+    echo "KLP-SIG-INSMOD: $m: $(cat /tmp/err)"
+    dmesg -c | sed "s/^/KLP-SIG-KERNEL: $m: /"
+done
+sysfs=/sys/kernel/livepatch/livepatch_new_function
+insmod /modules/livepatch-new-function.ko
+i=0
+until [ "$(cat $sysfs/transition)" = 0 ]; do
+    i=$((i + 1)); [ $i -lt 300 ] || { echo "KLP-SIG: transition timed out"; exit 1; }; sleep 0.1
+done
+echo "KLP-SIG: version $(cat /proc/version)"
+grep -qx 'klp-build: livepatched' /proc/version
+echo 0 > $sysfs/enabled
+i=0
+until [ ! -e $sysfs ]; do
+    i=$((i + 1)); [ $i -lt 300 ] || { echo "KLP-SIG: disable timed out"; exit 1; }; sleep 0.1
+done
+rmmod livepatch_new_function
+echo "KLP-SIG: signed module loaded, patched and unloaded"
+"#;
+    let boot = support::refkernel::boot(
+        kernel,
+        "signing-forced-refkernel",
+        &[signed, unsigned, other],
+        script,
+        300,
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let log = &boot.log;
+    assert!(
+        boot.passed,
+        "the forcing boot failed; log {}:\n{log}",
+        boot.log_file.display()
+    );
+    assert!(log.contains("KLP-SIG: sig_enforce=Y"), "{log}");
+    assert!(
+        log.contains("KLP-SIG: signed module loaded, patched and unloaded"),
+        "{log}"
+    );
+    let kernel_said = lines(log, "KLP-SIG-KERNEL: ");
+    let insmod = lines(log, "KLP-SIG-INSMOD: ");
+    eprintln!("the reference kernel with CONFIG_MODULE_SIG_FORCE:");
+    for l in kernel_said.iter().chain(&insmod) {
+        eprintln!("  {l}");
+    }
+    for (module, reason) in [
+        ("livepatch-new-function-unsigned", "unsigned module"),
+        (
+            "livepatch-new-function-other",
+            "module with unavailable key",
+        ),
+    ] {
+        let said = format!("{module}: ");
+        assert!(
+            kernel_said.iter().any(|l| l.starts_with(&said)
+                && l.ends_with(&format!("Loading of {reason} is rejected"))),
+            "{module}: the kernel did not say \"Loading of {reason} is rejected\": {kernel_said:?}\n{log}"
+        );
+        assert!(
+            insmod
+                .iter()
+                .any(|l| l.starts_with(&said) && l.contains("Key was rejected by service")),
+            "{module}: insmod did not fail with EKEYREJECTED: {insmod:?}\n{log}"
+        );
+    }
 }

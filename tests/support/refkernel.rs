@@ -56,11 +56,23 @@ pub struct RefKernel {
 }
 
 static KERNEL: OnceLock<Result<RefKernel, String>> = OnceLock::new();
+static KERNEL_SIG: OnceLock<Result<RefKernel, String>> = OnceLock::new();
 
 /// The reference kernel, found or built once per test process. `None` means skip: "SKIP <test>:
 /// <reason>" is printed to stderr. Under `CI=true` a kernel that cannot be had panics instead.
 pub fn ref_kernel(test: &str) -> Option<&'static RefKernel> {
-    match KERNEL.get_or_init(load) {
+    found(test, KERNEL.get_or_init(|| load(&[])))
+}
+
+/// The signing variant of the reference kernel (`lab/refkernel.sh --variant sig`:
+/// `CONFIG_MODULE_SIG_FORCE` with the build's own key, `certs/signing_key.pem` in its tree),
+/// found or built once per test process; skipped and failed as [`ref_kernel`].
+pub fn ref_kernel_sig(test: &str) -> Option<&'static RefKernel> {
+    found(test, KERNEL_SIG.get_or_init(|| load(&["--variant", "sig"])))
+}
+
+fn found(test: &str, kernel: &'static Result<RefKernel, String>) -> Option<&'static RefKernel> {
+    match kernel {
         Ok(kernel) => Some(kernel),
         Err(reason) if ci() => {
             panic!("{test}: the reference kernel is required under CI=true: {reason}")
@@ -160,13 +172,16 @@ pub fn boot_with_programs(
     boot_image(&image, name, &files, script)
 }
 
-fn load() -> Result<RefKernel, String> {
+/// The kernel `lab/refkernel.sh` prints with `variant` (its `--variant NAME` arguments, or none):
+/// the cached one, or under CI (or `KLP_LAB=1`) the one it builds.
+fn load(variant: &[&str]) -> Result<RefKernel, String> {
     let build = ci() || std::env::var("KLP_LAB").as_deref() == Ok("1");
-    let env = match run_script(&script_path(), &["cached"], false) {
+    let cached: Vec<&str> = variant.iter().copied().chain(["cached"]).collect();
+    let env = match run_script(&script_path(), &cached, false) {
         Ok(env) => env,
         Err(why) if build => {
             let _ = writeln!(std::io::stderr(), "lab: {why}; running lab/refkernel.sh");
-            run_script(&script_path(), &[], true)?
+            run_script(&script_path(), variant, true)?
         }
         Err(why) => return Err(format!("{why} (or set KLP_LAB=1 to let the tests run it)")),
     };
