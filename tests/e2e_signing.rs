@@ -22,9 +22,14 @@ use std::process::Command;
 use support::run::describe;
 use support::signing::test_key;
 
-fn scratch() -> PathBuf {
+/// A fresh directory of the test `name`'s own: the tests of this file run in parallel.
+fn scratch(name: &str) -> PathBuf {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let d = tmp.parent().unwrap_or(tmp).join("klp-e2e-signing");
+    let d = tmp
+        .parent()
+        .unwrap_or(tmp)
+        .join("klp-e2e-signing")
+        .join(name);
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -38,6 +43,74 @@ fn lines<'a>(log: &'a str, prefix: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// The module `signed` again, unsigned and signed with `other` by the target's `sign_file` with
+/// the hash of the target's `config`: `(<stem>-unsigned.ko, <stem>-other.ko)`, each in a
+/// directory of its own under `dir`.
+fn unsigned_and_other(
+    signed: &Path,
+    dir: &Path,
+    sign_file: &Path,
+    config: &Path,
+    other: &support::signing::TestKey,
+) -> (PathBuf, PathBuf) {
+    let bytes = std::fs::read(signed).unwrap();
+    let content = klp_build::sign::trailer::split(&bytes)
+        .unwrap()
+        .expect("the module is signed")
+        .content;
+    let stem = signed.file_stem().unwrap().to_string_lossy();
+    let (dir_unsigned, dir_other) = (dir.join("unsigned"), dir.join("other"));
+    std::fs::create_dir_all(&dir_unsigned).unwrap();
+    std::fs::create_dir_all(&dir_other).unwrap();
+    let unsigned = dir_unsigned.join(format!("{stem}-unsigned.ko"));
+    let signed_other = dir_other.join(format!("{stem}-other.ko"));
+    std::fs::write(&unsigned, content).unwrap();
+    let hash = std::fs::read_to_string(config)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("CONFIG_MODULE_SIG_HASH="))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    let o = Command::new(sign_file)
+        .arg(&hash)
+        .arg(&other.key)
+        .arg(&other.cert)
+        .arg(&unsigned)
+        .arg(&signed_other)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "sign-file: {}", describe(&o));
+    (unsigned, signed_other)
+}
+
+/// Asserts that the boot log shows each `(module, reason)` refused: the kernel's "Loading of
+/// <reason> is rejected" (`KLP-SIG-KERNEL: <module>: ` lines) and insmod's EKEYREJECTED
+/// (`KLP-SIG-INSMOD: <module>: `), and prints what both said under `title`.
+fn assert_refused(log: &str, title: &str, refusals: &[(&str, &str)]) {
+    let kernel = lines(log, "KLP-SIG-KERNEL: ");
+    let insmod = lines(log, "KLP-SIG-INSMOD: ");
+    // What the kernel said, as the test report shows it.
+    eprintln!("{title}:");
+    for l in kernel.iter().chain(&insmod) {
+        eprintln!("  {l}");
+    }
+    for (module, reason) in refusals {
+        let said = format!("{module}: ");
+        let k: Vec<&&str> = kernel.iter().filter(|l| l.starts_with(&said)).collect();
+        assert!(
+            k.iter()
+                .any(|l| l.ends_with(&format!("Loading of {reason} is rejected"))),
+            "{module}: the kernel did not say \"Loading of {reason} is rejected\": {k:?}\n{log}"
+        );
+        let i: Vec<&&str> = insmod.iter().filter(|l| l.starts_with(&said)).collect();
+        assert!(
+            i.iter().any(|l| l.contains("Key was rejected by service")),
+            "{module}: insmod did not fail with EKEYREJECTED: {i:?}\n{log}"
+        );
+    }
+}
+
 #[test]
 fn debians_kernel_enforcing_signatures_refuses_modules_signed_with_a_key_it_does_not_hold() {
     let name =
@@ -45,7 +118,7 @@ fn debians_kernel_enforcing_signatures_refuses_modules_signed_with_a_key_it_does
     let Some(lab) = support::lab(name) else {
         return;
     };
-    let d = scratch();
+    let d = scratch("debian");
     let a = test_key(&d, "signing", "klp-build test key");
     let b = test_key(&d, "other", "another test key");
     let signed = d.join("livepatch-cmdline.ko");
@@ -70,34 +143,13 @@ fn debians_kernel_enforcing_signatures_refuses_modules_signed_with_a_key_it_does
     assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
 
     // The same module unsigned, and signed with the other key by the target's sign-file.
-    let bytes = std::fs::read(&signed).unwrap();
-    let content = klp_build::sign::trailer::split(&bytes)
-        .unwrap()
-        .expect("the module is signed")
-        .content;
-    let dir_unsigned = d.join("unsigned");
-    let dir_other = d.join("other");
-    std::fs::create_dir_all(&dir_unsigned).unwrap();
-    std::fs::create_dir_all(&dir_other).unwrap();
-    let unsigned = dir_unsigned.join("livepatch-cmdline-unsigned.ko");
-    let other = dir_other.join("livepatch-cmdline-other.ko");
-    std::fs::write(&unsigned, content).unwrap();
-    let hash = std::fs::read_to_string(&lab.config)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("CONFIG_MODULE_SIG_HASH="))
-        .unwrap()
-        .trim_matches('"')
-        .to_string();
-    let o = Command::new(lab.kbuild.join("scripts/sign-file"))
-        .arg(&hash)
-        .arg(&b.key)
-        .arg(&b.cert)
-        .arg(&unsigned)
-        .arg(&other)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "sign-file: {}", describe(&o));
+    let (unsigned, other) = unsigned_and_other(
+        &signed,
+        &d,
+        &lab.kbuild.join("scripts/sign-file"),
+        &lab.config,
+        &b,
+    );
     let other_sig = match klp_build::sign::read(&std::fs::read(&other).unwrap()) {
         klp_build::sign::State::Signed(s) => s,
         s => panic!("{s:?}"),
@@ -132,31 +184,15 @@ if grep -q klp-build /proc/cmdline; then echo "KLP-SIG: /proc/cmdline is patched
     );
     let log = &boot.log;
     assert!(log.contains("KLP-SIG: sig_enforce=Y"), "{log}");
-    let kernel = lines(log, "KLP-SIG-KERNEL: ");
-    let insmod = lines(log, "KLP-SIG-INSMOD: ");
-    // What the kernel said, as the test report shows it.
-    eprintln!("the kernel, booted with module.sig_enforce=1:");
-    for l in kernel.iter().chain(&insmod) {
-        eprintln!("  {l}");
-    }
-    for (module, reason) in [
-        ("livepatch-cmdline", "module with unavailable key"),
-        ("livepatch-cmdline-unsigned", "unsigned module"),
-        ("livepatch-cmdline-other", "module with unavailable key"),
-    ] {
-        let said = format!("{module}: ");
-        let k: Vec<&&str> = kernel.iter().filter(|l| l.starts_with(&said)).collect();
-        assert!(
-            k.iter()
-                .any(|l| l.ends_with(&format!("Loading of {reason} is rejected"))),
-            "{module}: the kernel did not say \"Loading of {reason} is rejected\": {k:?}\n{log}"
-        );
-        let i: Vec<&&str> = insmod.iter().filter(|l| l.starts_with(&said)).collect();
-        assert!(
-            i.iter().any(|l| l.contains("Key was rejected by service")),
-            "{module}: insmod did not fail with EKEYREJECTED: {i:?}\n{log}"
-        );
-    }
+    assert_refused(
+        log,
+        "the kernel, booted with module.sig_enforce=1",
+        &[
+            ("livepatch-cmdline", "module with unavailable key"),
+            ("livepatch-cmdline-unsigned", "unsigned module"),
+            ("livepatch-cmdline-other", "module with unavailable key"),
+        ],
+    );
 
     // Not enforcing: the signed module loads and works.
     let script = r#"
@@ -197,8 +233,7 @@ fn a_kernel_that_forces_signatures_loads_only_the_module_signed_with_its_key() {
         "{}: the signing variant does not force signatures",
         kernel.config.display()
     );
-    let d = scratch().join("refkernel");
-    std::fs::create_dir_all(&d).unwrap();
+    let d = scratch("refkernel");
     // The build's own key (kbuild made it at the first build), on the kernel's keyring.
     let own_key = kernel.tree.join("certs/signing_key.pem");
     let signed = d.join("livepatch-new-function.ko");
@@ -221,27 +256,14 @@ fn a_kernel_that_forces_signatures_loads_only_the_module_signed_with_its_key() {
     assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
 
     // The same module unsigned, and signed by the tree's sign-file with a key the kernel lacks.
-    let bytes = std::fs::read(&signed).unwrap();
-    let content = klp_build::sign::trailer::split(&bytes)
-        .unwrap()
-        .expect("the module is signed")
-        .content;
     let other_key = test_key(&d, "other", "a key the kernel does not hold");
-    let (dir_unsigned, dir_other) = (d.join("unsigned"), d.join("other"));
-    std::fs::create_dir_all(&dir_unsigned).unwrap();
-    std::fs::create_dir_all(&dir_other).unwrap();
-    let unsigned = dir_unsigned.join("livepatch-new-function-unsigned.ko");
-    let other = dir_other.join("livepatch-new-function-other.ko");
-    std::fs::write(&unsigned, content).unwrap();
-    let o = Command::new(kernel.tree.join("scripts/sign-file"))
-        .arg("sha256")
-        .arg(&other_key.key)
-        .arg(&other_key.cert)
-        .arg(&unsigned)
-        .arg(&other)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "sign-file: {}", describe(&o));
+    let (unsigned, other) = unsigned_and_other(
+        &signed,
+        &d,
+        &kernel.tree.join("scripts/sign-file"),
+        &kernel.config,
+        &other_key,
+    );
 
     // One boot: the unsigned module and the one signed with the other key are refused with the
     // kernel's reasons; the one signed with the kernel's key loads, patches and unloads.
@@ -288,30 +310,15 @@ echo "KLP-SIG: signed module loaded, patched and unloaded"
         log.contains("KLP-SIG: signed module loaded, patched and unloaded"),
         "{log}"
     );
-    let kernel_said = lines(log, "KLP-SIG-KERNEL: ");
-    let insmod = lines(log, "KLP-SIG-INSMOD: ");
-    eprintln!("the reference kernel with CONFIG_MODULE_SIG_FORCE:");
-    for l in kernel_said.iter().chain(&insmod) {
-        eprintln!("  {l}");
-    }
-    for (module, reason) in [
-        ("livepatch-new-function-unsigned", "unsigned module"),
-        (
-            "livepatch-new-function-other",
-            "module with unavailable key",
-        ),
-    ] {
-        let said = format!("{module}: ");
-        assert!(
-            kernel_said.iter().any(|l| l.starts_with(&said)
-                && l.ends_with(&format!("Loading of {reason} is rejected"))),
-            "{module}: the kernel did not say \"Loading of {reason} is rejected\": {kernel_said:?}\n{log}"
-        );
-        assert!(
-            insmod
-                .iter()
-                .any(|l| l.starts_with(&said) && l.contains("Key was rejected by service")),
-            "{module}: insmod did not fail with EKEYREJECTED: {insmod:?}\n{log}"
-        );
-    }
+    assert_refused(
+        log,
+        "the reference kernel with CONFIG_MODULE_SIG_FORCE",
+        &[
+            ("livepatch-new-function-unsigned", "unsigned module"),
+            (
+                "livepatch-new-function-other",
+                "module with unavailable key",
+            ),
+        ],
+    );
 }
