@@ -676,3 +676,61 @@ fn a_releases_sign_table_signs_each_target_and_index_json_records_it() {
         describe(&o)
     );
 }
+
+/// An ECDSA key (`CONFIG_MODULE_SIG_KEY_TYPE_ECDSA` kernels sign with P-384) goes through the same
+/// path: the trial signature, the target's sign-file, the read-back into the report, and
+/// `inspect --verify-signature`, which refuses the module once a byte of it changes.
+#[test]
+fn an_ecdsa_key_signs_through_the_targets_sign_file_and_verifies() {
+    let name = "an_ecdsa_key_signs_through_the_targets_sign_file_and_verifies";
+    let Some(lab) = support::lab(name) else {
+        return;
+    };
+    let d = scratch("ecdsa");
+    let k = support::signing::ec_test_key(&d, "ecdsa", "klp-build ECDSA key", "P-384");
+    let args = build_args(
+        lab,
+        &d,
+        &[
+            "--sign-key".as_ref(),
+            k.key.as_os_str(),
+            "--sign-cert".as_ref(),
+            k.cert.as_os_str(),
+            "--report".as_ref(),
+            "json".as_ref(),
+        ],
+    );
+    let o = klp(&d, &args);
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let sig = &report["signature"];
+    assert_eq!(sig["algorithm"], "ecdsa", "{report:#}");
+    assert_eq!(sig["signer"], "klp-build ECDSA key", "{report:#}");
+    assert_eq!(sig["hash"], lab_hash(lab).as_str(), "{report:#}");
+    let ko = d.join("livepatch-cmdline.ko");
+    assert_eq!(modinfo(&ko, "signer"), "klp-build ECDSA key");
+    let inspect = |module: &Path| {
+        klp(
+            &d,
+            &[
+                "inspect".as_ref(),
+                module.as_os_str(),
+                "--verify-signature".as_ref(),
+                k.cert.as_os_str(),
+            ],
+        )
+    };
+    let o = inspect(&ko);
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+    let mut bytes = std::fs::read(&ko).unwrap();
+    bytes[100] ^= 1;
+    let changed = d.join("changed.ko");
+    std::fs::write(&changed, &bytes).unwrap();
+    let o = inspect(&changed);
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+    assert!(
+        stderr(&o).contains("changed after it was signed"),
+        "{}",
+        describe(&o)
+    );
+}

@@ -10,6 +10,8 @@
 //! itself, and the signer is named by its certificate's issuer and serial number (or, with `-k`, its
 //! subjectKeyIdentifier). Messages with signed attributes are verified too (RFC 5652 5.4: the
 //! messageDigest attribute must hold the content's digest and the signature covers the attributes).
+//! The key is RSA (PKCS#1 v1.5) or, as the kernel takes since 5.13
+//! (`CONFIG_MODULE_SIG_KEY_TYPE_ECDSA`), ECDSA on NIST P-256 or P-384.
 
 use cms::cert::IssuerAndSerialNumber;
 use cms::content_info::ContentInfo;
@@ -27,6 +29,9 @@ use super::{KeyId, Signature};
 const ID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
 const ID_MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
 const ID_CN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
 
 /// The digest algorithms a module signature may use (`CONFIG_MODULE_SIG_HASH`), by the name
@@ -288,24 +293,6 @@ pub fn verify(content: &[u8], pkcs7: &[u8], cert: &Certificate) -> Result<(), Ve
             "the digest algorithm {hash} is not one a module signature uses (sha1, sha2, sha3)"
         )));
     };
-    let spki = &tbs.subject_public_key_info;
-    if spki.algorithm.oid != RSA_ENCRYPTION {
-        return Err(VerifyError::Unsupported(format!(
-            "the certificate's key is {}, and klp-build verifies RSA module signatures only",
-            algorithm_name(&spki.algorithm.oid)
-        )));
-    }
-    let algorithm = algorithm_name(&si.signature_algorithm.oid);
-    if algorithm != "rsa" {
-        return Err(VerifyError::Unsupported(format!(
-            "the signature algorithm is {algorithm}; klp-build verifies RSA PKCS#1 v1.5 module signatures only"
-        )));
-    }
-    let key = RsaPublicKey::from_pkcs1_der(spki.subject_public_key.raw_bytes()).map_err(|e| {
-        VerifyError::Unsupported(format!(
-            "the certificate's RSA key cannot be used: {e} (keys of up to 4096 bits are read)"
-        ))
-    })?;
     let hashed = match &si.signed_attrs {
         None => content_digest,
         Some(attrs) => {
@@ -336,8 +323,89 @@ pub fn verify(content: &[u8], pkcs7: &[u8], cert: &Certificate) -> Result<(), Ve
             d
         }
     };
-    key.verify(scheme, &hashed, si.signature.as_bytes())
-        .map_err(|_| VerifyError::Mismatch)
+    let algorithm = algorithm_name(&si.signature_algorithm.oid);
+    verify_digest(
+        &tbs.subject_public_key_info,
+        &algorithm,
+        scheme,
+        &hashed,
+        si.signature.as_bytes(),
+    )
+}
+
+/// Verifies `signature` (of the signature `algorithm` the message names) over `hashed` with the
+/// certificate's key: RSA PKCS#1 v1.5 with `scheme`, or ECDSA on P-256 or P-384 over the digest as
+/// it is (a DER `ECDSA-Sig-Value`).
+fn verify_digest(
+    spki: &x509_cert::spki::SubjectPublicKeyInfoOwned,
+    algorithm: &str,
+    scheme: Pkcs1v15Sign,
+    hashed: &[u8],
+    signature: &[u8],
+) -> Result<(), VerifyError> {
+    let key_bytes = spki.subject_public_key.raw_bytes();
+    let wrong_algorithm = |key: &str| {
+        VerifyError::Unsupported(format!(
+            "the signature algorithm is {algorithm}, but the certificate's key is {key}"
+        ))
+    };
+    if spki.algorithm.oid == RSA_ENCRYPTION {
+        if algorithm != "rsa" {
+            return Err(wrong_algorithm("RSA"));
+        }
+        let key = RsaPublicKey::from_pkcs1_der(key_bytes).map_err(|e| {
+            VerifyError::Unsupported(format!(
+                "the certificate's RSA key cannot be used: {e} (keys of up to 4096 bits are read)"
+            ))
+        })?;
+        return key
+            .verify(scheme, hashed, signature)
+            .map_err(|_| VerifyError::Mismatch);
+    }
+    if spki.algorithm.oid != ID_EC_PUBLIC_KEY {
+        return Err(VerifyError::Unsupported(format!(
+            "the certificate's key is {}; klp-build verifies RSA and ECDSA (P-256, P-384) module \
+             signatures",
+            algorithm_name(&spki.algorithm.oid)
+        )));
+    }
+    if algorithm != "ecdsa" {
+        return Err(wrong_algorithm("ECDSA"));
+    }
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+    let bad_key = |e: &dyn std::fmt::Display| {
+        VerifyError::Unsupported(format!("the certificate's ECDSA key cannot be used: {e}"))
+    };
+    // A signature that is not a DER ECDSA-Sig-Value of the curve cannot verify: a mismatch.
+    match curve {
+        Some(c) if c == SECP256R1 => {
+            use p256::ecdsa::signature::hazmat::PrehashVerifier;
+            let key =
+                p256::ecdsa::VerifyingKey::from_sec1_bytes(key_bytes).map_err(|e| bad_key(&e))?;
+            let sig =
+                p256::ecdsa::Signature::from_der(signature).map_err(|_| VerifyError::Mismatch)?;
+            key.verify_prehash(hashed, &sig)
+                .map_err(|_| VerifyError::Mismatch)
+        }
+        Some(c) if c == SECP384R1 => {
+            use p384::ecdsa::signature::hazmat::PrehashVerifier;
+            let key =
+                p384::ecdsa::VerifyingKey::from_sec1_bytes(key_bytes).map_err(|e| bad_key(&e))?;
+            let sig =
+                p384::ecdsa::Signature::from_der(signature).map_err(|_| VerifyError::Mismatch)?;
+            key.verify_prehash(hashed, &sig)
+                .map_err(|_| VerifyError::Mismatch)
+        }
+        other => Err(VerifyError::Unsupported(format!(
+            "the certificate's ECDSA key is on the curve {}; the kernel and klp-build take \
+             P-256 and P-384",
+            other.map_or_else(|| "(not named)".to_string(), |c| c.to_string())
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -223,7 +223,8 @@ impl Signer {
                 pkcs7::cert_subject(&self.cert)
             ),
             VerifyError::Unsupported(why) => anyhow::anyhow!(
-                "{}: klp-build cannot check {what}: {why}; sign with an RSA key",
+                "{}: klp-build cannot check {what}: {why}; sign with an RSA key or an ECDSA key on P-256 \
+                 or P-384",
                 self.pair()
             ),
             VerifyError::Malformed(m) => anyhow::anyhow!(

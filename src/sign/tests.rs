@@ -174,6 +174,50 @@ fn signed_attributes_key_ids_and_other_digests() {
     }
 }
 
+#[test]
+fn ecdsa_signatures_on_p256_and_p384_verify_and_refuse_changes() {
+    let (dir, a, _) = keys();
+    let scratch = tempfile::tempdir_in(dir.path()).unwrap();
+    let cert_rsa = load_certificate(&a.cert, "cert").unwrap();
+    for (curve, md) in [
+        ("P-256", "sha256"),
+        ("P-384", "sha384"),
+        ("P-384", "sha512"),
+    ] {
+        let k = signing::ec_test_key(scratch.path(), curve, &format!("ecdsa {curve}"), curve);
+        let cert = load_certificate(&k.cert, "cert").unwrap();
+        for extra in [&["-noattr"][..], &[][..]] {
+            let sig = cms_sign(scratch.path(), &k, MODULE, md, extra);
+            let file = trailer::append(MODULE, &sig).unwrap();
+            let s = verify_module(&file, &cert)
+                .unwrap_or_else(|e| panic!("{curve} {md} {extra:?}: {e}"));
+            assert_eq!((s.hash.as_str(), s.algorithm.as_str()), (md, "ecdsa"));
+            assert_eq!(s.signer, format!("ecdsa {curve}"));
+            let mut t = file.clone();
+            t[5] ^= 1;
+            assert!(
+                matches!(verify_module(&t, &cert), Err(VerifyError::Mismatch)),
+                "{curve} {md} {extra:?}: a changed module verified"
+            );
+            // An RSA certificate does not name this signer.
+            assert!(matches!(
+                verify_module(&file, &cert_rsa),
+                Err(VerifyError::OtherSigner { .. })
+            ));
+        }
+    }
+    // A curve the kernel does not take is refused with the reason, not as a mismatch.
+    let k = signing::ec_test_key(scratch.path(), "p521", "ecdsa P-521", "P-521");
+    let cert = load_certificate(&k.cert, "cert").unwrap();
+    let sig = cms_sign(scratch.path(), &k, MODULE, "sha512", &["-noattr"]);
+    let file = trailer::append(MODULE, &sig).unwrap();
+    let e = verify_module(&file, &cert).unwrap_err();
+    assert!(
+        matches!(&e, VerifyError::Unsupported(why) if why.contains("P-256 and P-384")),
+        "{e}"
+    );
+}
+
 /// Every truncation and many byte changes of a real message: read and verified without a panic;
 /// a changed message that still verifies changed only what the signature does not cover (the
 /// versions, the outer digest list, the content type) and still describes the same signer, key and

@@ -42,27 +42,40 @@ pub fn test_key(dir: &Path, file: &str, name: &str) -> TestKey {
 
 /// [`test_key`] with the whole subject as openssl takes it (`/O=org/CN=name`).
 pub fn test_key_with_subject(dir: &Path, file: &str, subject: &str) -> TestKey {
+    key_and_cert(dir, file, subject, &["-newkey", "rsa:2048"])
+}
+
+/// An ECDSA key on `curve` (`P-256`, `P-384`, as openssl names them) and a self-signed
+/// certificate `CN=<name>`, as `CONFIG_MODULE_SIG_KEY_TYPE_ECDSA` kernels sign with.
+pub fn ec_test_key(dir: &Path, file: &str, name: &str, curve: &str) -> TestKey {
+    let paramgen = format!("ec_paramgen_curve:{curve}");
+    key_and_cert(
+        dir,
+        file,
+        &format!("/CN={name}"),
+        &["-newkey", "ec", "-pkeyopt", &paramgen],
+    )
+}
+
+/// `openssl req -x509` making `<file>.key` and `<file>.pem` in `dir` with the key options `newkey`.
+fn key_and_cert(dir: &Path, file: &str, subject: &str, newkey: &[&str]) -> TestKey {
     let key = dir.join(format!("{file}.key"));
     let cert = dir.join(format!("{file}.pem"));
-    openssl(&[
-        "req".as_ref(),
-        "-new".as_ref(),
-        "-nodes".as_ref(),
-        "-x509".as_ref(),
-        "-batch".as_ref(),
-        "-utf8".as_ref(),
-        "-sha256".as_ref(),
-        "-days".as_ref(),
-        "3650".as_ref(),
-        "-newkey".as_ref(),
-        "rsa:2048".as_ref(),
-        "-subj".as_ref(),
-        subject.as_ref(),
+    let mut args: Vec<&std::ffi::OsStr> = [
+        "req", "-new", "-nodes", "-x509", "-batch", "-utf8", "-sha256", "-days", "3650", "-subj",
+    ]
+    .iter()
+    .map(std::ffi::OsStr::new)
+    .collect();
+    args.push(subject.as_ref());
+    args.extend(newkey.iter().map(std::ffi::OsStr::new));
+    args.extend([
         "-keyout".as_ref(),
         key.as_os_str(),
         "-out".as_ref(),
         cert.as_os_str(),
     ]);
+    openssl(&args);
     TestKey { key, cert }
 }
 
