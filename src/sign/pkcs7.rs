@@ -380,26 +380,22 @@ fn verify_digest(
     let bad_key = |e: &dyn std::fmt::Display| {
         VerifyError::Unsupported(format!("the certificate's ECDSA key cannot be used: {e}"))
     };
-    // A signature that is not a DER ECDSA-Sig-Value of the curve cannot verify: a mismatch.
+    // The same steps on each curve's own types. A signature that is not a DER ECDSA-Sig-Value of
+    // the curve cannot verify: a mismatch.
+    macro_rules! verify_on {
+        ($curve:ident) => {{
+            use $curve::ecdsa::signature::hazmat::PrehashVerifier;
+            let key =
+                $curve::ecdsa::VerifyingKey::from_sec1_bytes(key_bytes).map_err(|e| bad_key(&e))?;
+            let sig =
+                $curve::ecdsa::Signature::from_der(signature).map_err(|_| VerifyError::Mismatch)?;
+            key.verify_prehash(hashed, &sig)
+                .map_err(|_| VerifyError::Mismatch)
+        }};
+    }
     match curve {
-        Some(c) if c == SECP256R1 => {
-            use p256::ecdsa::signature::hazmat::PrehashVerifier;
-            let key =
-                p256::ecdsa::VerifyingKey::from_sec1_bytes(key_bytes).map_err(|e| bad_key(&e))?;
-            let sig =
-                p256::ecdsa::Signature::from_der(signature).map_err(|_| VerifyError::Mismatch)?;
-            key.verify_prehash(hashed, &sig)
-                .map_err(|_| VerifyError::Mismatch)
-        }
-        Some(c) if c == SECP384R1 => {
-            use p384::ecdsa::signature::hazmat::PrehashVerifier;
-            let key =
-                p384::ecdsa::VerifyingKey::from_sec1_bytes(key_bytes).map_err(|e| bad_key(&e))?;
-            let sig =
-                p384::ecdsa::Signature::from_der(signature).map_err(|_| VerifyError::Mismatch)?;
-            key.verify_prehash(hashed, &sig)
-                .map_err(|_| VerifyError::Mismatch)
-        }
+        Some(c) if c == SECP256R1 => verify_on!(p256),
+        Some(c) if c == SECP384R1 => verify_on!(p384),
         other => Err(VerifyError::Unsupported(format!(
             "the certificate's ECDSA key is on the curve {}; the kernel and klp-build take \
              P-256 and P-384",
