@@ -189,19 +189,13 @@ impl<'a> Run<'a> {
         if let Some(p) = self.work.reused::<patch::PatchSet>(Stage::Patch)? {
             return Ok(p);
         }
-        let Run {
-            plan,
-            work,
-            t,
-            progress,
-            ..
-        } = self;
+        let plan = self.plan;
         let source = &plan.kernel.source;
-        rebuild::recover_interrupted(source, *progress)?;
-        let p = t.time("patch", *progress, |p| {
-            patch::run(&plan.diffs, source, &work.dir(Stage::Patch)?, p)
+        rebuild::recover_interrupted(source, self.progress)?;
+        let p = self.t.time("patch", self.progress, |p| {
+            patch::run(&plan.diffs, source, &self.work.dir(Stage::Patch)?, p)
         })?;
-        work.complete(Stage::Patch, &p)?;
+        self.work.complete(Stage::Patch, &p)?;
         Ok(p)
     }
 
@@ -210,17 +204,11 @@ impl<'a> Run<'a> {
         if let Some(b) = self.work.reused::<BuiltObjects>(Stage::Rebuild)? {
             return Ok(b);
         }
-        let Run {
-            plan,
-            work,
-            t,
-            progress,
-            ..
-        } = self;
-        let b = t.time("rebuild", *progress, |p| {
-            rebuild::run(&plan.kernel, patch, &work.dir(Stage::Rebuild)?, p)
+        let plan = self.plan;
+        let b = self.t.time("rebuild", self.progress, |p| {
+            rebuild::run(&plan.kernel, patch, &self.work.dir(Stage::Rebuild)?, p)
         })?;
-        work.complete(Stage::Rebuild, &b)?;
+        self.work.complete(Stage::Rebuild, &b)?;
         Ok(b)
     }
 
@@ -243,15 +231,9 @@ impl<'a> Run<'a> {
     /// Stage 4: the symbols the changed code uses bound to the target kernel's, and the output
     /// objects written. The notes (a module's symbols read from its `.ko`) go to the progress.
     fn resolve(&mut self, diffs: &[ObjectDiff]) -> anyhow::Result<Vec<EmittedObject>> {
-        let Run {
-            plan,
-            work,
-            t,
-            progress,
-            ..
-        } = self;
+        let plan = self.plan;
         let mut notes = Vec::new();
-        let (listing, exports) = t.time("symbols", *progress, |_| {
+        let (listing, exports) = self.t.time("symbols", self.progress, |_| {
             let listing = with_module_listings(plan, diffs, &mut notes)?;
             let symvers = plan.kernel.kbuild.join("Module.symvers");
             let exports = Exports::load(&symvers)
@@ -259,12 +241,12 @@ impl<'a> Run<'a> {
             Ok((listing, exports))
         })?;
         for n in &notes {
-            progress.note(n);
+            self.progress.note(n);
         }
-        let objects = t.time("resolve", *progress, |_| {
-            emit::module::objects(diffs, &listing, &exports, &work.dir(Stage::Objects)?)
+        let objects = self.t.time("resolve", self.progress, |_| {
+            emit::module::objects(diffs, &listing, &exports, &self.work.dir(Stage::Objects)?)
         })?;
-        work.complete(Stage::Objects, &())?;
+        self.work.complete(Stage::Objects, &())?;
         Ok(objects)
     }
 
@@ -288,19 +270,13 @@ impl<'a> Run<'a> {
         spec: &ModuleSpec,
         manifest: &Manifest,
     ) -> anyhow::Result<(emit::module::Module, Option<crate::sign::Signature>)> {
-        let Run {
-            plan,
-            work,
-            t,
-            progress,
-            ..
-        } = self;
-        let module = t.time("emit", *progress, |p| {
+        let plan = self.plan;
+        let module = self.t.time("emit", self.progress, |p| {
             emit::module::module(
                 objects,
                 spec,
                 &plan.kernel.kbuild,
-                &work.dir(Stage::Kmod)?,
+                &self.work.dir(Stage::Kmod)?,
                 plan.kernel.jobs,
                 &plan.kernel.toolchain.make_vars(),
                 p,
@@ -309,10 +285,13 @@ impl<'a> Run<'a> {
         manifest::attach(&module.path, manifest)?;
         // The signature is the last write to the module: it covers the manifest and the klp sections.
         let signature = match &plan.signer {
-            Some(s) => Some(t.time("sign", *progress, |_| s.sign(&module.path))?),
+            Some(s) => Some(
+                self.t
+                    .time("sign", self.progress, |_| s.sign(&module.path))?,
+            ),
             None => None,
         };
-        work.complete(Stage::Kmod, &())?;
+        self.work.complete(Stage::Kmod, &())?;
         Ok((module, signature))
     }
 
