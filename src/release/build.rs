@@ -533,28 +533,9 @@ fn one_target(
     make_jobs: usize,
     w: &Worker,
 ) -> anyhow::Result<IndexTarget> {
-    let (release, cache, staging, previous) = (ctx.release, ctx.cache, ctx.staging, ctx.previous);
+    let (release, cache, staging) = (ctx.release, ctx.cache, ctx.staging);
     let key = t.key().to_string();
-    let mut entry = IndexTarget {
-        kernel_release: key.clone(),
-        target: key.clone(),
-        position: release
-            .targets
-            .iter()
-            .position(|x| x.key() == key)
-            .unwrap_or(0),
-        status: String::new(),
-        module: None,
-        sha256: None,
-        fixes: vec![],
-        reason: None,
-        scan: vec![],
-        previous: None,
-        package_version: None,
-        signature: None,
-        downloaded: 0,
-        seconds: 0.0,
-    };
+    let mut entry = new_entry(release, &key);
     w.lines.say(w.i, "resolving inputs");
     let mut log = |m: &str| w.lines.say(w.i, m);
     let inputs = match target::resolve(t, cache, &release.suites, &mut log) {
@@ -573,21 +554,7 @@ fn one_target(
     entry.downloaded = inputs.downloaded;
     w.lines.say(w.i, "scanning the fixes");
     let fixes = fixes_for(release, &inputs, &key);
-    entry.scan = scan::scan(&inputs.source, &inputs.config, &fixes)
-        .with_context(|| format!("target {key}"))?;
-    let release_dir = release.file.parent().unwrap_or(Path::new("/"));
-    for (s, f) in entry.scan.iter_mut().zip(&fixes) {
-        s.patches = f
-            .patches
-            .iter()
-            .map(|p| {
-                p.strip_prefix(release_dir)
-                    .unwrap_or(p)
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .collect();
-    }
+    entry.scan = scan_fixes(release, &inputs, &fixes, &key)?;
     let (status, reason) = target_status(&entry.scan);
     if status != "builds" {
         entry.status = status.into();
@@ -601,22 +568,13 @@ fn one_target(
         .filter(|(_, s)| matches!(s.status, FixStatus::Applies { .. }))
         .map(|(f, _)| f)
         .collect();
-    let prev_module = previous.and_then(|(dir, idx)| {
+    let prev_module = ctx.previous.and_then(|(dir, idx)| {
         idx.targets
             .iter()
             .find(|p| p.kernel_release == entry.kernel_release)
             .map(|p| (dir, p))
     });
-    entry.previous = previous.map(|_| match prev_module {
-        Some((_, p)) => match &p.module {
-            Some(m) => m.clone(),
-            None => format!(
-                "none: the previous release had no module for this kernel ({})",
-                p.status
-            ),
-        },
-        None => "none: a kernel new in this release".into(),
-    });
+    entry.previous = ctx.previous.map(|_| previous_module(prev_module));
     let dir = staging.join(&key);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let ko = dir.join(format!("{}.ko", release.module));
@@ -629,17 +587,7 @@ fn one_target(
         make_jobs,
         prev_module,
     )?;
-    // Two releases building the same module for the same kernel (two CI jobs on one machine)
-    // take turns on its work dir instead of one failing on the other's lock.
-    let work = work_dir(release, &inputs, cache);
-    if let Some(parent) = work.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    let _turn = super::lock::Lock::exclusive(&work.with_file_name(format!(
-        "{}.lock",
-        work.file_name().unwrap_or_default().to_string_lossy()
-    )))?;
+    let _turn = take_turn(&work_dir(release, &inputs, cache))?;
     let stats_log = dir.join(".compiler-launcher.log");
     let launcher = attach_launcher(ctx, &inputs, &mut cmd, &stats_log, w)?;
     w.lines.say(w.i, "building");
@@ -665,6 +613,86 @@ fn one_target(
         w,
     )?;
     Ok(entry)
+}
+
+/// The index entry of target `key` before anything is known of it: named by the key, at its
+/// place in the release's targets, with no status yet.
+fn new_entry(release: &Release, key: &str) -> IndexTarget {
+    IndexTarget {
+        kernel_release: key.to_string(),
+        target: key.to_string(),
+        position: release
+            .targets
+            .iter()
+            .position(|x| x.key() == key)
+            .unwrap_or(0),
+        status: String::new(),
+        module: None,
+        sha256: None,
+        fixes: vec![],
+        reason: None,
+        scan: vec![],
+        previous: None,
+        package_version: None,
+        signature: None,
+        downloaded: 0,
+        seconds: 0.0,
+    }
+}
+
+/// How each of `fixes` fits the target's tree and config, its patches named relative to the
+/// release's file (so the index reads the same wherever the release is checked out).
+fn scan_fixes(
+    release: &Release,
+    inputs: &Inputs,
+    fixes: &[super::spec::FixSpec],
+    key: &str,
+) -> anyhow::Result<Vec<ScannedFix>> {
+    let mut scanned = scan::scan(&inputs.source, &inputs.config, fixes)
+        .with_context(|| format!("target {key}"))?;
+    let release_dir = release.file.parent().unwrap_or(Path::new("/"));
+    for (s, f) in scanned.iter_mut().zip(fixes) {
+        s.patches = f
+            .patches
+            .iter()
+            .map(|p| {
+                p.strip_prefix(release_dir)
+                    .unwrap_or(p)
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+    }
+    Ok(scanned)
+}
+
+/// The `previous` field of a target's entry when the release has a predecessor: the module the
+/// predecessor built for this kernel, or `none:` and why there is none.
+fn previous_module(prev: Option<(&PathBuf, &IndexTarget)>) -> String {
+    match prev {
+        Some((_, p)) => match &p.module {
+            Some(m) => m.clone(),
+            None => format!(
+                "none: the previous release had no module for this kernel ({})",
+                p.status
+            ),
+        },
+        None => "none: a kernel new in this release".into(),
+    }
+}
+
+/// The lock on `work`, the target's work dir, held while it builds. Two releases building the
+/// same module for the same kernel (two CI jobs on one machine) take turns on its work dir
+/// instead of one failing on the other's lock.
+fn take_turn(work: &Path) -> anyhow::Result<super::lock::Lock> {
+    if let Some(parent) = work.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    super::lock::Lock::exclusive(&work.with_file_name(format!(
+        "{}.lock",
+        work.file_name().unwrap_or_default().to_string_lossy()
+    )))
 }
 
 /// Hands the target's compiles to the release's compiler launcher (ccache, sccache, distcc)
@@ -885,7 +913,7 @@ fn first_lines(lines: &[String], fallback: &str) -> String {
 
 /// The work dir of a target's build: one per release module and kernel, so the next build of the
 /// same release reuses its files; the build of two processes waits on its lock (see
-/// [`one_target`]).
+/// [`take_turn`]).
 fn work_dir(release: &Release, inputs: &Inputs, cache: &Path) -> PathBuf {
     cache.join("work").join(format!(
         "{}-{}",
