@@ -118,22 +118,8 @@ pub struct BuildReport {
 /// Runs stages 1-5 of `plan`; see the module doc.
 pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> {
     let total = Instant::now();
-    let mut t = Timings::default();
-    let work = WorkDir::open(&plan.work_dir, plan.resume_from, &inputs(plan)?)?;
-    t.time("prepare", progress, |p| plan.kernel.prepare(p))?;
-    let source = &plan.kernel.source;
-
-    let patch = match work.reused::<patch::PatchSet>(Stage::Patch)? {
-        Some(p) => p,
-        None => {
-            rebuild::recover_interrupted(source, progress)?;
-            let p = t.time("patch", progress, |p| {
-                patch::run(&plan.diffs, source, &work.dir(Stage::Patch)?, p)
-            })?;
-            work.complete(Stage::Patch, &p)?;
-            p
-        }
-    };
+    let mut run = Run::open(plan, progress)?;
+    let patch = run.patch()?;
     if patch.files.is_empty() {
         return Ok(Outcome::NoChange {
             reason: "the patches touch no file that is compiled into the kernel (documentation, tools or other \
@@ -142,127 +128,18 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> 
             report: String::new(),
         });
     }
-    let built = match work.reused::<BuiltObjects>(Stage::Rebuild)? {
-        Some(b) => b,
-        None => {
-            let b = t.time("rebuild", progress, |p| {
-                rebuild::run(&plan.kernel, &patch, &work.dir(Stage::Rebuild)?, p)
-            })?;
-            work.complete(Stage::Rebuild, &b)?;
-            b
-        }
-    };
-
-    // States declared in the patched source (KLP_BUILD_STATE) join those of --state.
-    let mut spec = plan.spec.clone();
-    let patched: Vec<PathBuf> = built.pairs.iter().map(|p| p.patched.clone()).collect();
-    spec.add_states(&emit::declarations::states(&patched)?)?;
-
-    let diffs = t.time("diff", progress, |_| {
-        built
-            .pairs
-            .iter()
-            .map(|p| diff::run(&p.object, p.klp_object.clone(), &p.orig, &p.patched))
-            .collect::<anyhow::Result<Vec<_>>>()
-    })?;
-    let report: String = diffs.iter().map(ToString::to_string).collect();
-    let diff_dir = work.dir(Stage::Diff)?;
-    write(&diff_dir.join("report.txt"), report.as_bytes())?;
-    let refusals: Vec<Finding> = diffs
-        .iter()
-        .flat_map(|d| d.refusals.iter().cloned())
-        .collect();
-    if !refusals.is_empty() {
-        return Ok(Outcome::Refused {
-            findings: refusals,
-            report,
-        });
+    let built = run.rebuild(&patch)?;
+    let spec = with_declared_states(&plan.spec, &built)?;
+    let (diffs, report) = run.diff(&built)?;
+    if let Some(stop) = nothing_to_build(&built, &diffs, &report) {
+        return Ok(stop);
     }
-    if diffs.iter().all(ObjectDiff::is_empty) {
-        let objects: Vec<String> = built
-            .pairs
-            .iter()
-            .map(|p| p.object.display().to_string())
-            .collect();
-        let line_only: Vec<String> = diffs
-            .iter()
-            .flat_map(|d| {
-                d.line_only
-                    .iter()
-                    .map(|l| d.patched.symbol(l.sym).name.clone())
-            })
-            .collect();
-        let why = if line_only.is_empty() {
-            String::new()
-        } else {
-            format!(" (only __LINE__ values differ in {})", line_only.join(", "))
-        };
-        return Ok(Outcome::NoChange {
-            reason: format!(
-                "the patch changes no function's code in {}{why}",
-                objects.join(", ")
-            ),
-            report,
-        });
-    }
-    work.complete(Stage::Diff, &())?;
-
-    let mut notes = Vec::new();
-    let (listing, exports) = t.time("symbols", progress, |_| {
-        let listing = with_module_listings(plan, &diffs, &mut notes)?;
-        let symvers = plan.kernel.kbuild.join("Module.symvers");
-        let exports = Exports::load(&symvers)
-            .with_context(|| format!("reading exports from {}", symvers.display()))?;
-        Ok((listing, exports))
-    })?;
-    for n in &notes {
-        progress.note(n);
-    }
-    let objects = t.time("resolve", progress, |_| {
-        emit::module::objects(&diffs, &listing, &exports, &work.dir(Stage::Objects)?)
-    })?;
-    work.complete(Stage::Objects, &())?;
-
+    run.work.complete(Stage::Diff, &())?;
+    let objects = run.resolve(&diffs)?;
     let manifest = manifest_of(plan, &spec, &patch.fixes, &objects);
-    let check = if plan.previous.is_empty() {
-        None
-    } else {
-        Some(t.time("check", progress, |_| check_previous(plan, &manifest))?)
-    };
-    let module = t.time("emit", progress, |p| {
-        emit::module::module(
-            &objects,
-            &spec,
-            &plan.kernel.kbuild,
-            &work.dir(Stage::Kmod)?,
-            plan.kernel.jobs,
-            &plan.kernel.toolchain.make_vars(),
-            p,
-        )
-    })?;
-    manifest::attach(&module.path, &manifest)?;
-    // The signature is the last write to the module: it covers the manifest and the klp sections.
-    let signature = match &plan.signer {
-        Some(s) => Some(t.time("sign", progress, |_| s.sign(&module.path))?),
-        None => None,
-    };
-    work.complete(Stage::Kmod, &())?;
-    std::fs::copy(&module.path, &plan.output).map_err(|e| {
-        anyhow::anyhow!(
-            "-o {}: {}; the built module is {} (the work dir is kept)",
-            plan.output.display(),
-            crate::input::io_reason(&e),
-            module.path.display()
-        )
-    })?;
-    t.0.push(("total".into(), total.elapsed().as_secs_f64()));
-    // The applied copies that a patch warning tells the user to check must still be there.
-    let work_dir = if plan.keep_tmp || !patch.warnings.is_empty() {
-        Some(work.root().to_path_buf())
-    } else {
-        work.remove()?;
-        None
-    };
+    let check = run.check(&manifest)?;
+    let (module, signature) = run.emit(&objects, &spec, &manifest)?;
+    let (work_dir, timings) = run.finish(&module, &patch, total)?;
     Ok(Outcome::Built(Box::new(BuildReport {
         schema_version: crate::present::REPORT_SCHEMA_VERSION,
         outcome: "built",
@@ -278,8 +155,228 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> 
         diff_report: report,
         check,
         work_dir,
-        timings: t,
+        timings,
     })))
+}
+
+/// One run in progress: the plan, its work dir (opened, the tree prepared) and the time each
+/// stage took so far. Each method is one stage; a stage kept in the work dir from an earlier run
+/// is reused instead of run again.
+struct Run<'a> {
+    plan: &'a Plan,
+    work: WorkDir,
+    t: Timings,
+    progress: &'a mut dyn Progress,
+}
+
+impl<'a> Run<'a> {
+    /// The work dir opened for `plan`'s inputs (reusing what `--resume-from` keeps) and the
+    /// kernel tree prepared.
+    fn open(plan: &'a Plan, progress: &'a mut dyn Progress) -> anyhow::Result<Self> {
+        let mut t = Timings::default();
+        let work = WorkDir::open(&plan.work_dir, plan.resume_from, &inputs(plan)?)?;
+        t.time("prepare", progress, |p| plan.kernel.prepare(p))?;
+        Ok(Run {
+            plan,
+            work,
+            t,
+            progress,
+        })
+    }
+
+    /// Stage 1: the fixes applied to copies of the touched files.
+    fn patch(&mut self) -> anyhow::Result<patch::PatchSet> {
+        if let Some(p) = self.work.reused::<patch::PatchSet>(Stage::Patch)? {
+            return Ok(p);
+        }
+        let plan = self.plan;
+        let source = &plan.kernel.source;
+        rebuild::recover_interrupted(source, self.progress)?;
+        let p = self.t.time("patch", self.progress, |p| {
+            patch::run(&plan.diffs, source, &self.work.dir(Stage::Patch)?, p)
+        })?;
+        self.work.complete(Stage::Patch, &p)?;
+        Ok(p)
+    }
+
+    /// Stage 2: the orig/patched object pairs of the touched files.
+    fn rebuild(&mut self, patch: &patch::PatchSet) -> anyhow::Result<BuiltObjects> {
+        if let Some(b) = self.work.reused::<BuiltObjects>(Stage::Rebuild)? {
+            return Ok(b);
+        }
+        let plan = self.plan;
+        let b = self.t.time("rebuild", self.progress, |p| {
+            rebuild::run(&plan.kernel, patch, &self.work.dir(Stage::Rebuild)?, p)
+        })?;
+        self.work.complete(Stage::Rebuild, &b)?;
+        Ok(b)
+    }
+
+    /// Stage 3: each pair compared, and the report of all of them (also written to the work
+    /// dir, where it stays whatever the outcome).
+    fn diff(&mut self, built: &BuiltObjects) -> anyhow::Result<(Vec<ObjectDiff>, String)> {
+        let diffs = self.t.time("diff", self.progress, |_| {
+            built
+                .pairs
+                .iter()
+                .map(|p| diff::run(&p.object, p.klp_object.clone(), &p.orig, &p.patched))
+                .collect::<anyhow::Result<Vec<_>>>()
+        })?;
+        let report: String = diffs.iter().map(ToString::to_string).collect();
+        let diff_dir = self.work.dir(Stage::Diff)?;
+        write(&diff_dir.join("report.txt"), report.as_bytes())?;
+        Ok((diffs, report))
+    }
+
+    /// Stage 4: the symbols the changed code uses bound to the target kernel's, and the output
+    /// objects written. The notes (a module's symbols read from its `.ko`) go to the progress.
+    fn resolve(&mut self, diffs: &[ObjectDiff]) -> anyhow::Result<Vec<EmittedObject>> {
+        let plan = self.plan;
+        let mut notes = Vec::new();
+        let (listing, exports) = self.t.time("symbols", self.progress, |_| {
+            let listing = with_module_listings(plan, diffs, &mut notes)?;
+            let symvers = plan.kernel.kbuild.join("Module.symvers");
+            let exports = Exports::load(&symvers)
+                .with_context(|| format!("reading exports from {}", symvers.display()))?;
+            Ok((listing, exports))
+        })?;
+        for n in &notes {
+            self.progress.note(n);
+        }
+        let objects = self.t.time("resolve", self.progress, |_| {
+            emit::module::objects(diffs, &listing, &exports, &self.work.dir(Stage::Objects)?)
+        })?;
+        self.work.complete(Stage::Objects, &())?;
+        Ok(objects)
+    }
+
+    /// `--previous`, when given: the new manifest checked after its predecessors.
+    fn check(&mut self, manifest: &Manifest) -> anyhow::Result<Option<CheckReport>> {
+        if self.plan.previous.is_empty() {
+            return Ok(None);
+        }
+        let plan = self.plan;
+        let report = self
+            .t
+            .time("check", self.progress, |_| check_previous(plan, manifest))?;
+        Ok(Some(report))
+    }
+
+    /// Stages 5 and 6: the module linked, the manifest attached, then signed when a signer is
+    /// given.
+    fn emit(
+        &mut self,
+        objects: &[EmittedObject],
+        spec: &ModuleSpec,
+        manifest: &Manifest,
+    ) -> anyhow::Result<(emit::module::Module, Option<crate::sign::Signature>)> {
+        let plan = self.plan;
+        let module = self.t.time("emit", self.progress, |p| {
+            emit::module::module(
+                objects,
+                spec,
+                &plan.kernel.kbuild,
+                &self.work.dir(Stage::Kmod)?,
+                plan.kernel.jobs,
+                &plan.kernel.toolchain.make_vars(),
+                p,
+            )
+        })?;
+        manifest::attach(&module.path, manifest)?;
+        // The signature is the last write to the module: it covers the manifest and the klp sections.
+        let signature = match &plan.signer {
+            Some(s) => Some(
+                self.t
+                    .time("sign", self.progress, |_| s.sign(&module.path))?,
+            ),
+            None => None,
+        };
+        self.work.complete(Stage::Kmod, &())?;
+        Ok((module, signature))
+    }
+
+    /// The module copied to `-o`, the run's total time (from `start`) taken, and the work dir
+    /// removed unless it is to be kept; returns the kept work dir and the timings.
+    fn finish(
+        mut self,
+        module: &emit::module::Module,
+        patch: &patch::PatchSet,
+        start: Instant,
+    ) -> anyhow::Result<(Option<PathBuf>, Timings)> {
+        let plan = self.plan;
+        std::fs::copy(&module.path, &plan.output).map_err(|e| {
+            anyhow::anyhow!(
+                "-o {}: {}; the built module is {} (the work dir is kept)",
+                plan.output.display(),
+                crate::input::io_reason(&e),
+                module.path.display()
+            )
+        })?;
+        self.t
+            .0
+            .push(("total".into(), start.elapsed().as_secs_f64()));
+        // The applied copies that a patch warning tells the user to check must still be there.
+        let work_dir = if plan.keep_tmp || !patch.warnings.is_empty() {
+            Some(self.work.root().to_path_buf())
+        } else {
+            self.work.remove()?;
+            None
+        };
+        Ok((work_dir, self.t))
+    }
+}
+
+/// The plan's module spec with the states the patched source declares (`KLP_BUILD_STATE`)
+/// joined to those of `--state`.
+fn with_declared_states(spec: &ModuleSpec, built: &BuiltObjects) -> anyhow::Result<ModuleSpec> {
+    let mut spec = spec.clone();
+    let patched: Vec<PathBuf> = built.pairs.iter().map(|p| p.patched.clone()).collect();
+    spec.add_states(&emit::declarations::states(&patched)?)?;
+    Ok(spec)
+}
+
+/// Where the diff ends the run: every refusal when there is one, else "no change" when no pair
+/// changes a function's code (naming the functions where only `__LINE__` values differ: a
+/// `WARN_ON()` below the lines the patch adds); `None` when there is something to build.
+fn nothing_to_build(built: &BuiltObjects, diffs: &[ObjectDiff], report: &str) -> Option<Outcome> {
+    let refusals: Vec<Finding> = diffs
+        .iter()
+        .flat_map(|d| d.refusals.iter().cloned())
+        .collect();
+    if !refusals.is_empty() {
+        return Some(Outcome::Refused {
+            findings: refusals,
+            report: report.to_string(),
+        });
+    }
+    if !diffs.iter().all(ObjectDiff::is_empty) {
+        return None;
+    }
+    let objects: Vec<String> = built
+        .pairs
+        .iter()
+        .map(|p| p.object.display().to_string())
+        .collect();
+    let line_only: Vec<String> = diffs
+        .iter()
+        .flat_map(|d| {
+            d.line_only
+                .iter()
+                .map(|l| d.patched.symbol(l.sym).name.clone())
+        })
+        .collect();
+    let why = if line_only.is_empty() {
+        String::new()
+    } else {
+        format!(" (only __LINE__ values differ in {})", line_only.join(", "))
+    };
+    Some(Outcome::NoChange {
+        reason: format!(
+            "the patch changes no function's code in {}{why}",
+            objects.join(", ")
+        ),
+        report: report.to_string(),
+    })
 }
 
 /// What the kept stages depend on.

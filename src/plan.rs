@@ -59,18 +59,82 @@ impl Plan {
     /// Resolves and checks `args`; see the module doc for the order.
     pub fn resolve(args: &BuildArgs) -> anyhow::Result<Plan> {
         // Cheap and local first: the command line itself, then files named on it.
-        if args.diffs.is_empty() {
-            return Err(UsageError(
-                "nothing to do: give at least one --diff FILE (a patch to turn into a livepatch module; see --help)"
-                    .into(),
-            )
-            .into());
-        }
-        let diffs = args
-            .diffs
-            .iter()
-            .map(|d| readable_file(d, Kind::Patch, "--diff"))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let local = Local::check(args)?;
+
+        // The target: paths and release (no compile; preparing the tree comes later).
+        let kernel = kernel::resolve(&KernelOptions {
+            source: args.source.clone(),
+            kbuild: args.kbuild.clone(),
+            config: args.config.clone(),
+            jobs: args.jobs.unwrap_or(0),
+        })?;
+        check_config(&kernel, args.config.is_some())?;
+        // A trial signature with the target's sign-file: a key of another certificate, or a
+        // target that cannot sign, fails here rather than after the compiles.
+        let signer = match local.sign {
+            Some((key, cert)) => Some(Signer::new(
+                key,
+                &cert,
+                &kernel.kbuild,
+                &kernel.config,
+                sign::signer::OPTIONS,
+            )?),
+            None => None,
+        };
+        // The patches against the tree, before anything slow: an empty, binary, deleting or
+        // renaming patch is refused before `make olddefconfig modules_prepare` touches the tree.
+        let patches = crate::patch::validate(&local.diffs, &kernel.source)?;
+        let spec = module_spec(args, &local.name, &local.states, &kernel)?;
+        let (symbols, listing) = symbol_listing(args, &kernel)?;
+        let modules = args
+            .modules
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("/lib/modules/{}", kernel.release)));
+        Ok(Plan {
+            diffs: local.diffs,
+            kernel,
+            symbols,
+            listing,
+            modules,
+            spec,
+            output: local.output,
+            work_dir: local.work_dir,
+            keep_tmp: args.keep_tmp,
+            resume_from: args.resume_from,
+            previous: local.previous,
+            allow_drop: args.allow_drop.clone(),
+            report: args.report,
+            signer,
+            patches,
+        })
+    }
+}
+
+/// What the command line and the files it names give, each checked without looking at the target
+/// kernel: a mistake here costs no kernel lookup.
+struct Local {
+    /// The patches, each an existing readable file.
+    diffs: Vec<PathBuf>,
+    /// The module's name, checked (`--name`) or made from the first patch.
+    name: String,
+    /// `-o` or `<name>.ko`: writable, no input, not inside the tree.
+    output: PathBuf,
+    /// The work dir (absolute), neither the tree nor a directory holding it.
+    work_dir: PathBuf,
+    /// The predecessors (`--previous`), read.
+    previous: Vec<crate::check::Deployed>,
+    /// The signing key and certificate, when both are given; their files checked.
+    sign: Option<(KeySource, PathBuf)>,
+    /// The `--state`s, sorted, each id once.
+    states: Vec<spec::StateSpec>,
+}
+
+impl Local {
+    /// The checks in the order their errors are reported: the patches, the name, `-o`, the other
+    /// files named, where `-o` and the work dir lie, `--modules`, `--previous` with
+    /// `--allow-drop`, the signing files, then `--state`.
+    fn check(args: &BuildArgs) -> anyhow::Result<Local> {
+        let diffs = patch_files(args)?;
         let name = match &args.name {
             Some(n) => {
                 spec::check_module_name(n).context("--name")?;
@@ -91,17 +155,7 @@ impl Plan {
             // checked when it is read.
             readable_file(s, Kind::Vmlinux, "--symbols")?;
         }
-        let inputs: Vec<(&str, &Path)> = args
-            .diffs
-            .iter()
-            .map(|d| ("--diff", d.as_path()))
-            .chain(args.config.iter().map(|c| ("--config", c.as_path())))
-            .chain(args.symbols.iter().map(|s| ("--symbols", s.as_path())))
-            .chain(args.previous.iter().map(|p| ("--previous", p.as_path())))
-            .chain(args.sign_cert.iter().map(|c| ("--sign-cert", c.as_path())))
-            .chain(args.sign_key.iter().map(|k| ("--sign-key", Path::new(k))))
-            .collect();
-        check_output_is_no_input("-o", &output, &inputs)?;
+        check_output_is_no_input("-o", &output, &named_inputs(args))?;
         check_output_outside_tree(&output, &args.source)?;
         let work_dir = check_work_dir(&args.work_dir, args.resume_from.is_some())?;
         check_work_dir_is_no_tree(&work_dir, &args.source)?;
@@ -110,22 +164,8 @@ impl Plan {
                 bail!("--modules {}: no such directory; pass the target kernel's /lib/modules/<release>", m.display());
             }
         }
-        let previous = args
-            .previous
-            .iter()
-            .map(|p| {
-                readable_file(p, Kind::Module, "--previous")?;
-                crate::check::Livepatch::read(p)
-                    .with_context(|| format!("--previous {}", p.display()))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        if !args.allow_drop.is_empty() && args.previous.is_empty() {
-            return Err(UsageError(
-                "--allow-drop names a fix a predecessor carried: give the predecessor with --previous OLD.ko".into(),
-            )
-            .into());
-        }
-        // Key and certificate files first; sign-file and the hash need the target (below).
+        let previous = read_previous(args)?;
+        // Key and certificate files first; sign-file and the hash need the target (later).
         let sign = match (&args.sign_key, &args.sign_cert) {
             (Some(k), Some(c)) => {
                 let key = KeySource::parse(k, None);
@@ -134,85 +174,119 @@ impl Plan {
             }
             _ => None,
         };
-        let mut states = args.states.clone();
-        states.sort();
-        if let Some(w) = states.windows(2).find(|w| w[0].id == w[1].id) {
-            return Err(UsageError(format!(
-                "--state {:#x} is given twice; give each state id once",
-                w[0].id
-            ))
-            .into());
-        }
-
-        // The target: paths and release (no compile; preparing the tree comes later).
-        let kernel = kernel::resolve(&KernelOptions {
-            source: args.source.clone(),
-            kbuild: args.kbuild.clone(),
-            config: args.config.clone(),
-            jobs: args.jobs.unwrap_or(0),
-        })?;
-        check_config(&kernel, args.config.is_some())?;
-        // A trial signature with the target's sign-file: a key of another certificate, or a
-        // target that cannot sign, fails here rather than after the compiles.
-        let signer = match sign {
-            Some((key, cert)) => Some(Signer::new(
-                key,
-                &cert,
-                &kernel.kbuild,
-                &kernel.config,
-                sign::signer::OPTIONS,
-            )?),
-            None => None,
-        };
-        // The patches against the tree, before anything slow: an empty, binary, deleting or
-        // renaming patch is refused before `make olddefconfig modules_prepare` touches the tree.
-        let patches = crate::patch::validate(&diffs, &kernel.source)?;
-        // (kernel::resolve checked the compiler: the one the target's config names.)
-        let api = LivepatchApi::detect(
-            &kernel.kbuild,
-            &kernel.source,
-            Some(&crate::kernel::config::KConfig::read(&kernel.config)?),
-        )?;
-        let spec = ModuleSpec::new(
-            &name,
-            &ReplaceRequest {
-                set: args.replace_set,
-                supersedes: args.supersedes.clone(),
-                no_replace: args.no_replace,
-            },
-            &states,
-            api,
-        )
-        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
-        let symbols = match &args.symbols {
-            Some(p) => p.clone(),
-            None => default_symbols(&kernel)?,
-        };
-        let listing = SymbolListing::load(&symbols)
-            .with_context(|| format!("--symbols {}", symbols.display()))?;
-        check_symbols_release(&symbols, &kernel.release)?;
-        let modules = args
-            .modules
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(format!("/lib/modules/{}", kernel.release)));
-        Ok(Plan {
+        let states = distinct_states(args)?;
+        Ok(Local {
             diffs,
-            kernel,
-            symbols,
-            listing,
-            modules,
-            spec,
+            name,
             output,
             work_dir,
-            keep_tmp: args.keep_tmp,
-            resume_from: args.resume_from,
             previous,
-            allow_drop: args.allow_drop.clone(),
-            report: args.report,
-            signer,
-            patches,
+            sign,
+            states,
         })
     }
+}
+
+/// The `--diff` files: at least one, each an existing readable patch.
+fn patch_files(args: &BuildArgs) -> anyhow::Result<Vec<PathBuf>> {
+    if args.diffs.is_empty() {
+        return Err(UsageError(
+            "nothing to do: give at least one --diff FILE (a patch to turn into a livepatch module; see --help)"
+                .into(),
+        )
+        .into());
+    }
+    args.diffs
+        .iter()
+        .map(|d| readable_file(d, Kind::Patch, "--diff"))
+        .collect()
+}
+
+/// Every file the command line reads, with the option naming it: none may be `-o`.
+fn named_inputs(args: &BuildArgs) -> Vec<(&str, &Path)> {
+    args.diffs
+        .iter()
+        .map(|d| ("--diff", d.as_path()))
+        .chain(args.config.iter().map(|c| ("--config", c.as_path())))
+        .chain(args.symbols.iter().map(|s| ("--symbols", s.as_path())))
+        .chain(args.previous.iter().map(|p| ("--previous", p.as_path())))
+        .chain(args.sign_cert.iter().map(|c| ("--sign-cert", c.as_path())))
+        .chain(args.sign_key.iter().map(|k| ("--sign-key", Path::new(k))))
+        .collect()
+}
+
+/// The `--previous` modules, read; `--allow-drop` without any is a usage error (it names a fix a
+/// predecessor carried).
+fn read_previous(args: &BuildArgs) -> anyhow::Result<Vec<crate::check::Deployed>> {
+    let previous = args
+        .previous
+        .iter()
+        .map(|p| {
+            readable_file(p, Kind::Module, "--previous")?;
+            crate::check::Livepatch::read(p).with_context(|| format!("--previous {}", p.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if !args.allow_drop.is_empty() && args.previous.is_empty() {
+        return Err(UsageError(
+            "--allow-drop names a fix a predecessor carried: give the predecessor with --previous OLD.ko".into(),
+        )
+        .into());
+    }
+    Ok(previous)
+}
+
+/// The `--state`s sorted, refused when an id is given twice.
+fn distinct_states(args: &BuildArgs) -> anyhow::Result<Vec<spec::StateSpec>> {
+    let mut states = args.states.clone();
+    states.sort();
+    if let Some(w) = states.windows(2).find(|w| w[0].id == w[1].id) {
+        return Err(UsageError(format!(
+            "--state {:#x} is given twice; give each state id once",
+            w[0].id
+        ))
+        .into());
+    }
+    Ok(states)
+}
+
+/// The module's spec: name, replace mode and states, for the livepatch API the target's tree
+/// and config offer.
+fn module_spec(
+    args: &BuildArgs,
+    name: &str,
+    states: &[spec::StateSpec],
+    kernel: &Kernel,
+) -> anyhow::Result<ModuleSpec> {
+    // (kernel::resolve checked the compiler: the one the target's config names.)
+    let api = LivepatchApi::detect(
+        &kernel.kbuild,
+        &kernel.source,
+        Some(&crate::kernel::config::KConfig::read(&kernel.config)?),
+    )?;
+    ModuleSpec::new(
+        name,
+        &ReplaceRequest {
+            set: args.replace_set,
+            supersedes: args.supersedes.clone(),
+            no_replace: args.no_replace,
+        },
+        states,
+        api,
+    )
+    .map_err(|e| anyhow::anyhow!("{e:#}"))
+}
+
+/// `--symbols` (or the target's default) and its listing, read once and checked to be of the
+/// target's release.
+fn symbol_listing(args: &BuildArgs, kernel: &Kernel) -> anyhow::Result<(PathBuf, SymbolListing)> {
+    let symbols = match &args.symbols {
+        Some(p) => p.clone(),
+        None => default_symbols(kernel)?,
+    };
+    let listing = SymbolListing::load(&symbols)
+        .with_context(|| format!("--symbols {}", symbols.display()))?;
+    check_symbols_release(&symbols, &kernel.release)?;
+    Ok((symbols, listing))
 }
 
 /// An existing regular file of `kind` within its bound that can be opened (never a device, a

@@ -56,7 +56,7 @@ fn write<R: Role>(obj: &ElfObject<R>) -> Result<Vec<u8>, Error> {
     if w.symtab_shndx_needed() {
         w.reserve_symtab_shndx_section_index();
     }
-    let offsets = reserve_bodies(obj, &mut w, &slots);
+    let offsets = reserve_bodies(obj, &mut w, &slots)?;
     w.reserve_section_headers();
     w.write_file_header(&FileHeader {
         os_abi: obj.os_abi,
@@ -232,8 +232,24 @@ impl Maps {
     }
 }
 
+/// A table the writer regenerates (`.symtab`, `.symtab_shndx`, `.strtab`, `.shstrtab`) found in a
+/// slot for copied contents. [`slots`] gives each table a slot of its own, so no object reaches
+/// this; should that change, the error names the section instead of panicking.
+fn table_in_contents_slot<R: Role>(obj: &ElfObject<R>, section: &str) -> Error {
+    bad(
+        obj,
+        format_args!(
+            "section {section}: a table the writer regenerates, in a slot for copied contents"
+        ),
+    )
+}
+
 /// Reserves file space in slot order; returns each slot's offset for the headers.
-fn reserve_bodies<R: Role>(obj: &ElfObject<R>, w: &mut Writer<'_>, slots: &[Slot]) -> Vec<usize> {
+fn reserve_bodies<R: Role>(
+    obj: &ElfObject<R>,
+    w: &mut Writer<'_>,
+    slots: &[Slot],
+) -> Result<Vec<usize>, Error> {
     let mut offsets = vec![0usize; slots.len()];
     for (k, slot) in slots.iter().enumerate() {
         match *slot {
@@ -244,7 +260,7 @@ fn reserve_bodies<R: Role>(obj: &ElfObject<R>, w: &mut Writer<'_>, slots: &[Slot
                     Content::Nobits(_) => 0,
                     Content::Relocs { relocs, .. } => w.reserve_relocations(relocs.len(), true),
                     Content::Group { members, .. } => w.reserve_comdat(members.len()),
-                    _ => unreachable!("table slots are handled apart"),
+                    _ => return Err(table_in_contents_slot(obj, &s.name)),
                 };
             }
             Slot::Symtab => {
@@ -255,7 +271,7 @@ fn reserve_bodies<R: Role>(obj: &ElfObject<R>, w: &mut Writer<'_>, slots: &[Slot
             Slot::Shstrtab => w.reserve_shstrtab(),
         }
     }
-    offsets
+    Ok(offsets)
 }
 
 /// Writes each slot's contents: data, relocations and groups renumbered through `maps`.
@@ -302,7 +318,7 @@ fn write_bodies<R: Role>(
                             w.write(&idx.0.to_le_bytes());
                         }
                     }
-                    _ => unreachable!("table slots are handled apart"),
+                    _ => return Err(table_in_contents_slot(obj, &s.name)),
                 }
             }
             Slot::Symtab => {
@@ -350,7 +366,7 @@ fn write_section_headers<R: Role>(
                             maps.symbol(obj, signature.index(), &|| format!("group {}", s.name))?;
                         ((members.len() as u64 + 1) * 4, symtab_index, sig, 4)
                     }
-                    _ => unreachable!("table slots are handled apart"),
+                    _ => return Err(table_in_contents_slot(obj, &s.name)),
                 };
                 let sh_link = match s.link {
                     Some(l) if sh_link == 0 => {
@@ -381,4 +397,31 @@ fn write_section_headers<R: Role>(
         w.write_symtab_shndx_section_header();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::elf::object::Section;
+
+    #[test]
+    fn a_table_in_a_contents_slot_is_an_error_naming_it() {
+        let mut obj: ElfObject<crate::elf::Any> = ElfObject::new("t.o".into());
+        let symtab = obj.add_section(Section::new(
+            ".symtab",
+            elf::SHT_SYMTAB,
+            0,
+            8,
+            Content::Symtab,
+        ));
+        let mut buf = Vec::new();
+        let mut w = Writer::new(Endianness::Little, true, &mut buf);
+        w.reserve_file_header();
+        let e = reserve_bodies(&obj, &mut w, &[Slot::Normal(symtab.index())]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("section .symtab: a table the writer regenerates"),
+            "{e}"
+        );
+    }
 }

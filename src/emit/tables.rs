@@ -122,6 +122,26 @@ pub fn tables_object_with(
     t.obj.write().map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// An empty x86_64 relocatable with a read-only data section for each of `names`, in that order,
+/// then an empty `.note.GNU-stack`: without it, ld assumes an executable stack for the module's
+/// objects and warns.
+fn rodata_object<const N: usize>(names: [&str; N]) -> (Object<'static>, [SectionId; N]) {
+    let mut obj = Object::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little);
+    let sections = names.map(|name| {
+        obj.add_section(
+            Vec::new(),
+            name.as_bytes().to_vec(),
+            SectionKind::ReadOnlyData,
+        )
+    });
+    obj.add_section(
+        Vec::new(),
+        b".note.GNU-stack".to_vec(),
+        SectionKind::Elf(elf::SHT_PROGBITS),
+    );
+    (obj, sections)
+}
+
 /// A table entry's pointer: (offset in the table, symbol, addend), an `R_X86_64_64`.
 type Pointer = (u64, SymbolId, i64);
 
@@ -137,25 +157,10 @@ impl<'a> Tables<'a> {
     /// does not care but readers of the object expect it), then the string section holding each
     /// of `names` once.
     fn new(names: impl Iterator<Item = &'a String>) -> (Self, SectionId) {
-        let mut obj = Object::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little);
-        let funcs = obj.add_section(
-            Vec::new(),
-            abi::FUNCS_SECTION.as_bytes().to_vec(),
-            SectionKind::ReadOnlyData,
-        );
         // A plain (not SHF_MERGE) string section: relocations into it are then section symbol +
         // offset with no merge semantics for the linker to get wrong.
-        let strings = obj.add_section(
-            Vec::new(),
-            abi::FUNC_STRINGS_SECTION.as_bytes().to_vec(),
-            SectionKind::ReadOnlyData,
-        );
-        // Without it, ld assumes an executable stack for the module's objects and warns.
-        obj.add_section(
-            Vec::new(),
-            b".note.GNU-stack".to_vec(),
-            SectionKind::Elf(elf::SHT_PROGBITS),
-        );
+        let (mut obj, [funcs, strings]) =
+            rodata_object([abi::FUNCS_SECTION, abi::FUNC_STRINGS_SECTION]);
         let mut offsets = BTreeMap::new();
         for s in names {
             if !offsets.contains_key(s.as_str()) {
@@ -339,17 +344,7 @@ pub fn spec_object(spec: &ModuleSpec) -> anyhow::Result<Vec<u8>> {
         data.extend_from_slice(&s.to_le_bytes());
     }
 
-    let mut obj = Object::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little);
-    let section = obj.add_section(
-        Vec::new(),
-        abi::SPEC_SECTION.as_bytes().to_vec(),
-        SectionKind::ReadOnlyData,
-    );
-    obj.add_section(
-        Vec::new(),
-        b".note.GNU-stack".to_vec(),
-        SectionKind::Elf(elf::SHT_PROGBITS),
-    );
+    let (mut obj, [section]) = rodata_object([abi::SPEC_SECTION]);
     let offset = obj.append_section_data(section, &data, abi::STATE_ALIGN);
     debug_assert_eq!(offset, 0);
     for (name, value, size) in [

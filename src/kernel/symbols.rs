@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 
 mod elf;
+mod funnel;
 mod neighbours;
 mod text;
 
 pub use neighbours::Support;
-use neighbours::{run_of, support};
 
 /// The symbols of vmlinux and of modules, each in the order livepatch counts them.
 #[derive(Clone)]
@@ -449,126 +449,14 @@ impl SymbolListing {
         let Some(all) = obj.by_name.get(name) else {
             return Err(missing(true));
         };
-        let located = |i: u32, rule| {
-            let e = &obj.entries[i as usize];
-            let sympos = if all.len() == 1 {
-                0
-            } else {
-                all.iter().position(|&j| j == i).unwrap() as u32 + 1
-            };
-            Located {
-                sympos,
-                addr: e.addr,
-                ty: e.ty,
-                rule,
-            }
-        };
-        if all.len() == 1 {
-            return Ok(located(all[0], SymposRule::Unique));
+        funnel::Lookup {
+            object,
+            name,
+            tu,
+            obj,
+            all,
         }
-        let ambiguous = |reason: String, scores: &[(u32, Support)]| {
-            SymposError::Ambiguous(Box::new(Ambiguity {
-                object: object.to_string(),
-                name: name.to_string(),
-                tu: tu.source.clone(),
-                listing: obj.origin.clone(),
-                reason,
-                candidates: all
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &i)| candidate(obj, i, k as u32 + 1, scores))
-                    .collect(),
-            }))
-        };
-        let own = tu.symbols.iter().find(|s| s.name == name);
-        let Some(own) = own else {
-            // A global defined in another unit (the resolve stage asks for those too).
-            let globals = obj.globals(all);
-            if let [g] = globals[..] {
-                return Ok(located(g, SymposRule::OnlyGlobal));
-            }
-            return Err(ambiguous(
-                format!(
-                    "{} does not define it, and the listing has {} globals of that name",
-                    tu.source,
-                    globals.len()
-                ),
-                &[],
-            ));
-        };
-        let mut cands: Vec<u32> = all.clone();
-        if own.local {
-            cands.retain(|&i| obj.entries[i as usize].bind != Bind::Global);
-            if let [c] = cands[..] {
-                return Ok(located(c, SymposRule::OnlyLocal));
-            }
-            if cands.is_empty() {
-                return Err(ambiguous(
-                    format!(
-                        "it is local in {} but every symbol of that name in the listing is global",
-                        tu.source
-                    ),
-                    &[],
-                ));
-            }
-        } else {
-            let globals = obj.globals(&cands);
-            if let [g] = globals[..] {
-                return Ok(located(g, SymposRule::OnlyGlobal));
-            }
-        }
-        if !obj.files.is_empty() {
-            let base = basename(&tu.source);
-            let same_file: Vec<u32> = cands
-                .iter()
-                .copied()
-                .filter(|&i| {
-                    obj.entries[i as usize]
-                        .file
-                        .is_some_and(|f| basename(&obj.files[f as usize]) == base)
-                })
-                .collect();
-            if let [c] = same_file[..] {
-                return Ok(located(c, SymposRule::File));
-            }
-            if !same_file.is_empty() {
-                cands = same_file;
-            }
-        }
-        let mut scores: Vec<(u32, Support)> = cands
-            .iter()
-            .map(|&i| (i, support(obj, i, own, tu)))
-            .collect();
-        scores.sort_by(|a, b| b.1.rank().cmp(&a.1.rank()).then(a.0.cmp(&b.0)));
-        let group = run_of(obj, own, tu).len();
-        let best = scores[0].1;
-        let runner_up = scores.get(1).map_or(Support::default(), |s| s.1);
-        if best.beats(&runner_up) {
-            return Ok(located(
-                scores[0].0,
-                SymposRule::Neighbours {
-                    support: best,
-                    runner_up,
-                },
-            ));
-        }
-        let reason = if group <= 1 {
-            format!(
-                "{} has no other symbol in {} that the listing has, so its place cannot be found",
-                tu.source,
-                own.base_section()
-            )
-        } else if best.distinct == 0 {
-            format!(
-                "none of the {} other symbols of {} in {} that occur once in the listing surround any candidate",
-                group - 1,
-                tu.source,
-                own.base_section()
-            )
-        } else {
-            format!("the best candidates are equally surrounded by the unit's symbols ({best} and {runner_up})")
-        };
-        Err(ambiguous(reason, &scores))
+        .run()
     }
 }
 

@@ -533,28 +533,9 @@ fn one_target(
     make_jobs: usize,
     w: &Worker,
 ) -> anyhow::Result<IndexTarget> {
-    let (release, cache, staging, previous) = (ctx.release, ctx.cache, ctx.staging, ctx.previous);
+    let (release, cache, staging) = (ctx.release, ctx.cache, ctx.staging);
     let key = t.key().to_string();
-    let mut entry = IndexTarget {
-        kernel_release: key.clone(),
-        target: key.clone(),
-        position: release
-            .targets
-            .iter()
-            .position(|x| x.key() == key)
-            .unwrap_or(0),
-        status: String::new(),
-        module: None,
-        sha256: None,
-        fixes: vec![],
-        reason: None,
-        scan: vec![],
-        previous: None,
-        package_version: None,
-        signature: None,
-        downloaded: 0,
-        seconds: 0.0,
-    };
+    let mut entry = new_entry(release, &key);
     w.lines.say(w.i, "resolving inputs");
     let mut log = |m: &str| w.lines.say(w.i, m);
     let inputs = match target::resolve(t, cache, &release.suites, &mut log) {
@@ -573,21 +554,7 @@ fn one_target(
     entry.downloaded = inputs.downloaded;
     w.lines.say(w.i, "scanning the fixes");
     let fixes = fixes_for(release, &inputs, &key);
-    entry.scan = scan::scan(&inputs.source, &inputs.config, &fixes)
-        .with_context(|| format!("target {key}"))?;
-    let release_dir = release.file.parent().unwrap_or(Path::new("/"));
-    for (s, f) in entry.scan.iter_mut().zip(&fixes) {
-        s.patches = f
-            .patches
-            .iter()
-            .map(|p| {
-                p.strip_prefix(release_dir)
-                    .unwrap_or(p)
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .collect();
-    }
+    entry.scan = scan_fixes(release, &inputs, &fixes, &key)?;
     let (status, reason) = target_status(&entry.scan);
     if status != "builds" {
         entry.status = status.into();
@@ -601,22 +568,13 @@ fn one_target(
         .filter(|(_, s)| matches!(s.status, FixStatus::Applies { .. }))
         .map(|(f, _)| f)
         .collect();
-    let prev_module = previous.and_then(|(dir, idx)| {
+    let prev_module = ctx.previous.and_then(|(dir, idx)| {
         idx.targets
             .iter()
             .find(|p| p.kernel_release == entry.kernel_release)
             .map(|p| (dir, p))
     });
-    entry.previous = previous.map(|_| match prev_module {
-        Some((_, p)) => match &p.module {
-            Some(m) => m.clone(),
-            None => format!(
-                "none: the previous release had no module for this kernel ({})",
-                p.status
-            ),
-        },
-        None => "none: a kernel new in this release".into(),
-    });
+    entry.previous = ctx.previous.map(|_| previous_module(prev_module));
     let dir = staging.join(&key);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let ko = dir.join(format!("{}.ko", release.module));
@@ -629,17 +587,7 @@ fn one_target(
         make_jobs,
         prev_module,
     )?;
-    // Two releases building the same module for the same kernel (two CI jobs on one machine)
-    // take turns on its work dir instead of one failing on the other's lock.
-    let work = work_dir(release, &inputs, cache);
-    if let Some(parent) = work.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    let _turn = super::lock::Lock::exclusive(&work.with_file_name(format!(
-        "{}.lock",
-        work.file_name().unwrap_or_default().to_string_lossy()
-    )))?;
+    let _turn = take_turn(&work_dir(release, &inputs, cache))?;
     let stats_log = dir.join(".compiler-launcher.log");
     let launcher = attach_launcher(ctx, &inputs, &mut cmd, &stats_log, w)?;
     w.lines.say(w.i, "building");
@@ -665,6 +613,86 @@ fn one_target(
         w,
     )?;
     Ok(entry)
+}
+
+/// The index entry of target `key` before anything is known of it: named by the key, at its
+/// place in the release's targets, with no status yet.
+fn new_entry(release: &Release, key: &str) -> IndexTarget {
+    IndexTarget {
+        kernel_release: key.to_string(),
+        target: key.to_string(),
+        position: release
+            .targets
+            .iter()
+            .position(|x| x.key() == key)
+            .unwrap_or(0),
+        status: String::new(),
+        module: None,
+        sha256: None,
+        fixes: vec![],
+        reason: None,
+        scan: vec![],
+        previous: None,
+        package_version: None,
+        signature: None,
+        downloaded: 0,
+        seconds: 0.0,
+    }
+}
+
+/// How each of `fixes` fits the target's tree and config, its patches named relative to the
+/// release's file (so the index reads the same wherever the release is checked out).
+fn scan_fixes(
+    release: &Release,
+    inputs: &Inputs,
+    fixes: &[super::spec::FixSpec],
+    key: &str,
+) -> anyhow::Result<Vec<ScannedFix>> {
+    let mut scanned = scan::scan(&inputs.source, &inputs.config, fixes)
+        .with_context(|| format!("target {key}"))?;
+    let release_dir = release.file.parent().unwrap_or(Path::new("/"));
+    for (s, f) in scanned.iter_mut().zip(fixes) {
+        s.patches = f
+            .patches
+            .iter()
+            .map(|p| {
+                p.strip_prefix(release_dir)
+                    .unwrap_or(p)
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+    }
+    Ok(scanned)
+}
+
+/// The `previous` field of a target's entry when the release has a predecessor: the module the
+/// predecessor built for this kernel, or `none:` and why there is none.
+fn previous_module(prev: Option<(&PathBuf, &IndexTarget)>) -> String {
+    match prev {
+        Some((_, p)) => match &p.module {
+            Some(m) => m.clone(),
+            None => format!(
+                "none: the previous release had no module for this kernel ({})",
+                p.status
+            ),
+        },
+        None => "none: a kernel new in this release".into(),
+    }
+}
+
+/// The lock on `work`, the target's work dir, held while it builds. Two releases building the
+/// same module for the same kernel (two CI jobs on one machine) take turns on its work dir
+/// instead of one failing on the other's lock.
+fn take_turn(work: &Path) -> anyhow::Result<super::lock::Lock> {
+    if let Some(parent) = work.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    super::lock::Lock::exclusive(&work.with_file_name(format!(
+        "{}.lock",
+        work.file_name().unwrap_or_default().to_string_lossy()
+    )))
 }
 
 /// Hands the target's compiles to the release's compiler launcher (ccache, sccache, distcc)
@@ -885,7 +913,7 @@ fn first_lines(lines: &[String], fallback: &str) -> String {
 
 /// The work dir of a target's build: one per release module and kernel, so the next build of the
 /// same release reuses its files; the build of two processes waits on its lock (see
-/// [`one_target`]).
+/// [`take_turn`]).
 fn work_dir(release: &Release, inputs: &Inputs, cache: &Path) -> PathBuf {
     cache.join("work").join(format!(
         "{}-{}",
@@ -907,120 +935,160 @@ fn child_command(
     make_jobs: usize,
     previous: Option<(&PathBuf, &IndexTarget)>,
 ) -> anyhow::Result<Command> {
-    let exe = std::env::current_exe().context("finding klp-build's own path")?;
-    // klp-build replaced while a release runs (an upgrade, a rebuild): /proc/self/exe then
-    // names the old file " (deleted)"; the children run the program now at that path.
-    let exe = match exe.to_str().and_then(|e| e.strip_suffix(" (deleted)")) {
-        Some(e) => PathBuf::from(e),
-        None => exe,
-    };
-    // Each fix as one patch named by its id, so the module's manifest names fixes as the
-    // release does and `--previous` compares them across releases by id; content-addressed, so
-    // the path (part of the work dir's inputs) is the same for the same content.
-    let mut diffs = Vec::new();
-    for f in applied {
-        let mut text = Vec::new();
-        for p in &f.patches {
-            text.extend(
-                std::fs::read(p).with_context(|| format!("fix {}: {}", f.id, p.display()))?,
-            );
-            if !text.ends_with(b"\n") {
-                text.push(b'\n');
-            }
-        }
-        let d = cache.join("patches").join(index::sha256_hex(&text));
-        std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
-        let file = d.join(format!("{}.patch", f.id));
-        if std::fs::read(&file).ok().as_deref() != Some(text.as_slice()) {
-            let tmp = d.join(format!(".{}.{}", f.id, std::process::id()));
-            std::fs::write(&tmp, &text).with_context(|| format!("writing {}", tmp.display()))?;
-            std::fs::rename(&tmp, &file).with_context(|| format!("writing {}", file.display()))?;
-        }
-        diffs.push(file);
-    }
+    let exe = own_exe()?;
+    let diffs = applied
+        .iter()
+        .map(|f| fix_patch(f, cache))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let work = work_dir(release, inputs, cache);
-    let mut args: Vec<std::ffi::OsString> = Vec::new();
-    for d in &diffs {
-        args.push("--diff".into());
-        args.push(d.into());
-    }
-    let mut opt = |name: &str, v: &Path| {
-        args.push(name.into());
-        args.push(v.into());
+    let child = Child {
+        release,
+        inputs,
+        ko,
+        previous,
     };
-    opt("--source", &inputs.source);
-    if let Some(k) = &inputs.kbuild {
-        opt("--kbuild", k);
-    }
-    opt("--config", &inputs.config);
-    if let Some(s) = &inputs.symbols {
-        opt("--symbols", s);
-    }
-    if let Some(m) = &inputs.modules {
-        opt("--modules", m);
-    }
-    opt("-o", ko);
-    opt("--work-dir", &work);
-    if let Some((dir, p)) = previous {
-        if let Some(m) = &p.module {
-            opt("--previous", &dir.join(m));
-        }
-    }
-    args.extend(["--name".into(), release.module.clone().into()]);
-    args.extend(["--report".into(), "json".into()]);
-    args.extend(["-j".into(), make_jobs.to_string().into()]);
-    if let Some(n) = release.replace_set {
-        args.extend(["--replace-set".into(), n.to_string().into()]);
-    }
-    if !release.supersedes.is_empty() {
-        let s: Vec<String> = release.supersedes.iter().map(u32::to_string).collect();
-        args.extend(["--supersedes".into(), s.join(",").into()]);
-    }
-    if release.no_replace {
-        args.push("--no-replace".into());
-    }
-    for s in &release.states {
-        args.extend(["--state".into(), format!("{}:{}", s.id, s.version).into()]);
-    }
-    if previous.is_some() {
-        for a in &release.allow_drop {
-            args.extend(["--allow-drop".into(), a.into()]);
-        }
-    }
-    let sign_key = release.sign.as_ref();
-    if let Some(s) = sign_key {
-        args.extend(["--sign-key".into(), s.key.arg()]);
-        args.extend(["--sign-cert".into(), s.cert.clone().into()]);
-    }
     let mut cmd = match &inputs.build_root {
-        Some(root) => {
-            let mut binds: Vec<PathBuf> = vec![cache.to_path_buf()];
-            // The key and certificate may live outside the release's directory (a key store).
-            let key_file = sign_key.and_then(|s| match &s.key {
-                crate::sign::KeySource::File(k) => k.parent(),
-                crate::sign::KeySource::Pkcs11(_) => None,
-            });
-            for p in [
-                exe.parent(),
-                ko.parent().and_then(Path::parent),
-                release.file.parent(),
-                previous.map(|p| p.0.as_path()),
-                key_file,
-                sign_key.and_then(|s| s.cert.parent()),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                if !binds.iter().any(|b| p.starts_with(b)) {
-                    binds.push(p.to_path_buf());
-                }
-            }
-            root.command(&binds, &exe)
-        }
+        Some(root) => root.command(&child.binds(cache, &exe), &exe),
         None => Command::new(&exe),
     };
-    cmd.args(args);
+    cmd.args(child.args(&diffs, &work, make_jobs));
     Ok(cmd)
+}
+
+/// The path of the running klp-build, for its children. Replaced while a release runs (an
+/// upgrade, a rebuild), /proc/self/exe names the old file " (deleted)"; the children run the
+/// program now at that path.
+fn own_exe() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("finding klp-build's own path")?;
+    Ok(
+        match exe.to_str().and_then(|e| e.strip_suffix(" (deleted)")) {
+            Some(e) => PathBuf::from(e),
+            None => exe,
+        },
+    )
+}
+
+/// Fix `f` as one patch named by its id (its patches joined), so the module's manifest names
+/// fixes as the release does and `--previous` compares them across releases by id. The file is
+/// content-addressed under `cache/patches/`, so its path (part of the work dir's inputs) is the
+/// same for the same content; it is rewritten only when its content differs.
+fn fix_patch(f: &super::spec::FixSpec, cache: &Path) -> anyhow::Result<PathBuf> {
+    let mut text = Vec::new();
+    for p in &f.patches {
+        text.extend(std::fs::read(p).with_context(|| format!("fix {}: {}", f.id, p.display()))?);
+        if !text.ends_with(b"\n") {
+            text.push(b'\n');
+        }
+    }
+    let d = cache.join("patches").join(index::sha256_hex(&text));
+    std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+    let file = d.join(format!("{}.patch", f.id));
+    if std::fs::read(&file).ok().as_deref() != Some(text.as_slice()) {
+        let tmp = d.join(format!(".{}.{}", f.id, std::process::id()));
+        std::fs::write(&tmp, &text).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &file).with_context(|| format!("writing {}", file.display()))?;
+    }
+    Ok(file)
+}
+
+/// What the child build of one target is given: the release, the target's inputs, the module
+/// to write, and the previous release's directory and entry for this kernel, if any.
+struct Child<'a> {
+    release: &'a Release,
+    inputs: &'a Inputs,
+    ko: &'a Path,
+    previous: Option<(&'a PathBuf, &'a IndexTarget)>,
+}
+
+impl Child<'_> {
+    /// The child's command line: the fixes' patches, the target's paths, then the release's
+    /// module options (name, replace mode, states, `--allow-drop` when there is a predecessor,
+    /// signing).
+    fn args(&self, diffs: &[PathBuf], work: &Path, make_jobs: usize) -> Vec<std::ffi::OsString> {
+        let (release, inputs) = (self.release, self.inputs);
+        let mut args: Vec<std::ffi::OsString> = Vec::new();
+        for d in diffs {
+            args.push("--diff".into());
+            args.push(d.into());
+        }
+        let mut opt = |name: &str, v: &Path| {
+            args.push(name.into());
+            args.push(v.into());
+        };
+        opt("--source", &inputs.source);
+        if let Some(k) = &inputs.kbuild {
+            opt("--kbuild", k);
+        }
+        opt("--config", &inputs.config);
+        if let Some(s) = &inputs.symbols {
+            opt("--symbols", s);
+        }
+        if let Some(m) = &inputs.modules {
+            opt("--modules", m);
+        }
+        opt("-o", self.ko);
+        opt("--work-dir", work);
+        if let Some((dir, p)) = self.previous {
+            if let Some(m) = &p.module {
+                opt("--previous", &dir.join(m));
+            }
+        }
+        args.extend(["--name".into(), release.module.clone().into()]);
+        args.extend(["--report".into(), "json".into()]);
+        args.extend(["-j".into(), make_jobs.to_string().into()]);
+        if let Some(n) = release.replace_set {
+            args.extend(["--replace-set".into(), n.to_string().into()]);
+        }
+        if !release.supersedes.is_empty() {
+            let s: Vec<String> = release.supersedes.iter().map(u32::to_string).collect();
+            args.extend(["--supersedes".into(), s.join(",").into()]);
+        }
+        if release.no_replace {
+            args.push("--no-replace".into());
+        }
+        for s in &release.states {
+            args.extend(["--state".into(), format!("{}:{}", s.id, s.version).into()]);
+        }
+        if self.previous.is_some() {
+            for a in &release.allow_drop {
+                args.extend(["--allow-drop".into(), a.into()]);
+            }
+        }
+        if let Some(s) = &release.sign {
+            args.extend(["--sign-key".into(), s.key.arg()]);
+            args.extend(["--sign-cert".into(), s.cert.clone().into()]);
+        }
+        args
+    }
+
+    /// The directories a build root must bind for the child to reach its files: the cache, the
+    /// program, the staging dir, the release's directory, the previous release, and the key and
+    /// certificate, which may live outside the release's directory (a key store). A directory
+    /// under one already bound is not bound again.
+    fn binds(&self, cache: &Path, exe: &Path) -> Vec<PathBuf> {
+        let sign_key = self.release.sign.as_ref();
+        let mut binds: Vec<PathBuf> = vec![cache.to_path_buf()];
+        let key_file = sign_key.and_then(|s| match &s.key {
+            crate::sign::KeySource::File(k) => k.parent(),
+            crate::sign::KeySource::Pkcs11(_) => None,
+        });
+        for p in [
+            exe.parent(),
+            self.ko.parent().and_then(Path::parent),
+            self.release.file.parent(),
+            self.previous.map(|p| p.0.as_path()),
+            key_file,
+            sign_key.and_then(|s| s.cert.parent()),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if !binds.iter().any(|b| p.starts_with(b)) {
+                binds.push(p.to_path_buf());
+            }
+        }
+        binds
+    }
 }
 
 /// Moves the staged targets into `out` and writes `index.json` last.

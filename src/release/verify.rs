@@ -50,6 +50,35 @@ pub fn run(args: &ReleaseVerifyArgs) -> anyhow::Result<u8> {
         bail!("-j {}: give 1 to 64 guests at once", args.jobs);
     }
     let index = Index::read(&args.dir)?;
+    let kernels = named_kernels(args, &index)?;
+    for s in [&args.guest.check, &args.guest.setup].into_iter().flatten() {
+        crate::input::read(s, crate::input::Kind::Script, "--check/--setup")?;
+    }
+    let (work, results) = built_targets(args, &index, &kernels);
+    if work.is_empty() {
+        bail!(
+            "{}: no target of the release has a module (status built); nothing to verify",
+            args.dir.join("index.json").display()
+        );
+    }
+    let targets = verify_all(args, work, results)?;
+    let pass = targets.iter().all(|t| t.verdict == "pass");
+    let out = ReleaseVerify {
+        release: format!("{} {}", index.release.name, index.release.version),
+        verdict: if pass { "pass" } else { "fail" }.into(),
+        targets,
+    };
+    print(&out, args.report)?;
+    Ok(if pass { 0 } else { 1 })
+}
+
+/// A built target waiting for its guest: its place in the verdicts, its module, and the kernel
+/// to boot (`None` when there is none to boot: not a Debian target and no `--kernel`).
+type Job = (usize, PathBuf, Option<String>);
+
+/// The `--kernel TARGET=KERNEL` pairs, each naming a target of the release (by its name or its
+/// kernel release).
+fn named_kernels(args: &ReleaseVerifyArgs, index: &Index) -> anyhow::Result<Vec<(String, String)>> {
     let mut kernels: Vec<(String, String)> = Vec::new();
     for k in &args.kernels {
         let Some((t, kernel)) = k.split_once('=') else {
@@ -67,11 +96,17 @@ pub fn run(args: &ReleaseVerifyArgs) -> anyhow::Result<u8> {
         }
         kernels.push((t.to_string(), kernel.to_string()));
     }
-    for s in [&args.guest.check, &args.guest.setup].into_iter().flatten() {
-        crate::input::read(s, crate::input::Kind::Script, "--check/--setup")?;
-    }
-    // Each built target with the kernel to boot: the one named, else its Debian release.
-    let mut work: Vec<(usize, PathBuf, Option<String>)> = Vec::new();
+    Ok(kernels)
+}
+
+/// Each built target with the kernel to boot: the one named, else its Debian release; and its
+/// verdict, `error` until its guest says otherwise.
+fn built_targets(
+    args: &ReleaseVerifyArgs,
+    index: &Index,
+    kernels: &[(String, String)],
+) -> (Vec<Job>, Vec<Option<TargetVerdict>>) {
+    let mut work: Vec<Job> = Vec::new();
     let mut results: Vec<Option<TargetVerdict>> = Vec::new();
     for t in index.targets.iter().filter(|t| t.status == "built") {
         let Some(module) = &t.module else { continue };
@@ -90,12 +125,16 @@ pub fn run(args: &ReleaseVerifyArgs) -> anyhow::Result<u8> {
             report: None,
         }));
     }
-    if work.is_empty() {
-        bail!(
-            "{}: no target of the release has a module (status built); nothing to verify",
-            args.dir.join("index.json").display()
-        );
-    }
+    (work, results)
+}
+
+/// The jobs run by `-j` guests at once, each verdict filled in (and said, unless `-q`) as its
+/// guest ends; the verdicts in the release's order.
+fn verify_all(
+    args: &ReleaseVerifyArgs,
+    work: Vec<Job>,
+    results: Vec<Option<TargetVerdict>>,
+) -> anyhow::Result<Vec<TargetVerdict>> {
     let results = Mutex::new(results);
     let queue = Mutex::new(work.into_iter());
     let say = Mutex::new(());
@@ -130,20 +169,18 @@ pub fn run(args: &ReleaseVerifyArgs) -> anyhow::Result<u8> {
             });
         }
     });
-    let targets: Vec<TargetVerdict> = results
+    Ok(results
         .into_inner()
         .map_err(|_| anyhow::anyhow!("a verify thread panicked"))?
         .into_iter()
         .flatten()
-        .collect();
-    let pass = targets.iter().all(|t| t.verdict == "pass");
-    let out = ReleaseVerify {
-        release: format!("{} {}", index.release.name, index.release.version),
-        verdict: if pass { "pass" } else { "fail" }.into(),
-        targets,
-    };
-    match args.report {
-        ReportFormat::Json => crate::stdout::writeln(&serde_json::to_string_pretty(&out)?)?,
+        .collect())
+}
+
+/// The run's report on stdout: JSON, or each target's verify text then the release's verdict.
+fn print(out: &ReleaseVerify, format: ReportFormat) -> anyhow::Result<()> {
+    match format {
+        ReportFormat::Json => crate::stdout::writeln(&serde_json::to_string_pretty(out)?)?,
         ReportFormat::Text => {
             let mut s = String::new();
             for t in &out.targets {
@@ -163,7 +200,7 @@ pub fn run(args: &ReleaseVerifyArgs) -> anyhow::Result<u8> {
             crate::stdout::write(&crate::present::escape_lines(&s))?;
         }
     }
-    Ok(if pass { 0 } else { 1 })
+    Ok(())
 }
 
 /// One target, the kernel modules it patches loaded first.

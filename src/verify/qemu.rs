@@ -111,6 +111,8 @@ pub fn boot(
     }
 }
 
+/// One boot under `accel`, killed at `limit`, or at `first_output` when the console is still
+/// empty then.
 fn run(
     kernel: &Path,
     initramfs: &Path,
@@ -119,6 +121,44 @@ fn run(
     limit: Duration,
     first_output: Option<Duration>,
 ) -> anyhow::Result<Boot> {
+    let mut cmd = qemu_command(kernel, initramfs, append, accel);
+    // Ctrl-C or SIGTERM stop the guest and return, so the initramfs's temporary directory is
+    // removed as the error unwinds (SIGKILL leaves it in $TMPDIR; PR_SET_PDEATHSIG still stops
+    // QEMU).
+    crate::rebuild::interrupt::install();
+    let _defer = crate::rebuild::interrupt::Defer::start();
+    crate::rebuild::interrupt::check("before the guest started")?;
+    let start = Instant::now();
+    let mut child = cmd.spawn().context("starting qemu-system-x86_64")?;
+    let pipes = Pipes::start(&mut child)?;
+    let mut console = Vec::new();
+    let (end, interrupted) =
+        pipes.watch(&mut console, start + limit, first_output.map(|f| start + f));
+    if end == End::TimedOut || interrupted.is_some() {
+        // SAFETY: kill(2) on QEMU's own process group, which it leads.
+        unsafe {
+            libc::kill(-(child.id() as i32), libc::SIGKILL);
+        }
+    }
+    let _ = child.wait();
+    let qemu_stderr = pipes.finish(&mut console);
+    if let Some(e) = interrupted {
+        return Err(e.into());
+    }
+    Ok(Boot {
+        console: String::from_utf8_lossy(&console).replace('\r', ""),
+        end,
+        accel,
+        seconds: start.elapsed().as_secs_f64(),
+        qemu_stderr: String::from_utf8_lossy(&qemu_stderr).into_owned(),
+        note: None,
+    })
+}
+
+/// QEMU booting `kernel` under `accel` with the console on its stdout, reading no input. It runs
+/// in its own process group, so the deadline's kill reaches everything QEMU started, and it is
+/// killed with klp-build (Ctrl-C, SIGTERM, even SIGKILL), so no guest outlives the command.
+fn qemu_command(kernel: &Path, initramfs: &Path, append: &str, accel: &str) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(["-accel", accel, "-cpu"])
         .arg(if accel == "kvm" { "host" } else { "max" })
@@ -145,8 +185,6 @@ fn run(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // Its own process group, so the deadline's kill reaches everything QEMU started; and killed
-    // with klp-build (Ctrl-C, SIGTERM, even SIGKILL), so no guest outlives the command.
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     // SAFETY: prctl in the child before exec; it touches no memory of the parent.
     unsafe {
@@ -157,81 +195,88 @@ fn run(
             Ok(())
         });
     }
-    // Ctrl-C or SIGTERM stop the guest and return, so the initramfs's temporary directory is
-    // removed as the error unwinds (SIGKILL leaves it in $TMPDIR; PR_SET_PDEATHSIG still stops
-    // QEMU).
-    crate::rebuild::interrupt::install();
-    let _defer = crate::rebuild::interrupt::Defer::start();
-    crate::rebuild::interrupt::check("before the guest started")?;
-    let start = Instant::now();
-    let mut child = cmd.spawn().context("starting qemu-system-x86_64")?;
-    let (tx, rx) = mpsc::channel::<Vec<u8>>();
-    let mut out = child.stdout.take().context("qemu's stdout")?;
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = out.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let err = child.stderr.take().context("qemu's stderr")?;
-    let err_reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err.take(64 * 1024).read_to_end(&mut s);
-        s
-    });
-    let mut console = Vec::new();
-    let deadline = start + limit;
-    let mut end = End::Exited;
-    let mut interrupted = None;
-    loop {
-        if let Err(e) = crate::rebuild::interrupt::check("while the guest ran") {
-            interrupted = Some(e);
-            break;
-        }
-        let now = Instant::now();
-        let wait_until = match first_output {
-            Some(f) if console.is_empty() => deadline.min(start + f),
-            _ => deadline,
-        };
-        if now >= wait_until {
-            end = End::TimedOut;
-            break;
-        }
-        // Short waits, so a signal is seen within a fifth of a second.
-        match rx.recv_timeout((wait_until - now).min(Duration::from_millis(200))) {
-            Ok(bytes) => {
-                // A guest that floods the console is cut at 64 MiB rather than filling memory.
-                if console.len() < 64 << 20 {
-                    console.extend_from_slice(&bytes);
+    cmd
+}
+
+/// QEMU's stdout and stderr, each drained by a thread of its own so neither pipe fills and
+/// stalls the guest: the console arrives in chunks on `console`, stderr is kept whole (its first
+/// 64 KiB).
+struct Pipes {
+    console: mpsc::Receiver<Vec<u8>>,
+    reader: std::thread::JoinHandle<()>,
+    err_reader: std::thread::JoinHandle<Vec<u8>>,
+}
+
+impl Pipes {
+    /// The reading threads started on `child`'s piped stdout and stderr.
+    fn start(child: &mut std::process::Child) -> anyhow::Result<Pipes> {
+        let (tx, rx) = mpsc::channel::<Vec<u8>>();
+        let mut out = child.stdout.take().context("qemu's stdout")?;
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
                 }
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        });
+        let err = child.stderr.take().context("qemu's stderr")?;
+        let err_reader = std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = err.take(64 * 1024).read_to_end(&mut s);
+            s
+        });
+        Ok(Pipes {
+            console: rx,
+            reader,
+            err_reader,
+        })
+    }
+
+    /// Gathers the console into `console` until QEMU closes it (`Exited`), the `deadline` passes
+    /// or, while the console is empty, `first_output_by` does (`TimedOut`), or a signal comes
+    /// (the interruption returned). QEMU is still running in the last two cases.
+    fn watch(
+        &self,
+        console: &mut Vec<u8>,
+        deadline: Instant,
+        first_output_by: Option<Instant>,
+    ) -> (End, Option<crate::rebuild::interrupt::Interrupted>) {
+        loop {
+            if let Err(e) = crate::rebuild::interrupt::check("while the guest ran") {
+                return (End::Exited, Some(e));
+            }
+            let now = Instant::now();
+            let wait_until = match first_output_by {
+                Some(f) if console.is_empty() => deadline.min(f),
+                _ => deadline,
+            };
+            if now >= wait_until {
+                return (End::TimedOut, None);
+            }
+            // Short waits, so a signal is seen within a fifth of a second.
+            match self
+                .console
+                .recv_timeout((wait_until - now).min(Duration::from_millis(200)))
+            {
+                Ok(bytes) => {
+                    // A guest that floods the console is cut at 64 MiB rather than filling memory.
+                    if console.len() < 64 << 20 {
+                        console.extend_from_slice(&bytes);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return (End::Exited, None),
+            }
         }
     }
-    if end == End::TimedOut || interrupted.is_some() {
-        // SAFETY: kill(2) on QEMU's own process group, which it leads.
-        unsafe {
-            libc::kill(-(child.id() as i32), libc::SIGKILL);
+
+    /// Once QEMU is gone: the rest of the console appended to `console`, and its stderr.
+    fn finish(self, console: &mut Vec<u8>) -> Vec<u8> {
+        let _ = self.reader.join();
+        while let Ok(bytes) = self.console.try_recv() {
+            console.extend_from_slice(&bytes);
         }
+        self.err_reader.join().unwrap_or_default()
     }
-    let _ = child.wait();
-    let _ = reader.join();
-    while let Ok(bytes) = rx.try_recv() {
-        console.extend_from_slice(&bytes);
-    }
-    let qemu_stderr = err_reader.join().unwrap_or_default();
-    if let Some(e) = interrupted {
-        return Err(e.into());
-    }
-    Ok(Boot {
-        console: String::from_utf8_lossy(&console).replace('\r', ""),
-        end,
-        accel,
-        seconds: start.elapsed().as_secs_f64(),
-        qemu_stderr: String::from_utf8_lossy(&qemu_stderr).into_owned(),
-        note: None,
-    })
 }

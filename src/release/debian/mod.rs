@@ -118,27 +118,12 @@ pub fn resolve(
     suites: &Suites,
     log: &mut dyn FnMut(&str),
 ) -> Result<DebianKernel, DebianError> {
-    if kernel_release.is_empty()
-        || kernel_release.starts_with(['.', '-'])
-        || !kernel_release
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '-' | '~' | '_'))
-    {
-        return Err(anyhow!("`{kernel_release}` is not a kernel release; give what `uname -r` prints on the target, e.g. 6.1.0-57-amd64").into());
-    }
+    check_release_name(kernel_release)?;
     let base = cache.join("debian");
     let apt = Apt::open(&base.join("apt"), &suites.0, log)?;
     let index = apt.index()?;
     let headers = format!("linux-headers-{kernel_release}");
-    let mut best: Option<(&str, &Stanza)> = None;
-    for (suite, stanzas) in &index {
-        for s in stanzas.iter().filter(|s| s.package() == headers) {
-            if best.is_none_or(|(_, b)| compare_versions(s.version(), b.version()).is_gt()) {
-                best = Some((suite, s));
-            }
-        }
-    }
-    let Some((suite, hdr)) = best else {
+    let Some((suite, hdr)) = newest(&index, &headers) else {
         return Err(DebianError::Unavailable {
             kernel_release: kernel_release.to_string(),
             searched: suites.0.clone(),
@@ -192,15 +177,7 @@ pub fn resolve(
         modules.join("vmlinuz"),
     ])
     .with_context(|| format!("{} has no vmlinuz", describe(&plan.image)))?;
-    let kbuild = kernel.join("headers/usr/src").join(&headers);
-    if !kbuild.join("Makefile").is_file() {
-        return Err(anyhow!(
-            "{} has no Makefile after unpacking {}",
-            kbuild.display(),
-            describe(&plan.headers)
-        )
-        .into());
-    }
+    let kbuild = kbuild_dir(&kernel, &headers, &plan)?;
     let source = find_source_tree(&kernel.join("source"))?;
     let config_text =
         fs::read_to_string(&config).with_context(|| format!("cannot read {}", config.display()))?;
@@ -238,6 +215,47 @@ pub fn resolve(
             .map(|p| format!("{}={}", p.name, p.version))
             .collect(),
     })
+}
+
+/// `kernel_release` looks like what `uname -r` prints: letters, digits and `.+-~_`, not starting
+/// with a dot or a dash (it becomes part of paths and package names).
+fn check_release_name(kernel_release: &str) -> Result<()> {
+    if kernel_release.is_empty()
+        || kernel_release.starts_with(['.', '-'])
+        || !kernel_release
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '-' | '~' | '_'))
+    {
+        bail!("`{kernel_release}` is not a kernel release; give what `uname -r` prints on the target, e.g. 6.1.0-57-amd64");
+    }
+    Ok(())
+}
+
+/// The newest version of `package` in any suite of `index` (Debian version order), with its
+/// suite; the first suite listed wins a tie.
+fn newest<'i>(index: &'i [(String, Vec<Stanza>)], package: &str) -> Option<(&'i str, &'i Stanza)> {
+    let mut best: Option<(&str, &Stanza)> = None;
+    for (suite, stanzas) in index {
+        for s in stanzas.iter().filter(|s| s.package() == package) {
+            if best.is_none_or(|(_, b)| compare_versions(s.version(), b.version()).is_gt()) {
+                best = Some((suite, s));
+            }
+        }
+    }
+    best
+}
+
+/// The kbuild dir the unpacked `headers` package gives, checked to hold the kernel's Makefile.
+fn kbuild_dir(kernel: &Path, headers: &str, plan: &Plan) -> Result<PathBuf> {
+    let kbuild = kernel.join("headers/usr/src").join(headers);
+    if !kbuild.join("Makefile").is_file() {
+        bail!(
+            "{} has no Makefile after unpacking {}",
+            kbuild.display(),
+            describe(&plan.headers)
+        );
+    }
+    Ok(kbuild)
 }
 
 /// A build root of `suite` when this host lacks the compiler the config names (trixie's gcc-14,
