@@ -17,8 +17,8 @@ use crate::rebuild::PlannedObject;
 /// The plan of a build, as `--dry-run` prints it.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct DryRun {
-    /// The layout version of the build report ([`crate::present::REPORT_SCHEMA_VERSION`]).
-    #[schemars(extend("const" = crate::present::REPORT_SCHEMA_VERSION))]
+    /// The layout version of the build report ([`crate::contract::REPORT_SCHEMA_VERSION`]).
+    #[schemars(extend("const" = crate::contract::REPORT_SCHEMA_VERSION))]
     pub schema_version: u32,
     /// Always `dry_run`.
     #[schemars(extend("const" = "dry_run"))]
@@ -77,7 +77,7 @@ pub fn plan(plan: &Plan, previous: &[PathBuf]) -> anyhow::Result<DryRun> {
         crate::rebuild::plan_objects(&plan.kernel.source, &plan.kernel.config, &files, &mut notes)?
     };
     Ok(DryRun {
-        schema_version: crate::present::REPORT_SCHEMA_VERSION,
+        schema_version: crate::contract::REPORT_SCHEMA_VERSION,
         outcome: "dry_run",
         name: plan.spec.kernel_name(),
         module: plan.output.clone(),
@@ -103,7 +103,7 @@ pub fn plan(plan: &Plan, previous: &[PathBuf]) -> anyhow::Result<DryRun> {
 impl std::fmt::Display for DryRun {
     /// The text form: one fact a line, names escaped as in every text report.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use crate::present::field;
+        use crate::text::field;
         let path = |p: &std::path::Path| field(&p.display().to_string());
         writeln!(f, "dry run: nothing is compiled or written")?;
         writeln!(

@@ -28,5 +28,6 @@ pub mod schemas;
 pub mod sign;
 pub mod status;
 pub mod stdout;
+pub mod text;
 pub mod verify;
 pub mod workdir;

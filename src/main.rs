@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         Some(Command::Diff(args)) => run::diff_pair(args),
         Some(Command::Inspect(args)) => klp_build::check::inspect(args),
         Some(Command::Check(args)) => klp_build::check::run(args),
-        Some(Command::Release(args)) => klp_build::release::run(args),
+        Some(Command::Release(args)) => run::release(args),
         Some(Command::Completions(args)) => klp_build::generate::completions(args),
         Some(Command::Man(args)) => klp_build::generate::man(args),
         Some(Command::Verify(args)) => klp_build::verify::run(args),

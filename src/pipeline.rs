@@ -80,8 +80,8 @@ impl Timings {
 /// The report of a built module.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct BuildReport {
-    /// The layout version of the report ([`crate::present::REPORT_SCHEMA_VERSION`]).
-    #[schemars(extend("const" = crate::present::REPORT_SCHEMA_VERSION))]
+    /// The layout version of the report ([`crate::contract::REPORT_SCHEMA_VERSION`]).
+    #[schemars(extend("const" = crate::contract::REPORT_SCHEMA_VERSION))]
     pub schema_version: u32,
     /// Always `built`.
     #[schemars(extend("const" = "built"))]
@@ -141,7 +141,7 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> anyhow::Result<Outcome> 
     let (module, signature) = run.emit(&objects, &spec, &manifest)?;
     let (work_dir, timings) = run.finish(&module, &patch, total)?;
     Ok(Outcome::Built(Box::new(BuildReport {
-        schema_version: crate::present::REPORT_SCHEMA_VERSION,
+        schema_version: crate::contract::REPORT_SCHEMA_VERSION,
         outcome: "built",
         name: plan.spec.kernel_name(),
         module: plan.output.clone(),

@@ -8,13 +8,11 @@ use std::io::IsTerminal as _;
 use serde::Serialize;
 
 use crate::cli::ReportFormat;
+use crate::contract::REPORT_SCHEMA_VERSION;
 use crate::diff::Finding;
 use crate::pipeline::{BuildReport, Outcome};
 use crate::progress::{Progress, Verbosity};
-
-/// The layout version of the build's JSON report (built, not built, or a dry run), as its
-/// `schema_version` says and `schemas/report.schema.json` describes.
-pub const REPORT_SCHEMA_VERSION: u32 = 1;
+use crate::text::{field, field_max};
 
 /// Exit code: the patches change no function's code.
 pub const EXIT_NO_CHANGE: u8 = 3;
@@ -49,60 +47,6 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
         return EXIT_INTERRUPTED;
     }
     e.downcast_ref::<ExitError>().map_or(1, |x| x.code)
-}
-
-/// The most characters of one field (a name, a subject) a text report shows; the rest is said as
-/// its size. JSON reports carry fields exactly.
-pub const FIELD_MAX: usize = 200;
-
-/// `s` as a text report may show it: control characters escaped (`\e` for ESC, `\r`, `\n`, `\t`,
-/// `\xNN`, and `\u{NNNN}` for C1 controls and bidirectional overrides), so text read from a
-/// module cannot move the cursor, recolour the terminal or forge a line; and cut to `max`
-/// characters plus `… (N bytes)`, so a crafted field cannot print a 5 MB line.
-pub fn field_max(s: &str, max: usize) -> String {
-    let mut out = String::new();
-    for (shown, c) in s.chars().enumerate() {
-        if shown >= max {
-            out.push_str(&format!("… ({} bytes)", s.len()));
-            return out;
-        }
-        match c {
-            '\x1b' => out.push_str("\\e"),
-            '\r' => out.push_str("\\r"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            '\u{80}'..='\u{9f}'
-            | '\u{200e}'
-            | '\u{200f}'
-            | '\u{202a}'..='\u{202e}'
-            | '\u{2066}'..='\u{2069}' => {
-                out.push_str(&format!("\\u{{{:x}}}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A whole text report whose lines quote what a guest, a kernel or a module printed (console
-/// lines, task names, stacks): each line through [`field_max`] (at four fields' length), so none
-/// of it reaches the terminal as a control sequence. Idempotent: escaping adds no control
-/// characters.
-pub fn escape_lines(text: &str) -> String {
-    let mut out = String::new();
-    for l in text.lines() {
-        out.push_str(&field_max(l, 4 * FIELD_MAX));
-        out.push('\n');
-    }
-    out
-}
-
-/// [`field_max`] with [`FIELD_MAX`].
-pub fn field(s: &str) -> String {
-    field_max(s, FIELD_MAX)
 }
 
 /// An error that ends the program without a message: stdout's reader went away, so the report has
@@ -293,22 +237,4 @@ pub fn build_text(r: &BuildReport) -> String {
         r.kernel_release
     ));
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A guest's console line with a colour escape and a carriage return cannot reach the
-    /// terminal raw; lines stay lines; escaping twice changes nothing.
-    #[test]
-    fn escape_lines_escapes_controls_per_line_and_is_idempotent() {
-        let raw = "verify x: FAIL\n      \x1b[31mWARNING\r forged\n  fail: tab\there\n";
-        let once = escape_lines(raw);
-        assert_eq!(
-            once,
-            "verify x: FAIL\n      \\e[31mWARNING\\r forged\n  fail: tab\\there\n"
-        );
-        assert_eq!(escape_lines(&once), once);
-    }
 }

@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 
-use crate::cli::{BuildArgs, DiffArgs, ReportFormat};
+use crate::cli::{BuildArgs, DiffArgs, ReleaseArgs, ReleaseCommand, ReportFormat};
 use crate::contract::KlpObject;
 use crate::diff;
 use crate::emit::out_object;
@@ -84,4 +84,21 @@ pub fn diff_pair(args: &DiffArgs) -> anyhow::Result<u8> {
     }
     crate::stdout::write(&report)?;
     Ok(0)
+}
+
+/// `klp-build release ...`, each subcommand to its module. `release verify` is verify's: it reads
+/// a release's index and boots its kernels, so verify depends on the release and not the other
+/// way round.
+pub fn release(args: &ReleaseArgs) -> anyhow::Result<u8> {
+    use crate::release::{build, cache, ci, kernels};
+    match &args.command {
+        ReleaseCommand::Build(a) => build::build(a),
+        ReleaseCommand::Scan(a) => build::scan(a),
+        ReleaseCommand::Plan(a) => ci::plan(a),
+        ReleaseCommand::Collect(a) => ci::collect(a),
+        ReleaseCommand::Kernels(a) => kernels(a),
+        ReleaseCommand::Cache(a) => cache::list_command(a),
+        ReleaseCommand::Prune(a) => cache::prune_command(a),
+        ReleaseCommand::Verify(a) => crate::verify::release::run(a),
+    }
 }

@@ -9,9 +9,10 @@ use schemars::{JsonSchema, Schema};
 use serde::Serialize;
 
 use crate::contract::manifest::{self, Manifest};
+use crate::contract::REPORT_SCHEMA_VERSION;
 use crate::dry_run::DryRun;
 use crate::pipeline::BuildReport;
-use crate::present::{NotBuilt, REPORT_SCHEMA_VERSION};
+use crate::present::NotBuilt;
 use crate::release::index::{self, Index};
 use crate::status::{self, Status};
 use crate::verify::{self, VerifyReport};

@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use super::module::Livepatch;
 use crate::cli::{InspectArgs, ReportFormat};
-use crate::present::{field, field_max};
 use crate::sign;
+use crate::text::{field, field_max};
 
 /// The module and its signature, as `inspect --report json` prints them.
 #[derive(Serialize)]

@@ -8,7 +8,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::keys::Key;
-use crate::present::{field, field_max, FIELD_MAX};
+use crate::text::{field, field_max, FIELD_MAX};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]

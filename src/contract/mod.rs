@@ -8,6 +8,10 @@ pub mod abi;
 pub mod manifest;
 pub mod spec;
 
+/// The layout version of the build's JSON report (built, not built, or a dry run), as its
+/// `schema_version` says and `schemas/report.schema.json` describes.
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
 /// The livepatch object that a rebuilt `.o` belongs to: `vmlinux`, or a module (its name with
 /// `-` as `_`, as the kernel's `klp_object.name` wants it).
 #[derive(

@@ -24,8 +24,9 @@ use super::target::{self, Inputs, Unresolved};
 use crate::cli::{ReleaseBuildArgs, ReleaseScanArgs, ReportFormat};
 // Reasons quote patch file names, GNU patch's output and the child build's errors: a text
 // report escapes them (JSON stays exact).
-use crate::present::{field_max, ExitError};
+use crate::present::ExitError;
 use crate::rebuild::interrupt;
+use crate::text::field_max;
 
 /// The staging directory inside the output directory.
 const PARTIAL: &str = ".klp-build-partial";

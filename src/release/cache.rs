@@ -316,7 +316,7 @@ fn idle(seconds: u64) -> String {
 }
 
 fn list_text(cache: &Path, entries: &[Entry]) -> String {
-    use crate::present::field;
+    use crate::text::field;
     let mut s = format!("cache {}\n", field(&cache.display().to_string()));
     s.push_str(&format!(
         "{:<7} {:<44} {:<26} {:>10} {:>8}\n",
@@ -338,7 +338,7 @@ fn list_text(cache: &Path, entries: &[Entry]) -> String {
 }
 
 fn prune_text(p: &Pruned, dry_run: bool) -> String {
-    use crate::present::field;
+    use crate::text::field;
     let verb = if dry_run { "would remove" } else { "removed" };
     let mut s = String::new();
     for e in &p.removed {

@@ -18,28 +18,11 @@ pub mod progress;
 pub mod scan;
 pub mod spec;
 pub mod target;
-pub mod verify;
 
 use std::path::PathBuf;
 
-use crate::cli::{ReleaseArgs, ReleaseCommand};
-
-/// `klp-build release ...`.
-pub fn run(args: &ReleaseArgs) -> anyhow::Result<u8> {
-    match &args.command {
-        ReleaseCommand::Build(a) => build::build(a),
-        ReleaseCommand::Scan(a) => build::scan(a),
-        ReleaseCommand::Plan(a) => ci::plan(a),
-        ReleaseCommand::Collect(a) => ci::collect(a),
-        ReleaseCommand::Kernels(a) => kernels(a),
-        ReleaseCommand::Cache(a) => cache::list_command(a),
-        ReleaseCommand::Prune(a) => cache::prune_command(a),
-        ReleaseCommand::Verify(a) => verify::run(a),
-    }
-}
-
 /// `klp-build release kernels`: the Debian kernel releases of the suites, one per line.
-fn kernels(args: &crate::cli::ReleaseKernelsArgs) -> anyhow::Result<u8> {
+pub fn kernels(args: &crate::cli::ReleaseKernelsArgs) -> anyhow::Result<u8> {
     let suites: Vec<String> = if args.suites.is_empty() {
         spec::DEFAULT_SUITES.iter().map(|s| s.to_string()).collect()
     } else {

@@ -48,7 +48,7 @@ impl Lines {
     /// Target `i` says `message`.
     pub fn say(&self, i: usize, message: &str) {
         // The child build's lines quote patch and module text: escaped, as every text report.
-        let message = crate::present::field_max(message.trim_end(), 800);
+        let message = crate::text::field_max(message.trim_end(), 800);
         let message = message.as_str();
         match &self.bars {
             Some((_, bars)) => {

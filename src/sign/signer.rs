@@ -292,8 +292,7 @@ impl Signer {
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .collect();
-        let said =
-            crate::present::field_max(&said[said.len().saturating_sub(6)..].join("; "), 1000);
+        let said = crate::text::field_max(&said[said.len().saturating_sub(6)..].join("; "), 1000);
         if stderr.contains("key values mismatch") || stderr.contains("does not match certificate") {
             bail!(
                 "{} {} does not match {} {} ({}): sign-file refuses to sign with them (\"private key does not \

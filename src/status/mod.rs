@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::check::{rules, CheckReport, Livepatch};
 use crate::cli::{ReportFormat, StatusArgs};
-use crate::present::{field, field_max, FIELD_MAX};
+use crate::text::{field, field_max, FIELD_MAX};
 use live::{Live, LivePatch};
 
 /// The version of the status document.
@@ -92,7 +92,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<u8> {
     let status = status(live, &root, &args.modules, new);
     match args.report {
         ReportFormat::Json => crate::stdout::writeln(&serde_json::to_string_pretty(&status)?)?,
-        ReportFormat::Text => crate::stdout::write(&crate::present::escape_lines(&text(&status)))?,
+        ReportFormat::Text => crate::stdout::write(&crate::text::escape_lines(&text(&status)))?,
     }
     Ok(match &status.new {
         Some(p) if !p.loads => 1,

@@ -11,6 +11,7 @@ pub mod guest;
 pub mod initramfs;
 pub mod kernel;
 pub mod qemu;
+pub mod release;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -117,7 +118,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<u8> {
         ReportFormat::Json => {
             crate::stdout::writeln(&serde_json::to_string_pretty(&report)?)?;
         }
-        ReportFormat::Text => crate::stdout::write(&crate::present::escape_lines(&text(&report)))?,
+        ReportFormat::Text => crate::stdout::write(&crate::text::escape_lines(&text(&report)))?,
     }
     Ok(if report.verdict == "pass" { 0 } else { 1 })
 }
@@ -464,7 +465,7 @@ fn transition_of(step: &str) -> &str {
     }
 }
 
-/// The text report, unescaped: its callers print it through [`crate::present::escape_lines`],
+/// The text report, unescaped: its callers print it through [`crate::text::escape_lines`],
 /// since it quotes the guest's console.
 pub fn text(r: &VerifyReport) -> String {
     let mut s = format!(

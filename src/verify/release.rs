@@ -11,8 +11,8 @@ use std::sync::Mutex;
 use anyhow::{bail, Context};
 use serde::Serialize;
 
-use super::index::Index;
 use crate::cli::{ReleaseVerifyArgs, ReportFormat};
+use crate::release::index::Index;
 use crate::verify::{self, VerifyReport};
 
 /// One target's verdict.
@@ -197,7 +197,7 @@ fn print(out: &ReleaseVerify, format: ReportFormat) -> anyhow::Result<()> {
                 }
             }
             s += &format!("release {}: {}\n", out.release, out.verdict.to_uppercase());
-            crate::stdout::write(&crate::present::escape_lines(&s))?;
+            crate::stdout::write(&crate::text::escape_lines(&s))?;
         }
     }
     Ok(())
