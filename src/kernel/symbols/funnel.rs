@@ -55,6 +55,8 @@ impl Lookup<'_> {
     /// same-named entries.
     fn located(&self, i: u32, rule: SymposRule) -> Located {
         let e = &self.obj.entries[i as usize];
+        // Every candidate the funnel passes here is taken from `self.all` (the unique entry, or
+        // a subset that by_binding, by_file and by_neighbours filter out of it), so `i` is in it.
         let sympos = if self.all.len() == 1 {
             0
         } else {
