@@ -227,6 +227,12 @@ pub struct BuildArgs {
     /// Keep the work directory after a successful build.
     #[arg(long)]
     pub keep_tmp: bool,
+    /// Build every object with kbuild's make, original and patched, neither reading nor filling
+    /// the object cache (`$KLP_BUILD_CACHE/objects`, else `~/.cache/klp-build/objects`). The cache
+    /// holds each original with every input its build read and is used only when all of them are
+    /// unchanged; its proven compile commands build the patched objects without kbuild's make.
+    #[arg(long)]
+    pub no_object_cache: bool,
     /// Reuse the completed stages before STAGE from a kept work dir (same patches, tree and
     /// config), e.g. `--resume-from diff` reuses the rebuilt objects.
     #[arg(long, value_enum, value_name = "STAGE")]

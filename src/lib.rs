@@ -5,6 +5,7 @@
 //! value and returns a new one; `present` prints the outcome; `main.rs` reads as the table of
 //! contents.
 
+pub mod cache;
 pub mod check;
 pub mod cli;
 pub mod contract;

@@ -206,7 +206,13 @@ impl<'a> Run<'a> {
         }
         let plan = self.plan;
         let b = self.t.time("rebuild", self.progress, |p| {
-            rebuild::run(&plan.kernel, patch, &self.work.dir(Stage::Rebuild)?, p)
+            rebuild::run(
+                &plan.kernel,
+                patch,
+                &self.work.dir(Stage::Rebuild)?,
+                plan.object_cache.as_ref(),
+                p,
+            )
         })?;
         self.work.complete(Stage::Rebuild, &b)?;
         Ok(b)

@@ -39,6 +39,8 @@ pub struct Plan {
     pub work_dir: PathBuf,
     /// Keep the work dir after success.
     pub keep_tmp: bool,
+    /// Where original objects of earlier runs are kept; `None` with `--no-object-cache`.
+    pub object_cache: Option<crate::rebuild::ObjectCache>,
     /// Reuse the completed stages before this one from a kept work dir.
     pub resume_from: Option<Stage>,
     /// Predecessor modules to check the new one against (`--previous`), read up front.
@@ -100,6 +102,7 @@ impl Plan {
             output: local.output,
             work_dir: local.work_dir,
             keep_tmp: args.keep_tmp,
+            object_cache: object_cache(args.no_object_cache),
             resume_from: args.resume_from,
             previous: local.previous,
             allow_drop: args.allow_drop.clone(),
@@ -108,6 +111,16 @@ impl Plan {
             patches,
         })
     }
+}
+
+/// The object cache of single-object rebuilds, unless `disabled` or there is no cache directory
+/// (no `HOME`): then every original is built, as with `--no-object-cache`.
+fn object_cache(disabled: bool) -> Option<crate::rebuild::ObjectCache> {
+    if disabled {
+        return None;
+    }
+    let dir = crate::cache::dir().ok()?;
+    Some(crate::rebuild::ObjectCache::new(dir.join("objects")))
 }
 
 /// What the command line and the files it names give, each checked without looking at the target

@@ -113,6 +113,12 @@ impl Progress for StderrProgress {
             eprintln!("klp-build: run: {line}");
         }
     }
+
+    fn detail(&mut self, message: &str) {
+        if self.verbosity == Verbosity::Verbose {
+            eprintln!("klp-build: {message}");
+        }
+    }
 }
 
 /// The JSON document of a run that built nothing.

@@ -17,6 +17,8 @@ pub trait Progress {
     }
     /// A program is about to run, as a shell would spell its command line.
     fn command(&mut self, _line: &str) {}
+    /// How a stage went about its work (a cached original and why another was not), for `-v`.
+    fn detail(&mut self, _message: &str) {}
 }
 
 /// Progress that goes nowhere (for callers that only want the value).

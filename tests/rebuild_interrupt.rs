@@ -148,6 +148,7 @@ fn interrupted_build_restores_the_tree(test: &str, signal: Signal) {
             &t,
             &set,
             &next.join("2-rebuild"),
+            None,
             &mut klp_build::progress::Quiet,
         )
         .expect("the next build succeeds");
@@ -234,6 +235,7 @@ fn child_process_entry() {
         &t,
         &set,
         &work.join("2-rebuild"),
+        None,
         &mut klp_build::progress::Quiet,
     ) {
         Ok(b) => panic!(

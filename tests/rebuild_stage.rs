@@ -120,7 +120,7 @@ fn cmdline_orig_and_patched_objects() {
     .unwrap();
 
     let start = Instant::now();
-    let built = rebuild::run(&t, &set, &work.path().join("2-rebuild"), &mut Quiet)
+    let built = rebuild::run(&t, &set, &work.path().join("2-rebuild"), None, &mut Quiet)
         .unwrap_or_else(|e| panic!("{e:#}"));
     eprintln!(
         "build of fs/proc/cmdline.o, original and patched: {:.1} s",
@@ -176,7 +176,7 @@ fn module_object_gets_its_module_name() {
         10,
         "/* klp-build test */",
     );
-    let built = rebuild::run(&t, &set, &w.join("2-rebuild"), &mut Quiet)
+    let built = rebuild::run(&t, &set, &w.join("2-rebuild"), None, &mut Quiet)
         .unwrap_or_else(|e| panic!("{e:#}"));
     before.assert_restored("the tree must be restored");
     assert_eq!(built.pairs[0].object, Path::new("fs/xfs/xfs_stats.o"));
@@ -208,7 +208,7 @@ fn line_directives_keep_unchanged_warn_on_lines() {
         "/*\n * klp-build: three new lines\n */",
     );
 
-    let with_lines = rebuild::run(&t, &set, &w.join("2-rebuild"), &mut Quiet)
+    let with_lines = rebuild::run(&t, &set, &w.join("2-rebuild"), None, &mut Quiet)
         .unwrap_or_else(|e| panic!("{e:#}"));
     let p = &with_lines.pairs[0];
     assert_eq!(p.klp_object, KlpObject::Vmlinux);
@@ -231,7 +231,7 @@ fn line_directives_keep_unchanged_warn_on_lines() {
         warnings: Vec::new(),
     };
     let w2 = work.path().join("w2");
-    let without = rebuild::run(&t, &plain, &w2.join("2-rebuild"), &mut Quiet)
+    let without = rebuild::run(&t, &plain, &w2.join("2-rebuild"), None, &mut Quiet)
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert_ne!(
         section(&without.pairs[0].orig, "__bug_table"),
@@ -257,7 +257,7 @@ fn compile_error_shows_the_compiler_message() {
     .unwrap();
     let err = format!(
         "{:#}",
-        rebuild::run(&t, &set, &work.path().join("2-rebuild"), &mut Quiet).unwrap_err()
+        rebuild::run(&t, &set, &work.path().join("2-rebuild"), None, &mut Quiet).unwrap_err()
     );
     before.assert_restored("the tree must be restored after a failed build");
     // gcc quotes with ‘’ or '' depending on the locale.
@@ -293,7 +293,7 @@ fn header_change_needs_a_built_tree() {
     .unwrap();
     let err = format!(
         "{:#}",
-        rebuild::run(&t, &set, &work.path().join("2-rebuild"), &mut Quiet).unwrap_err()
+        rebuild::run(&t, &set, &work.path().join("2-rebuild"), None, &mut Quiet).unwrap_err()
     );
     for want in [
         "include/linux/seq_file.h: a header change needs a built tree",
@@ -322,7 +322,7 @@ fn an_object_the_config_does_not_build_is_refused() {
     );
     let err = format!(
         "{:#}",
-        rebuild::run(&t, &set, &w.join("2-rebuild"), &mut Quiet).unwrap_err()
+        rebuild::run(&t, &set, &w.join("2-rebuild"), None, &mut Quiet).unwrap_err()
     );
     let want = "fs/ext2/inode.c: fs/ext2/inode.o is not built in this configuration: CONFIG_EXT2_FS is not set \
                 (fs/ext2/Makefile: obj-$(CONFIG_EXT2_FS) += ext2.o)";

@@ -25,40 +25,63 @@ pub enum MakeOutcome {
     Failed(Vec<String>),
 }
 
-/// Runs `make -C source -jN -s KCFLAGS=... VARS... targets...` in the target's tree with its
-/// jobs, its output going to `log`, tagged `tag` (see `child`); `what` names the build for an
-/// interruption's message, and the command line goes to `progress`. `VARS` are the target's
-/// toolchain variables ([`crate::kernel::compiler::Toolchain::make_vars`]): the same as when the
-/// tree was prepared, else kbuild reconfigures the tree before building.
+/// The arguments of every single-object make after `-C TREE -jN`: silent, klp-build's
+/// [`KCFLAGS`], the target's toolchain variables. They are part of the object cache's key: the
+/// same tree and arguments give the same command.
+pub fn args(target: &Kernel) -> Vec<String> {
+    let mut args = vec!["-s".to_string(), format!("KCFLAGS={KCFLAGS}")];
+    args.extend(target.toolchain.make_vars());
+    args
+}
+
+/// Runs `make -C source -jN ARGS... targets...` ([`args`]) in the target's tree with its jobs,
+/// its output going to `log`, tagged `tag` (see `child`); `what` names the build for an
+/// interruption's message, and the command line goes to `progress`. The toolchain variables in
+/// `ARGS` ([`crate::kernel::compiler::Toolchain::make_vars`]) are the same as when the tree was
+/// prepared, else kbuild reconfigures the tree before building. With `record`, make also runs
+/// with `--debug=v` and writes that trace (stdout) there: the makefiles it read and the files it
+/// considered, which the object cache keys on ([`super::makelog`]); errors stay in `log`.
 pub fn make(
     target: &Kernel,
     targets: &[PathBuf],
     log: &Path,
+    record: Option<&Path>,
     tag: &str,
     what: &str,
     progress: &mut dyn Progress,
 ) -> anyhow::Result<MakeOutcome> {
-    let (source, jobs, vars) = (&target.source, target.jobs, target.toolchain.make_vars());
+    let (source, jobs) = (&target.source, target.jobs);
     let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let stdout = match record {
+        Some(r) => std::fs::File::create(r).with_context(|| format!("creating {}", r.display()))?,
+        None => out
+            .try_clone()
+            .with_context(|| format!("opening {}", log.display()))?,
+    };
     let mut cmd = Command::new("make");
-    cmd.arg("-C")
-        .arg(source)
-        .arg(format!("-j{jobs}"))
-        .arg("-s")
-        .arg(format!("KCFLAGS={KCFLAGS}"))
-        .args(&vars)
+    cmd.arg("-C").arg(source).arg(format!("-j{jobs}"));
+    if record.is_some() {
+        cmd.arg("--debug=v");
+    }
+    cmd.args(args(target))
         .args(targets)
         .env(child::TAG_VAR, tag)
+        // make's own messages, which the trace is read from, untranslated; kbuild's tools and
+        // compilers do not read LC_MESSAGES for anything but their messages.
+        .env("LC_MESSAGES", "C")
+        .env_remove("LANGUAGE")
         .stdin(Stdio::null())
-        .stdout(
-            out.try_clone()
-                .with_context(|| format!("opening {}", log.display()))?,
-        )
+        .stdout(stdout)
         .stderr(out);
     progress.command(&progress::command_line(&cmd));
     let status = child::run(&mut cmd, what)?;
+    Ok(outcome(status, log))
+}
+
+/// [`MakeOutcome`] of a make that ended with `status` and wrote its errors to `log`.
+pub fn outcome(status: std::process::ExitStatus, log: &Path) -> MakeOutcome {
     if status.success() {
-        return Ok(MakeOutcome::Built);
+        return MakeOutcome::Built;
     }
     let text = std::fs::read(log)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -71,7 +94,7 @@ pub fn make(
     if diagnostics.is_empty() {
         diagnostics = text.lines().map(str::to_string).collect();
     }
-    Ok(MakeOutcome::Failed(diagnostics))
+    MakeOutcome::Failed(diagnostics)
 }
 
 /// The compiler's messages cut to what a terminal shows: the first error and what follows it,

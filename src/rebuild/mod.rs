@@ -7,11 +7,15 @@
 
 mod child;
 mod cmd_file;
+mod direct;
 mod guard;
 mod host_tools;
 pub mod interrupt;
 mod make;
+mod makelog;
+mod object_cache;
 mod objects;
+mod originals;
 mod reach;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +24,7 @@ use anyhow::{bail, Context};
 
 pub use child::run as run_make;
 pub use interrupt::Interrupted;
+pub use object_cache::ObjectCache;
 
 use crate::contract::KlpObject;
 use crate::kernel::Kernel;
@@ -121,12 +126,13 @@ pub fn plan_objects(
 }
 
 /// Rebuilds the touched translation units, original first, then with the patched copies swapped
-/// into the tree; see the module doc.
-/// `stage_dir` is the work dir's `2-rebuild/`.
+/// into the tree; see the module doc. `stage_dir` is the work dir's `2-rebuild/`; `cache` holds
+/// originals of earlier runs ([`ObjectCache`]).
 pub fn run(
     target: &Kernel,
     patch: &PatchSet,
     stage_dir: &Path,
+    cache: Option<&ObjectCache>,
     progress: &mut dyn Progress,
 ) -> anyhow::Result<BuiltObjects> {
     interrupt::install();
@@ -164,14 +170,52 @@ pub fn run(
             guard.save(&f)?;
         }
     }
-    let klp_objects = build_once(target, &mut guard, &objects, &stage, "orig", progress)?;
+    let origs = originals::build(target, &mut guard, &objects, &stage, cache, progress)?;
     for f in &patch.files {
         guard.save(&f.path)?;
         let bytes = crate::input::read(&f.patched, crate::input::Kind::Tree, "")?;
         let dest = target.source.join(&f.path);
         std::fs::write(&dest, bytes).with_context(|| format!("writing {}", dest.display()))?;
     }
-    let patched_objects = build_once(target, &mut guard, &objects, &stage, "patched", progress)?;
+    let touched: Vec<String> = files
+        .iter()
+        .map(|f| cmd_file::normalize(&f.to_string_lossy()))
+        .collect();
+    let patched_objects = match origs.direct_for(&touched) {
+        Ok(commands) => {
+            progress.detail(
+                "compiling the patched objects with kbuild's recorded commands (the patch touches no input of \
+                 kbuild's make besides their sources)",
+            );
+            let outcome = compile(
+                target,
+                &mut guard,
+                &objects,
+                &stage,
+                "patched",
+                How::Direct(commands),
+                progress,
+            )?;
+            ensure_built(outcome.0, "patched", &objects, target, &stage)?;
+            collect(target, &objects, &stage, "patched", Some("orig"))?
+        }
+        Err(why) => {
+            progress.detail(&format!(
+                "compiling the patched objects with kbuild's make: {why}"
+            ));
+            let outcome = compile(
+                target,
+                &mut guard,
+                &objects,
+                &stage,
+                "patched",
+                How::Make { record: false },
+                progress,
+            )?;
+            ensure_built(outcome.0, "patched", &objects, target, &stage)?;
+            collect(target, &objects, &stage, "patched", None)?
+        }
+    };
     guard
         .restore()
         .with_context(|| format!("restoring {}", target.source.display()))?;
@@ -181,13 +225,13 @@ pub fn run(
 
     let mut pairs = Vec::new();
     for (i, p) in planned.into_iter().enumerate() {
-        if klp_objects[i] != patched_objects[i] {
+        if origs.klp[i] != patched_objects[i] {
             bail!(
                 "{}: the patched build compiles it for {} but the original for {}: a patch cannot move code between \
                  vmlinux and a module",
                 p.object.display(),
                 patched_objects[i].name(),
-                klp_objects[i].name()
+                origs.klp[i].name()
             );
         }
         pairs.push(ObjectPair {
@@ -195,27 +239,32 @@ pub fn run(
             patched: stage.join("patched").join(&p.object),
             object: p.object,
             source_file: p.source_file,
-            klp_object: klp_objects[i].clone(),
+            klp_object: origs.klp[i].clone(),
         });
     }
     Ok(BuiltObjects { pairs })
 }
 
-/// One make run of all `objects` (`which`: "orig" or "patched"); copies each object and its
-/// command file to `<stage>/<which>/` and returns each object's klp object.
-fn build_once(
+/// How a set of objects is compiled.
+enum How<'a> {
+    /// kbuild's make of the objects as single targets; with `record`, its trace is read.
+    Make { record: bool },
+    /// The commands kbuild recorded for them, `(object, command)` ([`direct`]).
+    Direct(&'a [(PathBuf, String)]),
+}
+
+/// Compiles `objects` in the tree (`which`: `orig`, `orig-direct` or `patched`, the name of its
+/// logs); returns how it ended and, for a recorded make, its trace.
+fn compile(
     target: &Kernel,
     guard: &mut TreeGuard,
     objects: &[PathBuf],
     stage: &Path,
     which: &str,
+    how: How,
     progress: &mut dyn Progress,
-) -> anyhow::Result<Vec<KlpObject>> {
-    let what = if which == "orig" {
-        "original"
-    } else {
-        "patched"
-    };
+) -> anyhow::Result<(MakeOutcome, Option<makelog::MakeTrace>)> {
+    let what = what_of(which);
     interrupt::check(&format!("before building the {what} objects"))?;
     // Removing the object forces make to compile it: an object left in the tree (by a killed
     // run, or by the user's own build without our KCFLAGS) must never pass for ours.
@@ -234,16 +283,30 @@ fn build_once(
     let before = listing(&target.source, &dirs);
     std::fs::create_dir_all(stage).with_context(|| format!("creating {}", stage.display()))?;
     let log = stage.join(format!("make-{which}.log"));
+    let trace_file = stage.join(format!("make-{which}.trace"));
     let tag = child::new_tag();
     guard.running_make(Some(&tag))?;
-    let outcome = make::make(
-        target,
-        objects,
-        &log,
-        &tag,
-        &format!("while building the {what} objects"),
-        progress,
-    );
+    let during = format!("while building the {what} objects");
+    let outcome = match how {
+        How::Make { record } => make::make(
+            target,
+            objects,
+            &log,
+            record.then_some(trace_file.as_path()),
+            &tag,
+            &during,
+            progress,
+        ),
+        How::Direct(commands) => direct::run(
+            target,
+            commands,
+            &stage.join(format!("make-{which}.mk")),
+            &log,
+            &tag,
+            &during,
+            progress,
+        ),
+    };
     if outcome.is_ok() {
         guard.running_make(None)?;
     }
@@ -259,33 +322,64 @@ fn build_once(
             guard.created(&dir.join(name))?;
         }
     }
-    match outcome? {
-        MakeOutcome::Built => {}
-        MakeOutcome::Failed(diagnostics) => {
-            let note = if which == "patched" {
-                "\n  line numbers of unchanged lines are the original file's (klp-build adds #line directives to the \
-                 patched copy; new lines continue from the line above them)"
-            } else {
-                "\n  the original source does not build: is --source configured for the target (see its .config)?"
-            };
-            bail!(
-                "compiling the {what} {} failed (make {} in {}):\n    {}{note}\n  full log: {}",
-                objects
-                    .iter()
-                    .map(|o| o.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                objects
-                    .iter()
-                    .map(|o| o.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                target.source.display(),
-                make::excerpt(&diagnostics, 30),
-                log.display()
-            );
-        }
+    let outcome = outcome?;
+    let trace = match (&outcome, std::fs::read(&trace_file)) {
+        (MakeOutcome::Built, Ok(bytes)) => makelog::parse(&String::from_utf8_lossy(&bytes)),
+        _ => None,
+    };
+    Ok((outcome, trace))
+}
+
+/// `original` or `patched`, for messages.
+fn what_of(which: &str) -> &'static str {
+    if which.starts_with("orig") {
+        "original"
+    } else {
+        "patched"
     }
+}
+
+/// The error of a compile that failed, with the compiler's messages; `Ok` when it built.
+fn ensure_built(
+    outcome: MakeOutcome,
+    which: &str,
+    objects: &[PathBuf],
+    target: &Kernel,
+    stage: &Path,
+) -> anyhow::Result<()> {
+    let MakeOutcome::Failed(diagnostics) = outcome else {
+        return Ok(());
+    };
+    let note = if which == "patched" {
+        "\n  line numbers of unchanged lines are the original file's (klp-build adds #line directives to the \
+         patched copy; new lines continue from the line above them)"
+    } else {
+        "\n  the original source does not build: is --source configured for the target (see its .config)?"
+    };
+    let list = objects
+        .iter()
+        .map(|o| o.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    bail!(
+        "compiling the {} {list} failed (make {list} in {}):\n    {}{note}\n  full log: {}",
+        what_of(which),
+        target.source.display(),
+        make::excerpt(&diagnostics, 30),
+        stage.join(format!("make-{which}.log")).display()
+    );
+}
+
+/// Copies each object the tree now holds to `<stage>/<which>/`, with its `.cmd` file (the tree's,
+/// or with `cmd_from` the one already in `<stage>/<cmd_from>/`: a recorded command writes none),
+/// and returns each object's klp object.
+fn collect(
+    target: &Kernel,
+    objects: &[PathBuf],
+    stage: &Path,
+    which: &str,
+    cmd_from: Option<&str>,
+) -> anyhow::Result<Vec<KlpObject>> {
     let mut klp = Vec::new();
     for o in objects {
         let dest = stage.join(which).join(o);
@@ -301,11 +395,13 @@ fn build_once(
             )
         })?;
         let cmd = cmd_file::path_of(o);
-        std::fs::copy(target.source.join(&cmd), stage.join(which).join(&cmd))
-            .with_context(|| format!("copying {}", target.source.join(&cmd).display()))?;
-        klp.push(cmd_file::klp_object(
-            &cmd_file::read(&target.source.join(&cmd))?.command,
-        ));
+        let cmd_src = match cmd_from {
+            Some(from) => stage.join(from).join(&cmd),
+            None => target.source.join(&cmd),
+        };
+        std::fs::copy(&cmd_src, stage.join(which).join(&cmd))
+            .with_context(|| format!("copying {}", cmd_src.display()))?;
+        klp.push(cmd_file::klp_object(&cmd_file::read(&cmd_src)?.command));
     }
     Ok(klp)
 }

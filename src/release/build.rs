@@ -1037,6 +1037,9 @@ impl Child<'_> {
         args.extend(["--name".into(), release.module.clone().into()]);
         args.extend(["--report".into(), "json".into()]);
         args.extend(["-j".into(), make_jobs.to_string().into()]);
+        // A release's compiles go through its compiler launcher, whose statistics are the
+        // report's cache figures: every object is compiled by kbuild (or found by ccache) there.
+        args.push("--no-object-cache".into());
         if let Some(n) = release.replace_set {
             args.extend(["--replace-set".into(), n.to_string().into()]);
         }

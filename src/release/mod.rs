@@ -19,8 +19,6 @@ pub mod scan;
 pub mod spec;
 pub mod target;
 
-use std::path::PathBuf;
-
 /// `klp-build release kernels`: the Debian kernel releases of the suites, one per line.
 pub fn kernels(args: &crate::cli::ReleaseKernelsArgs) -> anyhow::Result<u8> {
     let suites: Vec<String> = if args.suites.is_empty() {
@@ -53,19 +51,4 @@ pub fn kernels(args: &crate::cli::ReleaseKernelsArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// The cache of fetched packages, unpacked trees, build roots and work dirs:
-/// `$KLP_BUILD_CACHE`, else `$XDG_CACHE_HOME/klp-build`, else `~/.cache/klp-build`.
-pub fn cache_dir() -> anyhow::Result<PathBuf> {
-    if let Some(d) = std::env::var_os("KLP_BUILD_CACHE").filter(|d| !d.is_empty()) {
-        return Ok(std::path::absolute(PathBuf::from(d))?);
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(d).join("klp-build"));
-    }
-    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
-        Some(h) => Ok(PathBuf::from(h).join(".cache/klp-build")),
-        None => anyhow::bail!(
-            "no cache directory: set KLP_BUILD_CACHE (or HOME) to a directory klp-build may fill"
-        ),
-    }
-}
+pub use crate::cache::dir as cache_dir;
