@@ -444,3 +444,169 @@ fn identity(tree: &Path, program: &str) -> String {
         Err(e) => format!("unreadable: {}", e.kind()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tree with a source, a header, a makefile and an objtool of its own, and the record of a
+    /// build that read them.
+    fn tree() -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        for (f, text) in [
+            ("a.c", "#include \"a.h\"\nint a(void) { return A; }\n"),
+            ("a.h", "#define A 1\n"),
+            ("Makefile", "obj-y += a.o\n"),
+            ("tools/objtool/objtool", "objtool 1\n"),
+        ] {
+            let p = t.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        t
+    }
+
+    const CMD: &str =
+        "savedcmd_a.o := gcc -Wp,-MMD,./.a.o.d -c -o a.o a.c ; ./tools/objtool/objtool --orc a.o\n\
+        \nsource_a.o := a.c\n\ndeps_a.o := \\\n  a.h \\\n\na.o: $(deps_a.o)\n\n$(deps_a.o):\n";
+
+    fn store(cache: &ObjectCache, key: &BuildKey, object: &[u8]) {
+        let trace = MakeTrace {
+            read: ["Makefile".to_string()].into(),
+            considered: ["a.o".to_string(), "a.c".to_string(), "FORCE".to_string()].into(),
+        };
+        let outputs: BTreeSet<String> = ["a.o".to_string(), ".a.o.cmd".to_string()].into();
+        let inputs: BTreeSet<String> = ["Makefile".to_string()].into();
+        let record = Record {
+            trace: &trace,
+            object,
+            cmd: CMD.as_bytes(),
+            outputs: &outputs,
+            direct: true,
+            make_inputs: &inputs,
+        };
+        cache.store(key, "a.o", &record).unwrap();
+    }
+
+    #[test]
+    fn an_entry_hits_until_one_of_its_inputs_changes() {
+        let t = tree();
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ObjectCache::new(dir.path().join("objects"));
+        let key = BuildKey {
+            tree: t.path().canonicalize().unwrap(),
+            args: vec!["-s".into(), "KCFLAGS=-ffunction-sections".into()],
+        };
+        assert!(cache.lookup(&key, "a.o").unwrap_err().contains("not built"));
+        store(&cache, &key, b"\x7fELF object");
+        let hit = cache.lookup(&key, "a.o").unwrap();
+        assert_eq!(hit.object, b"\x7fELF object");
+        assert_eq!(hit.cmd, CMD.as_bytes());
+        assert!(hit.direct);
+        assert!(hit.make_inputs.contains("Makefile"));
+        // An output of the build (the object in the tree) is no input.
+        std::fs::write(t.path().join("a.o"), "the user's own build").unwrap();
+        assert!(cache.lookup(&key, "a.o").is_ok());
+        // Other make arguments: another entry.
+        let other = BuildKey {
+            args: vec!["-s".into()],
+            ..key.clone()
+        };
+        assert!(cache.lookup(&other, "a.o").is_err());
+        // Each kind of input, changed and put back.
+        for (file, changed) in [
+            ("a.h", "#define A 2\n"),
+            ("a.c", "int a(void) { return 2; }\n"),
+            ("Makefile", "obj-y += a.o b.o\n"),
+            ("tools/objtool/objtool", "objtool 2\n"),
+        ] {
+            let path = t.path().join(file);
+            let before = std::fs::read(&path).unwrap();
+            std::fs::write(&path, changed).unwrap();
+            let why = cache.lookup(&key, "a.o").unwrap_err();
+            assert!(
+                why.contains(file) && why.ends_with("changed"),
+                "{file}: {why}"
+            );
+            std::fs::write(&path, before).unwrap();
+            assert!(cache.lookup(&key, "a.o").is_ok(), "{file} put back");
+        }
+        // A file make considered that did not exist, now there.
+        std::fs::write(t.path().join("FORCE"), "").unwrap();
+        assert_eq!(cache.lookup(&key, "a.o").unwrap_err(), "FORCE changed");
+        std::fs::remove_file(t.path().join("FORCE")).unwrap();
+        // A damaged object is no hit.
+        let entry = std::fs::read_dir(dir.path().join("objects"))
+            .unwrap()
+            .flatten()
+            .find(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .unwrap()
+            .path();
+        std::fs::write(entry.join("object.o"), "garbage").unwrap();
+        assert!(cache.lookup(&key, "a.o").unwrap_err().contains("damaged"));
+        std::fs::write(entry.join("entry.json"), "{").unwrap();
+        assert!(cache
+            .lookup(&key, "a.o")
+            .unwrap_err()
+            .contains("unreadable"));
+    }
+
+    #[test]
+    fn programs_are_the_commands_words_and_plugins() {
+        let t = tree();
+        let tree = t.path().canonicalize().unwrap();
+        std::fs::create_dir_all(tree.join("scripts/gcc-plugins")).unwrap();
+        std::fs::write(tree.join("scripts/gcc-plugins/x.so"), "plugin").unwrap();
+        let p = programs(
+            &tree,
+            "gcc -fplugin=./scripts/gcc-plugins/x.so -c -o a.o a.c ; ./tools/objtool/objtool --orc a.o && \
+             FOO=1 true | /nonexistent/klp-build/tool",
+        );
+        let names: Vec<&str> = p.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "./scripts/gcc-plugins/x.so",
+                "./tools/objtool/objtool",
+                "/nonexistent/klp-build/tool",
+                "gcc",
+                "gcc as",
+                "gcc cc1",
+                "make",
+                "true"
+            ]
+        );
+        assert!(p["./tools/objtool/objtool"].starts_with("sha256:"));
+        assert_eq!(p["/nonexistent/klp-build/tool"], "absent");
+        // gcc's own cc1, found through gcc, by path and inode.
+        assert!(p["gcc cc1"].contains("cc1 size "), "{}", p["gcc cc1"]);
+    }
+
+    #[test]
+    fn kbuild_s_escapes_are_undone_for_the_shell() {
+        assert_eq!(unescape("echo $$x $(pound)y"), "echo $x #y");
+    }
+
+    #[test]
+    fn pruning_removes_the_least_recently_used_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ObjectCache::new(dir.path().to_path_buf());
+        for (name, age) in [("old", 300), ("mid", 200), ("new", 100)] {
+            let e = dir.path().join(name);
+            std::fs::create_dir_all(&e).unwrap();
+            std::fs::write(e.join("object.o"), vec![0u8; 1000]).unwrap();
+            let f = std::fs::File::create(e.join("entry.json")).unwrap();
+            f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(age))
+                .unwrap();
+        }
+        // 3000 bytes against a limit of 2700: pruned to 2025, the oldest entry goes.
+        cache.prune(2700);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["mid", "new"]);
+    }
+}

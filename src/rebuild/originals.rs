@@ -318,3 +318,60 @@ impl Built<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn originals(not_direct: Option<&str>) -> Originals {
+        Originals {
+            klp: vec![KlpObject::Vmlinux],
+            commands: vec![(PathBuf::from("fs/proc/cmdline.o"), "gcc -c".into())],
+            not_direct: not_direct.map(str::to_string),
+            make_inputs: [
+                "fs/proc/Makefile",
+                "arch/x86/entry/syscalls/syscall_64.tbl",
+                "include/linux/sched.h",
+                "arch/x86/kernel/asm-offsets.c",
+            ]
+            .map(String::from)
+            .into(),
+        }
+    }
+
+    #[test]
+    fn only_a_patch_to_the_objects_own_sources_skips_kbuilds_make() {
+        let o = originals(None);
+        let ok =
+            |files: &[&str]| o.direct_for(&files.iter().map(|f| f.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            ok(&[
+                "fs/proc/cmdline.c",
+                "fs/proc/internal.h",
+                "include/linux/new.h"
+            ])
+            .unwrap()
+            .len(),
+            1
+        );
+        for (file, why) in [
+            ("fs/proc/Makefile", "not a C source or header"),
+            (
+                "arch/x86/entry/syscalls/syscall_64.tbl",
+                "not a C source or header",
+            ),
+            ("include/linux/sched.h", "reads for more than these objects"),
+            (
+                "arch/x86/kernel/asm-offsets.c",
+                "reads for more than these objects",
+            ),
+            ("fs/proc/Kconfig", "not a C source or header"),
+        ] {
+            let e = ok(&["fs/proc/cmdline.c", file]).unwrap_err();
+            assert!(e.contains(file) && e.contains(why), "{file}: {e}");
+        }
+        let unproven = originals(Some("unproven"));
+        let e = unproven.direct_for(&["fs/proc/cmdline.c".into()]);
+        assert_eq!(e.unwrap_err(), "unproven");
+    }
+}
