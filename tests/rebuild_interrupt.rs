@@ -3,7 +3,9 @@
 //! source is in the tree and its compiler runs, the parent signals it. The child must exit 130 and
 //! leave the tree byte-identical: the source file (content and mtime) and no object, `.cmd` or
 //! `.d` file. After a SIGKILL the make it started goes on in its own process group; the next run
-//! must stop it before replaying the journal, and build again. And Ctrl-C while the real binary
+//! must stop it before replaying the journal, and build again. The same holds when the patched
+//! object is compiled by kbuild's recorded command (a child with an object cache). And Ctrl-C
+//! while the real binary
 //! links the module must stop that make too and exit 130.
 
 mod support;
@@ -14,6 +16,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CHILD_ENV: &str = "KLP_BUILD_INTERRUPT_CHILD_WORK";
+/// Set for a child that builds with an object cache (there): its patched object is compiled by
+/// kbuild's recorded command, through a makefile of klp-build's own, not by kbuild's make.
+const CHILD_CACHE_ENV: &str = "KLP_BUILD_INTERRUPT_CHILD_CACHE";
 const FILES: [&str; 5] = [
     ".missing-syscalls.d",
     "fs/proc/cmdline.c",
@@ -46,7 +51,16 @@ enum Signal {
     KillThenRecover,
 }
 
-fn interrupted_build_restores_the_tree(test: &str, signal: Signal) {
+/// How the child compiles the patched object.
+#[derive(Clone, Copy, PartialEq)]
+enum Patched {
+    /// kbuild's make (no object cache).
+    ByMake,
+    /// kbuild's recorded command (an object cache, empty: the original is built and proven).
+    ByRecordedCommand,
+}
+
+fn interrupted_build_restores_the_tree(test: &str, signal: Signal, patched: Patched) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(lab) = support::lab(test) else {
         return;
@@ -63,6 +77,14 @@ fn interrupted_build_restores_the_tree(test: &str, signal: Signal) {
             "--test-threads=1",
         ])
         .env(CHILD_ENV, work.path().join("w"))
+        .env(
+            CHILD_CACHE_ENV,
+            if patched == Patched::ByRecordedCommand {
+                work.path().join("cache").into_os_string()
+            } else {
+                std::ffi::OsString::new()
+            },
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&stderr_file).unwrap())
@@ -103,6 +125,12 @@ fn interrupted_build_restores_the_tree(test: &str, signal: Signal) {
         std::thread::sleep(Duration::from_millis(5));
     };
     let swapped_for = Instant::now();
+    // The compile that was signalled is the one the test is about.
+    assert_eq!(
+        work.path().join("w/2-rebuild/make-patched.mk").exists(),
+        patched == Patched::ByRecordedCommand,
+        "the patched object is compiled by kbuild's make only without an object cache"
+    );
     // SAFETY: kill(2) on the child we spawned (or its process group, which it leads).
     match signal {
         Signal::IntToGroup => unsafe { libc::kill(-pid, libc::SIGINT) },
@@ -196,6 +224,7 @@ fn sigint_to_the_process_group_restores_the_tree() {
     interrupted_build_restores_the_tree(
         "sigint_to_the_process_group_restores_the_tree",
         Signal::IntToGroup,
+        Patched::ByMake,
     );
 }
 
@@ -204,6 +233,7 @@ fn sigterm_to_the_process_alone_restores_the_tree() {
     interrupted_build_restores_the_tree(
         "sigterm_to_the_process_alone_restores_the_tree",
         Signal::TermToProcess,
+        Patched::ByMake,
     );
 }
 
@@ -212,6 +242,25 @@ fn sigkill_leaves_a_journal_that_the_next_run_replays() {
     interrupted_build_restores_the_tree(
         "sigkill_leaves_a_journal_that_the_next_run_replays",
         Signal::KillThenRecover,
+        Patched::ByMake,
+    );
+}
+
+#[test]
+fn sigint_during_a_recorded_command_restores_the_tree() {
+    interrupted_build_restores_the_tree(
+        "sigint_during_a_recorded_command_restores_the_tree",
+        Signal::IntToGroup,
+        Patched::ByRecordedCommand,
+    );
+}
+
+#[test]
+fn sigkill_during_a_recorded_command_leaves_a_journal_that_the_next_run_replays() {
+    interrupted_build_restores_the_tree(
+        "sigkill_during_a_recorded_command_leaves_a_journal_that_the_next_run_replays",
+        Signal::KillThenRecover,
+        Patched::ByRecordedCommand,
     );
 }
 
@@ -231,11 +280,14 @@ fn child_process_entry() {
         &mut klp_build::progress::Quiet,
     )
     .unwrap();
+    let cache = std::env::var_os(CHILD_CACHE_ENV)
+        .filter(|c| !c.is_empty())
+        .map(|c| klp_build::rebuild::ObjectCache::new(c.into()));
     match klp_build::rebuild::run(
         &t,
         &set,
         &work.join("2-rebuild"),
-        None,
+        cache.as_ref(),
         &mut klp_build::progress::Quiet,
     ) {
         Ok(b) => panic!(

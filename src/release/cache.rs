@@ -127,7 +127,14 @@ pub fn list(cache: &Path) -> anyhow::Result<Vec<Entry>> {
             });
         }
     }
-    for store in ["ccache", "objects", "patches", "launcher", "debian/debs", "debian/apt"] {
+    for store in [
+        "ccache",
+        "objects",
+        "patches",
+        "launcher",
+        "debian/debs",
+        "debian/apt",
+    ] {
         let d = cache.join(store);
         if d.is_dir() {
             out.push(Entry {
