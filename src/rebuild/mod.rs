@@ -181,41 +181,27 @@ pub fn run(
         .iter()
         .map(|f| cmd_file::normalize(&f.to_string_lossy()))
         .collect();
-    let patched_objects = match origs.direct_for(&touched) {
+    // A recorded command writes no `.cmd` file: the patched object's is the original's.
+    let (how, cmd_from) = match origs.direct_for(&touched) {
         Ok(commands) => {
             progress.detail(
                 "compiling the patched objects with kbuild's recorded commands (the patch touches no input of \
                  kbuild's make besides their sources)",
             );
-            let outcome = compile(
-                target,
-                &mut guard,
-                &objects,
-                &stage,
-                "patched",
-                How::Direct(commands),
-                progress,
-            )?;
-            ensure_built(outcome.0, "patched", &objects, target, &stage)?;
-            collect(target, &objects, &stage, "patched", Some("orig"))?
+            (How::Direct(commands), Some("orig"))
         }
         Err(why) => {
             progress.detail(&format!(
                 "compiling the patched objects with kbuild's make: {why}"
             ));
-            let outcome = compile(
-                target,
-                &mut guard,
-                &objects,
-                &stage,
-                "patched",
-                How::Make { record: false },
-                progress,
-            )?;
-            ensure_built(outcome.0, "patched", &objects, target, &stage)?;
-            collect(target, &objects, &stage, "patched", None)?
+            (How::Make { record: false }, None)
         }
     };
+    let (outcome, _) = compile(
+        target, &mut guard, &objects, &stage, "patched", how, progress,
+    )?;
+    ensure_built(outcome, "patched", &objects, target, &stage)?;
+    let patched_objects = collect(target, &objects, &stage, "patched", cmd_from)?;
     guard
         .restore()
         .with_context(|| format!("restoring {}", target.source.display()))?;
