@@ -395,8 +395,15 @@ fn programs(tree: &Path, command: &str) -> BTreeMap<String, String> {
         .collect();
     for cc in compilers {
         for part in ["cc1", "as"] {
-            let found = std::process::Command::new(&cc)
+            // A compiler named by a relative path is the tree's, as for kbuild.
+            let program = if cc.contains('/') && !cc.starts_with('/') {
+                tree.join(&cc)
+            } else {
+                PathBuf::from(&cc)
+            };
+            let found = std::process::Command::new(program)
                 .arg(format!("-print-prog-name={part}"))
+                .current_dir(tree)
                 .stdin(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .output()
