@@ -32,7 +32,10 @@ fn main() -> ExitCode {
         Ok(code) => code.into(),
         Err(e) => {
             if !present::is_quiet(&e) {
-                eprintln!("klp-build: error: {e:#}");
+                eprintln!(
+                    "klp-build: error: {}",
+                    klp_build::text::message(&format!("{e:#}"))
+                );
             }
             present::exit_code_of(&e).into()
         }

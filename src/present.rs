@@ -104,19 +104,19 @@ impl Progress for StderrProgress {
 
     fn note(&mut self, message: &str) {
         if self.verbosity > Verbosity::Quiet {
-            eprintln!("klp-build: {message}");
+            eprintln!("klp-build: {}", crate::text::message(message));
         }
     }
 
     fn command(&mut self, line: &str) {
         if self.verbosity == Verbosity::Verbose {
-            eprintln!("klp-build: run: {line}");
+            eprintln!("klp-build: run: {}", crate::text::message(line));
         }
     }
 
     fn detail(&mut self, message: &str) {
         if self.verbosity == Verbosity::Verbose {
-            eprintln!("klp-build: {message}");
+            eprintln!("klp-build: {}", crate::text::message(message));
         }
     }
 }

@@ -19,22 +19,42 @@ pub fn field_max(s: &str, max: usize) -> String {
             out.push_str(&format!("… ({} bytes)", s.len()));
             return out;
         }
+        push_escaped(&mut out, c);
+    }
+    out
+}
+
+/// Pushes `c`, or its escape when it is a control character (see [`field_max`]).
+fn push_escaped(out: &mut String, c: char) {
+    match c {
+        '\x1b' => out.push_str("\\e"),
+        '\r' => out.push_str("\\r"),
+        '\n' => out.push_str("\\n"),
+        '\t' => out.push_str("\\t"),
+        c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        }
+        '\u{80}'..='\u{9f}'
+        | '\u{200e}'
+        | '\u{200f}'
+        | '\u{202a}'..='\u{202e}'
+        | '\u{2066}'..='\u{2069}' => {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        }
+        c => out.push(c),
+    }
+}
+
+/// A message of klp-build's own for stderr (a note, a command line) that quotes names from the
+/// tree, a patch or a tool: its lines and tabs kept, every other control character escaped as
+/// in [`field_max`], nothing cut. A patch that creates `fs/proc/\x1b[2Jx.c` must not clear the
+/// terminal of whoever runs `-v`.
+pub fn message(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
         match c {
-            '\x1b' => out.push_str("\\e"),
-            '\r' => out.push_str("\\r"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            '\u{80}'..='\u{9f}'
-            | '\u{200e}'
-            | '\u{200f}'
-            | '\u{202a}'..='\u{202e}'
-            | '\u{2066}'..='\u{2069}' => {
-                out.push_str(&format!("\\u{{{:x}}}", c as u32));
-            }
-            c => out.push(c),
+            '\n' | '\t' => out.push(c),
+            c => push_escaped(&mut out, c),
         }
     }
     out
@@ -73,5 +93,16 @@ mod tests {
             "verify x: FAIL\n      \\e[31mWARNING\\r forged\n  fail: tab\\there\n"
         );
         assert_eq!(escape_lines(&once), once);
+    }
+
+    /// A message keeps its lines and tabs and its length; other controls are escaped.
+    #[test]
+    fn a_message_escapes_controls_but_keeps_lines_and_tabs() {
+        let long = "x".repeat(2000);
+        assert_eq!(message(&long), long);
+        assert_eq!(
+            message("fs/proc/\x1b[2Ja.c changed\n\tnext\r\u{202e}"),
+            "fs/proc/\\e[2Ja.c changed\n\tnext\\r\\u{202e}"
+        );
     }
 }

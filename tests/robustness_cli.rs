@@ -762,3 +762,23 @@ fn verify_quiet_says_only_the_error() {
         "{lines:?}"
     );
 }
+
+/// A name with control characters (here an ESC sequence that would clear the screen) reaches
+/// stderr escaped, in an error as in a note: the message still names it, readably.
+#[test]
+fn control_characters_in_names_reach_stderr_escaped() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run(
+        d.path(),
+        &[
+            os("--diff"),
+            os("fix\x1b[2J.patch"),
+            os("--source"),
+            d.path().as_os_str(),
+        ],
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("--diff fix\\e[2J.patch"), "{err}");
+    assert!(!err.contains('\x1b'), "raw ESC on stderr: {err:?}");
+}
