@@ -9,7 +9,6 @@
 //! code, so anything unreadable or unknown is a miss.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
@@ -204,8 +203,10 @@ impl ObjectCache {
     pub fn store(&self, key: &BuildKey, object: &str, rec: &Record) -> anyhow::Result<()> {
         let cmd_text = String::from_utf8_lossy(rec.cmd);
         let parsed = super::cmd_file::parse(&cmd_text);
-        let command = super::direct::recorded(&cmd_text)
-            .with_context(|| format!("the .cmd file of {object} has no command"))?;
+        let command = unescape(
+            &super::direct::recorded(&cmd_text)
+                .with_context(|| format!("the .cmd file of {object} has no command"))?,
+        );
         let mut names: BTreeSet<&str> = rec.trace.read.iter().map(String::as_str).collect();
         names.extend(rec.trace.considered.iter().map(String::as_str));
         names.extend(parsed.deps.iter().map(String::as_str));
@@ -220,8 +221,8 @@ impl ObjectCache {
             tool: env!("CARGO_PKG_VERSION").into(),
             object: object.into(),
             files,
-            programs: programs(&key.tree, &unescape(&command)),
-            command: unescape(&command),
+            programs: programs(&key.tree, &command),
+            command,
             make_inputs: rec.make_inputs.clone(),
             direct: rec.direct,
             object_sha256: hex(&Sha256::digest(rec.object)),
@@ -341,16 +342,8 @@ fn fingerprint(tree: &Path, file: &str) -> String {
 }
 
 fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
+    std::io::copy(&mut std::fs::File::open(path)?, &mut h)?;
     Ok(hex(&h.finalize()))
 }
 
