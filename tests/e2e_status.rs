@@ -77,7 +77,8 @@ fn binary_and_libraries(d: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// The JSON between `<tag>-BEGIN` and `<tag>-END` on the console.
+/// The JSON between `<tag>-BEGIN` and `<tag>-END` on the console (lib.sh's `framed`, which holds
+/// the kernel's console messages back meanwhile, so every line between is the report's).
 fn section(log: &str, tag: &str) -> serde_json::Value {
     let begin = format!("{tag}-BEGIN");
     let end = format!("{tag}-END");
@@ -86,7 +87,6 @@ fn section(log: &str, tag: &str) -> serde_json::Value {
         .skip_while(|l| l.trim() != begin)
         .skip(1)
         .take_while(|l| l.trim() != end)
-        .filter(|l| !l.starts_with('['))
         .collect::<Vec<_>>()
         .join("\n");
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{tag}: not JSON ({e}):\n{text}\n{log}"))
@@ -122,17 +122,13 @@ fn status_in_the_guest_lists_the_enabled_patches_and_predicts_what_the_kernel_th
 kb() { /modules/ld-linux-x86-64.so.2 --library-path /modules /modules/klp-build "$@"; }
 load_patch livepatch-cmdline
 load_patch livepatch-proc-tty
-echo STATUS-BEGIN
-kb status /modules/livepatch-ksysfs.ko --modules /modules --report json || true
-echo STATUS-END
+framed STATUS kb status /modules/livepatch-ksysfs.ko --modules /modules --report json || true
 load_patch livepatch-ksysfs
 # The replaced patches leave sysfs once the kernel has freed them.
 i=0
 while [ "$(ls /sys/kernel/livepatch | wc -l)" != 1 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 echo "AFTER: $(ls /sys/kernel/livepatch | tr '\n' ' ')"
-echo STATUS2-BEGIN
-kb status --modules /modules --report json
-echo STATUS2-END
+framed STATUS2 kb status --modules /modules --report json
 "#;
     let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     let boot = support::boot(lab, "status", &refs, &script).unwrap();
@@ -231,9 +227,7 @@ fn status_on_the_reference_kernel_predicts_a_replace_within_one_set_beside_anoth
 kb() { /modules/ld-linux-x86-64.so.2 --library-path /modules /modules/klp-build "$@"; }
 load_patch livepatch-cmdline
 load_patch livepatch-ksysfs
-echo STATUS-BEGIN
-kb status /modules/livepatch-proc-tty.ko --modules /modules --report json || true
-echo STATUS-END
+framed STATUS kb status /modules/livepatch-proc-tty.ko --modules /modules --report json || true
 load_patch livepatch-proc-tty
 i=0
 while [ "$(ls /sys/kernel/livepatch | wc -l)" != 2 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done

@@ -4,6 +4,24 @@
 fail() { echo "E2E-FAIL: $*"; exit 1; }
 step() { echo "E2E-STEP: $*"; }
 
+# Runs "$@" and prints its stdout between "$1-BEGIN" and "$1-END" (the tag comes first) with the
+# kernel's console messages held back (they stay in dmesg), so that no kernel line lands inside
+# output a test parses: the reference kernel prints without timestamps, and its "clocksource:
+# Switched to clocksource tsc" once came in the middle of a JSON report. Returns "$@"'s status.
+framed() {
+    _tag=$1
+    shift
+    _rc=0
+    "$@" > /tmp/framed.out || _rc=$?
+    _level=$(cut -f1 /proc/sys/kernel/printk 2>/dev/null || echo 7)
+    dmesg -n 1
+    echo "$_tag-BEGIN"
+    cat /tmp/framed.out
+    echo "$_tag-END"
+    dmesg -n "$_level"
+    return $_rc
+}
+
 # Waits until the livepatch $1 (sysfs name) has finished its transition.
 wait_transition() {
     i=0
